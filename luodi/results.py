@@ -87,6 +87,8 @@ def write_results(
 
 def _fmt(value: Any) -> str:
     if isinstance(value, float):
+        if 0 < abs(value) < 1:
+            return f"{value:.4f}"  # small rates (e.g. a 0.0167 % fallback) must not round to 0.02
         return f"{value:.2f}" if abs(value) < 1e6 else f"{value:.3g}"
     if isinstance(value, int):
         return f"{value:,}"
