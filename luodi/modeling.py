@@ -137,24 +137,18 @@ class TokenClassifier(TaskModel):
 
 
 @dataclasses.dataclass
-class SequenceClassifierConfig(TaskConfig):
-    num_labels: int = 2
-    dropout: float = 0.1
+class SequenceClassifierConfig(TokenClassifierConfig):
+    pass
 
 
-class SequenceClassifier(TaskModel):
-    """Encoder + a linear layer on the first (<s>) position."""
+class SequenceClassifier(TokenClassifier):
+    """Encoder + a linear layer on the first (<s>) position; same parts as ``TokenClassifier``."""
 
     config_class = SequenceClassifierConfig
 
-    def __init__(self, config: SequenceClassifierConfig, encoder: nn.Module | None = None) -> None:
-        super().__init__(config, encoder)
-        self.dropout = nn.Dropout(config.dropout)
-        self.classifier = nn.Linear(self.hidden_size, config.num_labels)
-
     def forward(self, input_ids, attention_mask, labels=None, **_) -> dict[str, torch.Tensor]:
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        logits = self.classifier(self.dropout(hidden[:, 0]))
+        logits = self.classifier(self.dropout(hidden[:, 0]))  # (batch, labels)
         out = {"logits": logits}
         if labels is not None:
             out["loss"] = nn.functional.cross_entropy(logits, labels)

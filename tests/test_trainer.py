@@ -77,3 +77,12 @@ def test_load_model_refuses_foreign_modules(tmp_path: Path):
         assert "non-luodi module" in str(err)
     else:
         raise AssertionError("load_model imported a class outside luodi")
+
+
+def test_sequence_classifier_shapes_and_loss():
+    from luodi.modeling import SequenceClassifier, SequenceClassifierConfig
+
+    model = SequenceClassifier(SequenceClassifierConfig(encoder=tiny_encoder_config(40), num_labels=3))
+    ids = torch.randint(5, 40, (4, 7))
+    out = model(input_ids=ids, attention_mask=torch.ones_like(ids), labels=torch.tensor([0, 1, 2, 0]))
+    assert out["logits"].shape == (4, 3) and out["loss"].item() > 0
