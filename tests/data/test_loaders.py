@@ -1,11 +1,17 @@
-"""Loader sizes match SOURCES.md, the fixed splits hold, and bad lines are reported by file and line."""
+"""The loaders of luodi.data: sizes and fixed splits match SOURCES.md on the real data (skipped when the
+data root is missing), slot tags round-trip, and malformed input is reported by file and line."""
 
+from __future__ import annotations
+
+import re
 from pathlib import Path
 
 import pytest
 
 from luodi.data import (
     DataFormatError,
+    Pair,
+    Slot,
     load_cais,
     load_chatterbot,
     load_lccc_multiturn,
@@ -16,75 +22,292 @@ from luodi.data import (
     load_pairs,
     load_pku1998,
     load_pku_test,
+    load_sighan_gold,
+    load_training_words,
+    load_weibo,
+    nlpcc_session_split,
+    parse_slot_markup,
+    sighan_paths,
     similarity_split,
+    spans_to_bioes,
+    unspace,
 )
-from luodi.data.dialogue import unspace
-from luodi.data.intent import parse_slot_markup
 
 
-def test_cws_sizes_and_splits(data_root):
-    train, dev = load_pku1998("train"), load_pku1998("dev")
-    assert len(train) + len(dev) == 19484 and len(dev) == 1000
-    assert train[0][:3] == ["迈向", "充满", "希望"] and all("/" not in w for w in train[0])
-    assert [len(load_msr(s)) for s in ("train", "dev", "test")] == [2985, 500, 500]
-    assert sum(map(len, load_pku_test())) == 104372
+def _spans(tags: tuple[str, ...]) -> list[tuple[str, int, int]]:
+    """Well-formed BIOES -> (type, start, end): a local inverse, independent of the code under test."""
+    spans, start = [], 0
+    for i, tag in enumerate(tags):
+        if tag[0] in "BS":
+            start = i
+        if tag[0] in "ES":
+            spans.append((tag[2:], start, i + 1))
+    return spans
 
 
-def test_intent_sizes_session_split_and_tags(data_root):
-    assert [len(load_cais(s)) for s in ("train", "valid", "test")] == [7995, 994, 1012]
-    example = load_cais("train")[0]
-    assert len(example.tags) == len(example.text) and example.intent == "PlayMusic"
-    train, dev = load_nlpcc2018("train"), load_nlpcc2018("dev")
-    assert len(train) + len(dev) == 21352
+def _markup(text: str, slots: tuple[Slot, ...], tags: tuple[str, ...]) -> str:
+    """Rebuild NLPCC markup from the *tags* (spans) and the slots' normalised values."""
+    out, pos = [], 0
+    for (name, start, end), slot in zip(_spans(tags), slots, strict=True):
+        heard = text[start:end]
+        value = heard if slot.value == heard else f"{heard}||{slot.value}"
+        out += [text[pos:start], f"<{name}>{value}</{name}>"]
+        pos = end
+    return "".join([*out, text[pos:]])
+
+
+# --- the real data --------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def nlpcc(data_root):
+    return {split: load_nlpcc2018(split) for split in ("train", "dev", "all")}
+
+
+def test_pku1998_paragraphs_and_dev_split(data_root):
+    train, dev, everything = load_pku1998("train"), load_pku1998("dev"), load_pku1998("all")
+    assert (len(train), len(dev), len(everything)) == (18484, 1000, 19484)
+    assert train + dev == everything
+    assert sum(map(len, everything)) == 1121447
+    assert everything[0][:3] == ["迈向", "充满", "希望"]
+    assert not any("/" in w or "[" in w or not w for words in everything for w in words)
+
+
+def test_sighan_msr_weibo(data_root):
+    splits = [load_msr(s) for s in ("train", "dev", "test")]
+    assert [len(s) for s in splits] == [2985, 500, 500]
+    assert splits[0] + splits[1] + splits[2] == load_sighan_gold("msr")
+    assert sum(len(words) for split in splits for words in split) == 106873
+    pku = load_pku_test()
+    assert (len(pku), sum(map(len, pku))) == (1944, 104372)  # 1,945 lines: the last is blank
+    weibo = load_weibo()
+    assert (len(weibo), sum(map(len, weibo))) == (20135, 421161)
+    assert (len(load_training_words("pku")), len(load_training_words("msr"))) == (55303, 88119)
+    assert all(p.is_file() for p in sighan_paths().values())
+
+
+def test_cais_sizes_tags_and_slots(data_root):
+    splits = {s: load_cais(s) for s in ("train", "valid", "test")}
+    assert {s: len(v) for s, v in splits.items()} == {"train": 7995, "valid": 994, "test": 1012}
+    assert len({e.intent for e in splits["train"]}) == 13
+    first = splits["train"][0]
+    assert (first.text, first.intent) == ("我要听吴雨霏的歌", "PlayMusic")
+    assert first.slots == (Slot("singer_name", 3, 6, "吴雨霏"),)
+    for examples in splits.values():
+        for e in examples:
+            assert len(e.tags) == len(e.text) and e.session is None
+            assert list(e.tags) == spans_to_bioes(len(e.text), [(s.type, s.start, s.end) for s in e.slots])
+    assert any(" " in e.text for e in splits["train"])  # a space is a character too ("  O" lines)
+
+
+def test_nlpcc_session_split(nlpcc):
+    train, dev, everything = nlpcc["train"], nlpcc["dev"], nlpcc["all"]
+    assert len(everything) == 21352 and len(train) + len(dev) == len(everything)
+    assert len({e.session for e in everything}) == 4705
     assert not {e.session for e in train} & {e.session for e in dev}
-    assert 0.07 < len(dev) / (len(train) + len(dev)) < 0.13
-    assert {"singer", "song"} <= set(load_lexicons())
+    assert 0.08 < len(dev) / len(everything) < 0.12
+    assert all(nlpcc_session_split(e.session) == "dev" for e in dev)
+    assert len({e.intent for e in everything}) == 11
 
 
-def test_slot_markup_round_trip():
-    text, spans = parse_slot_markup("播放<singer>英文文||于文文</singer>的<song>体验</song>")
-    assert text == "播放英文文的体验" and spans == [("singer", 2, 5), ("song", 6, 8)]
+def test_nlpcc_tags_reconstruct_the_markup(nlpcc, data_root):
+    lines = (data_root / "intent/nlpcc2018/train.txt").read_text(encoding="utf-8").split("\n")
+    markups = [line.split("\t")[3] for line in lines if line.strip()]
+    examples = nlpcc["all"]
+    assert len(markups) == len(examples)
+    for example, markup in zip(examples, markups, strict=True):
+        assert len(example.tags) == len(example.text)
+        assert _markup(example.text, example.slots, example.tags) == markup
+    assert (
+        sum("||" in s.value or s.value != e.text[s.start : s.end] for e in examples for s in e.slots) == 306
+    )
 
 
-def test_similarity_and_dialogue(data_root):
-    train = similarity_split("train")
-    assert {k: len(v) for k, v in train.items()} == {
-        "afqmc_train": 34334,
-        "lcqmc_dev": 8802,
-        "oppo_train": 8000,
+def test_lexicons(data_root):
+    lexicons = load_lexicons()
+    assert len(lexicons) == 12 and (len(lexicons["singer"]), len(lexicons["song"])) == (2667, 6870)
+    assert all(entry and entry == entry.strip() for entries in lexicons.values() for entry in entries)
+    assert list(load_lexicons(["style"])) == ["style"]
+    with pytest.raises(FileNotFoundError, match="LUODI_DATA"):
+        load_lexicons(["no_such_lexicon"])
+
+
+def test_similarity_split_composition(data_root):
+    sizes = {s: {k: len(v) for k, v in similarity_split(s).items()} for s in ("train", "dev", "test")}
+    assert sizes == {
+        "train": {"afqmc": 34334, "lcqmc": 8802, "oppo": 8000},
+        "dev": {"oppo": 2000, "afqmc": 4316},
+        "test": {"lcqmc": 12500, "pawsx": 2000},
     }
-    assert len(similarity_split("dev")["oppo_dev"]) == 2000 and len(load_pairs("pawsx_dev")) == 2000
-    assert len(load_lccc_pairs("train")) == 10000 and len(load_lccc_multiturn("test")) == 200
-    assert len(load_chatterbot()) > 400
-    assert unspace("播 放 hello world 吧") == "播放hello world吧"
+    oppo = load_pairs("oppo_dev")
+    assert len(oppo) == 10000
+    assert similarity_split("train")["oppo"] == oppo[:8000] and similarity_split("dev")["oppo"] == oppo[8000:]
+    pawsx = load_pairs("pawsx_dev")
+    assert pawsx[0].a.startswith("Four Rivers") and pawsx[0].label == 1  # header and id column dropped
+    assert {p.label for p in pawsx} == {0, 1}
 
 
-def _write(root: Path, rel: str, text: str) -> None:
+def test_dialogue(data_root):
+    train, valid = load_lccc_pairs("train"), load_lccc_pairs("valid")
+    assert (len(train), len(valid)) == (10000, 2000)  # valid has no final newline: wc -l says 1,999
+    assert train[0][0].startswith("为什么听一面之辞就相信？")
+    assert not any(" " in text for pair in train + valid for text in pair)
+    assert any("party" in post for post, _ in valid)
+    assert [len(load_lccc_multiturn(s)) for s in ("train", "valid", "test")] == [1000, 200, 200]
+    pairs = load_chatterbot()
+    assert (
+        len(pairs) == 552 and ("什么是ai", "人工智能是工程和科学的分支,致力于构建具有思维的机器。") in pairs
+    )
+    assert all(q and a and q == q.strip() and a == a.strip() for q, a in pairs)
+
+
+# --- pure functions ---------------------------------------------------------------------------------------
+
+
+def test_spans_to_bioes():
+    assert spans_to_bioes(6, [("a", 0, 1), ("b", 2, 5)]) == ["S-a", "O", "B-b", "I-b", "E-b", "O"]
+    assert spans_to_bioes(3, [("a", 0, 2)]) == ["B-a", "E-a", "O"]
+    for bad in ([("a", 1, 1)], [("a", 2, 4)], [("a", 0, 2), ("b", 1, 3)]):
+        with pytest.raises(ValueError):
+            spans_to_bioes(3, bad)
+
+
+def test_parse_slot_markup():
+    text, slots = parse_slot_markup("播放<singer>英文文||于文文</singer>的<song>体验</song>")
+    assert text == "播放英文文的体验"
+    assert slots == [Slot("singer", 2, 5, "于文文"), Slot("song", 6, 8, "体验")]
+    assert parse_slot_markup("取消") == ("取消", [])
+    for bad in ("<a>x", "x</a>", "<a>x</b>", "<a><b>x</b></a>", "<a></a>", "<a>||y</a>", "<a b>x</a b>"):
+        with pytest.raises(ValueError):
+            parse_slot_markup(bad)
+
+
+def test_unspace():
+    assert unspace("播 放 p a r t y 吧") == "播放party吧"
+    assert unspace("2 0 1 8 年 ， O K") == "2018年，OK"
+    assert unspace("hello world 你 好") == "hello world你好"  # text not split per character keeps its spaces
+    assert unspace("  ") == ""
+
+
+# --- malformed input: a small bad copy of one file under tmp_path -------------------------------------------
+
+
+def _write(root: Path, rel: str, text: str | bytes) -> None:
     path = root / rel
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
+    path.write_bytes(text if isinstance(text, bytes) else text.encode("utf-8"))
 
 
-def test_malformed_lines_name_file_and_line(tmp_path):
-    _write(tmp_path, "intent/cais/train.bioes", "我 O\n要 O\n\n听 X-bad\n")
-    _write(tmp_path, "intent/cais/train.intent", "A\nB\n")
-    with pytest.raises(DataFormatError, match=r"train\.bioes:4: expected 'char TAG'"):
-        load_cais("train", root=tmp_path)
-    _write(tmp_path, "intent/cais/valid.bioes", "我 O\n")
-    _write(tmp_path, "intent/cais/valid.intent", "A\nB\n")
-    with pytest.raises(DataFormatError, match=r"valid\.intent:2: 2 intent labels for 1 utterances"):
-        load_cais("valid", root=tmp_path)
-    _write(tmp_path, "intent/nlpcc2018/train.txt", "1\t放歌\tmusic.play\t放歌\n2\t放歌\tmusic.play\n")
-    with pytest.raises(DataFormatError, match=r"train\.txt:2: expected 4 tab-separated fields"):
-        load_nlpcc2018("all", root=tmp_path)
-    _write(tmp_path, "similarity/lcqmc_test.txt", "a\tb\t1\nc\td\tyes\n")
-    with pytest.raises(DataFormatError, match=r"lcqmc_test\.txt:2: label must be 0 or 1"):
-        load_pairs("lcqmc_test", root=tmp_path)
-    _write(tmp_path, "cws/pku1998/199801.txt", "迈向/v  充满/v\n希望\n")
-    with pytest.raises(DataFormatError, match=r"199801\.txt:2: expected 'word/POS'"):
-        load_pku1998("all", root=tmp_path)
-    _write(tmp_path, "dialogue/lccc_toy_train.txt", "你 好\t好\n只有一列\n")
-    with pytest.raises(DataFormatError, match=r"lccc_toy_train\.txt:2"):
-        load_lccc_pairs("train", root=tmp_path)
-    with pytest.raises(FileNotFoundError, match="LUODI_DATA"):
-        load_msr("test", root=tmp_path)
+def _load(name: str, root: Path):
+    """Call one loader by a short name."""
+    return {
+        "pku1998": lambda: load_pku1998("all", root),
+        "msr": lambda: load_msr("train", root),
+        "cais": lambda: load_cais("train", root),
+        "nlpcc": lambda: load_nlpcc2018("all", root),
+        "lcqmc": lambda: load_pairs("lcqmc_test", root),
+        "pawsx": lambda: load_pairs("pawsx_dev", root),
+        "oppo": lambda: similarity_split("dev", root),
+        "lccc": lambda: load_lccc_pairs("train", root),
+        "multiturn": lambda: load_lccc_multiturn("train", root),
+        "chatterbot": lambda: load_chatterbot(root),
+        "weibo": lambda: load_weibo(root),
+    }[name]()
+
+
+CAIS_INTENTS = "intent/cais/train.intent"
+CAIS_TAGS = "intent/cais/train.bioes"
+GOOD_CAIS_TAGS = "我 O\n要 O\n\n听 B-song\n歌 E-song\n"
+NLPCC = "intent/nlpcc2018/train.txt"
+YML = "dialogue/chatterbot_zh/a.yml"
+
+MALFORMED = {
+    # case: (loader, {file: content}, file named in the error, line, words of the problem)
+    "pos missing": ("pku1998", {"cws/pku1998/199801.txt": "迈向/v  充满/v\n\n希望  的/u\n"}, "199801.txt", 3, "word/POS"),
+    "pos empty": ("pku1998", {"cws/pku1998/199801.txt": "迈向/v  充满/\n"}, "199801.txt", 1, "word/POS"),
+    "msr short": ("msr", {"cws/sighan2005/msr_test_gold.utf8": "扬帆  远东\n"}, "msr_test_gold.utf8", 1, "3985"),
+    "not utf-8": ("weibo", {"cws/weibo/train.txt": b"ok\n\xff\xfe\n"}, "train.txt", 2, "UTF-8"),
+    "cais bad tag": ("cais", {CAIS_TAGS: "我 O\n要 O\n\n听 X-bad\n", CAIS_INTENTS: "A\nB\n"}, "train.bioes", 4, "char TAG"),
+    "cais no tag": ("cais", {CAIS_TAGS: "我 O\n要\n", CAIS_INTENTS: "A\n"}, "train.bioes", 2, "char TAG"),
+    "cais two chars": ("cais", {CAIS_TAGS: "我要 O\n", CAIS_INTENTS: "A\n"}, "train.bioes", 1, "char TAG"),
+    "cais I without B": ("cais", {CAIS_TAGS: "我 O\n\n要 O\n听 I-song\n", CAIS_INTENTS: "A\nB\n"}, "train.bioes", 4, "outside a span"),
+    "cais type change": ("cais", {CAIS_TAGS: "听 B-song\n歌 E-singer\n", CAIS_INTENTS: "A\n"}, "train.bioes", 2, "not closed"),
+    "cais open span": ("cais", {CAIS_TAGS: "我 O\n\n听 O\n歌 B-song\n\n", CAIS_INTENTS: "A\nB\n"}, "train.bioes", 4, "ends inside"),
+    "cais few labels": ("cais", {CAIS_TAGS: GOOD_CAIS_TAGS, CAIS_INTENTS: "A\n"}, "train.intent", 2, "1 intent labels for 2"),
+    "cais many labels": ("cais", {CAIS_TAGS: GOOD_CAIS_TAGS, CAIS_INTENTS: "A\nB\nC\n"}, "train.intent", 3, "3 intent labels for 2"),
+    "cais empty label": ("cais", {CAIS_TAGS: GOOD_CAIS_TAGS, CAIS_INTENTS: "A\n\n"}, "train.intent", 2, "one intent label"),
+    "nlpcc 3 fields": ("nlpcc", {NLPCC: "1\t放歌\tmusic.play\t放歌\n\n2\t放歌\tmusic.play\n"}, "train.txt", 3, "4 tab-separated"),
+    "nlpcc spelling": ("nlpcc", {NLPCC: "1\t放歌\tmusic.play\t放<song>歌</song>\n1\t放歌\tx\t放<song>哥</song>\n"}, "train.txt", 2, "does not spell"),
+    "nlpcc unclosed": ("nlpcc", {NLPCC: "\n\n1\t放歌\tmusic.play\t放<song>歌\n"}, "train.txt", 3, "never closed"),
+    "nlpcc empty intent": ("nlpcc", {NLPCC: "1\t放歌\t\t放歌\n"}, "train.txt", 1, "empty"),
+    "pair label": ("lcqmc", {"similarity/lcqmc_test.txt": "a\tb\t1\nc\td\tyes\n"}, "lcqmc_test.txt", 2, "0 or 1"),
+    "pair label 2": ("lcqmc", {"similarity/lcqmc_test.txt": "a\tb\t1\nc\td\t0\ne\tf\t2\n"}, "lcqmc_test.txt", 3, "0 or 1"),
+    "pair fields": ("lcqmc", {"similarity/lcqmc_test.txt": "a\tb\t1\nc d 0\n"}, "lcqmc_test.txt", 2, "s1 \\t s2"),
+    "pair empty": ("lcqmc", {"similarity/lcqmc_test.txt": "a\t \t1\n"}, "lcqmc_test.txt", 1, "empty sentence"),
+    "pawsx header": ("pawsx", {"similarity/paws-x_dev_2k.tsv": "1\ta\tb\t0\n"}, "paws-x_dev_2k.tsv", 1, "header"),
+    "pawsx id": ("pawsx", {"similarity/paws-x_dev_2k.tsv": "id\tsentence1\tsentence2\tlabel\n1\ta\tb\t0\na\tb\t1\n"}, "paws-x_dev_2k.tsv", 3, "id \\t s1"),
+    "oppo short": ("oppo", {"similarity/oppo-xiaobu_dev.txt": "a\tb\t1\n"}, "oppo-xiaobu_dev.txt", 1, "8001-10000"),
+    "lccc tab": ("lccc", {"dialogue/lccc_toy_train.txt": "你 好\t好\n只 有 一 列\n"}, "lccc_toy_train.txt", 2, "post \\t reply"),
+    "json syntax": ("multiturn", {"dialogue/lccc_toy_multiturn.json": '{"train": [\n["a", "b"],\n["c" "d"]\n]}'}, "lccc_toy_multiturn.json", 3, "invalid JSON"),
+    "json turn": ("multiturn", {"dialogue/lccc_toy_multiturn.json": '{"test": [[1, "x"]], "train": [\n["a", "b"],\n["c",\n5]]}'}, "lccc_toy_multiturn.json", 4, "train[1][1]"),
+    "json short": ("multiturn", {"dialogue/lccc_toy_multiturn.json": '{"train": [\n["a", "b"],\n\n{"c": 1}]}'}, "lccc_toy_multiturn.json", 4, "train[1]: expected a list"),
+    "yaml bool": ("chatterbot", {YML: "categories:\n- x\nconversations:\n- - 你好\n  - 你好\n- - 是吗\n  - yes\n"}, "a.yml", 7, "got bool"),
+    "yaml one turn": ("chatterbot", {YML: "conversations:\n- - 你好\n  - 你好\n- - 独白\n"}, "a.yml", 4, "at least two turns"),
+    "yaml syntax": ("chatterbot", {YML: "conversations:\n- - 你好\n  - [你好\n"}, "a.yml", 4, "invalid YAML"),
+    "yaml no list": ("chatterbot", {YML: "categories:\n- x\n"}, "a.yml", 1, "'conversations'"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", MALFORMED)
+def test_malformed_input_names_file_and_line(tmp_path, case):
+    loader, files, name, line, problem = MALFORMED[case]
+    for rel, content in files.items():
+        _write(tmp_path, rel, content)
+    with pytest.raises(DataFormatError) as info:
+        _load(loader, tmp_path)
+    err = info.value
+    assert isinstance(err, ValueError)
+    assert Path(err.path).name == name and err.line == line, str(err)
+    assert str(err).startswith(f"{tmp_path}/") and f"{name}:{line}: " in str(err)
+    assert problem in err.problem, str(err)
+
+
+def test_good_small_files_load(tmp_path):
+    _write(tmp_path, "cws/pku1998/199801.txt", "[中央/n  人民/n]nt  广播/vn  电台/n\n\n迈向/v 充满/v\n")
+    assert load_pku1998("all", tmp_path) == [["中央", "人民", "广播", "电台"], ["迈向", "充满"]]
+    _write(tmp_path, CAIS_TAGS, "  O\n听 S-x\r\n\n放 O\n")  # a space char, CRLF, no final blank line
+    _write(tmp_path, CAIS_INTENTS, "A\nB\n")
+    got = load_cais("train", tmp_path)
+    assert [(e.text, e.intent, e.tags) for e in got] == [(" 听", "A", ("O", "S-x")), ("放", "B", ("O",))]
+    sessions = "".join(f"{s}\t放歌\tmusic.play\t放<song>歌</song>\n\n" for s in map(str, range(200)))
+    _write(tmp_path, NLPCC, sessions + "\n\n")  # extra blank lines between and after sessions
+    train, dev = load_nlpcc2018("train", tmp_path), load_nlpcc2018("dev", tmp_path)
+    assert len(train) + len(dev) == 200 and 5 < len(dev) < 40
+    assert train[0].tags == ("O", "S-song") and train[0].slots == (Slot("song", 1, 2, "歌"),)
+    _write(tmp_path, "similarity/lcqmc_test.txt", "a\tb\t1\n")
+    assert load_pairs("lcqmc_test", tmp_path) == [Pair("a", "b", 1)]
+    _write(tmp_path, YML, "conversations:\n- - 一\n  - 二\n  - 三 \n")
+    assert load_chatterbot(tmp_path) == [("一", "二"), ("二", "三")]
+
+
+def test_missing_files_and_bad_arguments(tmp_path):
+    for load in (
+        lambda: load_msr("test", tmp_path),
+        lambda: load_cais("valid", tmp_path),
+        lambda: load_chatterbot(tmp_path),
+        lambda: load_lexicons(root=tmp_path),
+        lambda: sighan_paths(tmp_path),
+    ):
+        with pytest.raises(FileNotFoundError, match=re.escape(str(tmp_path)) + ".*LUODI_DATA"):
+            load()
+    for load in (
+        lambda: load_pku1998("test", tmp_path),  # type: ignore[arg-type]
+        lambda: load_msr("valid", tmp_path),  # type: ignore[arg-type]
+        lambda: load_cais("dev", tmp_path),  # type: ignore[arg-type]
+        lambda: load_nlpcc2018("test", tmp_path),  # type: ignore[arg-type]
+        lambda: load_pairs("lcqmc_train", tmp_path),
+        lambda: similarity_split("valid", tmp_path),  # type: ignore[arg-type]
+        lambda: load_lccc_pairs("test", tmp_path),  # type: ignore[arg-type]
+    ):
+        with pytest.raises(ValueError, match="unknown"):
+            load()
