@@ -57,11 +57,15 @@ def spans_to_bioes(length: int, spans: list[tuple[str, int, int]]) -> list[str]:
             raise ValueError(f"span {(name, start, end)} is empty or outside 0..{length}")
         if any(tag != "O" for tag in tags[start:end]):
             raise ValueError(f"span {(name, start, end)} overlaps another span")
-        if end - start == 1:
-            tags[start] = f"S-{name}"
-        else:
-            tags[start:end] = [f"B-{name}", *[f"I-{name}"] * (end - start - 2), f"E-{name}"]
+        tags[start:end] = span_tags(name, end - start)
     return tags
+
+
+def span_tags(name: str, length: int) -> list[str]:
+    """The BIOES tags of one span of ``length`` characters: S-x, or B-x I-x ... E-x."""
+    if length == 1:
+        return [f"S-{name}"]
+    return [f"B-{name}", *[f"I-{name}"] * (length - 2), f"E-{name}"]
 
 
 class _TagError(ValueError):

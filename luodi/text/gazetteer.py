@@ -20,6 +20,8 @@ from pathlib import Path
 
 import ahocorasick
 
+from luodi.data.intent import span_tags
+
 _TYPE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
 
@@ -132,13 +134,8 @@ class Gazetteer:
         for m in self.matches(text):
             if allowed is not None and m.type not in allowed:
                 continue
-            if m.end - m.start == 1:
-                labels[m.start].add(f"S-{m.type}")
-                continue
-            labels[m.start].add(f"B-{m.type}")
-            for i in range(m.start + 1, m.end - 1):
-                labels[i].add(f"I-{m.type}")
-            labels[m.end - 1].add(f"E-{m.type}")
+            for i, tag in enumerate(span_tags(m.type, m.end - m.start), start=m.start):
+                labels[i].add(tag)
         return labels
 
     def label_vocabulary(self) -> list[str]:
