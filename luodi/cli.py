@@ -152,6 +152,19 @@ def demo(
         console.print(f"  {q}  ->  {queries[j]}  (cosine {sims[i, j]:.3f})")
 
 
+def _register_feature_commands() -> None:
+    """Each feature keeps its commands in ``luodi/commands/<feature>.py`` (they import the apps above)."""
+    import importlib
+
+    from luodi.commands import MODULES
+
+    for name in MODULES:
+        importlib.import_module(name)
+
+
+_register_feature_commands()
+
+
 def main() -> None:  # pragma: no cover - console-script entry
     app()
 

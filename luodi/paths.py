@@ -38,3 +38,9 @@ def docs_dir() -> Path:
     """Human-readable tables rendered from results (``$LUODI_DOCS`` overrides)."""
     env = os.environ.get("LUODI_DOCS")
     return Path(env).expanduser().resolve() if env else REPO_ROOT / "docs"
+
+
+def models_dir() -> Path:
+    """Trained task models (``luodi train ...`` writes here): ``$LUODI_MODELS``, else ``<cache>/models``."""
+    env = os.environ.get("LUODI_MODELS")
+    return Path(env).expanduser().resolve() if env else cache_home() / "models"

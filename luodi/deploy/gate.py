@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import shutil
 import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +32,7 @@ class GateResult:
     agreement: float
     max_drop: float
     min_agreement: float
+    has_metric: bool = True  # False: the evaluator had no labels, the gate is on agreement alone
 
     @property
     def drop(self) -> float:
@@ -39,6 +41,11 @@ class GateResult:
     @property
     def message(self) -> str:
         verdict = "passed" if self.passed else "FAILED"
+        if not self.has_metric:
+            return (
+                f"accuracy gate {verdict}: agreement {self.agreement:.2f} % (required {self.min_agreement:.2f} %; "
+                "no labels: agreement only)"
+            )
         return (
             f"accuracy gate {verdict}: metric {self.reference_metric:.2f} -> {self.candidate_metric:.2f} "
             f"(drop {self.drop:.2f}, allowed {self.max_drop:.2f}); agreement {self.agreement:.2f} % "
@@ -102,3 +109,212 @@ def logits_metrics(
         100.0 * float((cand == gold).mean()),
         100.0 * float((ref == cand).mean()),
     )
+
+
+# ----------------------------------------------------------------------------- the task-level gate
+#
+# A task says how to score a model once, as an ``evaluate_fn(predict) -> (metric, predictions)``:
+# ``predict(input_ids, attention_mask) -> np.ndarray`` is the model's first output (logits, or
+# last_hidden_state for an encoder), from PyTorch or from ONNX Runtime alike, so the same function
+# scores the reference and the candidate. ``gate`` runs it on both and compares.
+
+PredictFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
+EvaluateFn = Callable[[PredictFn], tuple[float | None, Sequence | np.ndarray]]
+
+
+def agreement(reference: Sequence | np.ndarray, candidate: Sequence | np.ndarray) -> float:
+    """Percent of predictions that are identical. Arrays compare element by element (return a flat
+    array of per-position labels for per-position agreement); list items compare as wholes (a
+    segmentation agrees only if every word does)."""
+    if len(reference) != len(candidate):
+        raise ValueError(f"{len(reference)} reference predictions but {len(candidate)} candidate predictions")
+    if not len(reference):
+        raise ValueError("no predictions to compare")
+    if isinstance(reference, np.ndarray) and isinstance(candidate, np.ndarray):
+        if reference.shape != candidate.shape:
+            raise ValueError(f"prediction shapes differ: {reference.shape} vs {candidate.shape}")
+        return 100.0 * float((reference == candidate).mean())
+    same = sum(_same(r, c) for r, c in zip(reference, candidate, strict=True))
+    return 100.0 * same / len(reference)
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return bool(np.array_equal(a, b))
+    return a == b
+
+
+def torch_predict(model) -> PredictFn:
+    """``predict`` over a PyTorch TaskModel (-> logits) or bare encoder (-> last_hidden_state)."""
+    import torch
+
+    model.eval()
+    is_encoder = hasattr(model, "embeddings")
+
+    def predict(input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            out = model(
+                input_ids=torch.as_tensor(input_ids, dtype=torch.long),
+                attention_mask=torch.as_tensor(attention_mask, dtype=torch.long),
+            )
+            return (out.last_hidden_state if is_encoder else out["logits"]).float().numpy()
+
+    return predict
+
+
+def onnx_predict(onnx_path: str | Path, threads: int = 2) -> PredictFn:
+    """``predict`` over an exported artifact (its single output)."""
+    from luodi.runtime import OnnxModel
+
+    session = OnnxModel(onnx_path, threads=threads)
+    name = session.output_names[0]
+    return lambda input_ids, attention_mask: session(input_ids, attention_mask)[name]
+
+
+@dataclasses.dataclass(frozen=True)
+class GateReport:
+    """A ``GateResult`` plus what produced it (seconds per side, how many predictions)."""
+
+    result: GateResult
+    predictions: int
+    reference_seconds: float
+    candidate_seconds: float
+    metric_name: str = "metric"
+
+    @property
+    def passed(self) -> bool:
+        return self.result.passed
+
+    @property
+    def message(self) -> str:
+        return self.result.message
+
+    def as_dict(self) -> dict:
+        r = self.result
+        return {
+            "metric": self.metric_name if r.has_metric else None,
+            "reference_metric": round(r.reference_metric, 3),
+            "candidate_metric": round(r.candidate_metric, 3),
+            "metric_delta": round(r.candidate_metric - r.reference_metric, 3),
+            "agreement": round(r.agreement, 3),
+            "passed": r.passed,
+            "max_drop": r.max_drop,
+            "min_agreement": r.min_agreement,
+            "predictions": self.predictions,
+        }
+
+
+def gate(
+    model,
+    candidate: str | Path | PredictFn,
+    evaluate_fn: EvaluateFn,
+    max_drop: float = 1.0,
+    min_agreement: float = 99.0,
+    threads: int = 2,
+    metric_name: str = "metric",
+) -> GateReport:
+    """Score the PyTorch ``model`` (a module, or a saved TaskModel directory) and ``candidate`` (an ONNX
+    path or a ``predict``) with ``evaluate_fn``; pass when the metric drops by at most ``max_drop`` points
+    and at least ``min_agreement`` % of predictions agree. The reference is always scored first (an
+    evaluator may calibrate on it, e.g. a matcher's threshold). A ``None`` metric (no labels) gates on
+    agreement alone. Does not raise: ``check_gate(report.result, force)`` decides."""
+    import time
+
+    if isinstance(model, str | Path):
+        from luodi.modeling import load_model
+
+        model = load_model(model)
+    start = time.perf_counter()
+    ref_metric, ref_preds = evaluate_fn(torch_predict(model))
+    middle = time.perf_counter()
+    predict = candidate if callable(candidate) else onnx_predict(candidate, threads)
+    cand_metric, cand_preds = evaluate_fn(predict)
+    end = time.perf_counter()
+    if (ref_metric is None) != (cand_metric is None):
+        raise ValueError("evaluate_fn returned a metric for one model and None for the other")
+    result = accuracy_gate(
+        0.0 if ref_metric is None else ref_metric,
+        0.0 if cand_metric is None else cand_metric,
+        agreement(ref_preds, cand_preds),
+        max_drop=max_drop,
+        min_agreement=min_agreement,
+    )
+    result = dataclasses.replace(result, has_metric=ref_metric is not None)
+    return GateReport(result, len(ref_preds), round(middle - start, 2), round(end - middle, 2), metric_name)
+
+
+# ----------------------------------------------------------------------------- evaluator registry
+#
+# Task modules register how to build their evaluate_fn, keyed by their TaskModel class:
+#
+#     @register_evaluator("luodi.tasks.intent.IntentModel")
+#     def _intent_gate(ctx: GateContext) -> EvaluateFn: ...   # dev set, metric, predictions
+#
+# ``load_model`` imports the class's module, which runs the decorator, so ``evaluator_for(model)`` finds
+# it with no central list. Free names (``"lcqmc"``, ``"texts"``) are chosen explicitly (``--gate NAME``).
+
+
+@dataclasses.dataclass
+class GateContext:
+    """What an evaluator factory may use to build its ``evaluate_fn``."""
+
+    model: object  # the PyTorch model (TaskModel or encoder)
+    model_dir: Path | None = None  # its saved directory (tokenizer files, config), if any
+    data: Path | None = None  # --gate-data: a file the evaluator reads instead of its default dev set
+    limit: int | None = None  # evaluate on the first N examples only (quick checks, tests)
+
+    def tokenizer(self):
+        """The tokenizer saved beside the model, else the Chinese-trimmed e5 tokenizer."""
+        from luodi.encoders import load_tokenizer
+
+        if self.model_dir is not None and (self.model_dir / "tokenizer.json").exists():
+            return load_tokenizer(model_dir=self.model_dir)
+        return load_tokenizer("zh")
+
+
+EvaluatorFactory = Callable[[GateContext], EvaluateFn]
+EVALUATORS: dict[str, EvaluatorFactory] = {}
+METRIC_NAMES: dict[str, str] = {}
+
+
+def register_evaluator(
+    name: str | type, metric: str = "metric"
+) -> Callable[[EvaluatorFactory], EvaluatorFactory]:
+    """Register ``factory(ctx) -> evaluate_fn`` under a TaskModel class (or "module.Class") or a free name."""
+    key = name if isinstance(name, str) else f"{name.__module__}.{name.__qualname__}"
+
+    def decorator(factory: EvaluatorFactory) -> EvaluatorFactory:
+        EVALUATORS[key] = factory
+        METRIC_NAMES[key] = metric
+        return factory
+
+    return decorator
+
+
+def evaluator_name_for(model) -> str | None:
+    """The registered evaluator for ``model``'s class or its nearest registered base class; bare
+    encoders default to the zero-shot LCQMC matcher."""
+    from luodi.deploy import evaluators  # noqa: F401  (registers the built-in evaluators)
+
+    for cls in type(model).__mro__:
+        key = f"{cls.__module__}.{cls.__qualname__}"
+        if key in EVALUATORS:
+            return key
+    return "lcqmc" if hasattr(model, "embeddings") else None
+
+
+def evaluator_for(ctx: GateContext, name: str | None = None) -> tuple[str, EvaluateFn]:
+    """(name, evaluate_fn) for ``ctx.model``: ``name`` if given, else its registered one."""
+    from luodi.deploy import evaluators  # noqa: F401
+
+    if name is None:
+        name = evaluator_name_for(ctx.model)
+        if name is None:
+            raise GateError(
+                f"no accuracy evaluator is registered for {type(ctx.model).__module__}."
+                f"{type(ctx.model).__qualname__}; pass gate data (a 'texts' file: one text per line, "
+                "optionally '\\t<label id>') or force=True to write without a gate"
+            )
+    if name not in EVALUATORS:
+        raise GateError(f"unknown evaluator {name!r}; registered: {sorted(EVALUATORS)}")
+    return name, EVALUATORS[name](ctx)

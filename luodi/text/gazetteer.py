@@ -75,6 +75,20 @@ class Gazetteer:
         self._automaton = None  # rebuilt lazily on the next query
         return added
 
+    def words(self, type_name: str) -> list[str]:
+        """The entries of one type, sorted (empty for an unknown type)."""
+        return sorted(self._entries.get(type_name, ()))
+
+    def save_dir(self, folder: str | Path) -> Path:
+        """Write every type as ``<folder>/<type>.txt`` (the format ``from_dir`` reads)."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        for type_name in self.types:
+            (folder / f"{type_name}.txt").write_text(
+                "\n".join(self.words(type_name)) + "\n", encoding="utf-8"
+            )
+        return folder
+
     def add_file(self, type_name: str, path: str | Path) -> int:
         """One entry a line, UTF-8 (the NLPCC-2018 lexicon format)."""
         path = Path(path)

@@ -1,0 +1,160 @@
+"""The service's YAML config: which models to load, lexicons, thresholds, threads, batching, limits, bind.
+
+Every key has a default, so an empty file (or no file) gives a service that binds to 127.0.0.1 and serves
+whatever predictors it is handed. A typo or a wrong type is an error naming the file and the key
+(``serve.yaml: batching.max_wait_ms: Input should be a valid number``), never a silently ignored setting.
+
+Example::
+
+    host: 127.0.0.1
+    port: 8000
+    threads: 1                 # torch / onnxruntime intra-op threads per predictor
+    models:
+      match: {kind: e5, layers: 12}                      # zero-shot e5 cosine similarity
+      intent: {dir: ~/.cache/luodi/models/intent-3L}     # luodi.tasks.intent.IntentModel
+      understand: {factory: "luodi.pipeline:serve_predictor", options: {config: assistant.yaml}}
+    lexicons: [../shared/data/lexicons/music.txt]
+    thresholds: {match: 0.8}
+    batching: {max_batch_size: 32, max_wait_ms: 2, max_queue: 512, timeout_ms: 2000}
+    limits: {max_text_chars: 512, max_batch_items: 64}
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+# The model names the service knows: one endpoint each (sentence breaking runs inside ``understand``).
+MODEL_NAMES = ("understand", "segment", "intent", "match", "chat")
+
+
+class ConfigError(ValueError):
+    """A config file that cannot be used; the message names the file and the key."""
+
+
+class _Strict(BaseModel):
+    # extra="forbid": a misspelt key is an error, not a default silently used.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class BatchingConfig(_Strict):
+    """Dynamic micro-batching of one model (see ``luodi.serve.batcher``)."""
+
+    enabled: bool = True  # False = every item runs alone (max_batch_size 1): the "batching off" baseline
+    max_batch_size: int = Field(32, ge=1, le=4096)
+    max_wait_ms: float = Field(2.0, ge=0, le=10_000)  # how long the first item waits for company
+    max_queue: int = Field(512, ge=1, le=1_000_000)  # items waiting; beyond -> 503 + Retry-After
+    timeout_ms: float = Field(2000.0, gt=0, le=600_000)  # queue wait + predict, per request -> 504
+    workers: int = Field(1, ge=1, le=64)  # batches of this model running at once (threads)
+
+
+class LimitsConfig(_Strict):
+    """Request limits: beyond them -> 413 with a message naming the limit."""
+
+    max_text_chars: int = Field(512, ge=1)
+    max_batch_items: int = Field(64, ge=1)  # texts per request (segment, intent) / candidates (match)
+    max_body_bytes: int = Field(1 << 20, ge=1024)  # raw HTTP body, checked before JSON parsing
+    max_k: int = Field(100, ge=1)  # match: results per query
+
+
+class ModelConfig(_Strict):
+    """How to build one model's predictor (``luodi.serve.predictors.build_predictor``).
+
+    - ``factory: "package.module:function"``: called as ``function(config=<ServeConfig>, **options)``, returns
+      the predictor (``list[input] -> list[output]``). How the pipeline (Assistant) is plugged in.
+    - ``dir``: a saved task model (luodi.tasks.<task>), the task chosen by the model name.
+    - ``kind: e5``: the zero-shot e5 encoder (match only): cosine similarity of query and candidates.
+    """
+
+    dir: str | None = None
+    kind: Literal["e5"] | None = None
+    factory: str | None = None
+    layers: int = Field(12, ge=1, le=12)
+    options: dict[str, Any] = Field(default_factory=dict)
+    batching: BatchingConfig | None = None  # overrides the service-wide batching for this model
+
+
+class RayConfig(_Strict):
+    replicas: int = Field(1, ge=1)  # replicas per model deployment
+    num_cpus: float = Field(1.0, gt=0)  # CPUs each replica reserves
+    address: str | None = None  # an existing cluster ("auto"); None starts a local single-node Ray
+
+
+class ServeConfig(_Strict):
+    host: str = "127.0.0.1"  # loopback by default: exposing the service is an explicit choice
+    port: int = Field(8000, ge=0, le=65535)
+    threads: int = Field(1, ge=1, le=256)
+    models: dict[str, ModelConfig] = Field(default_factory=dict)
+    lexicons: list[str] = Field(default_factory=list)
+    thresholds: dict[str, float] = Field(default_factory=dict)
+    batching: BatchingConfig = Field(default_factory=BatchingConfig)
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    ray: RayConfig = Field(default_factory=RayConfig)
+    retry_after_s: int = Field(1, ge=1)  # floor of the Retry-After header on 503
+
+    def batching_for(self, model: str) -> BatchingConfig:
+        spec = self.models.get(model)
+        return spec.batching if spec is not None and spec.batching is not None else self.batching
+
+
+def _check_names(config: ServeConfig, source: str) -> None:
+    unknown = [name for name in config.models if name not in MODEL_NAMES]
+    if unknown:
+        raise ConfigError(
+            f"{source}: models.{unknown[0]}: unknown model name (known: {', '.join(MODEL_NAMES)})"
+        )
+    for name, spec in config.models.items():
+        given = [k for k in ("dir", "kind", "factory") if getattr(spec, k) is not None]
+        if len(given) != 1:
+            raise ConfigError(
+                f"{source}: models.{name}: give exactly one of dir, kind, factory (got {given or 'none'})"
+            )
+        if spec.kind == "e5" and name != "match":
+            raise ConfigError(f"{source}: models.{name}.kind: 'e5' only serves 'match'")
+        if spec.factory is not None and ":" not in spec.factory:
+            raise ConfigError(
+                f"{source}: models.{name}.factory: expected 'package.module:function', got {spec.factory!r}"
+            )
+
+
+def config_from_dict(data: dict[str, Any] | None, source: str = "<config>") -> ServeConfig:
+    """Validate a parsed config; errors name ``source`` and the dotted key."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a mapping of keys at the top level, got {type(data).__name__}")
+    try:
+        config = ServeConfig.model_validate(data)
+    except ValidationError as err:
+        first = err.errors()[0]
+        key = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        more = f" (and {err.error_count() - 1} more)" if err.error_count() > 1 else ""
+        raise ConfigError(f"{source}: {key}: {first['msg']}{more}") from None
+    _check_names(config, source)
+    return config
+
+
+def load_config(path: str | Path | None) -> ServeConfig:
+    """Read a YAML config file (``None`` -> all defaults)."""
+    if path is None:
+        return ServeConfig()
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}{where}: not valid YAML: {getattr(err, 'problem', None) or err}") from None
+    config = config_from_dict(data, str(path))
+    # Relative model dirs and lexicons are relative to the config file, not the working directory.
+    base = path.resolve().parent
+    for spec in config.models.values():
+        if spec.dir is not None and not Path(spec.dir).expanduser().is_absolute():
+            spec.dir = str(base / spec.dir)
+    config.lexicons = [l if Path(l).expanduser().is_absolute() else str(base / l) for l in config.lexicons]  # noqa: E741
+    return config

@@ -1,0 +1,176 @@
+"""Build each model's predictor (``list[input] -> list[output]``) from the config.
+
+Input/output per model name (what the endpoints in ``luodi.serve.app`` send and expect):
+
+    understand  text -> Doc dict                 segment  {"text", "granularity"} -> list[str]
+    intent      text -> {"intent", "score", "slots", "top_k"}
+    match       {"query", "candidates" | None, "k"} -> [{"text", "score", "index"}] best first
+    chat        text -> reply str | {"reply", ...}
+
+Task modules are imported inside the functions: the service starts (and its tests run) without them, and a
+model that is not configured costs nothing.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from luodi.serve.batcher import Predictor
+from luodi.serve.config import ModelConfig, ServeConfig
+
+
+def _set_threads(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+# -- match ----------------------------------------------------------------------------------------------
+
+
+def e5_match_predictor(embedder) -> Predictor:
+    """Zero-shot matching with the e5 encoder: cosine of ``query: q`` and ``query: candidate`` embeddings.
+
+    One ``encode`` call embeds every query and candidate of the batch (sorted by length, padded per chunk).
+    """
+
+    def predict(items: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+        for item in items:
+            if not item.get("candidates"):
+                raise ValueError("the e5 matcher has no FAQ index: requests must give candidates")
+        texts: list[str] = []
+        spans = []
+        for item in items:
+            start = len(texts)
+            texts.append(item["query"])
+            texts.extend(item["candidates"])
+            spans.append((start, len(texts)))
+        vectors = embedder.encode(texts)  # (n, 384), L2-normalised
+        out = []
+        for item, (start, end) in zip(items, spans, strict=True):
+            scores = (vectors[start + 1 : end] @ vectors[start]).tolist()
+            order = sorted(range(len(scores)), key=lambda i: -scores[i])[: item["k"]]
+            out.append(
+                [{"text": item["candidates"][i], "score": round(scores[i], 6), "index": i} for i in order]
+            )
+        return out
+
+    predict.needs_candidates = True  # no FAQ index: the app answers 422 to a request without candidates
+    return predict
+
+
+def faq_match_predictor(matcher, index=None) -> Predictor:
+    """A trained bi-encoder (luodi.tasks.match.Matcher): ranks candidates by ``matcher.similarity``, or searches
+    ``index`` (FaqIndex.search_batch) when a request has none. Not run yet: written against that API."""
+
+    def predict(items: list[dict[str, Any]]) -> list[Any]:
+        out: list[Any] = [None] * len(items)
+        searches = [i for i, it in enumerate(items) if not it.get("candidates")]
+        if searches and index is None:
+            raise ValueError("no FAQ index configured: requests must give candidates")
+        for i, item in enumerate(items):
+            if item.get("candidates"):
+                cands = item["candidates"]
+                scores = matcher.similarity([item["query"]] * len(cands), cands)
+                order = sorted(range(len(cands)), key=lambda j: -float(scores[j]))[: item["k"]]
+                out[i] = [{"text": cands[j], "score": float(scores[j]), "index": j} for j in order]
+        for k in {items[i]["k"] for i in searches}:  # one batched search per k
+            idx = [i for i in searches if items[i]["k"] == k]
+            for i, hits in zip(idx, index.search_batch([items[i]["query"] for i in idx], k), strict=True):
+                out[i] = [
+                    {"text": h.question, "answer": h.answer, "score": float(h.score), "index": h.id}
+                    for h in hits
+                ]
+        return out
+
+    predict.needs_candidates = index is None
+    return predict
+
+
+# -- segment / intent / chat / understand ---------------------------------------------------------------
+
+
+def segment_predictor(segmenter) -> Predictor:
+    """``Segmenter(texts, granularity=g)``, one call per granularity present in the batch."""
+
+    def predict(items: list[dict[str, str]]) -> list[list[str]]:
+        out: list[Any] = [None] * len(items)
+        for gran in ("fine", "coarse"):
+            idx = [i for i, it in enumerate(items) if it["granularity"] == gran]
+            if idx:
+                for i, words in zip(
+                    idx, segmenter([items[i]["text"] for i in idx], granularity=gran), strict=True
+                ):
+                    out[i] = list(words)
+        return out
+
+    predict.granularities = list(
+        getattr(segmenter, "granularities", ["fine", "coarse"])
+    )  # checked by the app
+    return predict
+
+
+def list_predictor(model: Callable[[list[Any]], list[Any]]) -> Predictor:
+    """Models whose call already is ``list in -> list out`` (IntentModel, Generator, Assistant)."""
+
+    def predict(items: list[Any]) -> list[Any]:
+        return list(model(items))
+
+    return predict
+
+
+def _from_factory(spec: ModelConfig, config: ServeConfig) -> Predictor:
+    module_name, _, attr = spec.factory.partition(":")
+    factory = getattr(importlib.import_module(module_name), attr)
+    return factory(config=config, **spec.options)
+
+
+def build_predictor(name: str, spec: ModelConfig, config: ServeConfig) -> Predictor:
+    """One model's predictor from its config entry (see ``ModelConfig``)."""
+    if spec.factory is not None:
+        return _from_factory(spec, config)
+    if spec.kind == "e5":
+        from luodi.encoders import Embedder, load_encoder, load_tokenizer
+
+        return e5_match_predictor(
+            Embedder(
+                model=load_encoder(layers=spec.layers, vocab="zh").eval(), tokenizer=load_tokenizer("zh")
+            )
+        )
+    path = Path(spec.dir).expanduser()
+    if not path.exists():
+        raise FileNotFoundError(f"models.{name}.dir: {path} does not exist")
+    if name == "segment":
+        from luodi.tasks.segment import Segmenter
+
+        return segment_predictor(Segmenter.load(path, **spec.options))
+    if name == "intent":
+        from luodi.tasks.intent import IntentModel
+
+        return list_predictor(IntentModel.load(path, **spec.options))
+    if name == "chat":
+        from luodi.tasks.generate import Generator
+
+        return list_predictor(Generator.load(path, **spec.options))
+    if name == "match":
+        from luodi.tasks.match import FaqIndex, Matcher
+
+        matcher = Matcher.load(path)
+        index_dir = spec.options.get("faq_index")
+        return faq_match_predictor(matcher, FaqIndex.load(index_dir, matcher) if index_dir else None)
+    raise ValueError(f"models.{name}: no built-in loader for a model dir; use factory: 'module:function'")
+
+
+def load_predictors(config: ServeConfig) -> dict[str, Predictor]:
+    """Every configured model's predictor (slow: loads weights). Errors name the model."""
+    _set_threads(config.threads)
+    predictors = {}
+    for name, spec in config.models.items():
+        try:
+            predictors[name] = build_predictor(name, spec, config)
+        except Exception as err:
+            raise RuntimeError(f"models.{name}: could not load: {type(err).__name__}: {err}") from err
+    return predictors

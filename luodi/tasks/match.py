@@ -1,0 +1,610 @@
+"""Query-question matching and FAQ retrieval: a bi-encoder, a cross-encoder reranker and an answer index.
+
+    m = Matcher.load(models_dir() / "match-bi-12L")
+    m.similarity("怎么开通花呗", "花呗如何开通")      # cosine of the two e5 embeddings
+    m.encode(["...", "..."])                          # (n, 384) float32, L2-normalised
+    index = FaqIndex.build([("question", "answer"), ...], m)
+    index.search("query", k=5)                        # [Hit(question, answer, score, id)], [] = no good match
+
+Bi-encoder: the e5 encoder as e5 was trained (``query: `` prefix, mean pooling over the mask, L2
+normalisation), fine-tuned with two losses on the same batch of labelled pairs (a, b, label):
+- CoSENT (a pair loss): every labelled-positive cosine should exceed every labelled-negative cosine in
+  the batch. It optimises exactly what a threshold classifier needs (one cosine cut-off separating the
+  classes) and uses the data's hard negatives (LCQMC negatives share most of their characters);
+- in-batch-negative contrastive (MultipleNegativesRanking): each positive pair's ``a`` must pick its own
+  ``b`` among all ``b`` of the batch. This is the retrieval objective (recall@k) and needs no negatives.
+Cross-encoder: the same encoder reading ``<s> query: a </s></s> query: b </s>``, mean pooling, a linear
+layer with 2 logits; it sees both texts at once, so it is more accurate and far slower: it reranks the
+bi-encoder's top-k.
+
+FaqIndex: exact inner product in numpy below ``ann_min_size`` stored questions, a faiss IVF-Flat index
+(inner product) above it. Saved as ``vectors.npy`` + ``faq.json`` (+ ``ann.faiss``, faiss's own format);
+never pickle.
+
+User FAQ file (``load_faq_file``): UTF-8, either ``.tsv``/``.txt`` with ``question<TAB>answer`` a line
+(blank lines and lines starting with ``#`` are skipped), or ``.jsonl`` with one
+``{"question": ..., "answer": ...}`` object a line. A malformed line raises ``DataFormatError`` naming
+``file:line``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from luodi.data.errors import DataFormatError, read_lines
+from luodi.modeling import TaskConfig, TaskModel, load_model
+
+PREFIX = "query: "  # e5 was trained with "query: " for symmetric tasks (paraphrase, similarity)
+MAX_LENGTH = 64  # LCQMC/OPPO questions are short; PAWS-X sentences fit in 64 pieces too (zh vocab)
+
+
+# ----------------------------------------------------------------------------- models
+
+
+@dataclasses.dataclass
+class BiEncoderConfig(TaskConfig):
+    scale: float = 20.0  # cosine -> logit multiplier for both losses (a temperature of 0.05)
+    pair_weight: float = 1.0  # CoSENT on labelled pairs
+    contrastive_weight: float = 1.0  # in-batch negatives on the positive pairs
+    max_length: int = MAX_LENGTH
+
+
+def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """(batch, seq, dim), (batch, seq) -> (batch, dim): mean over real tokens, not normalised."""
+    m = mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * m).sum(1) / m.sum(1).clamp(min=1.0)
+
+
+def cosent_loss(cos: torch.Tensor, labels: torch.Tensor, scale: float) -> torch.Tensor:
+    """log(1 + sum_{neg i, pos j} exp(scale * (cos_i - cos_j))): positives ranked above negatives."""
+    s = cos * scale
+    diff = s[:, None] - s[None, :]  # (batch, batch): s_i - s_j
+    valid = (labels[:, None] == 0) & (labels[None, :] == 1)
+    return torch.logsumexp(torch.cat([diff.new_zeros(1), diff[valid]]), dim=0)
+
+
+def in_batch_loss(ea: torch.Tensor, eb: torch.Tensor, labels: torch.Tensor, scale: float) -> torch.Tensor:
+    """Cross-entropy of each positive a_i over all b in the batch; its own b_i is the target."""
+    pos = (labels == 1).nonzero().flatten()
+    if pos.numel() == 0:
+        return ea.new_zeros(())
+    sims = ea[pos] @ eb.T * scale  # (positives, batch)
+    return nn.functional.cross_entropy(sims, pos)
+
+
+class BiEncoder(TaskModel):
+    """e5 sentence embeddings; forward scores pairs (logits = cosine) and trains with CoSENT + in-batch."""
+
+    config_class = BiEncoderConfig
+
+    def embed(self, input_ids, attention_mask) -> torch.Tensor:
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        return nn.functional.normalize(mean_pool(hidden, attention_mask), dim=-1)  # (batch, dim)
+
+    def forward(self, a_input_ids, a_attention_mask, b_input_ids, b_attention_mask, labels=None, **_):
+        ea = self.embed(a_input_ids, a_attention_mask)
+        eb = self.embed(b_input_ids, b_attention_mask)
+        cos = (ea * eb).sum(-1)  # (batch,)
+        out = {"logits": cos}
+        if labels is not None:
+            c = self.config
+            out["loss"] = c.pair_weight * cosent_loss(
+                cos, labels, c.scale
+            ) + c.contrastive_weight * in_batch_loss(ea, eb, labels, c.scale)
+        return out
+
+
+@dataclasses.dataclass
+class CrossEncoderConfig(TaskConfig):
+    dropout: float = 0.1
+    max_length: int = 2 * MAX_LENGTH
+
+
+class CrossEncoder(TaskModel):
+    """Both texts in one input; mean pooling (e5's <s> was never trained as a summary) -> 2 logits."""
+
+    config_class = CrossEncoderConfig
+
+    def __init__(self, config: CrossEncoderConfig, encoder: nn.Module | None = None) -> None:
+        super().__init__(config, encoder)
+        self.dropout = nn.Dropout(config.dropout)
+        self.classifier = nn.Linear(self.hidden_size, 2)
+
+    def forward(self, input_ids, attention_mask, labels=None, **_):
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        logits = self.classifier(self.dropout(mean_pool(hidden, attention_mask)))  # (batch, 2)
+        out = {"logits": logits}
+        if labels is not None:
+            out["loss"] = nn.functional.cross_entropy(logits, labels)
+        return out
+
+
+# ----------------------------------------------------------------------------- batching
+
+
+def bi_collate(tokenizer, max_length: int = MAX_LENGTH):
+    """Pairs (objects with .a, .b, .label) -> the BiEncoder's batch."""
+
+    def collate(pairs) -> dict[str, torch.Tensor]:
+        a = tokenizer([PREFIX + p.a for p in pairs], padding=True, truncation=True,
+                      max_length=max_length, return_tensors="pt")  # fmt: skip
+        b = tokenizer([PREFIX + p.b for p in pairs], padding=True, truncation=True,
+                      max_length=max_length, return_tensors="pt")  # fmt: skip
+        return {
+            "a_input_ids": a["input_ids"],
+            "a_attention_mask": a["attention_mask"],
+            "b_input_ids": b["input_ids"],
+            "b_attention_mask": b["attention_mask"],
+            "labels": torch.tensor([p.label for p in pairs]),
+        }
+
+    return collate
+
+
+def cross_collate(tokenizer, max_length: int = 2 * MAX_LENGTH):
+    def collate(pairs) -> dict[str, torch.Tensor]:
+        enc = tokenizer([PREFIX + p.a for p in pairs], [PREFIX + p.b for p in pairs], padding=True,
+                        truncation=True, max_length=max_length, return_tensors="pt")  # fmt: skip
+        return {
+            "input_ids": enc["input_ids"],
+            "attention_mask": enc["attention_mask"],
+            "labels": torch.tensor([p.label for p in pairs]),
+        }
+
+    return collate
+
+
+# ----------------------------------------------------------------------------- thresholds and scores
+
+
+def best_threshold(scores: Sequence[float], labels: Sequence[int]) -> tuple[float, float]:
+    """The cut-off t (predict same meaning when score >= t) with the highest accuracy: (t, accuracy 0-100).
+
+    Sort by score; predicting the top k as positive is correct on (positives in the top k) + (negatives
+    below it); only cuts between two distinct scores are possible. t is the midpoint of that gap."""
+    s = np.asarray(scores, dtype=np.float64)
+    y = np.asarray(labels, dtype=np.int64)
+    if s.size == 0:
+        raise ValueError("best_threshold needs at least one scored pair")
+    order = np.argsort(-s, kind="stable")
+    s, y = s[order], y[order]
+    tp = np.concatenate([[0], np.cumsum(y)])  # positives among the top k, k = 0..n
+    k = np.arange(s.size + 1)
+    correct = tp + (y.size - y.sum()) - (k - tp)
+    allowed = np.ones(s.size + 1, bool)
+    allowed[1:-1] = s[:-1] > s[1:]  # a cut after position k-1 must separate distinct scores
+    best = int(np.argmax(np.where(allowed, correct, -1)))
+    if best == 0:
+        t = s[0] + 1e-6
+    elif best == s.size:
+        t = s[-1] - 1e-6
+    else:
+        t = (s[best - 1] + s[best]) / 2
+    return float(t), float(100.0 * correct[best] / y.size)
+
+
+def pair_metrics(scores: Sequence[float], labels: Sequence[int], threshold: float) -> dict[str, float]:
+    """Accuracy and F1 of the positive class (0-100) at ``threshold``."""
+    pred = np.asarray(scores) >= threshold
+    y = np.asarray(labels).astype(bool)
+    tp = float((pred & y).sum())
+    precision = tp / max(pred.sum(), 1)
+    recall = tp / max(y.sum(), 1)
+    f1 = 2 * precision * recall / max(precision + recall, 1e-12)
+    return {"accuracy": 100.0 * float((pred == y).mean()), "f1": 100.0 * f1}
+
+
+# ----------------------------------------------------------------------------- the public matcher
+
+
+class Matcher:
+    """Sentence embeddings from a BiEncoder (PyTorch) or its exported encoder (ONNX)."""
+
+    def __init__(self, model: BiEncoder | None, tokenizer, threshold: float | None = None,
+                 batch_size: int = 64, onnx=None, source: str | None = None) -> None:  # fmt: skip
+        self.model, self.tokenizer, self.onnx = model, tokenizer, onnx
+        self.threshold = threshold  # "same meaning" cut-off chosen on dev, when known
+        self.batch_size = batch_size
+        self.source = source  # the directory it was loaded from (FaqIndex.save records it)
+        self.max_length = model.config.max_length if model is not None else MAX_LENGTH
+
+    @classmethod
+    def load(cls, model_dir: str | Path, **kwargs) -> Matcher:
+        from luodi.encoders import load_tokenizer
+
+        if str(model_dir).startswith("pretrained:"):  # what a zero-shot matcher records as its source
+            return cls.pretrained(layers=int(str(model_dir).split(":")[1]), **kwargs)
+        model_dir = Path(model_dir)
+        model = load_model(model_dir)
+        if not isinstance(model, BiEncoder):
+            raise TypeError(f"{model_dir} holds a {type(model).__name__}, not a BiEncoder")
+        meta = model_dir / "matcher.json"
+        threshold = json.loads(meta.read_text())["threshold"] if meta.exists() else None
+        return cls(model, load_tokenizer(model_dir=model_dir), threshold, source=str(model_dir), **kwargs)
+
+    @classmethod
+    def pretrained(cls, layers: int = 12, vocab: str = "zh", **kwargs) -> Matcher:
+        """The zero-shot e5 encoder (its first ``layers`` layers)."""
+        from luodi.encoders import load_tokenizer
+
+        model = BiEncoder.from_pretrained_encoder(BiEncoderConfig(), layers=layers, vocab=vocab)
+        return cls(model.eval(), load_tokenizer(vocab), source=f"pretrained:{layers}", **kwargs)
+
+    @classmethod
+    def from_onnx(cls, onnx_path: str | Path, tokenizer, threads: int = 2, **kwargs) -> Matcher:
+        """An exported encoder (output ``last_hidden_state``), e.g. int8: pooling happens in numpy."""
+        from luodi.runtime.ort import OnnxModel
+
+        return cls(None, tokenizer, onnx=OnnxModel(onnx_path, threads=threads), **kwargs)
+
+    def _embed(self, input_ids: torch.Tensor, mask: torch.Tensor) -> np.ndarray:
+        if self.onnx is not None:
+            hidden = self.onnx(input_ids, mask)["last_hidden_state"]  # (batch, seq, dim)
+            m = mask.numpy()[..., None].astype(np.float32)
+            pooled = (hidden * m).sum(1) / np.maximum(m.sum(1), 1.0)
+            return pooled / np.linalg.norm(pooled, axis=1, keepdims=True)
+        with torch.no_grad():
+            return self.model.embed(input_ids, mask).numpy()
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """list of n texts -> (n, dim) float32, L2-normalised. Sorted by length and batched internally."""
+        if isinstance(texts, str):
+            raise TypeError("encode takes a list of strings; wrap a single text in a list")
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        out: np.ndarray | None = None
+        for start in range(0, len(order), self.batch_size):
+            idx = order[start : start + self.batch_size]
+            enc = self.tokenizer([PREFIX + texts[i] for i in idx], padding=True, truncation=True,
+                                 max_length=self.max_length, return_tensors="pt")  # fmt: skip
+            vecs = self._embed(enc["input_ids"], enc["attention_mask"])
+            if out is None:
+                out = np.empty((len(texts), vecs.shape[1]), np.float32)
+            out[idx] = vecs
+        return out if out is not None else np.empty((0, 0), np.float32)
+
+    def similarity(self, a: str | Sequence[str], b: str | Sequence[str]) -> float | np.ndarray:
+        """Cosine of a and b (two strings -> float; two equal-length lists -> array)."""
+        single = isinstance(a, str)
+        a_list, b_list = ([a], [b]) if single else (list(a), list(b))
+        if len(a_list) != len(b_list):
+            raise ValueError(f"similarity needs equal-length lists, got {len(a_list)} and {len(b_list)}")
+        ea, eb = self.encode(a_list), self.encode(b_list)
+        cos = (ea * eb).sum(1)
+        return float(cos[0]) if single else cos
+
+    def same(self, a: str, b: str) -> bool:
+        if self.threshold is None:
+            raise ValueError("this matcher has no threshold (train it or set .threshold)")
+        return self.similarity(a, b) >= self.threshold
+
+
+class Reranker:
+    """A trained CrossEncoder: ``score(pairs) -> P(same meaning)``, batched."""
+
+    def __init__(self, model: CrossEncoder, tokenizer, batch_size: int = 64) -> None:
+        self.model, self.tokenizer, self.batch_size = model.eval(), tokenizer, batch_size
+
+    @classmethod
+    def load(cls, model_dir: str | Path) -> Reranker:
+        from luodi.encoders import load_tokenizer
+
+        model = load_model(model_dir)
+        if not isinstance(model, CrossEncoder):
+            raise TypeError(f"{model_dir} holds a {type(model).__name__}, not a CrossEncoder")
+        return cls(model, load_tokenizer(model_dir=Path(model_dir)))
+
+    @torch.no_grad()
+    def score(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
+        order = sorted(range(len(pairs)), key=lambda i: len(pairs[i][0]) + len(pairs[i][1]))
+        out = np.empty(len(pairs), np.float32)
+        for start in range(0, len(order), self.batch_size):
+            idx = order[start : start + self.batch_size]
+            enc = self.tokenizer([PREFIX + pairs[i][0] for i in idx], [PREFIX + pairs[i][1] for i in idx],
+                                 padding=True, truncation=True, max_length=self.model.config.max_length,
+                                 return_tensors="pt")  # fmt: skip
+            logits = self.model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"])["logits"]
+            out[idx] = logits.softmax(-1)[:, 1].numpy()
+        return out
+
+    def rerank(self, query: str, hits: list[Hit]) -> list[Hit]:
+        if not hits:
+            return hits
+        probs = self.score([(query, h.question) for h in hits])
+        return [
+            dataclasses.replace(h, score=float(p))
+            for p, h in sorted(zip(probs, hits, strict=True), key=lambda x: -x[0])
+        ]
+
+
+# ----------------------------------------------------------------------------- the answer index
+
+
+@dataclasses.dataclass(frozen=True)
+class Hit:
+    question: str
+    answer: str
+    score: float  # cosine (or the reranker's probability)
+    id: int  # position in the index
+
+
+class FaqIndex:
+    """Questions with their answers; search by embedding. One entry per distinct question: adding a
+    question already stored replaces its answer (last one wins), so a hit list never repeats a question."""
+
+    def __init__(self, matcher: Matcher | None, dim: int, threshold: float = 0.0,
+                 ann_min_size: int = 50_000, nprobe: int = 16) -> None:  # fmt: skip
+        self.matcher = matcher
+        self.threshold = threshold  # hits below it are dropped: an empty list means "no good match"
+        self.ann_min_size, self.nprobe = ann_min_size, nprobe
+        self.questions: list[str] = []
+        self.answers: list[str] = []
+        self.vectors = np.empty((0, dim), np.float32)  # (n, dim), L2-normalised rows
+        self._position: dict[str, int] = {}
+        self._ann = None  # built lazily; None while the exact search is used or after a change
+
+    @classmethod
+    def build(cls, pairs: Sequence[tuple[str, str]], matcher: Matcher, threshold: float | None = None,
+              **kwargs) -> FaqIndex:  # fmt: skip
+        dim = matcher.encode(["维度"]).shape[1]
+        if threshold is None:
+            threshold = matcher.threshold if matcher.threshold is not None else 0.0
+        index = cls(matcher, dim, threshold, **kwargs)
+        index.add(pairs)
+        return index
+
+    def __len__(self) -> int:
+        return len(self.questions)
+
+    def add(self, pairs: Sequence[tuple[str, str]], vectors: np.ndarray | None = None) -> int:
+        """Add (question, answer) pairs (encoded by the matcher unless ``vectors`` is given); returns how
+        many new questions were stored."""
+        latest: dict[str, str] = {}
+        for q, a in pairs:  # dedupe within the batch too: the last answer wins
+            latest[q] = a
+        new = [q for q in latest if q not in self._position]
+        for q, a in latest.items():
+            if q in self._position:
+                self.answers[self._position[q]] = a
+        if not new:
+            return 0
+        if vectors is None:
+            vecs = self.matcher.encode(new)
+        else:
+            first = {q: i for i, (q, _) in enumerate(pairs)}
+            vecs = np.asarray(vectors, np.float32)[[first[q] for q in new]]
+        for q in new:
+            self._position[q] = len(self.questions)
+            self.questions.append(q)
+            self.answers.append(latest[q])
+        self.vectors = np.concatenate([self.vectors, vecs.astype(np.float32)])
+        self._ann = None
+        return len(new)
+
+    @property
+    def uses_ann(self) -> bool:
+        return len(self) >= self.ann_min_size
+
+    def _ann_index(self):
+        """faiss IVF-Flat over the vectors (inner product): sqrt(n) lists, k-means on <= 64 * lists points.
+
+        Chosen over HNSW because it builds in seconds at 1 M vectors (HNSW took 104 s for 50 k on 2
+        threads here) and is exact within the lists it probes."""
+        if self._ann is None:
+            import faiss
+
+            n, dim = self.vectors.shape
+            lists = max(1, min(int(np.sqrt(n)), n // 39))  # faiss wants >= 39 training points per list
+            quantizer = faiss.IndexFlatIP(dim)
+            ann = faiss.IndexIVFFlat(quantizer, dim, lists, faiss.METRIC_INNER_PRODUCT)
+            rng = np.random.default_rng(0)
+            sample = self.vectors[rng.choice(n, size=min(n, 64 * lists), replace=False)]
+            ann.train(sample)
+            ann.add(self.vectors)
+            ann.nprobe = min(self.nprobe, lists)
+            self._ann = ann
+        return self._ann
+
+    def search_vectors(self, queries: np.ndarray, k: int = 5) -> tuple[np.ndarray, np.ndarray]:
+        """(q, dim) -> scores (q, k) and ids (q, k), best first; ids -1 where fewer than k exist."""
+        queries = np.ascontiguousarray(queries, np.float32)
+        k_eff = min(k, len(self))
+        scores = np.full((len(queries), k), -np.inf, np.float32)
+        ids = np.full((len(queries), k), -1, np.int64)
+        if k_eff == 0:
+            return scores, ids
+        if self.uses_ann:
+            s, i = self._ann_index().search(queries, k_eff)
+            scores[:, :k_eff], ids[:, :k_eff] = s, i
+            return scores, ids
+        sims = queries @ self.vectors.T  # (q, n): exact inner product
+        top = np.argpartition(-sims, k_eff - 1, axis=1)[:, :k_eff]
+        top_s = np.take_along_axis(sims, top, 1)
+        order = np.argsort(-top_s, axis=1, kind="stable")
+        ids[:, :k_eff] = np.take_along_axis(top, order, 1)
+        scores[:, :k_eff] = np.take_along_axis(top_s, order, 1)
+        return scores, ids
+
+    def search(self, query: str, k: int = 5) -> list[Hit]:
+        """The top-k stored questions for ``query`` with score >= threshold; [] means no good match."""
+        return self.search_batch([query], k)[0]
+
+    def search_batch(self, queries: Sequence[str], k: int = 5) -> list[list[Hit]]:
+        if len(self) == 0:
+            return [[] for _ in queries]
+        scores, ids = self.search_vectors(self.matcher.encode(list(queries)), k)
+        return [
+            [
+                Hit(self.questions[i], self.answers[i], float(s), int(i))
+                for s, i in zip(row_s, row_i, strict=True)
+                if i >= 0 and s >= self.threshold
+            ]  # fmt: skip
+            for row_s, row_i in zip(scores, ids, strict=True)
+        ]
+
+    def save(self, out_dir: str | Path) -> Path:
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        np.save(out_dir / "vectors.npy", self.vectors, allow_pickle=False)
+        meta = {"questions": self.questions, "answers": self.answers, "threshold": self.threshold,
+                "ann_min_size": self.ann_min_size, "nprobe": self.nprobe,
+                "matcher": self.matcher.source if self.matcher is not None else None}  # fmt: skip
+        (out_dir / "faq.json").write_text(json.dumps(meta, ensure_ascii=False))
+        ann_path = out_dir / "ann.faiss"
+        ann_path.unlink(missing_ok=True)
+        if self.uses_ann:
+            import faiss
+
+            faiss.write_index(self._ann_index(), str(ann_path))
+        return out_dir
+
+    @classmethod
+    def load(cls, index_dir: str | Path, matcher: Matcher | None = None) -> FaqIndex:
+        """Rebuild a saved index; the matcher is the one recorded at save time unless one is given."""
+        index_dir = Path(index_dir)
+        meta = json.loads((index_dir / "faq.json").read_text())
+        vectors = np.load(index_dir / "vectors.npy", allow_pickle=False)
+        if matcher is None and meta["matcher"]:
+            matcher = Matcher.load(meta["matcher"])
+        index = cls(matcher, vectors.shape[1], meta["threshold"], meta["ann_min_size"], meta["nprobe"])
+        index.questions, index.answers, index.vectors = meta["questions"], meta["answers"], vectors
+        index._position = {q: i for i, q in enumerate(index.questions)}
+        if (index_dir / "ann.faiss").exists():
+            import faiss
+
+            index._ann = faiss.read_index(str(index_dir / "ann.faiss"))
+        return index
+
+
+def load_faq_file(path: str | Path) -> list[tuple[str, str]]:
+    """A user's FAQ: ``.jsonl`` ({"question", "answer"} a line) or TSV (``question<TAB>answer``)."""
+    path = Path(path)
+    out = []
+    for lineno, line in enumerate(read_lines(path), start=1):
+        if not line.strip() or (path.suffix != ".jsonl" and line.lstrip().startswith("#")):
+            continue
+        if path.suffix == ".jsonl":
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise DataFormatError(path, lineno, f"invalid JSON: {err.msg}") from None
+            if not isinstance(obj, dict) or not all(
+                isinstance(obj.get(k), str) for k in ("question", "answer")
+            ):
+                raise DataFormatError(path, lineno, 'expected {"question": "...", "answer": "..."}')
+            q, a = obj["question"], obj["answer"]
+        else:
+            fields = line.split("\t")
+            if len(fields) != 2:
+                raise DataFormatError(path, lineno, f"expected 'question<TAB>answer', got {len(fields)} "
+                                      f"tab-separated fields in {line!r}")  # fmt: skip
+            q, a = fields
+        if not q.strip() or not a.strip():
+            raise DataFormatError(path, lineno, "empty question or answer")
+        out.append((q.strip(), a.strip()))
+    return out
+
+
+# ----------------------------------------------------------------------------- data and training
+
+# Held out of every training run, for choosing thresholds (SOURCES.md's train split holds all of LCQMC
+# dev and OPPO lines 1-8,000; we train on less of them so each test set has an in-domain dev):
+LCQMC_THRESHOLD_DEV = 2000  # the last 2,000 pairs of lcqmc_dev.txt (lines 6,803-8,802)
+OPPO_THRESHOLD_DEV = (7000, 8000)  # OPPO dev lines 7,001-8,000; lines 8,001-10,000 are the held-out test
+
+
+def eval_sets(root: Path | None = None) -> dict[str, tuple[list, list | None]]:
+    """{test name: (test pairs, threshold-dev pairs)}; None = no in-domain dev (2-fold on the test)."""
+    from luodi.data.similarity import load_pairs, similarity_split
+
+    test = similarity_split("test", root)
+    lcqmc_dev, oppo = load_pairs("lcqmc_dev", root), load_pairs("oppo_dev", root)
+    return {
+        "LCQMC test": (test["lcqmc"], lcqmc_dev[-LCQMC_THRESHOLD_DEV:]),
+        "PAWS-X dev": (test["pawsx"], None),
+        "OPPO held-out": (similarity_split("dev", root)["oppo"], oppo[slice(*OPPO_THRESHOLD_DEV)]),
+    }
+
+
+def train_pool(max_pairs: int, seed: int = 0, root: Path | None = None) -> list:
+    """Training pairs: all LCQMC dev pairs not held out (6,802), then OPPO lines 1-7,000 and AFQMC train
+    in equal parts up to ``max_pairs``, shuffled."""
+    import random
+
+    from luodi.data.similarity import load_pairs
+
+    rng = random.Random(seed)
+    lcqmc = load_pairs("lcqmc_dev", root)[:-LCQMC_THRESHOLD_DEV]
+    oppo = load_pairs("oppo_dev", root)[: OPPO_THRESHOLD_DEV[0]]
+    afqmc = load_pairs("afqmc_train", root)
+    pool = lcqmc[:max_pairs]
+    rest = max_pairs - len(pool)
+    for source in (oppo, afqmc):
+        take = min(len(source), rest // 2 if source is oppo else rest)
+        pool += rng.sample(source, take)
+        rest -= take
+    rng.shuffle(pool)
+    return pool
+
+
+def score_pairs(scorer, pairs) -> np.ndarray:
+    """Scores of pairs by a Matcher (cosine; each distinct text encoded once) or a Reranker."""
+    if isinstance(scorer, Reranker):
+        return scorer.score([(p.a, p.b) for p in pairs])
+    texts = sorted({t for p in pairs for t in (p.a, p.b)})
+    vecs = scorer.encode(texts)
+    pos = {t: i for i, t in enumerate(texts)}
+    a = vecs[[pos[p.a] for p in pairs]]
+    b = vecs[[pos[p.b] for p in pairs]]
+    return (a * b).sum(1)
+
+
+def train_matcher(kind: str, layers: int, max_pairs: int, out_dir: str | Path, epochs: float = 1.0,
+                  batch_size: int = 32, learning_rate: float = 3e-5, threads: int = 1, dev_pairs: int = 500,
+                  root: Path | None = None) -> dict:  # fmt: skip
+    """Fine-tune a bi-encoder (``kind="bi"``) or cross-encoder (``"cross"``) with THE trainer; saves the
+    model and ``matcher.json`` (threshold chosen on the LCQMC threshold dev) in ``out_dir``."""
+    from luodi.encoders import load_tokenizer
+    from luodi.train.trainer import TrainConfig, train
+
+    if kind not in ("bi", "cross"):
+        raise ValueError(f"kind must be 'bi' or 'cross', got {kind!r}")
+    torch.set_num_threads(threads)
+    tokenizer = load_tokenizer("zh")
+    pairs = train_pool(max_pairs, root=root)
+    dev = eval_sets(root)["LCQMC test"][1][:dev_pairs]  # small: scoring it costs minutes on a busy CPU
+    if kind == "bi":
+        model = BiEncoder.from_pretrained_encoder(BiEncoderConfig(), layers=layers, vocab="zh")
+        collate = bi_collate(tokenizer)
+
+        def scorer(m):
+            return Matcher(m, tokenizer)
+    else:
+        model = CrossEncoder.from_pretrained_encoder(CrossEncoderConfig(), layers=layers, vocab="zh")
+        collate = cross_collate(tokenizer)
+
+        def scorer(m):
+            return Reranker(m, tokenizer)
+
+    def evaluate(m) -> dict[str, float]:
+        t, acc = best_threshold(score_pairs(scorer(m), dev), [p.label for p in dev])
+        return {"accuracy": acc, "threshold": t}
+
+    config = TrainConfig(output_dir=str(out_dir), epochs=epochs, batch_size=batch_size,
+                         learning_rate=learning_rate, metric="accuracy", threads=threads,
+                         logging_steps=25, progress=False)  # fmt: skip
+    result = train(model, pairs, collate, evaluate, config)
+    model.eval()
+    final = max(result.history, key=lambda h: h["eval_accuracy"])  # the epoch the trainer kept
+    model.save(out_dir, tokenizer)
+    meta = {"kind": kind, "layers": layers, "train_pairs": len(pairs), "threshold": final["eval_threshold"],
+            "dev_pairs": len(dev), "dev_accuracy": final["eval_accuracy"], "learning_rate": learning_rate,
+            "train_seconds": result.train_seconds, "steps": result.steps}  # fmt: skip
+    (Path(out_dir) / "matcher.json").write_text(json.dumps(meta, indent=2))
+    return meta

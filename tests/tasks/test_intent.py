@@ -1,0 +1,199 @@
+"""Intent + slots on tiny random encoders: fusion parts, batches from the gazetteer, lexicon updates
+without retraining, entity swap, save/load, and a few training steps through the project's trainer."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from luodi.data.intent import IntentExample, Slot
+from luodi.modeling import tiny_encoder_config
+from luodi.tasks.intent import (
+    NONE_LABEL,
+    PAD_LABEL,
+    IntentConfig,
+    IntentModel,
+    JointIntentSlotModel,
+    build_config,
+    entity_swap,
+    evaluate,
+    training_values,
+)
+from luodi.text.gazetteer import Gazetteer
+
+EXAMPLES = [
+    IntentExample(
+        "播放周杰伦的稻香",
+        "PlayMusic",
+        ("O", "O", "B-singer", "I-singer", "E-singer", "O", "B-song", "E-song"),
+        slots=(Slot("singer", 2, 5, "周杰伦"), Slot("song", 6, 8, "稻香")),
+    ),  # fmt: skip
+    IntentExample(
+        "明天天气怎么样",
+        "GetWeather",
+        ("B-date", "E-date", "O", "O", "O", "O", "O"),
+        slots=(Slot("date", 0, 2, "明天"),),
+    ),  # fmt: skip
+    IntentExample(
+        "我想听刘德华的歌",
+        "PlayMusic",
+        ("O", "O", "O", "B-singer", "I-singer", "E-singer", "O", "O"),
+        slots=(Slot("singer", 3, 6, "刘德华"),),
+    ),  # fmt: skip
+]
+
+
+@pytest.fixture(scope="module")
+def gazetteer():
+    return Gazetteer({"singer": ["周杰伦", "刘德华"], "song": ["稻香", "冰雨"]})
+
+
+def tiny(zh_tokenizer, knowledge: bool, gazetteer=None, **kwargs) -> IntentModel:
+    torch.manual_seed(0)
+    config = build_config(EXAMPLES, knowledge, gazetteer, fusion_heads=2, label_dim=8, **kwargs)
+    config.encoder = tiny_encoder_config(len(zh_tokenizer))
+    return IntentModel(JointIntentSlotModel(config), zh_tokenizer, gazetteer if knowledge else None)
+
+
+def test_config_lists_intents_and_tags(gazetteer):
+    config = build_config(EXAMPLES, True, gazetteer)
+    assert config.intents == ["GetWeather", "PlayMusic"]
+    assert config.slot_tags[0] == "O" and "B-singer" in config.slot_tags and "E-song" in config.slot_tags
+    assert config.knowledge_labels == gazetteer.label_vocabulary()
+    with pytest.raises(ValueError, match="fusion"):
+        IntentConfig(fusion="concat")
+
+
+def test_batch_carries_label_sets_and_gold(zh_tokenizer, gazetteer):
+    api = tiny(zh_tokenizer, True, gazetteer)
+    batch = api.collator()(EXAMPLES[:2])
+    ids = batch["knowledge_ids"]  # (batch, seq, labels)
+    label_id = {lab: i + 2 for i, lab in enumerate(api.config.knowledge_labels)}
+    assert ids[0, 0].tolist() == [PAD_LABEL] * ids.size(2)  # <s> has no label set
+    assert ids[0, 1, 0] == NONE_LABEL  # "播": no match
+    assert label_id["B-singer"] in ids[0, 3].tolist()  # "周" of 周杰伦 (position 0 is <s>)
+    assert label_id["E-song"] in ids[0, 8].tolist()
+    assert batch["slot_labels"][0, 0] == -100 and batch["slot_labels"][0, 9] == -100  # <s>, </s>
+    tag = api.config.slot_tags
+    assert tag[batch["slot_labels"][0, 3]] == "B-singer"
+    assert [api.config.intents[i] for i in batch["labels"]] == ["PlayMusic", "GetWeather"]
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"fusion": "sum"}, {"slot_attention": False}],
+    ids=["gate", "no-gate", "no-slot-attention"],
+)
+def test_fused_forward_shapes_and_loss(zh_tokenizer, gazetteer, options):
+    api = tiny(zh_tokenizer, True, gazetteer, **options)
+    out = api.model(**api.collator()(EXAMPLES))
+    assert out["logits"].shape == (3, 2)
+    assert out["slot_logits"].shape[:2] == (3, 10)
+    assert out["loss"].ndim == 0 and torch.isfinite(out["loss"])
+    assert (api.model.fusion.gate is None) == (options.get("fusion") == "sum")
+
+
+def test_knowledge_changes_the_prediction_input_and_output(zh_tokenizer, gazetteer):
+    """The fused model reads the gazetteer: the same text with and without a lexicon entry gives other
+    knowledge ids and other logits; the plain model ignores it."""
+    api = tiny(zh_tokenizer, True, Gazetteer({"singer": ["刘德华"], "song": ["稻香"]}))
+    text = ["播放王菲的红豆"]
+    before = api.logits(text)[0]
+    api.gazetteer.add("singer", ["王菲"])  # a new singer: used by the next call, no retraining
+    after = api.logits(text)[0]
+    assert not torch.allclose(before, after)
+    batch = api.collator().encode(text)
+    b_singer = api.config.knowledge_labels.index("B-singer") + 2
+    assert b_singer in batch["knowledge_ids"][0, 3].tolist()
+    plain = tiny(zh_tokenizer, False)
+    assert "knowledge_ids" not in plain.collator().encode(text)
+
+
+def test_unknown_lexicon_type_is_ignored(zh_tokenizer, gazetteer):
+    api = tiny(zh_tokenizer, True, Gazetteer({"singer": ["周杰伦"], "song": ["稻香"]}))
+    api.gazetteer.add("podcast", ["周杰伦"])  # a type the model never saw: no label id for it
+    ids = api.collator().encode(["周杰伦"])["knowledge_ids"]
+    assert set(ids[0, 1].tolist()) - {PAD_LABEL} == {api.config.knowledge_labels.index("B-singer") + 2}
+
+
+def test_call_returns_documented_fields(zh_tokenizer, gazetteer):
+    api = tiny(zh_tokenizer, True, gazetteer)
+    one = api("来一首周杰伦的稻香")
+    assert set(one) == {"text", "intent", "score", "low_confidence", "slots", "top_k"}
+    assert one["intent"] in api.config.intents and 0 <= one["score"] <= 1
+    assert one["top_k"][0]["intent"] == one["intent"]
+    for slot in one["slots"]:
+        assert one["text"][slot["start"] : slot["end"]] == slot["value"]
+    many = api(["明天天气怎么样", "", "播放稻香"])
+    assert len(many) == 3 and many[1]["low_confidence"] and many[1]["slots"] == []
+    with pytest.raises(TypeError, match="text 1"):
+        api(["ok", 3])
+
+
+def test_save_load_round_trip_keeps_outputs_and_lexicons(zh_tokenizer, gazetteer, tmp_path):
+    api = tiny(zh_tokenizer, True, Gazetteer({"singer": ["周杰伦", "刘德华"], "song": ["稻香", "冰雨"]}))
+    api.gazetteer.add("singer", ["王菲"])
+    api.save(tmp_path / "m")
+    loaded = IntentModel.load(tmp_path / "m")
+    assert "王菲" in loaded.gazetteer.words("singer")
+    texts = ["播放王菲的红豆", "明天天气怎么样"]
+    assert torch.allclose(api.logits(texts)[0], loaded.logits(texts)[0], atol=1e-6)
+
+
+def test_entity_swap_uses_unseen_entries_and_rebuilds_tags():
+    lexicons = {"singer": ["周杰伦", "王菲", "张学友"], "song": ["稻香", "红豆", "吻别"]}
+    seen = training_values(EXAMPLES)
+    swapped = entity_swap(EXAMPLES, lexicons, seen=seen, seed=1)
+    assert len(swapped) == 2  # the weather query has no singer/song slot
+    for ex in swapped:
+        for slot in ex.slots:
+            value = ex.text[slot.start : slot.end]
+            assert value == slot.value and value not in seen
+        assert len(ex.tags) == len(ex.text)
+    assert swapped[0].text.startswith("播放") and swapped[0].text[-3] == "的"  # context kept
+
+
+def test_training_steps_reduce_loss_and_evaluate(zh_tokenizer, gazetteer, tmp_path):
+    from luodi.train.trainer import TrainConfig, train
+
+    api = tiny(zh_tokenizer, True, gazetteer)
+    collate = api.collator()
+    with torch.no_grad():
+        before = float(api.model(**collate(EXAMPLES))["loss"])
+    config = TrainConfig(output_dir=str(tmp_path), epochs=15, batch_size=3, learning_rate=3e-3,
+                         warmup_ratio=0.0, metric="joint", progress=False, threads=1)  # fmt: skip
+
+    def evaluate_fn(model):
+        api.model = model
+        return evaluate(api, EXAMPLES)
+
+    result = train(api.model, EXAMPLES, collate, evaluate_fn, config)
+    api.model.eval()
+    with torch.no_grad():
+        after = float(api.model(**collate(EXAMPLES))["loss"])
+    assert after < before
+    assert result.best_metric is not None and (tmp_path / "train_log.json").exists()
+    scores = evaluate(api, EXAMPLES)
+    assert set(scores) >= {"accuracy", "macro_f1", "slot_f1", "sentence_accuracy"}
+
+
+@pytest.mark.slow
+def test_distill_from_plain_and_fused_teachers(zh_tokenizer, gazetteer, tmp_path):
+    """Each teacher's logits are cached with its own input (the fused one reads the gazetteer), merged,
+    and a 3-layer e5 student trains on them through the trainer."""
+    from luodi.tasks.intent import distill_intent_model
+    from luodi.train.trainer import TrainConfig
+
+    dirs = []
+    for i, knowledge in enumerate((False, True)):
+        teacher = tiny(zh_tokenizer, knowledge, gazetteer)
+        dirs.append(teacher.save(tmp_path / f"teacher{i}"))
+    config = TrainConfig(
+        output_dir=str(tmp_path / "student"), max_steps=2, batch_size=3, progress=False, threads=1
+    )
+    student = distill_intent_model(dirs, EXAMPLES, EXAMPLES, config, student_layers=1, ensemble="mean")
+    assert student.model.encoder.config.num_hidden_layers == 1 and not student.config.knowledge
+    cached = [p for d in dirs for p in d.glob("teacher-logits-*.safetensors")]
+    assert len(cached) == 2
+    result = student("播放周杰伦的稻香")
+    assert result["intent"] in {"PlayMusic", "GetWeather"}

@@ -1,0 +1,148 @@
+"""Segmenter on tiny random models: BMES-constrained decoding, user dictionary, windowing, input checks,
+save/load, and a few real training steps that make the granularity marker change the output."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from luodi.modeling import tiny_encoder_config
+from luodi.tasks.segment import (
+    B,
+    E,
+    M,
+    S,
+    Segmenter,
+    SegmenterConfig,
+    SegmenterModel,
+    balanced_sample,
+    build_bigram_vocab,
+    char_constraints,
+    length_batches,
+    make_collate,
+    split_sentences,
+    viterbi,
+)
+from luodi.train.trainer import TrainConfig, train
+
+VALID_NEXT = {B: {M, E}, M: {M, E}, E: {B, S}, S: {B, S}}
+
+
+def _valid(path: list[int]) -> bool:
+    if not path:
+        return True
+    ok_edges = path[0] in (B, S) and path[-1] in (E, S)
+    return ok_edges and all(b in VALID_NEXT[a] for a, b in zip(path, path[1:], strict=False))
+
+
+def _tiny(tokenizer, texts=("我爱北京天安门",), **kw) -> SegmenterModel:
+    torch.manual_seed(0)
+    cfg = SegmenterConfig(
+        encoder=tiny_encoder_config(len(tokenizer)),
+        bigrams=build_bigram_vocab(list(texts), min_count=1),
+        attn_heads=2,
+        mlp_hidden=32,
+        bigram_dim=8,
+        **kw,
+    )
+    return SegmenterModel(cfg).eval()
+
+
+def test_viterbi_never_yields_invalid_sequences():
+    gen = torch.Generator().manual_seed(0)
+    for trial in range(20):
+        scores = torch.randn((6, 30, 4), generator=gen) * 5  # raw argmax would often be invalid
+        lengths = torch.randint(0, 31, (6,), generator=gen).tolist()
+        paths = viterbi(scores.log_softmax(-1), lengths)
+        assert [len(p) for p in paths] == lengths
+        assert all(_valid(p) for p in paths), trial
+    # the argmax of these scores is invalid (B B, S M), the decoded path is not
+    bad = torch.tensor([[[9.0, 0, 0, 0], [9.0, 0, 0, 0], [0, 0, 0, 9.0], [0, 9.0, 0, 0]]]).log_softmax(-1)
+    assert _valid(viterbi(bad, [4])[0])
+
+
+def test_constraints_keep_dictionary_words_whole_and_runs_unsplit():
+    text = "周深唱大鱼abc12好"
+    scores = torch.zeros((1, len(text), 4))
+    scores[..., S] = 5.0  # the "model" wants every character on its own
+    spans = [(0, 2), (3, 5)]  # 周深, 大鱼
+    path = viterbi(scores.log_softmax(-1), [len(text)], char_constraints(text, (), spans)[None])[0]
+    assert _valid(path)
+    assert path[0:2] == [B, E] and path[3:5] == [B, E]
+    assert path[5] == B and path[6:9] == [M, M, M] and path[9] in (M, E)  # "abc12" never split inside
+    # a whitespace break cuts the run; a forced span touching a run drops the run rule (still feasible)
+    allowed = char_constraints("ab1c", breaks=[2], spans=[(1, 3)])
+    assert _valid(viterbi(torch.zeros(1, 4, 4), [4], allowed[None])[0])
+
+
+def test_seg_windows_long_text_without_losing_characters(zh_tokenizer):
+    seg = Segmenter(_tiny(zh_tokenizer), zh_tokenizer, window=40, overlap=10, batch_size=4)
+    text = ("今天北京天气很好我们去天安门广场看升旗然后吃烤鸭" * 30)[:733]
+    words = seg(text, user_dict=["天安门广场"])
+    assert "".join(words) == text and all(words)
+    assert words.count("天安门广场") == text.count("天安门广场")  # across window seams too
+    assert seg([text, "我爱北京"], granularity="coarse")[0] == seg(text, granularity="coarse")
+
+
+def test_seg_empty_mixed_and_bad_input(zh_tokenizer):
+    seg = Segmenter(_tiny(zh_tokenizer), zh_tokenizer)
+    assert seg("") == [] and seg(["", "  "]) == [[], []] and seg([]) == []
+    words = seg("我买了iPhone15和ＡＢＣ１２３ hello world")
+    assert "".join(words) == "我买了iPhone15和ＡＢＣ１２３helloworld"
+    assert any("iPhone15" in w for w in words) and any("ＡＢＣ１２３" in w for w in words)
+    assert "hello" in words and "world" in words  # whitespace separates; runs are not split
+    with pytest.raises(TypeError, match="str or a list"):
+        seg(None)
+    with pytest.raises(TypeError, match="text 1 is int"):
+        seg(["好", 3])
+    with pytest.raises(ValueError, match="granularity 'medium'"):
+        seg("好", granularity="medium")
+    fine_only = Segmenter(_tiny(zh_tokenizer, granularities=["fine"]), zh_tokenizer)
+    with pytest.raises(ValueError, match="not served"):
+        fine_only("好", granularity="coarse")
+
+
+def test_save_load_round_trip(zh_tokenizer, tmp_path: Path):
+    model = _tiny(zh_tokenizer)
+    assert model.config.marker_ids == {"fine": len(zh_tokenizer), "coarse": len(zh_tokenizer) + 1}
+    model.save(tmp_path / "m", zh_tokenizer)
+    loaded = Segmenter.load(tmp_path / "m")
+    assert loaded.model.config.marker_ids == model.config.marker_ids
+    text = "我爱北京天安门，我们去看升旗"
+    for g in ("fine", "coarse"):
+        assert loaded(text, granularity=g) == Segmenter(model, zh_tokenizer)(text, granularity=g)
+
+
+def test_data_helpers():
+    words = ["我", "爱", "北京", "。", "你", "呢", "？", "好"]
+    assert split_sentences(words) == [["我", "爱", "北京", "。"], ["你", "呢", "？"], ["好"]]
+    long = ["一二三"] * 50 + ["，"] + ["四"] * 10
+    assert all(sum(map(len, s)) <= 120 for s in split_sentences(long))
+    sample = balanced_sample({"fine": [["ab"]] * 100, "coarse": [["cd"]]}, max_chars=40)
+    assert sum(g == "fine" for g, _ in sample) == 10 and sum(g == "coarse" for g, _ in sample) == 10
+    batches = length_batches(sample, batch_size=3)
+    assert sum(map(len, batches)) == 20
+
+
+def test_training_steps_make_the_granularity_marker_matter(zh_tokenizer, tmp_path: Path):
+    fine = [["北京", "大学", "生", "在", "上课"], ["中华", "人民", "共和国"], ["北京", "大学"]]
+    coarse = [["北京大学生", "在", "上课"], ["中华人民共和国"], ["北京大学"]]
+    data = [("fine", w) for w in fine] + [("coarse", w) for w in coarse]
+    model = _tiny(zh_tokenizer, texts=["".join(w) for _, w in data], dropout=0.0)
+    seg = Segmenter(model, zh_tokenizer)
+    collate = make_collate(model, seg.aligner)
+    batch = collate(data)
+    assert set(batch) >= {"input_ids", "bigram_ids", "labels", "granularity", "char_mask"}
+    assert (batch["labels"] != -100).sum() == sum(len("".join(w)) for _, w in data)
+
+    def evaluate(m):
+        got = Segmenter(m, zh_tokenizer)
+        ok = [got("".join(w), granularity=g) == list(w) for g, w in data]
+        return {"acc": 100.0 * sum(ok) / len(ok)}
+
+    cfg = TrainConfig(output_dir=str(tmp_path / "run"), max_steps=40, eval_steps=40, batch_size=6, threads=1,
+                      learning_rate=3e-3, metric="acc", progress=False, logging_steps=1000, warmup_ratio=0.0)  # fmt: skip
+    result = train(model, data, collate, evaluate, cfg)
+    assert result.steps == 40 and result.best_metric >= 80.0
+    seg = Segmenter(model.eval(), zh_tokenizer)
+    assert seg("北京大学", granularity="fine") != seg("北京大学", granularity="coarse")
