@@ -44,6 +44,18 @@ DEFAULT_CONFIGS = {  # used when --config is not given: what exists today
         "batching": {"max_batch_size": 32, "max_wait_ms": 5, "max_queue": 128, "timeout_ms": 5000},
         "limits": {"max_text_chars": 128, "max_batch_items": 16},
     },
+    # the trained CAIS intent + slots model (3 layers) on ONNX Runtime int8 (luodi.serve.onnx_intent);
+    # --torch serves the same model on PyTorch. threads 1: one core for the model, one for HTTP + client.
+    "intent": {
+        "threads": 1,
+        "models": {
+            "intent": {"dir": "~/.cache/luodi/models/intent-plain-cais-3L", "options": {"onnx": "int8"}}
+        },
+        # max_wait_ms 0: one worker, so under load items pile up while a batch runs and the next batch takes
+        # them all; waiting for company would only add latency when the server is idle
+        "batching": {"max_batch_size": 32, "max_wait_ms": 0, "max_queue": 512, "timeout_ms": 2000},
+        "limits": {"max_text_chars": 128, "max_batch_items": 16},
+    },
 }
 
 
@@ -108,7 +120,9 @@ def cpu_seconds(pid: int | None) -> float:
 
 async def scrape(client: httpx.AsyncClient, model: str) -> tuple[float, ...]:
     """(batch items, batches, predict seconds sum, predict count) for one model from /metrics, then the
-    server's and this client's CPU seconds: CPU per request does not depend on what else runs on the machine."""
+    server's and this client's CPU seconds (CPU per request does not depend on what else runs on the
+    machine), then the server-side request latency (sum, count) of /v1/<model> and the queue wait (sum,
+    count) of its items."""
     for attempt in range(3):  # a keep-alive connection the server just closed: retry on a fresh one
         try:
             text = (await client.get("/metrics")).text
@@ -117,13 +131,16 @@ async def scrape(client: httpx.AsyncClient, model: str) -> tuple[float, ...]:
             if attempt == 2:
                 raise
 
-    def value(metric: str) -> float:
-        m = re.search(rf'^{metric}{{model="{model}"}} ([0-9.e+-]+)$', text, re.M)
+    def value(metric: str, label: str = f'model="{model}"') -> float:
+        m = re.search(rf"^{metric}{{{label}}} ([0-9.e+-]+)$", text, re.M)
         return float(m.group(1)) if m else 0.0
 
+    endpoint = f'endpoint="/v1/{model}"'
     return (value("luodi_batch_size_sum"), value("luodi_batch_size_count"),
             value("luodi_predict_latency_seconds_sum"), value("luodi_predict_latency_seconds_count"),
-            cpu_seconds(SERVER_PID), time.process_time())  # fmt: skip
+            cpu_seconds(SERVER_PID), time.process_time(),
+            value("luodi_request_latency_seconds_sum", endpoint), value("luodi_request_latency_seconds_count", endpoint),
+            value("luodi_queue_wait_seconds_sum"), value("luodi_queue_wait_seconds_count"))  # fmt: skip
 
 
 def summarise(
@@ -138,6 +155,10 @@ def summarise(
            "errors": errors, "requests": len(latencies) + errors,
            "mean_batch": round(items / batches, 2) if batches else 0.0,
            "predict_ms": round(1000 * predict_s / predicts, 2) if predicts else 0.0}  # fmt: skip
+    served, waits = after[7] - before[7], after[9] - before[9]
+    row["server_ms"] = round(1000 * (after[6] - before[6]) / served, 2) if served else 0.0
+    row["queue_ms"] = round(1000 * (after[8] - before[8]) / waits, 2) if waits else 0.0
+    row["client_mean_ms"] = round(float(lat.mean()), 2) if lat is not None else None
     n = max(1, len(latencies) + errors - extra.get("dropped", 0))  # requests that reached the server
     if SERVER_PID is not None:
         row["server_cpu_ms"] = round(1000 * (after[4] - before[4]) / n, 3)
@@ -360,6 +381,9 @@ GENERAL_NOTES = (
 )
 
 
+KEEP_MARKER = "<!-- hand-written below: kept when bench.load rewrites the table above -->"
+
+
 def write_rows(rows: list[dict], run: dict) -> None:
     """Merge into results/serving.json: rows of other runs are kept (same name -> replaced), and each run's
     command, config and machine load are listed in the notes."""
@@ -383,7 +407,15 @@ def write_rows(rows: list[dict], run: dict) -> None:
             for r in runs
         )
     )
+    from luodi.paths import docs_dir
+
+    # docs/serving.md = this generated table + the hand-written part after KEEP_MARKER (kept as it is)
+    doc = docs_dir() / "serving.md"
+    tail = doc.read_text() if doc.exists() else ""
+    tail = tail[tail.index(KEEP_MARKER) :] if KEEP_MARKER in tail else ""
     js, md = write_results("serving", kept + rows, command=run["command"], notes=notes, extra={"runs": runs})
+    if tail:
+        md.write_text(md.read_text().rstrip("\n") + "\n\n" + tail)
     print(f"wrote {js} and {md}")
     plot(kept + rows)
 
@@ -457,6 +489,10 @@ def main() -> None:
     ap.add_argument("--no-write", action="store_true", help="Print rows only.")
     ap.add_argument("--tag", default="", help="Inserted in row names after the endpoint (e.g. e5-3L).")
     ap.add_argument("--layers", type=int, help="Built-in match config only: e5 layers (default 12).")
+    ap.add_argument(
+        "--torch", action="store_true", help="Built-in intent config only: PyTorch, not int8 ONNX."
+    )
+    ap.add_argument("--threads", type=int, help="Override the config's model threads.")
     ap.add_argument("--client", default="raw", choices=["raw", "httpx"], help="Load client (see RawClient).")
     ap.add_argument(
         "--null-model", action="store_true", help="Serve /v1/intent with a no-cost model: the service alone."
@@ -499,8 +535,14 @@ def main() -> None:
             base = json.loads(json.dumps(DEFAULT_CONFIGS[args.endpoint]))
             if args.layers:
                 base["models"]["match"]["layers"] = args.layers
+            if args.endpoint == "intent":
+                if args.torch:
+                    base["models"]["intent"]["options"].pop("onnx")
+                args.tag = args.tag or ("torch" if args.torch else "int8")
         else:
             raise SystemExit(f"no built-in config serves /v1/{args.endpoint}: pass --config")
+        if args.threads:
+            base["threads"] = args.threads
         for mode in modes:
             config = json.loads(json.dumps(base))
             config.setdefault("batching", {})["enabled"] = mode != "nobatch"

@@ -111,45 +111,26 @@ def eval_encoder(
 
 @app.command()
 def demo(
-    queries: list[str] = typer.Argument(None, help="Chinese queries (default: a few assistant queries)."),
+    queries: list[str] = typer.Argument(None, help="ASR text (unpunctuated); default: 8 sample queries."),
+    config: Path = typer.Option(None, help="Assistant YAML/TOML (default: release/assistant.yaml)."),
 ) -> None:
-    """What the foundation gives: the converted encoder, tokenisation, char alignment, similar queries."""
+    """The assistant end to end on sample queries: sentence breaking, segmentation (fine and coarse),
+    gazetteer, intent + slots and the answer, with per-stage timings. Runs on the int8 ONNX release set
+    shipped in release/ (no training, no encoder download)."""
     import time
 
-    import torch
+    from luodi.commands.assistant import SAMPLES, load_assistant, print_doc
 
-    from luodi.encoders import CharAligner, Embedder, encoder_dir, load_encoder, load_tokenizer
-
-    queries = queries or [
-        "放首周杰伦的歌",
-        "我想听刘德华的冰雨",
-        "明天天气怎么样",
-        "上海明天会下雨吗",
-        "导航到北京南站",
-        "带我去最近的加油站",
-        "给妈妈打电话",
-        "打电话给张三",
-    ]
-    torch.set_num_threads(min(2, os.cpu_count() or 1))
     start = time.perf_counter()
-    model_dir = encoder_dir("zh")
-    console.print(f"[bold]encoder[/bold] {model_dir} (ready in {time.perf_counter() - start:.1f} s)")
-    tokenizer = load_tokenizer("zh")
-    aligner = CharAligner(tokenizer)
-    embedder = Embedder(model=load_encoder(layers=12, vocab="zh"), tokenizer=tokenizer)
-    for q in queries[:3]:
-        pieces = tokenizer.convert_ids_to_tokens(tokenizer(q)["input_ids"])
-        chars = tokenizer.convert_ids_to_tokens(aligner.ids(q))
-        console.print(f"[bold]{q}[/bold]\n  pieces: {' '.join(pieces)}\n  chars:  {' '.join(chars)}")
+    assistant = load_assistant(config)
+    console.print(f"models loaded in {time.perf_counter() - start:.1f} s")
     start = time.perf_counter()
-    vectors = embedder.encode(queries)
-    ms = (time.perf_counter() - start) * 1000 / len(queries)
-    sims = vectors @ vectors.T
-    sims.fill_diagonal_(-1)
-    console.print(f"[bold]nearest neighbours[/bold] (e5 query embeddings, {ms:.1f} ms/query, batched)")
-    for i, q in enumerate(queries):
-        j = int(sims[i].argmax())
-        console.print(f"  {q}  ->  {queries[j]}  (cosine {sims[i, j]:.3f})")
+    texts = queries or SAMPLES
+    for text in texts:
+        print_doc(assistant(text))
+    console.print(
+        f"\n{len(texts)} inputs answered in {time.perf_counter() - start:.2f} s (first calls include warm-up)"
+    )
 
 
 def _register_feature_commands() -> None:

@@ -7,8 +7,9 @@
 
 Stages (each reads and writes keys of one output dict, HanLP-style namespaced keys):
 1. ``breaking``   the unpunctuated stream -> queries (+ punctuated sentences)        SentenceBreaker
-2. ``seg/fine``, ``seg/coarse``   words of each query at both granularities         Segmenter
-3. ``gazetteer``  typed lexicon matches (singers, songs, ...)                          Gazetteer
+2. ``gazetteer``  typed lexicon matches (singers, songs, ...)                          Gazetteer
+3. ``seg/fine``, ``seg/coarse``   words of each query at both granularities; matched
+                  entities of ``segment_keep_types`` (default: singers) stay whole      Segmenter
 4. ``intent``, ``slots``   intent + slots (knowledge-fused model reads the gazetteer)    IntentModel
 5. ``answer``     route: a confident skill intent -> a structured action; otherwise FAQ retrieval
                   (FaqIndex); below the FAQ threshold -> a generated reply (Generator); else a fallback.
@@ -28,6 +29,7 @@ from typing import Any
 # Intents that are not skills: the query is a question or chit-chat, answered by retrieval/generation.
 NON_SKILL_INTENTS = ("Chat", "AskKnowledge", "OTHERS")
 FALLBACK_REPLY = "抱歉，我没听懂，可以换个说法吗？"
+CHATTERBOT = "chatterbot"  # in faq_files: the chatterbot Q->A pairs of the shared data (when present)
 
 
 @dataclass
@@ -40,10 +42,18 @@ class AssistantConfig:
     intent: str | None = None
     faq_index: str | None = None
     generator: str | None = None
+    faq_files: list[str] = field(
+        default_factory=list
+    )  # FAQ without an index: TSV/JSONL files or "chatterbot"
     lexicons: list[str] = field(default_factory=list)  # extra lexicon files "type=path" or folders
     intent_threshold: float = 0.5  # below: not a confident skill intent
     faq_threshold: float = 0.85  # FAQ hits below this cosine are "no good match"
+    # a skill intent with NO slots yields to an FAQ hit at least this close (e.g. a song lexicon entry
+    # "你叫什么名字" makes the intent model say PlayMusic for the question itself); null: never
+    faq_override_threshold: float | None = 0.95
     non_skill_intents: list[str] = field(default_factory=lambda: list(NON_SKILL_INTENTS))
+    # gazetteer types whose matches the segmenter keeps whole (at both granularities)
+    segment_keep_types: list[str] = field(default_factory=lambda: ["singer"])
     generation_strategy: str = "greedy"
     threads: int = 2
     max_chars: int = 2000  # longer input is refused (ValueError naming the limit), never truncated
@@ -56,16 +66,39 @@ class AssistantConfig:
         if unknown:
             raise ValueError(f"{source}: unknown key {unknown[0]!r} (known: {', '.join(sorted(known))})")
         config = cls(**data)
+        for name in ("lexicons", "faq_files", "non_skill_intents", "segment_keep_types"):
+            if not isinstance(getattr(config, name), list):
+                raise ValueError(f"{source}: {name} must be a list, got {getattr(config, name)!r}")
+        if not isinstance(config.threads, int) or config.threads < 1:
+            raise ValueError(f"{source}: threads must be a positive integer, got {config.threads!r}")
         if base is not None:  # paths relative to the config file
+
+            def resolve(value: str) -> str:
+                return value if Path(value).expanduser().is_absolute() else str(base / value)
+
             for name in ("breaker", "segmenter", "intent", "faq_index", "generator"):
                 value = getattr(config, name)
-                if value and not Path(value).expanduser().is_absolute():
-                    setattr(config, name, str(base / value))
+                if value:
+                    setattr(config, name, resolve(value))
+            config.faq_files = [f if f == CHATTERBOT else resolve(f) for f in config.faq_files]
+            config.lexicons = [
+                f"{t}={resolve(p)}" if sep else resolve(t)
+                for t, sep, p in (x.partition("=") for x in config.lexicons)
+            ]
         return config
 
 
+def release_dir() -> Path:
+    """The release set shipped in the repository (``luodi release`` / ``make models`` rebuild it)."""
+    return Path(__file__).resolve().parent.parent / "release"
+
+
 def default_config() -> AssistantConfig:
-    """The models ``make models`` / the train commands write to the model cache, where they exist."""
+    """``release/assistant.yaml`` (the int8 ONNX release set in the repository) when present; otherwise
+    the models the train commands write to the model cache, where they exist."""
+    shipped = release_dir() / "assistant.yaml"
+    if shipped.is_file():
+        return Assistant.config_from_file(shipped)
     from luodi.paths import models_dir
 
     root = models_dir()
@@ -77,9 +110,9 @@ def default_config() -> AssistantConfig:
         return None
 
     return AssistantConfig(
-        breaker=first("breaking-3L-ensemble", "breaking-3L-distilled", "breaking-3L", "breaking-12L-seed1"),
+        breaker=first("breaking-ensemble-3L-seed1", "breaking-distilled-3L-seed1", "breaking-3L-seed1"),
         segmenter=first("segment-unified-3L", "segment-unified"),
-        intent=first("intent-fused-cais", "intent-plain-cais"),
+        intent=first("intent-fused-cais-3L", "intent-plain-cais-3L", "intent-fused-cais"),
         faq_index=first("faq-chatterbot", "faq"),
         generator=first("generator-unilm", "generator-gpt", "generator-seq2seq"),
     )
@@ -92,12 +125,15 @@ class Assistant:
         import torch
 
         self.config = config or default_config()
-        torch.set_num_threads(self.config.threads)
-        self.breaker = components.get("breaker") or _load("breaker", self.config.breaker)
-        self.segmenter = components.get("segmenter") or _load("segmenter", self.config.segmenter)
-        self.intent = components.get("intent") or _load("intent", self.config.intent)
-        self.faq = components.get("faq") or _load("faq_index", self.config.faq_index)
-        self.generator = components.get("generator") or _load("generator", self.config.generator)
+        threads = self.config.threads
+        torch.set_num_threads(threads)
+        self.breaker = components.get("breaker") or _load("breaker", self.config.breaker, threads)
+        self.segmenter = components.get("segmenter") or _load("segmenter", self.config.segmenter, threads)
+        self.intent = components.get("intent") or _load("intent", self.config.intent, threads)
+        self.faq = components.get("faq") or _load("faq_index", self.config.faq_index, threads)
+        if self.faq is None and self.config.faq_files:
+            self.faq = TfidfFaq.from_files(self.config.faq_files)
+        self.generator = components.get("generator") or _load("generator", self.config.generator, threads)
         self.gazetteer = self.intent.gazetteer if self.intent is not None else components.get("gazetteer")
         if self.gazetteer is not None:
             for spec in self.config.lexicons:
@@ -105,15 +141,43 @@ class Assistant:
         names = ("breaker", "segmenter", "intent", "faq", "generator")
         self.missing = [n for n in names if getattr(self, n) is None]
 
-    @classmethod
-    def from_config(cls, path: str | Path) -> Assistant:
-        import yaml
-
+    @staticmethod
+    def config_from_file(path: str | Path) -> AssistantConfig:
+        """An ``AssistantConfig`` from YAML (``.yaml``/``.yml``) or TOML (``.toml``); relative paths in
+        it are relative to the file."""
         path = Path(path).expanduser()
         if not path.is_file():
             raise FileNotFoundError(f"{path}: assistant config not found")
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        return cls(AssistantConfig.from_dict(data, str(path), base=path.resolve().parent))
+        text = path.read_text(encoding="utf-8")
+        if path.suffix == ".toml":
+            import tomllib
+
+            try:
+                data = tomllib.loads(text)
+            except tomllib.TOMLDecodeError as err:
+                raise ValueError(f"{path}: invalid TOML: {err}") from None
+        else:
+            import yaml
+
+            try:
+                data = yaml.safe_load(text)
+            except yaml.YAMLError as err:
+                raise ValueError(f"{path}: invalid YAML: {err}") from None
+        if data is not None and not isinstance(data, dict):
+            raise ValueError(f"{path}: expected a mapping of settings, got {type(data).__name__}")
+        return AssistantConfig.from_dict(data, str(path), base=path.resolve().parent)
+
+    @classmethod
+    def from_config(cls, path: str | Path) -> Assistant:
+        return cls(cls.config_from_file(path))
+
+    def describe(self) -> str:
+        """Which implementation runs each stage, e.g. ``breaker=onnx segmenter=onnx ... faq=tfidf``."""
+        parts = []
+        for name in ("breaker", "segmenter", "intent", "faq", "generator"):
+            obj = getattr(self, name)
+            parts.append(f"{name}={_backend(obj)}")
+        return " ".join(parts) + f" threads={self.config.threads}"
 
     # ------------------------------------------------------------------ the online path
 
@@ -148,11 +212,6 @@ class Assistant:
         items = [{"text": q} for q, _ in pairs]
         texts = [q for q, _ in pairs]
 
-        with _timer(timings, "segment"):
-            if self.segmenter is not None and texts:
-                for gran in ("fine", "coarse"):
-                    for item, words in zip(items, self.segmenter(texts, granularity=gran), strict=True):
-                        item[f"seg/{gran}"] = words
         with _timer(timings, "gazetteer"):
             if self.gazetteer is not None:
                 for item in items:
@@ -160,6 +219,17 @@ class Assistant:
                         {"type": m.type, "value": m.value, "start": m.start, "end": m.end}
                         for m in self.gazetteer.longest_matches(item["text"])
                     ]
+        with _timer(timings, "segment"):
+            if self.segmenter is not None and texts:
+                # Known entities of the configured types stay whole words (HanLP's "force" user-dictionary
+                # mode): PKU's fine standard splits 周杰伦 into 周 / 杰伦, but search and slot matching want
+                # the name as one word.
+                keep = {m["value"] for item in items for m in item.get("gazetteer", [])
+                        if m["type"] in self.config.segment_keep_types}  # fmt: skip
+                for gran in ("fine", "coarse"):
+                    words = self.segmenter(texts, granularity=gran, user_dict=sorted(keep) or None)
+                    for item, seg in zip(items, words, strict=True):
+                        item[f"seg/{gran}"] = seg
         with _timer(timings, "intent"):
             if self.intent is not None and texts:
                 for item, result in zip(items, self.intent(texts), strict=True):
@@ -176,12 +246,17 @@ class Assistant:
     def _answer(self, item: dict[str, Any], timings: dict[str, float]) -> dict[str, Any]:
         intent = item.get("intent")
         confident = intent is not None and item.get("score", 0.0) >= self.config.intent_threshold
+        hits = None
         if confident and intent not in self.config.non_skill_intents:
             slots = {s["type"]: s["value"] for s in item.get("slots", [])}
-            return {"type": "action", "skill": intent, "slots": slots}
+            override = self.config.faq_override_threshold
+            if slots or self.faq is None or override is None:
+                return {"type": "action", "skill": intent, "slots": slots}
+            hits = self._faq_hits(item["text"], timings)
+            if not (hits and hits[0].score >= override):
+                return {"type": "action", "skill": intent, "slots": slots}
         if self.faq is not None:
-            with _timer(timings, "faq"):
-                hits = self.faq.search(item["text"], k=1)
+            hits = hits if hits is not None else self._faq_hits(item["text"], timings)
             if hits and hits[0].score >= self.config.faq_threshold:
                 hit = hits[0]
                 return {"type": "faq", "question": hit.question, "answer": hit.answer, "score": hit.score}
@@ -191,6 +266,10 @@ class Assistant:
             if reply.strip():
                 return {"type": "generated", "answer": reply}
         return {"type": "fallback", "answer": FALLBACK_REPLY}
+
+    def _faq_hits(self, text: str, timings: dict[str, float]) -> list:
+        with _timer(timings, "faq"):
+            return self.faq.search(text, k=1)
 
 
 class _timer:
@@ -207,14 +286,33 @@ class _timer:
         self.timings[self.name] = self.timings.get(self.name, 0.0) + elapsed
 
 
-_LOADERS: dict[str, Callable[[str], Any]] = {}
+def _backend(obj) -> str:
+    if obj is None:
+        return "none"
+    if isinstance(obj, TfidfFaq):
+        return "tfidf"
+    model = getattr(obj, "model", None)
+    if type(model).__name__ == "OnnxTaskModule" or getattr(getattr(obj, "matcher", None), "onnx", None):
+        return "onnx-int8"
+    return "pytorch" if model is not None or hasattr(obj, "matcher") else type(obj).__name__
 
 
-def _load(kind: str, path: str | None):
+RELEASE_KINDS = {"breaker": "breaker", "segmenter": "segmenter", "intent": "intent"}
+
+
+def _load(kind: str, path: str | None, threads: int = 2):
+    """A component from ``path``: a release directory (int8 ONNX, ``luodi release``) or a model
+    directory with an ONNX release in ``<dir>/release`` load through ONNX Runtime; else PyTorch."""
     if not path:
         return None
     if not Path(path).expanduser().exists():
         raise FileNotFoundError(f"{kind}: {path} does not exist (train it, or remove it from the config)")
+    if kind in RELEASE_KINDS:
+        from luodi.runtime.tasks import is_release_dir, load_release
+
+        for candidate in (Path(path).expanduser(), Path(path).expanduser() / "release"):
+            if is_release_dir(candidate):
+                return load_release(RELEASE_KINDS[kind], candidate, threads)
     if kind == "breaker":
         from luodi.tasks.breaking import SentenceBreaker
 
@@ -261,3 +359,67 @@ def serve_predictor(config=None, **options) -> Callable[[list[str]], list[dict]]
         return assistant(list(texts))
 
     return predict
+
+
+@dataclass
+class FaqHit:
+    question: str
+    answer: str
+    score: float
+    id: int
+
+
+class TfidfFaq:
+    """FAQ retrieval without a neural encoder: character 1-3-gram TF-IDF, cosine, exact search.
+
+    The release set has no room for a sentence encoder (see docs/pipeline.md), so the default assistant
+    uses this; a ``faq_index`` (FaqIndex with a Matcher) in the config replaces it. Same ``search`` API."""
+
+    def __init__(self, pairs: Sequence[tuple[str, str]]) -> None:
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        latest: dict[str, str] = {}
+        for q, a in pairs:  # one entry per distinct question, the last answer wins (as FaqIndex)
+            latest[q] = a
+        if not latest:
+            raise ValueError("TfidfFaq needs at least one (question, answer) pair")
+        self.questions, self.answers = list(latest), list(latest.values())
+        self.vectorizer = TfidfVectorizer(analyzer="char", ngram_range=(1, 3), sublinear_tf=True)
+        self.matrix = self.vectorizer.fit_transform(self.questions)  # rows L2-normalised
+
+    @classmethod
+    def from_files(cls, files: Sequence[str]) -> TfidfFaq:
+        """``files``: TSV (question<TAB>answer) / JSONL FAQ files, or ``"chatterbot"`` for the shared
+        data's chatterbot pairs (skipped with a warning when the data root is absent)."""
+        import warnings
+
+        from luodi.tasks.match import load_faq_file
+
+        pairs: list[tuple[str, str]] = []
+        for f in files:
+            if f == CHATTERBOT:
+                from luodi.data.dialogue import load_chatterbot
+
+                try:
+                    pairs += load_chatterbot()
+                except (FileNotFoundError, NotADirectoryError) as err:
+                    warnings.warn(
+                        f"FAQ: chatterbot pairs unavailable ({err}); using the other files", stacklevel=2
+                    )
+                continue
+            if not Path(f).is_file():
+                raise FileNotFoundError(f"FAQ file {f} does not exist")
+            pairs += load_faq_file(f)
+        return cls(pairs)
+
+    def __len__(self) -> int:
+        return len(self.questions)
+
+    def search(self, query: str, k: int = 5) -> list[FaqHit]:
+        import numpy as np
+
+        sims = (self.matrix @ self.vectorizer.transform([query]).T).toarray().ravel()
+        top = np.argsort(-sims, kind="stable")[:k]
+        return [
+            FaqHit(self.questions[i], self.answers[i], float(sims[i]), int(i)) for i in top if sims[i] > 0
+        ]

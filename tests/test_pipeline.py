@@ -67,7 +67,7 @@ class Echo:
 
 
 class Words:
-    def __call__(self, texts, granularity="fine"):
+    def __call__(self, texts, granularity="fine", user_dict=None):
         return [list(t) if granularity == "fine" else [t] for t in texts]
 
 
@@ -126,3 +126,192 @@ def test_config_from_yaml_checks_keys_and_resolves_paths(tmp_path):
     bad.write_text("intnet: x\n")
     with pytest.raises(ValueError, match="unknown key 'intnet'"):
         Assistant.from_config(bad)
+
+
+def test_toml_config_and_bad_values(tmp_path):
+    faq = tmp_path / "faq.tsv"
+    faq.write_text("你叫什么名字\t我是落地\n")
+    toml = tmp_path / "assistant.toml"
+    toml.write_text(
+        'faq_files = ["faq.tsv"]\nthreads = 1\nfaq_threshold = 0.3\nlexicons = ["singer=lex/singer.txt"]\n'
+    )
+    config = Assistant.config_from_file(toml)
+    assert config.faq_files == [str(faq)] and config.lexicons == [f"singer={tmp_path / 'lex/singer.txt'}"]
+    a = Assistant(config)
+    assert a.describe().startswith("breaker=none") and "faq=tfidf" in a.describe()
+    assert a("你的名字叫什么")["queries"][0]["answer"]["type"] == "faq"
+    for text, message in (("threads = 0\n", "threads must be a positive integer"),
+                          ('faq_files = "faq.tsv"\n', "faq_files must be a list"),
+                          ("threads = \n", "invalid TOML")):  # fmt: skip
+        toml.write_text(text)
+        with pytest.raises(ValueError, match=message):
+            Assistant.config_from_file(toml)
+
+
+def test_tfidf_faq_ranks_the_closest_question():
+    from luodi.pipeline import TfidfFaq
+
+    faq = TfidfFaq([("你叫什么名字", "落地"), ("明天会下雨吗", "看天气预报"), ("你叫什么名字", "我是落地")])
+    assert len(faq) == 2  # one entry per question, the last answer wins
+    assert [h.answer for h in faq.search("你的名字是什么", k=2)] == ["我是落地"]  # no overlap: no hit
+    hits = faq.search("明天你叫什么名字", k=2)
+    assert [h.answer for h in hits] == ["我是落地", "看天气预报"] and hits[0].score > hits[1].score
+    assert faq.search("zzz") == []  # nothing in common: no hit rather than a random one
+    with pytest.raises(ValueError, match="at least one"):
+        TfidfFaq([])
+
+
+# ----------------------------------------------------------------------------- ONNX adapters (tiny models)
+
+CHARS = "播放周杰伦的歌明天气怎么样我想听刘德华冰雨"
+
+
+def tiny_vocab():
+    from luodi.runtime.tasks import CharVocab
+
+    pieces = ["<s>", "<pad>", "</s>", "<unk>", "▁", *CHARS, "多", "余"]
+    return CharVocab(pieces, "<unk>", "<s>", "</s>", "<pad>")
+
+
+def _compare(original, trimmed_task, texts, logits_of):
+    """The trimmed ONNX graph gives the PyTorch model's outputs on texts of kept characters."""
+    import numpy as np
+
+    for a, b in zip(logits_of(original, texts), logits_of(trimmed_task, texts), strict=True):
+        np.testing.assert_allclose(a, b, atol=2e-4)
+
+
+@pytest.mark.parametrize("kind", ["breaker", "segmenter", "intent"])
+def test_trimmed_onnx_export_matches_pytorch(tmp_path, kind):
+    import copy
+
+    import torch
+
+    from luodi.modeling import TokenClassifier, TokenClassifierConfig, tiny_encoder_config
+    from luodi.runtime.tasks import CharVocab, OnnxTaskModule, _read_config, export_task, trim_char_vocabulary
+    from luodi.tasks.breaking import SentenceBreaker
+    from luodi.tasks.intent import IntentConfig, IntentModel, JointIntentSlotModel
+    from luodi.tasks.segment import Segmenter, SegmenterConfig, SegmenterModel
+
+    torch.manual_seed(0)
+    vocab = tiny_vocab()
+    enc = tiny_encoder_config(len(vocab))
+    if kind == "breaker":
+        model = TokenClassifier(TokenClassifierConfig(encoder=enc, num_labels=6, dropout=0.0))
+        make = SentenceBreaker
+    elif kind == "segmenter":
+        cfg = SegmenterConfig(
+            encoder=enc, bigrams=["周杰", "杰伦"], bigram_dim=8, attn_heads=2, mlp_hidden=16
+        )
+        model, make = SegmenterModel(cfg), Segmenter
+    else:
+        cfg = IntentConfig(encoder=enc, intents=["Chat", "PlayMusic"], slot_tags=["O", "B-singer", "E-singer"],
+                           knowledge=True, knowledge_labels=["B-singer", "E-singer"], fusion_heads=2, label_dim=8)  # fmt: skip
+        model = JointIntentSlotModel(cfg)
+        make = lambda m, v: IntentModel(m, v, Gazetteer({"singer": ["周杰伦", "刘德华"]}))  # noqa: E731
+    model.eval()
+    original = make(model, vocab)
+    trimmed = copy.deepcopy(model)
+    kept = CHARS[:-4]  # 刘德华冰雨 minus its last characters: 华冰雨 fall back to <unk>
+    small = trim_char_vocabulary(trimmed, vocab, kept)
+    assert len(small) == len(set(kept)) + 5 + (2 if kind == "segmenter" else 0)  # + specials (+ markers)
+    path = export_task(trimmed, tmp_path / "m.onnx")
+    (tmp_path / "luodi.json").write_text(
+        __import__("json").dumps(
+            {"module": type(model).__module__, "class": type(model).__name__, "config": vars(trimmed.config)}
+        )  # fmt: skip
+    )
+    small.save(tmp_path / "vocab.json")
+    config, _ = _read_config(tmp_path)
+    onnx_task = make(OnnxTaskModule(path, config, threads=1), CharVocab.load(tmp_path / "vocab.json"))
+    texts = ["播放周杰伦的歌", "明天天气怎么样我想听", "的"]  # lengths differ from the traced example (9)
+
+    @torch.no_grad()
+    def logits_of(task, batch):
+        if kind == "breaker":
+            b = task.aligner.batch(batch)
+            return [task.model(input_ids=b.input_ids, attention_mask=b.attention_mask)["logits"].numpy()]
+        if kind == "segmenter":
+            from luodi.tasks.segment import encode_batch
+
+            return [task.model(**encode_batch(task.model, task.aligner, batch, g, task.index))["logits"].numpy()
+                    for g in ("fine", "coarse")]  # fmt: skip
+        intent, slots = task.logits(batch)
+        return [intent.numpy(), *[s.numpy() for s in slots]]
+
+    _compare(original, onnx_task, texts, logits_of)
+    # an unkept character is <unk> in the trimmed model, exactly as an unknown one in the original
+    assert onnx_task.aligner.ids("华") == [small.unk_token_id]
+    # the task API runs end to end on the ONNX graph
+    if kind == "segmenter":
+        assert "".join(onnx_task("我想听刘德华的冰雨", granularity="coarse")) == "我想听刘德华的冰雨"
+    elif kind == "breaker":
+        assert "".join(onnx_task("放首周杰伦的歌").queries) == "放首周杰伦的歌"
+    else:
+        assert onnx_task("播放周杰伦的歌")["intent"] in ("Chat", "PlayMusic")
+
+
+def test_release_loader_refuses_what_is_not_a_release(tmp_path):
+    from luodi.runtime.tasks import load_release
+
+    with pytest.raises(ValueError, match="unknown release model kind"):
+        load_release("generator", tmp_path)
+    with pytest.raises(FileNotFoundError, match="model.onnx and vocab.json"):
+        load_release("intent", tmp_path)
+
+
+# ----------------------------------------------------------------------------- the shipped release set
+
+
+def _release():
+    from luodi.pipeline import release_dir
+
+    path = release_dir()
+    if not (path / "intent" / "model.onnx").exists():
+        pytest.skip("release/ not built (luodi release)")
+    return path
+
+
+def test_release_set_fits_the_budget_and_has_cards():
+    import json
+
+    path = _release()
+    size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    assert size <= 40e6, f"release set is {size / 1e6:.1f} MB"
+    for kind in ("breaker", "segmenter", "intent"):
+        card = json.loads((path / kind / "card.json").read_text())
+        assert card["training_commands"] and card["release_command"].startswith("luodi release")
+        for metric, value in card["metrics"]["release"].items():  # int8 + trimming cost at most 1.5 pt
+            assert value >= card["metrics"]["pytorch"][metric] - 1.5, (kind, metric)
+
+
+def test_release_assistant_answers_end_to_end():
+    _release()
+    a = Assistant()  # no config: release/assistant.yaml
+    assert a.describe().startswith("breaker=onnx-int8 segmenter=onnx-int8 intent=onnx-int8")
+    q = a("播放周杰伦的稻香")["queries"]
+    assert len(q) == 1
+    assert q[0]["intent"] == "PlayMusic"
+    assert q[0]["answer"]["type"] == "action" and q[0]["answer"]["slots"].get("singer_name") == "周杰伦"
+    assert {"type": "singer", "value": "周杰伦", "start": 2, "end": 5} in q[0]["gazetteer"]
+    assert "周杰伦" in q[0]["seg/fine"] and "".join(q[0]["seg/coarse"]) == "播放周杰伦的稻香"
+    doc = a("我想听刘德华的冰雨你叫什么名字")
+    assert len(doc["queries"]) >= 2  # two requests in one ASR stream are broken apart
+    assert doc["queries"][0]["answer"]["type"] == "action"
+    assert any(x["answer"]["type"] == "faq" and "落地" in x["answer"]["answer"] for x in doc["queries"][1:])
+
+
+def test_a_slotless_skill_yields_to_a_near_exact_faq_hit():
+    class SaysPlayMusic(KeywordIntent):
+        def __call__(self, texts):
+            return [
+                {"intent": "PlayMusic", "score": 0.96, "slots": [], "low_confidence": False} for _ in texts
+            ]
+
+    a = assistant(intent=SaysPlayMusic())
+    answers = [q["answer"] for q in a("你叫什么名字|来点音乐")["queries"]]
+    assert answers[0]["type"] == "faq"  # OneFaq scores "名字" queries 0.95 >= faq_override_threshold
+    assert answers[1] == {"type": "action", "skill": "PlayMusic", "slots": {}}  # FAQ 0.2: the skill stays
+    strict = Assistant(AssistantConfig(threads=1, faq_override_threshold=None), faq=OneFaq(),
+                       intent=SaysPlayMusic())  # fmt: skip
+    assert strict("你叫什么名字")["queries"][0]["answer"]["type"] == "action"

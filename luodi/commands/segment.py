@@ -83,6 +83,9 @@ def train_segment(
     learning_rate: float = typer.Option(2e-4),
     aux_weight: float = typer.Option(None, help="Override the variant's auxiliary loss weight."),
     dev_sentences: int = typer.Option(200, help="Dev sentences per criterion for model selection."),
+    eval_steps: int = typer.Option(
+        None, help="Evaluate (and keep the best) every N steps; default once an epoch."
+    ),
     threads: int = typer.Option(1, help="torch threads (1: the machine is shared)."),
     output_dir: Path = typer.Option(None, help="Default: <models>/segment-<variant>-<layers>L."),
     seed: int = typer.Option(0),
@@ -134,7 +137,8 @@ def train_segment(
         return scores
 
     tc = TrainConfig(output_dir=str(out), epochs=epochs, max_steps=max_steps, batch_size=1,
-                     learning_rate=learning_rate, threads=threads, logging_steps=25, seed=seed)  # fmt: skip
+                     learning_rate=learning_rate, threads=threads, logging_steps=25, seed=seed,
+                     eval_steps=eval_steps)  # fmt: skip
     start = time.perf_counter()
     batches = length_batches(data, batch_size, seed=seed)
     result = train(model, batches, make_collate(model, aligner, prebatched=True), evaluate, tc)
@@ -142,7 +146,8 @@ def train_segment(
     from luodi.results import current_command
 
     info = {"command": current_command(), "variant": variant, "layers": layers, "sentences": len(data), "chars": sum(map(len, texts)),
-            "epochs": epochs, "steps": result.steps, "seconds": round(time.perf_counter() - start, 1),
+            "epochs": epochs, "steps": result.steps, "batches": len(batches),
+            "chars_seen": round(sum(map(len, texts)) * min(1.0, result.steps / len(batches))), "seconds": round(time.perf_counter() - start, 1),
             "best_dev": result.best_metric, "history": result.history}  # fmt: skip
     (out / "train_info.json").write_text(json.dumps(info, indent=2))
     console.print(f"best dev f1 {result.best_metric:.2f} in {info['seconds']:.0f} s; saved {out}")
@@ -161,46 +166,82 @@ def _score(gold: list[list[str]], pred: list[list[str]], words_file: Path, tmp: 
     return {k: round(s[k], 2) for k in ("precision", "recall", "f1", "oov_recall", "oov_rate")}
 
 
-def _predict_cached(model_dir: Path, state: dict, corpus: str, gold: list[list[str]], granularity: str,
-                    threads: int, reuse: bool, only_cached: bool) -> tuple[list[list[str]] | None, dict]:  # fmt: skip
-    """Predictions of one model on one test set, cached in ``<model>/eval/`` (a full PKU pass takes minutes
-    on a shared CPU); reused only if newer than the weights and matching the test text."""
-    from luodi.tasks.segment import Segmenter
+def _fresh(path: Path, weights: Path) -> bool:
+    return path.exists() and path.stat().st_mtime > weights.stat().st_mtime
 
-    texts = ["".join(s) for s in gold]
+
+def _predict_cached(model_dir: Path, load, corpus: str, texts: list[str], granularity: str,
+                    reuse: bool) -> list[list[str]]:  # fmt: skip
+    """Predictions of one model on one test set, cached in ``<model>/eval/<corpus>-<granularity>.txt``
+    (a PKU pass takes minutes on a shared CPU); reused only if newer than the weights and matching the
+    test text, so the cache never changes a figure, only saves recomputing it."""
     cache = model_dir / "eval" / f"{corpus}-{granularity}.txt"
-    meta_path = cache.with_suffix(".json")
-    if reuse and cache.exists() and meta_path.exists():
-        if cache.stat().st_mtime > (model_dir / "model.safetensors").stat().st_mtime:
-            pred = [line.split() for line in cache.read_text(encoding="utf-8").splitlines()]
-            if ["".join(p) for p in pred] == texts:
-                return pred, json.loads(meta_path.read_text())
-    if only_cached:
-        return None, {}
-    if "seg" not in state:
-        state["seg"] = Segmenter.load(model_dir)
-    start = time.perf_counter()
-    pred = state["seg"](texts, granularity=granularity)
-    meta = {"seconds": time.perf_counter() - start, "chars": sum(map(len, texts)), "threads": threads,
-            "sentences": len(texts)}  # fmt: skip
+    if reuse and _fresh(cache, model_dir / "model.safetensors"):
+        pred = [line.split() for line in cache.read_text(encoding="utf-8").splitlines()]
+        if ["".join(p) for p in pred] == texts:
+            return pred
+    pred = load()(texts, granularity=granularity)
     cache.parent.mkdir(exist_ok=True)
     cache.write_text("".join(" ".join(p) + "\n" for p in pred), encoding="utf-8")
-    meta_path.write_text(json.dumps(meta))
-    return pred, meta
+    return pred
+
+
+def _int8_segmenter(model_dir: Path, threads: int):
+    """The int8 ONNX Runtime segmenter of ``model_dir`` (``luodi.runtime.tasks.export_release``: char
+    vocabulary trimmed to the training characters, fused encoder, dynamic int8), built once into
+    ``<model>/eval/int8/`` and rebuilt when the weights are newer."""
+    from luodi.encoders import load_tokenizer
+    from luodi.modeling import load_model
+    from luodi.runtime.tasks import MODEL_FILE, export_release, load_release, release_chars
+
+    out = model_dir / "eval" / "int8"
+    if not _fresh(out / MODEL_FILE, model_dir / "model.safetensors"):
+        model = load_model(model_dir)  # a fresh copy: export_release trims its vocabulary in place
+        info = export_release(model, load_tokenizer(model_dir=model_dir), out, release_chars())
+        (out / "export.json").write_text(json.dumps(info))
+    return load_release("segmenter", out, threads)
+
+
+def _chars_per_s(fn, texts: list[str]) -> float:
+    fn(texts[:16])  # warm-up (lazy init, first-call allocations)
+    start = time.perf_counter()
+    fn(texts)
+    return round(sum(map(len, texts)) / (time.perf_counter() - start))
+
+
+def _jieba_parallel(texts: list[str], workers: int) -> float:
+    """jieba's own parallel mode (``enable_parallel``: lines split over ``workers`` processes)."""
+    import jieba
+
+    jieba.enable_parallel(workers)
+    try:
+        blob = "\n".join(texts)
+        start = time.perf_counter()
+        words = list(jieba.cut(blob))
+        seconds = time.perf_counter() - start
+    finally:
+        jieba.disable_parallel()
+    if "".join(words) != blob:
+        raise RuntimeError("jieba parallel mode changed the text")
+    return round(sum(map(len, texts)) / seconds)
 
 
 @eval_app.command("segment")
 def eval_segment(
     models: list[str] = typer.Option(
-        None, "--model", help="Model dirs/names (default: every segment-* model)."
+        None, "--model", help="Only these model dirs/names: rows are printed, results/ is not written."
     ),
-    threads: int = typer.Option(2, help="torch threads for evaluation (and so for the speed figure)."),
+    threads: int = typer.Option(2, help="torch / ONNX Runtime threads and jieba worker processes."),
     reuse: bool = typer.Option(True, help="Reuse cached test predictions newer than the model weights."),
-    only_cached: bool = typer.Option(False, help="Skip (model, test set) pairs without cached predictions."),
+    main_model: str = typer.Option(DEFAULT_MODEL, help="The model timed, exported to int8 and shown."),
+    int8: bool = typer.Option(True, "--int8/--no-int8", help="Score and time the int8 ONNX Runtime model."),
+    speed: bool = typer.Option(True, "--speed/--no-speed", help="Time jieba, PyTorch, ORT on PKU test."),
     examples: int = typer.Option(12, help="Sentences where fine and coarse differ, shown in the notes."),
-    baseline: bool = typer.Option(True, "--jieba/--no-jieba", help="Score and time jieba too."),
 ) -> None:
-    """PKU test (fine) and MSR test (coarse) with the SIGHAN script; jieba; speed; fine/coarse examples."""
+    """The whole segmentation table in one run: every segment-* model on PKU test (fine) and MSR test
+    (coarse) with the SIGHAN script, jieba on the same files, the int8 ONNX model, speed on the PKU test
+    file, and fine-vs-coarse examples -> results/segmentation.json + docs/segmentation.md."""
+    import os
     import tempfile
 
     import jieba
@@ -209,12 +250,25 @@ def eval_segment(
     from luodi.data.cws import load_msr, load_pku1998, load_pku_test
     from luodi.paths import models_dir
     from luodi.results import write_results
+    from luodi.tasks.segment import Segmenter
 
     torch.set_num_threads(threads)
+    jieba.setLogLevel(60)
+    jieba.initialize()
     test = {"PKU": load_pku_test(), "MSR": load_msr("test")}
+    texts = {c: ["".join(s) for s in gold] for c, gold in test.items()}
     gran_of = {"PKU": "fine", "MSR": "coarse"}
     names = models or sorted(p.name for p in models_dir().glob("segment-*") if (p / "luodi.json").exists())
-    rows, speed_rows, skipped, unified = [], [], [], None
+    if not names:
+        raise typer.BadParameter(f"no segment-* models in {models_dir()}: run `luodi train segment` first")
+    main_dir = _model_dir(main_model)
+    rows, main_seg, main_info = [], {}, None
+
+    def main_segmenter() -> Segmenter:
+        if "seg" not in main_seg:
+            main_seg["seg"] = Segmenter.load(main_dir)
+        return main_seg["seg"]
+
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         # OOV = not a word of the training split actually available to the models (PKU 199801 train,
@@ -222,76 +276,101 @@ def eval_segment(
         words = {"PKU": tmp / "pku_words.utf8", "MSR": tmp / "msr_words.utf8"}
         words["PKU"].write_text("\n".join(sorted({w for p in load_pku1998("train") for w in p})) + "\n")
         words["MSR"].write_text("\n".join(sorted({w for p in load_msr("train") for w in p})) + "\n")
+
+        def score_rows(label: str, grans: list[str], predict, extra: dict) -> None:
+            for corpus, gold in test.items():
+                g = gran_of[corpus]
+                if g in grans:
+                    name = f"{label} {g} {corpus}" if len(grans) > 1 else f"{label} {corpus}"
+                    rows.append({"name": name, **_score(gold, predict(corpus, g), words[corpus], tmp, corpus),
+                                 **extra})  # fmt: skip
+                    console.print(rows[-1])
+
         for name in names:
             model_dir = _model_dir(name)
+            if not (model_dir / "luodi.json").exists():
+                raise typer.BadParameter(f"{model_dir} is not a saved model (no luodi.json)")
             config = json.loads((model_dir / "luodi.json").read_text())["config"]
-            label = model_dir.name.removeprefix("segment-")
             info_path = model_dir / "train_info.json"
             info = json.loads(info_path.read_text()) if info_path.exists() else {}
             state: dict = {}
-            for corpus, gold in test.items():
-                g = gran_of[corpus]
-                if g not in config["granularities"]:
-                    continue
-                pred, meta = _predict_cached(model_dir, state, corpus, gold, g, threads, reuse, only_cached)
-                if pred is None:
-                    skipped.append(f"{label} {corpus}")
-                    continue
-                unified_model = len(config["granularities"]) > 1
-                row = {"name": f"{label} {g} {corpus}" if unified_model else f"{label} {corpus}",
-                       **_score(gold, pred, words[corpus], tmp, corpus), "train_chars": info.get("chars", 0)}  # fmt: skip
-                rows.append(row)
-                console.print(row)
-                if corpus == "PKU" and label.startswith("unified") and meta.get("seconds"):
-                    speed_rows.append({"name": f"speed {label} pytorch PKU",
-                                       "chars_per_s": round(meta["chars"] / meta["seconds"]),
-                                       "threads": meta["threads"]})  # fmt: skip
-                if label.startswith("unified") and unified is None and unified_model:
-                    unified = (label, model_dir, state)
-        jieba.setLogLevel(60)
-        jieba.initialize()
-        for corpus, gold in test.items() if baseline else ():
-            pred = [jieba.lcut("".join(s)) for s in gold]
+
+            def load(model_dir=model_dir, state=state):
+                if model_dir == main_dir:
+                    return main_segmenter()
+                if "seg" not in state:
+                    state["seg"] = Segmenter.load(model_dir)
+                return state["seg"]
+
+            extra = {"layers": config["encoder"]["num_hidden_layers"],
+                     "train_chars": info.get("chars_seen", info.get("chars", 0))}  # fmt: skip
+            score_rows(model_dir.name.removeprefix("segment-"), config["granularities"],
+                       lambda c, g, d=model_dir, ld=load: _predict_cached(d, ld, c, texts[c], g, reuse), extra)  # fmt: skip
+            if model_dir == main_dir:
+                main_info = (config, extra)
+        if main_info is None:  # int8, PyTorch speed and the examples are about the main model only
+            console.print(f"{main_dir.name} not evaluated: no int8 rows, PyTorch speed or examples")
+        int8_seg = _int8_segmenter(main_dir, threads) if int8 and main_info else None
+        if int8_seg is not None:
+            config, extra = main_info
+            score_rows(main_dir.name.removeprefix("segment-") + "-int8", config["granularities"],
+                       lambda c, g: int8_seg(texts[c], granularity=g), extra)  # fmt: skip
+        for corpus, gold in test.items():
+            pred = [jieba.lcut(t) for t in texts[corpus]]
             rows.append({"name": f"jieba {corpus}", **_score(gold, pred, words[corpus], tmp, corpus)})
             console.print(rows[-1])
-    texts = ["".join(s) for s in test["PKU"]]
-    n_chars = sum(map(len, texts))
-    if baseline:
-        start = time.perf_counter()
-        for t in texts:
-            jieba.lcut(t)
-        speed_rows.insert(0, {"name": "speed jieba PKU", "threads": 1,
-                              "chars_per_s": round(n_chars / (time.perf_counter() - start))})  # fmt: skip
+
+    pku = texts["PKU"]
+    n_chars = sum(map(len, pku))
+    label = main_dir.name.removeprefix("segment-")
+    if speed:
+        load_before = os.getloadavg()[0]
+        timed = [  # (name, threads, chars/s measured on the PKU test texts)
+            ("speed jieba PKU", 1, lambda t: _chars_per_s(lambda x: [jieba.lcut(y) for y in x], t)),
+            ("speed jieba-parallel PKU", threads, lambda t: _jieba_parallel(t, threads)),
+        ]
+        if main_info is not None:
+            timed.append((f"speed {label} pytorch fine PKU", threads,
+                          lambda t: _chars_per_s(lambda x: main_segmenter()(x, granularity="fine"), t)))  # fmt: skip
+        if int8_seg is not None:
+            timed.append((f"speed {label}-int8 onnxruntime fine PKU", threads,
+                          lambda t: _chars_per_s(lambda x: int8_seg(x, granularity="fine"), t)))  # fmt: skip
+        for name, n_threads, measure in timed:
+            rows.append({"name": name, "chars_per_s": measure(pku), "threads": n_threads})
+            console.print(rows[-1])
+        load_after = os.getloadavg()[0]
     notes = [
         "P/R/F1 and OOV recall from the official SIGHAN-2005 `score` script (`run_sighan_score`). PKU test = "
         "SIGHAN-2005 PKU gold (1,944 sentences, fine); MSR test = lines 3,486-3,985 of the MSR gold (500 "
         "sentences, coarse). OOV = gold words absent from the training split available to the models "
-        "(PKU 199801 train paragraphs; MSR lines 1-2,985). `train_chars` = characters seen in training "
-        "(a balanced sample; the exact command is in `train_info.json` in each model dir). Decoding never "
-        "splits an ASCII letter/digit run (full-width too) and treats whitespace as a word boundary.",
-        f"Speed: characters/second over the whole PKU test file ({n_chars:,} chars), end to end (windowing, "
-        "batching 64 windows sorted by length, model, constrained Viterbi), timed during the accuracy pass. "
-        "jieba is single-threaded. The CPU was shared with several other trainings (load ~10 on 2 cores), so "
-        "all speeds are far below what an idle machine gives and are not comparable across runs. ONNX "
-        "Runtime int8 is not measured: the model also takes bigram ids, and `luodi.deploy.export_onnx` only "
-        "exports forward(input_ids, attention_mask).",
+        "(PKU 199801 train paragraphs; MSR lines 1-2,985). `train_chars` = characters the model was trained "
+        "on (a balanced PKU/MSR sample; the exact command is in `train_info.json` in each model dir). "
+        "Decoding never splits an ASCII letter/digit run (full-width too) and treats whitespace as a word "
+        "boundary. Single-criterion baselines are named without a granularity (`fine-only-3L PKU`).",
+        f"`{label}-int8`: the same model through ONNX Runtime (`luodi.runtime.tasks.export_release`: "
+        "character vocabulary trimmed to the training characters, ORT BERT fusion, dynamic int8), same "
+        "windowing and constrained Viterbi.",
     ]
-    if skipped:
-        notes.append("Not evaluated (no cached predictions, `--only-cached`): " + ", ".join(skipped) + ".")
-    if unified is not None and examples:
-        label, model_dir, state = unified
-        from luodi.tasks.segment import Segmenter
-
-        seg = state.get("seg") or Segmenter.load(model_dir)
-        pool = ["".join(s) for s in test["MSR"] if 8 <= sum(map(len, s)) <= 40][:150]
+    if speed:
+        notes.append(
+            f"Speed: characters/second over the whole PKU test file ({n_chars:,} chars, {len(pku):,} lines), "
+            "end to end (windowing, batches of 64 windows sorted by length, model, constrained Viterbi), "
+            f"{threads} threads for PyTorch and ONNX Runtime; jieba in one process (`lcut` per line) and in "
+            f"its parallel mode with {threads} worker processes (`enable_parallel`, process start-up "
+            f"included). The CPU is shared: 1-minute load average {load_before:.1f} before and "
+            f"{load_after:.1f} after the timings, on {os.cpu_count()} cores."
+        )
+    if examples and main_info is not None:
+        seg = main_segmenter()
+        pool = [t for t in texts["MSR"] if 8 <= len(t) <= 40][:200]
         fine, coarse = seg(pool, granularity="fine"), seg(pool, granularity="coarse")
         shown = [(f, c) for f, c in zip(fine, coarse, strict=True) if f != c][:examples]
         notes.append(
             f"MSR test sentences where `{label}` segments differently at fine and coarse:\n\n"
             + "\n".join(f"- fine: {' / '.join(f)}<br>coarse: {' / '.join(c)}" for f, c in shown)
         )
-    rows += speed_rows
-    for r in speed_rows:
-        console.print(r)
+    if models:
+        console.print("--model given: results/segmentation.json keeps the whole table and is not rewritten")
+        return
     js, md = write_results("segmentation", rows, notes="\n\n".join(notes))
     console.print(f"wrote {js} and {md}")

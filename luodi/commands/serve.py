@@ -36,6 +36,13 @@ def serve(
         cfg.host = host
     if port is not None:
         cfg.port = port
+    if config is None and not cfg.models:
+        # No config: serve the assistant with its default models (release set or trained models), so
+        # `luodi serve` alone gives a working /v1/understand and web page. If they cannot be loaded,
+        # /v1/understand answers 503 naming the cause.
+        from luodi.serve.config import ModelConfig
+
+        cfg.models["understand"] = ModelConfig(kind="assistant")
     if not cfg.models:
         console.print(
             "[yellow]no models configured[/yellow]: every /v1 endpoint will answer 503 (see --config)"
@@ -52,7 +59,8 @@ def serve(
     from luodi.serve.predictors import load_predictors
 
     # Models load in a thread after the socket is open: /healthz answers at once, /readyz once loaded.
-    application = create_app(lambda: load_predictors(cfg), cfg)
+    # strict=False: a model that fails to load answers 503 naming why; the others still serve.
+    application = create_app(lambda: load_predictors(cfg, strict=False), cfg)
     console.print(
         f"serving on http://{cfg.host}:{cfg.port} (docs at /docs, page at /); models: {sorted(cfg.models)}"
     )

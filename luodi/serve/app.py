@@ -97,6 +97,10 @@ class Metrics:
                 buckets=_LATENCY_BUCKETS, registry=r,
             ),
             rejected=Counter("luodi_rejected", "Requests rejected by a batcher", ["model", "reason"], registry=r),
+            queue_seconds=Histogram(
+                "luodi_queue_wait_seconds", "Per item: submit to the start of its predictor call", ["model"],
+                buckets=_LATENCY_BUCKETS, registry=r,
+            ),
         )  # fmt: skip
 
 
@@ -160,12 +164,16 @@ class Service:
     def __init__(self, config: ServeConfig, metrics: Metrics):
         self.config, self.metrics = config, metrics
         self.batchers: dict[str, MicroBatcher] = {}
+        self.failed: dict[str, str] = {}  # model -> why it could not be loaded (the others still serve)
         self.loaded = False
         self.load_error: str | None = None
 
     def set_predictors(self, predictors: Mapping[str, Predictor | None]) -> None:
         for name, predict in predictors.items():
             if predict is None:
+                continue
+            if isinstance(predict, BaseException):
+                self.failed[name] = str(predict)
                 continue
             b = self.config.batching_for(name)
             self.batchers[name] = MicroBatcher(
@@ -184,6 +192,8 @@ class Service:
     def batcher(self, name: str) -> MicroBatcher:
         if name in self.batchers:
             return self.batchers[name]
+        if name in self.failed:
+            raise ModelUnavailable(f"model {name!r} is not available: {self.failed[name]}")
         if self.load_error is not None:
             raise ModelUnavailable(f"models failed to load: {self.load_error}")
         if not self.loaded:
@@ -197,6 +207,8 @@ class Service:
         def state(name: str) -> str:
             if name in self.batchers:
                 return "ready"
+            if name in self.failed:
+                return "failed"
             if name in self.config.models:
                 return "failed" if self.load_error else "loading"
             return "not configured"
@@ -238,7 +250,9 @@ def create_app(
     config: ServeConfig | None = None,
 ) -> FastAPI:
     """The service. ``predictors``: a mapping name -> predictor (ready at once), or a zero-argument loader
-    returning one, run in a thread at start-up so /healthz answers while models load (/readyz says when)."""
+    returning one, run in a thread at start-up so /healthz answers while models load (/readyz says when).
+    A value that is an exception (``load_predictors(strict=False)``: that model failed to load) makes its
+    endpoint answer 503 naming the cause while the other models serve."""
     config = config or ServeConfig()
     metrics = Metrics()
     service = Service(config, metrics)
@@ -373,10 +387,12 @@ def create_app(
     @app.get("/readyz", tags=["ops"])
     async def readyz() -> JSONResponse:
         """Ready once the configured predictors are loaded (503 while loading or after a load failure)."""
-        ready = service.loaded and service.load_error is None
+        ready = service.loaded and service.load_error is None and not service.failed
         body = {"ready": ready, "models": service.status()}
         if service.load_error:
             body["error"] = service.load_error
+        elif service.failed:
+            body["error"] = "; ".join(service.failed.values())
         elif not service.loaded:
             body["error"] = "models are still loading"
         return JSONResponse(body, status_code=200 if ready else 503)

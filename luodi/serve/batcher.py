@@ -55,12 +55,14 @@ class BatchMetrics:
     queue_depth: Any = None  # Gauge: items waiting
     predict_seconds: Any = None  # Histogram: wall time of one predictor call
     rejected: Any = None  # Counter(model, reason): overloaded / timeout
+    queue_seconds: Any = None  # Histogram: per item, time from submit to the start of its predictor call
 
 
 @dataclass
 class _Pending:
     item: Any
     future: asyncio.Future
+    queued: float = 0.0  # time.perf_counter() at submit
 
 
 class MicroBatcher:
@@ -151,7 +153,8 @@ class MicroBatcher:
             self._count_rejected("overloaded")
             raise Overloaded(self.name, queue.qsize(), self.retry_after())
         loop = asyncio.get_running_loop()
-        pending = [_Pending(item, loop.create_future()) for item in items]
+        now = time.perf_counter()
+        pending = [_Pending(item, loop.create_future(), now) for item in items]
         for p in pending:
             queue.put_nowait(p)
         futures = [p.future for p in pending]
@@ -198,6 +201,10 @@ class MicroBatcher:
                 continue
             inputs = [p.item for p in batch]
             start = time.perf_counter()
+            if self.metrics.queue_seconds is not None:
+                waited = self.metrics.queue_seconds.labels(self.name)
+                for p in batch:
+                    waited.observe(start - p.queued)
             try:
                 if self.is_async:
                     outputs = await self.predict(inputs)

@@ -12,7 +12,8 @@ Example::
     models:
       match: {kind: e5, layers: 12}                      # zero-shot e5 cosine similarity
       intent: {dir: ~/.cache/luodi/models/intent-3L}     # luodi.tasks.intent.IntentModel
-      understand: {factory: "luodi.pipeline:serve_predictor", options: {config: assistant.yaml}}
+      understand: {kind: assistant, options: {config: assistant.yaml}}   # luodi.pipeline.Assistant
+      # (kind: assistant without options: the default assistant, luodi.pipeline.serve_predictor)
     lexicons: [../shared/data/lexicons/music.txt]
     thresholds: {match: 0.8}
     batching: {max_batch_size: 32, max_wait_ms: 2, max_queue: 512, timeout_ms: 2000}
@@ -67,10 +68,12 @@ class ModelConfig(_Strict):
       the predictor (``list[input] -> list[output]``). How the pipeline (Assistant) is plugged in.
     - ``dir``: a saved task model (luodi.tasks.<task>), the task chosen by the model name.
     - ``kind: e5``: the zero-shot e5 encoder (match only): cosine similarity of query and candidates.
+    - ``kind: assistant``: the full pipeline (understand only), ``options.config`` an assistant YAML/TOML
+      (luodi.pipeline); without it the default assistant (release set, else the trained models).
     """
 
     dir: str | None = None
-    kind: Literal["e5"] | None = None
+    kind: Literal["e5", "assistant"] | None = None
     factory: str | None = None
     layers: int = Field(12, ge=1, le=12)
     options: dict[str, Any] = Field(default_factory=dict)
@@ -114,6 +117,8 @@ def _check_names(config: ServeConfig, source: str) -> None:
             )
         if spec.kind == "e5" and name != "match":
             raise ConfigError(f"{source}: models.{name}.kind: 'e5' only serves 'match'")
+        if spec.kind == "assistant" and name != "understand":
+            raise ConfigError(f"{source}: models.{name}.kind: 'assistant' only serves 'understand'")
         if spec.factory is not None and ":" not in spec.factory:
             raise ConfigError(
                 f"{source}: models.{name}.factory: expected 'package.module:function', got {spec.factory!r}"
@@ -156,5 +161,8 @@ def load_config(path: str | Path | None) -> ServeConfig:
     for spec in config.models.values():
         if spec.dir is not None and not Path(spec.dir).expanduser().is_absolute():
             spec.dir = str(base / spec.dir)
+        extra = spec.options.get("config") if spec.kind == "assistant" else None
+        if isinstance(extra, str) and not Path(extra).expanduser().is_absolute():
+            spec.options["config"] = str(base / extra)
     config.lexicons = [l if Path(l).expanduser().is_absolute() else str(base / l) for l in config.lexicons]  # noqa: E741
     return config

@@ -122,6 +122,19 @@ def list_predictor(model: Callable[[list[Any]], list[Any]]) -> Predictor:
     return predict
 
 
+def assistant_predictor(config: str | None = None) -> Predictor:
+    """The full pipeline (``luodi.pipeline.Assistant``) from an assistant config file, or the default one
+    (``luodi.pipeline.serve_predictor``: the release set, else the trained models) when none is given."""
+    from luodi import pipeline
+
+    if config is None:
+        return pipeline.serve_predictor()
+    path = Path(config).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"assistant config {path} does not exist")
+    return list_predictor(pipeline.Assistant.from_config(path))
+
+
 def _from_factory(spec: ModelConfig, config: ServeConfig) -> Predictor:
     module_name, _, attr = spec.factory.partition(":")
     factory = getattr(importlib.import_module(module_name), attr)
@@ -132,6 +145,8 @@ def build_predictor(name: str, spec: ModelConfig, config: ServeConfig) -> Predic
     """One model's predictor from its config entry (see ``ModelConfig``)."""
     if spec.factory is not None:
         return _from_factory(spec, config)
+    if spec.kind == "assistant":
+        return assistant_predictor(**spec.options)
     if spec.kind == "e5":
         from luodi.encoders import Embedder, load_encoder, load_tokenizer
 
@@ -148,9 +163,17 @@ def build_predictor(name: str, spec: ModelConfig, config: ServeConfig) -> Predic
 
         return segment_predictor(Segmenter.load(path, **spec.options))
     if name == "intent":
+        options = dict(spec.options)
+        precision = options.pop("onnx", None)  # "int8" | "fp32": ONNX Runtime instead of PyTorch
+        if precision is not None:
+            from luodi.serve.onnx_intent import OnnxIntentModel
+
+            return list_predictor(
+                OnnxIntentModel.load(path, precision=precision, threads=config.threads, **options)
+            )
         from luodi.tasks.intent import IntentModel
 
-        return list_predictor(IntentModel.load(path, **spec.options))
+        return list_predictor(IntentModel.load(path, **options))
     if name == "chat":
         from luodi.tasks.generate import Generator
 
@@ -164,13 +187,22 @@ def build_predictor(name: str, spec: ModelConfig, config: ServeConfig) -> Predic
     raise ValueError(f"models.{name}: no built-in loader for a model dir; use factory: 'module:function'")
 
 
-def load_predictors(config: ServeConfig) -> dict[str, Predictor]:
-    """Every configured model's predictor (slow: loads weights). Errors name the model."""
+class ModelLoadError(RuntimeError):
+    """One model could not be built; the service keeps serving the others and answers 503 for this one."""
+
+
+def load_predictors(config: ServeConfig, strict: bool = True) -> dict[str, Predictor | ModelLoadError]:
+    """Every configured model's predictor (slow: loads weights). Errors name the model. ``strict=False``:
+    a model that fails to load maps to its ``ModelLoadError`` (the app then answers 503 naming the cause
+    on that endpoint only) instead of stopping the whole service."""
     _set_threads(config.threads)
-    predictors = {}
+    predictors: dict[str, Predictor | ModelLoadError] = {}
     for name, spec in config.models.items():
         try:
             predictors[name] = build_predictor(name, spec, config)
         except Exception as err:
-            raise RuntimeError(f"models.{name}: could not load: {type(err).__name__}: {err}") from err
+            error = ModelLoadError(f"models.{name}: could not load: {type(err).__name__}: {err}")
+            if strict:
+                raise error from err
+            predictors[name] = error
     return predictors

@@ -19,6 +19,7 @@ Every architecture reads the same token layout (trimmed "zh" vocabulary, subword
     L_mask masked-position prediction on the reply: 15 % of reply pieces become <mask> and are predicted at
            their own position (UniLM's original seq2seq objective). Such a position has no L_gen target:
            a <mask> input predicts itself, any other input predicts the next piece, so the two never clash.
+  Each term is a mean over its own positions; weights ``mlm_weight`` / ``mask_weight`` in the config.
 - ``gpt``: the same BertModel with a causal mask over context + reply; L = L_gen + 0.5 * L_lm(context),
   L_lm the next-piece loss on the context (the decoder-only analogue of UniLM's context MLM).
 - ``seq2seq``: encoder = the e5 layers, decoder = a second copy of them with (random) cross-attention
@@ -27,9 +28,11 @@ Every architecture reads the same token layout (trimmed "zh" vocabulary, subword
 The LM head (dense + GELU + LayerNorm, then the word-embedding matrix transposed + a bias) is tied to the
 input embeddings, as in BERT's MLM head: the 27 k x 384 output matrix is not learned twice. Logits are only
 computed where a loss needs them: the head costs as much as ~6 of the 384-wide layers per position.
+Training losses may use label smoothing (``label_smoothing``, every term alike); perplexity never does.
 
 Decoding (``decode``): greedy, beam, top-k / top-p sampling; repetition penalty (CTRL), min/max length,
-stops at </s>. The prefix is encoded once; every step feeds one new piece per row and reuses the cached
+no-repeat n-gram, stops at </s>. ``DecodeConfig.for_strategy`` holds each strategy's defaults (chat
+and the evaluation's main rows use top-p sampling; see docs/generation.md for why). The prefix is encoded once; every step feeds one new piece per row and reuses the cached
 keys/values (``transformers.DynamicCache``; ``EncoderDecoderCache`` for seq2seq). The UniLM mask fits a
 plain cache because the context never attends to the reply: its keys/values are final after the prefix
 pass, and each new reply piece sees the context and the pieces before it, exactly the cache's contents.
@@ -69,6 +72,7 @@ class GeneratorConfig(TaskConfig):
     # The word embeddings double as the output matrix (27 k x 384). Frozen by default: with ~10 k pairs and
     # a few hundred CPU steps, their dense gradient and AdamW update cost ~25 % of a step for no gain.
     freeze_embeddings: bool = True
+    label_smoothing: float = 0.0  # training only (perplexity is always scored on the plain targets)
 
 
 # ----------------------------------------------------------------------------- attention masks
@@ -184,10 +188,12 @@ class ReplyModel(TaskModel):
             any_target |= t != -100
         logits = self.head(hidden[any_target], self.embeddings)  # (n, vocab)
         loss = logits.new_zeros(())
+        smoothing = self.config.label_smoothing if self.training else 0.0
         for kind, t in targets.items():
             sel = t[any_target]
             if (sel != -100).any():
-                loss = loss + weights[kind] * F.cross_entropy(logits, sel, ignore_index=-100)
+                ce = F.cross_entropy(logits, sel, ignore_index=-100, label_smoothing=smoothing)
+                loss = loss + weights[kind] * ce
         return logits, loss
 
     # ------------------------------------------------------------------ training / scoring forward
@@ -344,9 +350,23 @@ class ReplyModel(TaskModel):
 # ----------------------------------------------------------------------------- decoding
 
 
+STRATEGIES = ("sample", "beam", "greedy")
+# Per-strategy defaults (``DecodeConfig.for_strategy``); explicit options override them.
+# - sample (the default for chat): nucleus 0.9 at temperature 0.7, as commonly used with CDial-GPT on LCCC.
+#   Small models trained for minutes put most of their mass on a few generic replies; beam search finds
+#   exactly those ("是啊" for every post), sampling keeps the post-specific tail, and a temperature < 1
+#   trims the incoherent end of it.
+# - beam: 4 beams, at least 2 pieces, no repeated 3-gram (and the repetition penalty below).
+STRATEGY_DEFAULTS: dict[str, dict[str, Any]] = {
+    "sample": {"top_p": 0.9, "temperature": 0.7, "no_repeat_ngram": 3},
+    "beam": {"beam_size": 4, "min_length": 2, "no_repeat_ngram": 3},
+    "greedy": {"no_repeat_ngram": 3},
+}
+
+
 @dataclasses.dataclass
 class DecodeConfig:
-    strategy: str = "beam"  # greedy | beam | sample
+    strategy: str = "sample"  # sample | beam | greedy
     max_length: int = 32  # reply pieces, </s> excluded
     min_length: int = 1  # </s> is forbidden before this many pieces
     beam_size: int = 4
@@ -355,7 +375,26 @@ class DecodeConfig:
     top_p: float = 0.9  # sample: nucleus
     temperature: float = 1.0
     repetition_penalty: float = 1.2  # CTRL: logit / p if > 0 else logit * p, for pieces already in the reply
+    no_repeat_ngram: int = 0  # > 0: a piece that would repeat an n-gram of the reply is forbidden
     seed: int | None = None
+
+    @classmethod
+    def for_strategy(cls, strategy: str = "sample", **options) -> DecodeConfig:
+        """The strategy's defaults (``STRATEGY_DEFAULTS``) overridden by ``options``."""
+        if strategy not in STRATEGIES:
+            raise ValueError(f"unknown strategy {strategy!r}: expected one of {', '.join(STRATEGIES)}")
+        unknown = set(options) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown decoding option(s) {sorted(unknown)}")
+        return cls(strategy=strategy, **{**STRATEGY_DEFAULTS[strategy], **options})
+
+
+def _banned_ngram_pieces(row: list[int], n: int) -> list[int]:
+    """Pieces that would complete an n-gram already in ``row`` (the row so far, oldest first)."""
+    if n < 1 or len(row) < n - 1:
+        return []
+    prefix = tuple(row[len(row) - n + 1 :]) if n > 1 else ()
+    return [row[i + n - 1] for i in range(len(row) - n + 1) if tuple(row[i : i + n - 1]) == prefix]
 
 
 def _process(logits: torch.Tensor, generated: torch.Tensor, step: int, model, cfg: DecodeConfig):
@@ -366,6 +405,11 @@ def _process(logits: torch.Tensor, generated: torch.Tensor, step: int, model, cf
         seen = logits.gather(1, generated)
         seen = torch.where(seen > 0, seen / cfg.repetition_penalty, seen * cfg.repetition_penalty)
         logits.scatter_(1, generated, seen)
+    if cfg.no_repeat_ngram > 0 and generated.size(1) >= cfg.no_repeat_ngram - 1:
+        for i, row in enumerate(generated.tolist()):
+            banned = _banned_ngram_pieces(row, cfg.no_repeat_ngram)
+            if banned:
+                logits[i, banned] = -float("inf")
     never = [mc.bos_id, mc.pad_id, mc.mask_id]
     logits[:, never] = -float("inf")
     if step < cfg.min_length:
@@ -395,8 +439,8 @@ def _user_generated(state: dict, model) -> torch.Tensor:
 def decode(model: ReplyModel, contexts: Sequence[Sequence[int]], cfg: DecodeConfig,
            use_cache: bool = True) -> list[list[int]]:  # fmt: skip
     """Reply piece ids (</s> excluded) for each context (piece ids, no specials)."""
-    if cfg.strategy not in ("greedy", "beam", "sample"):
-        raise ValueError(f"unknown strategy {cfg.strategy!r}: expected greedy, beam or sample")
+    if cfg.strategy not in STRATEGIES:
+        raise ValueError(f"unknown strategy {cfg.strategy!r}: expected one of {', '.join(STRATEGIES)}")
     if cfg.max_length < 1:
         raise ValueError(f"max_length must be >= 1, got {cfg.max_length}")
     model.eval()
@@ -554,7 +598,7 @@ def perplexity(model: ReplyModel, examples: list[dict], batch_size: int = 64) ->
 
 
 class Generator:
-    """``Generator.load(dir)("今天好累啊", strategy="beam")`` -> reply.
+    """``Generator.load(dir)("今天好累啊", strategy="beam")`` -> reply (default strategy: top-p sampling).
 
     Input: a string (one post) -> a string; a list -> a list, each item a post or a list of turns
     (multi-turn context, oldest first). Greedy and sampling are batched; beam search runs per context."""
@@ -575,12 +619,12 @@ class Generator:
             raise TypeError(f"{model_dir} holds a {type(model).__name__}, not a ReplyModel")
         return cls(model, AutoTokenizer.from_pretrained(str(model_dir)), **kwargs)
 
-    def __call__(self, inputs: str | Sequence[str | Sequence[str]], strategy: str = "beam", **options):
+    def __call__(self, inputs: str | Sequence[str | Sequence[str]], strategy: str = "sample", **options):
         single = isinstance(inputs, str)
         items = [inputs] if single else list(inputs)
         if not items:
             raise ValueError("empty input: nothing to reply to")
-        cfg = DecodeConfig(strategy=strategy, **options)
+        cfg = DecodeConfig.for_strategy(strategy, **options)
         contexts = [encode_context(self.tokenizer, item, self.model.config.max_context) for item in items]
         replies: list[list[int]] = []
         for start in range(0, len(contexts), self.batch_size):

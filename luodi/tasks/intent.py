@@ -29,6 +29,7 @@ call. Only label *types* seen in training carry meaning; labels of a new type ar
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import random
@@ -39,6 +40,7 @@ import torch
 from torch import nn
 
 from luodi.data.intent import IntentExample, Slot, spans_to_bioes
+from luodi.decoding import transition_rules, viterbi
 from luodi.encoders import CharAligner
 from luodi.modeling import TaskConfig, TaskModel, load_model
 from luodi.text.gazetteer import Gazetteer
@@ -268,8 +270,16 @@ class IntentModel:
     def predict_tags(self, texts: Sequence[str], gazetteer: Gazetteer | None = None):
         intent_logits, slot_logits = self.logits(texts, gazetteer)
         intents = [self.config.intents[i] for i in intent_logits.argmax(-1).tolist()]
-        tags = [[self.config.slot_tags[i] for i in s.argmax(-1).tolist()] for s in slot_logits]
+        tags = []
+        for scores in slot_logits:  # one row at a time: rows differ in length, and the pass is cheap
+            path = viterbi(scores.log_softmax(-1)[None], [len(scores)], self.tag_rules)[0]
+            tags.append([self.config.slot_tags[i] for i in path])
         return intents, tags, intent_logits
+
+    @functools.cached_property
+    def tag_rules(self):
+        """BIOES transition rules: decoding never yields a fragment like ``I-song`` after ``O``."""
+        return transition_rules(self.config.slot_tags)
 
     def __call__(self, texts: str | Sequence[str]):
         single = isinstance(texts, str)

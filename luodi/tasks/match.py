@@ -29,8 +29,10 @@ User FAQ file (``load_faq_file``): UTF-8, either ``.tsv``/``.txt`` with ``questi
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -54,6 +56,9 @@ class BiEncoderConfig(TaskConfig):
     pair_weight: float = 1.0  # CoSENT on labelled pairs
     contrastive_weight: float = 1.0  # in-batch negatives on the positive pairs
     max_length: int = MAX_LENGTH
+    # distillation (a student learning from a teacher's cached embeddings, see ``distill_matcher``):
+    embed_weight: float = 0.0  # mean (1 - cos(student, teacher)) of each text's embedding
+    score_weight: float = 0.0  # MSE of the batch's scaled cosine matrices, student a x b vs teacher a x b
 
 
 def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -88,7 +93,8 @@ class BiEncoder(TaskModel):
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         return nn.functional.normalize(mean_pool(hidden, attention_mask), dim=-1)  # (batch, dim)
 
-    def forward(self, a_input_ids, a_attention_mask, b_input_ids, b_attention_mask, labels=None, **_):
+    def forward(self, a_input_ids, a_attention_mask, b_input_ids, b_attention_mask, labels=None,
+                a_teacher=None, b_teacher=None, **_):  # fmt: skip
         ea = self.embed(a_input_ids, a_attention_mask)
         eb = self.embed(b_input_ids, b_attention_mask)
         cos = (ea * eb).sum(-1)  # (batch,)
@@ -98,13 +104,38 @@ class BiEncoder(TaskModel):
             out["loss"] = c.pair_weight * cosent_loss(
                 cos, labels, c.scale
             ) + c.contrastive_weight * in_batch_loss(ea, eb, labels, c.scale)
+            if a_teacher is not None and b_teacher is not None:
+                out["loss"] = out["loss"] + embedding_kd_loss(ea, eb, a_teacher, b_teacher, c)
         return out
+
+
+def embedding_kd_loss(ea, eb, ta, tb, config: BiEncoderConfig) -> torch.Tensor:
+    """Embedding-level distillation: the student's normalised embeddings ``ea``/``eb`` (batch, dim) pulled
+    towards the teacher's ``ta``/``tb`` (same dim, normalised): ``embed_weight`` * mean(1 - cos) (for unit
+    vectors the MSE / 2), plus ``score_weight`` * MSE between the scaled in-batch cosine matrices (every a
+    against every b: the student copies the teacher's ranking, which is what retrieval and the threshold
+    use, not only its own pairs)."""
+    loss = ea.new_zeros(())
+    if config.embed_weight > 0:
+        cos_a, cos_b = (ea * ta).sum(-1), (eb * tb).sum(-1)
+        loss = loss + config.embed_weight * (2.0 - cos_a.mean() - cos_b.mean()) / 2
+    if config.score_weight > 0:
+        s, t = config.scale * ea @ eb.T, config.scale * ta @ tb.T
+        loss = loss + config.score_weight * nn.functional.mse_loss(s, t)
+    return loss
 
 
 @dataclasses.dataclass
 class CrossEncoderConfig(TaskConfig):
     dropout: float = 0.1
     max_length: int = 2 * MAX_LENGTH
+    # The classifier's weights are stored divided by head_scale and its output multiplied back: the
+    # function is the same, but Adam (whose steps are ~lr whatever the gradient's size) moves the
+    # effective head weights head_scale times faster than the encoder. With head_scale 1 and the
+    # encoder's lr (5e-5) a freshly initialised head cannot leave its random init in a few dozen steps
+    # (the first cross-encoder's head ended at exactly its init statistics, P(same) 0.33-0.66 on every
+    # pair, 59 % on LCQMC test). 1.0 (no effect) is the default so older saved models load unchanged.
+    head_scale: float = 1.0
 
 
 class CrossEncoder(TaskModel):
@@ -114,12 +145,18 @@ class CrossEncoder(TaskModel):
 
     def __init__(self, config: CrossEncoderConfig, encoder: nn.Module | None = None) -> None:
         super().__init__(config, encoder)
+        if config.head_scale <= 0:
+            raise ValueError(f"head_scale must be > 0, got {config.head_scale}")
         self.dropout = nn.Dropout(config.dropout)
         self.classifier = nn.Linear(self.hidden_size, 2)
+        with torch.no_grad():  # same initial function: stored weights / scale, output * scale
+            self.classifier.weight.div_(config.head_scale)
+            self.classifier.bias.div_(config.head_scale)
 
     def forward(self, input_ids, attention_mask, labels=None, **_):
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        logits = self.classifier(self.dropout(mean_pool(hidden, attention_mask)))  # (batch, 2)
+        pooled = self.dropout(mean_pool(hidden, attention_mask))
+        logits = self.classifier(pooled) * self.config.head_scale  # (batch, 2)
         out = {"logits": logits}
         if labels is not None:
             out["loss"] = nn.functional.cross_entropy(logits, labels)
@@ -325,6 +362,26 @@ class Reranker:
 
 # ----------------------------------------------------------------------------- the answer index
 
+_BLAS = None
+
+
+def _one_blas_thread():
+    """A context running BLAS on one thread (threadpoolctl, installed with scikit-learn; a no-op without it).
+
+    One query against n stored vectors is a matrix-vector product (n x 384 multiply-adds: 10 k questions
+    = 4 M, ~0.3 ms on one core). OpenBLAS splits it over its threads anyway; on a machine whose cores are
+    busy the extra thread's wake-up and join cost milliseconds (measured here under load: p50 0.3-20 ms
+    with 2 BLAS threads, ~1 ms with one). Entering the context costs ~10 us."""
+    global _BLAS
+    if _BLAS is None:
+        try:
+            from threadpoolctl import ThreadpoolController
+
+            _BLAS = ThreadpoolController()
+        except ImportError:
+            _BLAS = False
+    return _BLAS.limit(limits=1, user_api="blas") if _BLAS else contextlib.nullcontext()
+
 
 @dataclasses.dataclass(frozen=True)
 class Hit:
@@ -423,8 +480,9 @@ class FaqIndex:
             s, i = self._ann_index().search(queries, k_eff)
             scores[:, :k_eff], ids[:, :k_eff] = s, i
             return scores, ids
-        sims = queries @ self.vectors.T  # (q, n): exact inner product
-        top = np.argpartition(-sims, k_eff - 1, axis=1)[:, :k_eff]
+        with _one_blas_thread() if len(queries) <= 16 else contextlib.nullcontext():
+            sims = queries @ self.vectors.T  # (q, n): exact inner product, float32
+        top = np.argpartition(sims, -k_eff, axis=1)[:, -k_eff:]  # the k best, unordered
         top_s = np.take_along_axis(sims, top, 1)
         order = np.argsort(-top_s, axis=1, kind="stable")
         ids[:, :k_eff] = np.take_along_axis(top, order, 1)
@@ -567,33 +625,43 @@ def score_pairs(scorer, pairs) -> np.ndarray:
 
 def train_matcher(kind: str, layers: int, max_pairs: int, out_dir: str | Path, epochs: float = 1.0,
                   batch_size: int = 32, learning_rate: float = 3e-5, threads: int = 1, dev_pairs: int = 500,
-                  root: Path | None = None) -> dict:  # fmt: skip
+                  head_scale: float = 100.0, root: Path | None = None) -> dict:  # fmt: skip
     """Fine-tune a bi-encoder (``kind="bi"``) or cross-encoder (``"cross"``) with THE trainer; saves the
-    model and ``matcher.json`` (threshold chosen on the LCQMC threshold dev) in ``out_dir``."""
+    model and ``matcher.json`` (threshold chosen on the LCQMC threshold dev) in ``out_dir``.
+    ``head_scale``: the cross-encoder's head learning-rate multiplier (see ``CrossEncoderConfig``)."""
     from luodi.encoders import load_tokenizer
-    from luodi.train.trainer import TrainConfig, train
 
     if kind not in ("bi", "cross"):
         raise ValueError(f"kind must be 'bi' or 'cross', got {kind!r}")
     torch.set_num_threads(threads)
     tokenizer = load_tokenizer("zh")
     pairs = train_pool(max_pairs, root=root)
-    dev = eval_sets(root)["LCQMC test"][1][:dev_pairs]  # small: scoring it costs minutes on a busy CPU
     if kind == "bi":
         model = BiEncoder.from_pretrained_encoder(BiEncoderConfig(), layers=layers, vocab="zh")
         collate = bi_collate(tokenizer)
-
-        def scorer(m):
-            return Matcher(m, tokenizer)
+        meta = {}
     else:
-        model = CrossEncoder.from_pretrained_encoder(CrossEncoderConfig(), layers=layers, vocab="zh")
+        config = CrossEncoderConfig(head_scale=head_scale)
+        model = CrossEncoder.from_pretrained_encoder(config, layers=layers, vocab="zh")
         collate = cross_collate(tokenizer)
+        meta = {"head_scale": head_scale}
+    meta = {"kind": kind, "layers": layers, **meta}
+    return _fit(model, tokenizer, pairs, collate, out_dir, meta, epochs, batch_size, learning_rate, threads,
+                dev_pairs, root)  # fmt: skip
 
-        def scorer(m):
-            return Reranker(m, tokenizer)
+
+def _fit(model, tokenizer, pairs, collate, out_dir, meta: dict, epochs: float, batch_size: int,
+         learning_rate: float, threads: int, dev_pairs: int, root: Path | None) -> dict:  # fmt: skip
+    """Train with THE trainer, keep the best epoch by LCQMC threshold-dev accuracy, save model + matcher.json."""
+    from luodi.train.trainer import TrainConfig, train
+
+    dev = eval_sets(root)["LCQMC test"][1][:dev_pairs]  # small: scoring it costs minutes on a busy CPU
 
     def evaluate(m) -> dict[str, float]:
-        t, acc = best_threshold(score_pairs(scorer(m), dev), [p.label for p in dev])
+        scorer = Reranker(m, tokenizer) if isinstance(m, CrossEncoder) else Matcher(m, tokenizer)
+        was_training = m.training
+        t, acc = best_threshold(score_pairs(scorer, dev), [p.label for p in dev])
+        m.train(was_training)
         return {"accuracy": acc, "threshold": t}
 
     config = TrainConfig(output_dir=str(out_dir), epochs=epochs, batch_size=batch_size,
@@ -603,8 +671,90 @@ def train_matcher(kind: str, layers: int, max_pairs: int, out_dir: str | Path, e
     model.eval()
     final = max(result.history, key=lambda h: h["eval_accuracy"])  # the epoch the trainer kept
     model.save(out_dir, tokenizer)
-    meta = {"kind": kind, "layers": layers, "train_pairs": len(pairs), "threshold": final["eval_threshold"],
-            "dev_pairs": len(dev), "dev_accuracy": final["eval_accuracy"], "learning_rate": learning_rate,
-            "train_seconds": result.train_seconds, "steps": result.steps}  # fmt: skip
+    meta = {**meta, "train_pairs": len(pairs), "threshold": final["eval_threshold"], "dev_pairs": len(dev),
+            "dev_accuracy": final["eval_accuracy"], "learning_rate": learning_rate, "epochs": epochs,
+            "threads": threads, "train_seconds": result.train_seconds, "steps": result.steps}  # fmt: skip
     (Path(out_dir) / "matcher.json").write_text(json.dumps(meta, indent=2))
     return meta
+
+
+# ----------------------------------------------------------------------------- distillation
+
+
+def teacher_embeddings(teacher: BiEncoder, texts: Sequence[str], cache_path: str | Path, tokenizer,
+                       key: str = "") -> np.ndarray:  # fmt: skip
+    """The teacher's normalised embeddings of ``texts`` (n, dim), in order: computed once, then read from
+    ``cache_path`` (safetensors; reused only when the texts' sha256 and ``key`` (the teacher) match)."""
+    import hashlib
+
+    from safetensors import safe_open
+    from safetensors.numpy import save_file
+
+    digest = hashlib.sha256("\n".join(texts).encode()).hexdigest()
+    cache_path = Path(cache_path)
+    if cache_path.exists():
+        with safe_open(str(cache_path), framework="np") as f:
+            meta = f.metadata() or {}
+            if meta.get("texts_sha256") == digest and meta.get("teacher") == key:
+                return f.get_tensor("vectors")
+    vecs = Matcher(teacher.eval(), tokenizer).encode(list(texts))
+    cache_path.parent.mkdir(parents=True, exist_ok=True)
+    save_file({"vectors": vecs}, str(cache_path), metadata={"texts_sha256": digest, "teacher": key,
+                                                           "n": str(len(texts))})  # fmt: skip
+    return vecs
+
+
+def distill_collate(tokenizer, texts: Sequence[str], vectors: np.ndarray, max_length: int = MAX_LENGTH):
+    """``bi_collate`` + the teacher's embeddings of each pair's two texts (``a_teacher``, ``b_teacher``)."""
+    base = bi_collate(tokenizer, max_length)
+    row = {t: i for i, t in enumerate(texts)}
+
+    def collate(pairs) -> dict[str, torch.Tensor]:
+        missing = [t for p in pairs for t in (p.a, p.b) if t not in row]
+        if missing:
+            raise KeyError(f"no teacher embedding for {missing[0]!r}: the cache was built on other texts")
+        batch = base(pairs)
+        batch["a_teacher"] = torch.from_numpy(vectors[[row[p.a] for p in pairs]])
+        batch["b_teacher"] = torch.from_numpy(vectors[[row[p.b] for p in pairs]])
+        return batch
+
+    return collate
+
+
+def distill_matcher(layers: int, max_pairs: int, out_dir: str | Path, teacher_dir: str | Path,
+                    epochs: float = 2.0, batch_size: int = 32, learning_rate: float = 1e-4, threads: int = 1,
+                    dev_pairs: int = 500, embed_weight: float = 10.0, score_weight: float = 1.0,
+                    init: str = "teacher", root: Path | None = None) -> dict:  # fmt: skip
+    """A ``layers``-layer bi-encoder student distilled from a fine-tuned bi-encoder teacher.
+
+    The student (``luodi.distill.make_student``: the teacher's embeddings and first ``layers`` layers, or
+    e5's with ``init="pretrained"``) trains with its own CoSENT + in-batch losses on the labelled pairs
+    plus ``embedding_kd_loss`` against the teacher's embeddings of the same texts, computed once before
+    training and cached (``teacher_embeddings.safetensors`` in ``out_dir``). The distillation toolkit's
+    logit KD does not apply here: a bi-encoder has two inputs and its output is an embedding, not logits."""
+    from luodi.distill import make_student
+
+    torch.set_num_threads(threads)
+    teacher_dir = Path(teacher_dir)
+    teacher = load_model(teacher_dir)
+    if not isinstance(teacher, BiEncoder):
+        raise TypeError(f"{teacher_dir} holds a {type(teacher).__name__}, not a BiEncoder teacher")
+    from luodi.encoders import load_tokenizer
+
+    tokenizer = load_tokenizer(model_dir=teacher_dir)
+    student = make_student(teacher, layers, init=init)
+    student.config.embed_weight, student.config.score_weight = embed_weight, score_weight
+    pairs = train_pool(max_pairs, root=root)
+    texts = sorted({t for p in pairs for t in (p.a, p.b)})
+    weights = teacher_dir / "model.safetensors"
+    key = f"{teacher_dir.resolve()}:{weights.stat().st_size}:{weights.stat().st_mtime_ns}"
+    start = time.perf_counter()
+    vectors = teacher_embeddings(teacher, texts, Path(out_dir) / "teacher_embeddings.safetensors",
+                                 tokenizer, key)  # fmt: skip
+    cache_seconds = time.perf_counter() - start
+    del teacher
+    meta = {"kind": "student", "layers": layers, "teacher": str(teacher_dir), "init": init,
+            "embed_weight": embed_weight, "score_weight": score_weight, "teacher_texts": len(texts),
+            "teacher_cache_seconds": round(cache_seconds, 1)}  # fmt: skip
+    return _fit(student, tokenizer, pairs, distill_collate(tokenizer, texts, vectors), out_dir, meta, epochs,
+                batch_size, learning_rate, threads, dev_pairs, root)  # fmt: skip

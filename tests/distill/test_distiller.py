@@ -252,3 +252,12 @@ def test_cli_names_unsupported_tasks():
 
     result = CliRunner().invoke(app, ["distill", "--task", "segment", "--teachers", "nowhere"])
     assert result.exit_code != 0 and "not supported yet" in result.output
+
+
+def test_cli_names_a_teacher_dir_that_is_not_a_model(tmp_path: Path):
+    from typer.testing import CliRunner
+
+    from luodi.cli import app
+
+    result = CliRunner().invoke(app, ["distill", "--task", "intent", "--teachers", str(tmp_path / "nowhere")])
+    assert result.exit_code != 0 and "no luodi.json" in result.output and "nowhere" in result.output

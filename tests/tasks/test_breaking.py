@@ -117,3 +117,41 @@ def test_real_data_building_is_deterministic_and_labelled(data_root):
     assert labels.count(2) > 100 and labels.count(1) > 50 and labels.count(3) > 0
     dev, test = build_breaking_data("dev", caps), build_breaking_data("test", caps)
     assert not {e.text for e in dev if e.source == "stream"} & {e.text for e in test if e.source == "stream"}
+
+
+def test_gate_evaluator_scores_a_predict_function_like_the_model(zh_tokenizer):
+    from luodi.deploy.gate import torch_predict
+    from luodi.tasks.breaking import gate_evaluator, predict_fn_labels, score
+
+    torch.manual_seed(1)
+    cfg = TokenClassifierConfig(encoder=tiny_encoder_config(len(zh_tokenizer)), num_labels=len(LABELS))
+    model = TokenClassifier(cfg).eval()
+    aligner = CharAligner(zh_tokenizer)
+    examples = [make_stream(["打开空调", "明天会下雨吗"]), make_stream(["你好", "播放周杰伦的歌", "谢谢"])]
+    texts = [e.text for e in examples]
+    assert predict_fn_labels(torch_predict(model), aligner, texts) == predict_labels(model, aligner, texts)
+    f1, flat = gate_evaluator(aligner, examples)(torch_predict(model))
+    assert f1 == score(model, aligner, examples)["f1"] and flat.shape == (sum(map(len, texts)),)
+    # a predict that marks every character as a full stop: recall 100, precision = boundaries / chars
+    always_stop = lambda ids, mask: torch.nn.functional.one_hot(torch.full(ids.shape, 2), len(LABELS)).numpy()  # noqa: E731
+    f1_stop, flat_stop = gate_evaluator(aligner, examples)(always_stop)
+    p = 5 / len(flat_stop)
+    assert (flat_stop == 2).all() and f1_stop == pytest.approx(100 * 2 * p / (1 + p))
+
+
+def test_break_cli_prints_the_punctuated_stream_and_its_queries(zh_tokenizer, tmp_path):
+    from typer.testing import CliRunner
+
+    from luodi.cli import app
+
+    torch.manual_seed(0)
+    cfg = TokenClassifierConfig(encoder=tiny_encoder_config(len(zh_tokenizer)), num_labels=len(LABELS))
+    TokenClassifier(cfg).save(tmp_path / "m", zh_tokenizer)
+    text = "打开空调播放周杰伦的歌明天会下雨吗"
+    result = CliRunner().invoke(app, ["break", text, "--model", str(tmp_path / "m")])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    expected = SentenceBreaker.load(tmp_path / "m")(text)
+    assert lines[0] == expected.text and [q.strip() for q in lines[1:]] == expected.queries
+    bad = CliRunner().invoke(app, ["break", text, "--model", str(tmp_path / "nowhere")])
+    assert bad.exit_code != 0 and "no luodi.json" in bad.output

@@ -11,6 +11,7 @@ from luodi.tasks.generate import (
     DecodeConfig,
     GeneratorConfig,
     ReplyModel,
+    _banned_ngram_pieces,
     attention_bias,
     collate,
     decode,
@@ -144,6 +145,59 @@ def test_sampling_top_k_1_is_greedy_and_repetition_penalty_changes_output():
                                                            repetition_penalty=100.0))  # fmt: skip
     assert len(set(penalised[0])) == len(penalised[0])  # a huge penalty forbids any repeat
     assert len(set(greedy[0])) < len(greedy[0])  # random tiny model repeats itself without it
+
+
+def test_no_repeat_ngram_forbids_exactly_the_repeating_pieces():
+    assert _banned_ngram_pieces([7, 8, 9, 7, 8], 3) == [9]  # "7 8" seen before, followed by 9
+    assert sorted(_banned_ngram_pieces([7, 8, 9, 8], 2)) == [9]  # after 8: only 9 followed 8
+    assert sorted(_banned_ngram_pieces([7, 8, 7], 1)) == [7, 7, 8]  # unigrams: every piece seen
+    assert _banned_ngram_pieces([7], 3) == []  # too short to complete any 3-gram
+    model = _model("gpt")
+    plain = decode(
+        model, [[10, 11, 12]], DecodeConfig(strategy="greedy", max_length=12, repetition_penalty=1)
+    )
+    assert len(set(plain[0])) < len(plain[0])  # the random tiny model repeats pieces
+    for strategy in ("greedy", "beam", "sample"):
+        for n in (1, 2):
+            cfg = DecodeConfig(
+                strategy=strategy, max_length=12, repetition_penalty=1, no_repeat_ngram=n, seed=0
+            )
+            reply = decode(model, [[10, 11, 12]], cfg)[0]
+            grams = [tuple(reply[i : i + n]) for i in range(len(reply) - n + 1)]
+            assert len(set(grams)) == len(grams), (strategy, n, reply)
+
+
+def test_strategy_defaults_and_bad_options():
+    sample = DecodeConfig.for_strategy("sample")
+    assert (sample.strategy, sample.top_p, sample.temperature, sample.no_repeat_ngram) == (
+        "sample",
+        0.9,
+        0.7,
+        3,
+    )
+    beam = DecodeConfig.for_strategy("beam", beam_size=2, no_repeat_ngram=0)  # options override the defaults
+    assert (beam.beam_size, beam.no_repeat_ngram, beam.min_length) == (2, 0, 2)
+    with pytest.raises(ValueError, match="unknown strategy 'topk'"):
+        DecodeConfig.for_strategy("topk")
+    with pytest.raises(ValueError, match="beams"):
+        DecodeConfig.for_strategy("beam", beams=3)
+
+
+def test_label_smoothing_changes_training_loss_only():
+    model = _model("gpt")
+    model.config.label_smoothing = 0.0
+    batch = collate(_examples(4), model.config)
+
+    def loss(train: bool) -> float:
+        model.train(train)
+        torch.manual_seed(1)  # the same dropout masks in both calls
+        with torch.no_grad():
+            return float(model(**batch)["loss"])
+
+    plain_train, plain_eval = loss(True), loss(False)
+    model.config.label_smoothing = 0.1
+    assert abs(loss(True) - plain_train) > 1e-3  # smoothed training loss
+    assert loss(False) == pytest.approx(plain_eval)  # perplexity-style scoring is unchanged
 
 
 def test_empty_input_is_a_clear_error(zh_tokenizer):

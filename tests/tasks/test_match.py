@@ -21,9 +21,12 @@ from luodi.tasks.match import (
     bi_collate,
     cosent_loss,
     cross_collate,
+    distill_collate,
+    embedding_kd_loss,
     in_batch_loss,
     load_faq_file,
     pair_metrics,
+    teacher_embeddings,
 )
 from luodi.train.trainer import TrainConfig, train
 
@@ -215,3 +218,101 @@ def test_a_few_steps_through_the_real_trainer(kind, zh_tokenizer, tmp_path: Path
         assert probs.shape == (2,) and ((probs >= 0) & (probs <= 1)).all()
         with pytest.raises(TypeError):
             Matcher.load(tmp_path / "model")
+
+
+# ----------------------------------------------------------------------------- cross-encoder head, distillation
+
+
+def test_cross_encoder_head_scale_same_function_faster_head(zh_tokenizer, tmp_path: Path):
+    encoder = tiny_encoder_config(len(zh_tokenizer))
+    batch = cross_collate(zh_tokenizer)(_toy_pairs(16))
+    models = {}
+    for scale in (1.0, 100.0):
+        torch.manual_seed(0)
+        models[scale] = CrossEncoder(CrossEncoderConfig(encoder=encoder, head_scale=scale)).eval()
+    with torch.no_grad():  # the scale changes how the head learns, not what it computes
+        torch.testing.assert_close(models[1.0](**batch)["logits"], models[100.0](**batch)["logits"])
+    moved = {}
+    for scale, model in models.items():  # a few Adam steps on the head alone, the encoder's lr
+        before = model(**batch)["logits"].detach() * 1
+        opt = torch.optim.AdamW(model.classifier.parameters(), lr=5e-5)
+        for _ in range(5):
+            opt.zero_grad()
+            model(**batch)["loss"].backward()
+            opt.step()
+        moved[scale] = (model(**batch)["logits"].detach() - before).abs().max().item()
+    assert moved[100.0] > 20 * moved[1.0]
+    models[100.0].save(tmp_path / "cross", zh_tokenizer)
+    again = load_model(tmp_path / "cross")
+    assert again.config.head_scale == 100.0
+    with torch.no_grad():
+        torch.testing.assert_close(again(**batch)["logits"], models[100.0](**batch)["logits"])
+    with pytest.raises(ValueError, match="head_scale"):
+        CrossEncoder(CrossEncoderConfig(encoder=encoder, head_scale=0.0))
+
+
+def test_embedding_kd_loss_zero_at_the_teacher_and_pulls_towards_it():
+    torch.manual_seed(0)
+    config = BiEncoderConfig(embed_weight=1.0, score_weight=1.0)
+    t_a, t_b = (torch.nn.functional.normalize(torch.randn(6, 8), dim=-1) for _ in range(2))
+    assert embedding_kd_loss(t_a, t_b, t_a, t_b, config).item() == pytest.approx(0.0, abs=1e-6)
+    s_a = torch.nn.functional.normalize(torch.randn(6, 8), dim=-1).requires_grad_()
+    loss = embedding_kd_loss(s_a, t_b, t_a, t_b, config)
+    assert loss.item() > 0.1
+    loss.backward()
+    step = torch.nn.functional.normalize(s_a - 0.05 * s_a.grad, dim=-1)
+    assert embedding_kd_loss(step, t_b, t_a, t_b, config) < loss
+    off = BiEncoderConfig()  # weights 0: no distillation term
+    assert embedding_kd_loss(s_a, t_b, t_a, t_b, off).item() == 0.0
+
+
+def test_teacher_embeddings_cached_once_and_student_batches(zh_tokenizer, tmp_path: Path):
+    torch.manual_seed(0)
+    teacher = BiEncoder(BiEncoderConfig(encoder=tiny_encoder_config(len(zh_tokenizer)))).eval()
+    pairs = _toy_pairs(12)
+    texts = sorted({t for p in pairs for t in (p.a, p.b)})
+    path = tmp_path / "teacher.safetensors"
+    vecs = teacher_embeddings(teacher, texts, path, zh_tokenizer, key="t1")
+    assert vecs.shape == (len(texts), 32) and path.exists()
+    np.testing.assert_allclose(vecs, Matcher(teacher, zh_tokenizer).encode(texts), atol=1e-6)
+    # the second call reads the file: no teacher is needed
+    np.testing.assert_array_equal(teacher_embeddings(None, texts, path, zh_tokenizer, key="t1"), vecs)
+    with pytest.raises(AttributeError):  # another teacher key: recomputed, so the (missing) teacher runs
+        teacher_embeddings(None, texts, path, zh_tokenizer, key="t2")
+    batch = distill_collate(zh_tokenizer, texts, vecs)(pairs[:4])
+    row = {t: i for i, t in enumerate(texts)}
+    np.testing.assert_array_equal(batch["b_teacher"].numpy(), vecs[[row[p.b] for p in pairs[:4]]])
+    student = BiEncoder(BiEncoderConfig(encoder=tiny_encoder_config(len(zh_tokenizer), layers=1),
+                                        embed_weight=10.0, score_weight=1.0))  # fmt: skip
+    plain = {k: v for k, v in batch.items() if not k.endswith("_teacher")}
+    assert student(**batch)["loss"] > student(**plain)["loss"]  # the KD term is added
+    with pytest.raises(KeyError, match="no teacher embedding"):
+        distill_collate(zh_tokenizer, texts[:2], vecs[:2])(pairs[:4])
+
+
+def test_exact_search_k_and_single_query_paths():
+    rng = np.random.default_rng(1)
+    vecs = rng.standard_normal((500, 16)).astype(np.float32)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    index = FaqIndex(None, 16, threshold=-1.0)
+    index.add([(f"q{i}", "") for i in range(500)], vecs)
+    queries = vecs[:40]
+    full = queries @ vecs.T
+    scores, ids = index.search_vectors(queries, k=7)  # > 16 queries: the multi-threaded path
+    np.testing.assert_array_equal(ids, np.argsort(-full, axis=1, kind="stable")[:, :7])
+    assert (np.diff(scores, axis=1) <= 0).all()
+    one_s, one_i = index.search_vectors(queries[3:4], k=7)  # one query: BLAS limited to one thread
+    np.testing.assert_array_equal(one_i[0], ids[3])
+    np.testing.assert_allclose(one_s[0], scores[3], atol=1e-6)
+
+
+def test_eval_pair_caps_per_set():
+    import typer
+
+    from luodi.commands.match import _per_set
+
+    assert _per_set("2000", "--max-pairs") == {"lcqmc": 2000, "pawsx": 2000, "oppo": 2000}
+    assert _per_set("lcqmc=2000,oppo=500", "--max-pairs") == {"lcqmc": 2000, "pawsx": 0, "oppo": 500}
+    for bad in ("lcqmc=two", "afqmc=10", "many"):
+        with pytest.raises(typer.BadParameter, match="--max-pairs"):
+            _per_set(bad, "--max-pairs")

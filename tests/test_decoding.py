@@ -1,0 +1,68 @@
+import itertools
+
+import torch
+
+from luodi.decoding import transition_rules, viterbi
+from luodi.train.metrics import bioes_spans
+
+TAGS = ["O", "B-singer", "I-singer", "E-singer", "S-singer", "B-song", "I-song", "E-song", "S-song"]
+
+
+def _valid(path: list[str]) -> bool:
+    """Independent check: every span decoded by conlleval rules is well formed in the tags themselves."""
+    trans, start, end = transition_rules(TAGS)
+    ids = [TAGS.index(t) for t in path]
+    ok = start[ids[0]] == 0 and end[ids[-1]] == 0
+    return bool(ok and all(trans[a, b] == 0 for a, b in itertools.pairwise(ids)))
+
+
+def test_rules_forbid_fragments_and_type_changes():
+    trans, start, end = transition_rules(TAGS)
+    idx = TAGS.index
+    assert trans[idx("O"), idx("I-singer")] == float("-inf")  # a span cannot start inside
+    assert trans[idx("B-singer"), idx("E-song")] == float("-inf")  # nor change type
+    assert trans[idx("B-singer"), idx("O")] == float("-inf")  # nor stay open
+    assert trans[idx("B-singer"), idx("I-singer")] == 0 and trans[idx("E-song"), idx("S-singer")] == 0
+    assert start[idx("E-song")] == float("-inf") and end[idx("B-song")] == float("-inf")
+
+
+def test_viterbi_repairs_an_invalid_argmax_and_keeps_a_valid_one():
+    torch.manual_seed(0)
+    rules = transition_rules(TAGS)
+    for _ in range(50):
+        scores = torch.randn(3, 7, len(TAGS)).log_softmax(-1)
+        lengths = [7, 4, 1]
+        for row, path in enumerate(viterbi(scores, lengths, rules)):
+            tags = [TAGS[i] for i in path]
+            assert len(tags) == lengths[row] and _valid(tags)
+            argmax = [TAGS[i] for i in scores[row, : lengths[row]].argmax(-1).tolist()]
+            if _valid(argmax):  # the best path is the argmax whenever the argmax is allowed
+                assert tags == argmax
+
+
+def test_viterbi_finds_the_best_valid_path_by_brute_force():
+    rules = transition_rules(["O", "B-x", "I-x", "E-x", "S-x"])
+    tags = ["O", "B-x", "I-x", "E-x", "S-x"]
+    torch.manual_seed(1)
+    scores = torch.randn(1, 4, 5).log_softmax(-1)
+    best, best_score = None, float("-inf")
+    for combo in itertools.product(range(5), repeat=4):
+        names = [tags[i] for i in combo]
+        trans, start, end = rules
+        total = start[combo[0]] + end[combo[-1]] + sum(trans[a, b] for a, b in itertools.pairwise(combo))
+        total = total + sum(scores[0, t, c] for t, c in enumerate(combo))
+        if total > best_score:
+            best, best_score = names, total
+    assert [tags[i] for i in viterbi(scores, [4], rules)[0]] == best
+    assert bioes_spans(best)  # sanity: the random scores decode to at least one span
+
+
+def test_allowed_mask_and_infeasible_mask_fallback():
+    rules = transition_rules(["B", "M", "E", "S"])
+    scores = torch.zeros(1, 3, 4)
+    scores[0, :, 3] = 1.0  # S S S preferred
+    allowed = torch.ones(1, 3, 4, dtype=torch.bool)
+    allowed[0, 0, 3] = False  # forbid S at 0 -> must start a word with B
+    assert viterbi(scores, [3], rules, allowed)[0][0] == 0
+    allowed[0, 0, :] = False  # nothing allowed at 0: decoded without the mask, not a crash
+    assert viterbi(scores, [3], rules, allowed)[0] == [3, 3, 3]
