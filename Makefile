@@ -31,7 +31,7 @@ models: $(STAMP)
 		--threads 2 --out $(MODELS)/breaking-teacher-12L-seed$$s || exit 1; done
 	$(LUODI) distill --task breaking --teachers $(MODELS)/breaking-teacher-12L-seed1 \
 		--teachers $(MODELS)/breaking-teacher-12L-seed2 --teachers $(MODELS)/breaking-teacher-12L-seed3 \
-		--student-layers 3 --epochs 2 --lr 2e-4 --batch-size 16 --seed 1 --threads 2
+		--student-layers 3 --epochs 1 --lr 2e-4 --batch-size 16 --seed 1 --threads 2
 	$(LUODI) train segment --variant unified --layers 3 --max-chars 1200000 --epochs 1 --threads 2 \
 		--learning-rate 3e-4 --dev-sentences 200
 	$(LUODI) train intent --model fused --data cais --layers 3 --epochs 3 --batch-size 16 \

@@ -44,13 +44,11 @@ DEFAULT_CONFIGS = {  # used when --config is not given: what exists today
         "batching": {"max_batch_size": 32, "max_wait_ms": 5, "max_queue": 128, "timeout_ms": 5000},
         "limits": {"max_text_chars": 128, "max_batch_items": 16},
     },
-    # the trained CAIS intent + slots model (3 layers) on ONNX Runtime int8 (luodi.serve.onnx_intent);
-    # --torch serves the same model on PyTorch. threads 1: one core for the model, one for HTTP + client.
+    # the release CAIS intent + slots model (3 layers, int8 ONNX Runtime, release/intent);
+    # --torch serves the PyTorch model it was made from. threads 1: one core for the model, one for HTTP + client.
     "intent": {
         "threads": 1,
-        "models": {
-            "intent": {"dir": "~/.cache/luodi/models/intent-plain-cais-3L", "options": {"onnx": "int8"}}
-        },
+        "models": {"intent": {"dir": str(Path(__file__).resolve().parents[1] / "release" / "intent")}},
         # max_wait_ms 0: one worker, so under load items pile up while a batch runs and the next batch takes
         # them all; waiting for company would only add latency when the server is idle
         "batching": {"max_batch_size": 32, "max_wait_ms": 0, "max_queue": 512, "timeout_ms": 2000},
@@ -536,8 +534,8 @@ def main() -> None:
             if args.layers:
                 base["models"]["match"]["layers"] = args.layers
             if args.endpoint == "intent":
-                if args.torch:
-                    base["models"]["intent"]["options"].pop("onnx")
+                if args.torch:  # the PyTorch model the release was made from
+                    base["models"]["intent"]["dir"] = str(Path("~/.cache/luodi/models/intent-fused-cais-3L"))
                 args.tag = args.tag or ("torch" if args.torch else "int8")
         else:
             raise SystemExit(f"no built-in config serves /v1/{args.endpoint}: pass --config")

@@ -83,7 +83,7 @@ TRAINING = {
             "--out <models>/breaking-teacher-12L-seed{s}   (s = 1, 2, 3)",
             "luodi distill --task breaking --teachers <models>/breaking-teacher-12L-seed1 --teachers "
             "<models>/breaking-teacher-12L-seed2 --teachers <models>/breaking-teacher-12L-seed3 "
-            "--student-layers 3 --epochs 2 --lr 2e-4 --batch-size 16 --seed 1 --threads 2",
+            "--student-layers 3 --epochs 1 --lr 2e-4 --batch-size 16 --seed 1 --threads 2",
         ],
     },
     "segmenter": {

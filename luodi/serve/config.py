@@ -11,7 +11,7 @@ Example::
     threads: 1                 # torch / onnxruntime intra-op threads per predictor
     models:
       match: {kind: e5, layers: 12}                      # zero-shot e5 cosine similarity
-      intent: {dir: ~/.cache/luodi/models/intent-3L}     # luodi.tasks.intent.IntentModel
+      intent: {dir: release/intent}     # IntentModel: a saved PyTorch model or an ONNX release dir
       understand: {kind: assistant, options: {config: assistant.yaml}}   # luodi.pipeline.Assistant
       # (kind: assistant without options: the default assistant, luodi.pipeline.serve_predictor)
     lexicons: [../shared/data/lexicons/music.txt]
@@ -66,7 +66,8 @@ class ModelConfig(_Strict):
 
     - ``factory: "package.module:function"``: called as ``function(config=<ServeConfig>, **options)``, returns
       the predictor (``list[input] -> list[output]``). How the pipeline (Assistant) is plugged in.
-    - ``dir``: a saved task model (luodi.tasks.<task>), the task chosen by the model name.
+    - ``dir``: a saved task model (luodi.tasks.<task>), the task chosen by the model name; for segment
+      and intent also an ONNX release directory (``luodi release``: int8 over ONNX Runtime).
     - ``kind: e5``: the zero-shot e5 encoder (match only): cosine similarity of query and candidates.
     - ``kind: assistant``: the full pipeline (understand only), ``options.config`` an assistant YAML/TOML
       (luodi.pipeline); without it the default assistant (release set, else the trained models).

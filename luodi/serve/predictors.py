@@ -141,8 +141,12 @@ def _from_factory(spec: ModelConfig, config: ServeConfig) -> Predictor:
     return factory(config=config, **spec.options)
 
 
+RELEASE_KIND = {"segment": "segmenter", "intent": "intent"}  # endpoint -> luodi.runtime.tasks kind
+
+
 def build_predictor(name: str, spec: ModelConfig, config: ServeConfig) -> Predictor:
-    """One model's predictor from its config entry (see ``ModelConfig``)."""
+    """One model's predictor from its config entry (see ``ModelConfig``). ``dir`` is a saved PyTorch
+    model or, for segment and intent, an ONNX release directory (``luodi release``)."""
     if spec.factory is not None:
         return _from_factory(spec, config)
     if spec.kind == "assistant":
@@ -158,22 +162,21 @@ def build_predictor(name: str, spec: ModelConfig, config: ServeConfig) -> Predic
     path = Path(spec.dir).expanduser()
     if not path.exists():
         raise FileNotFoundError(f"models.{name}.dir: {path} does not exist")
+    if name in RELEASE_KIND and (path / "model.onnx").is_file():
+        # an ONNX release directory (``luodi release``: int8, trimmed vocabulary): the same task class
+        # over ONNX Runtime, so answers have the PyTorch model's shape
+        from luodi.runtime.tasks import load_release
+
+        task = load_release(RELEASE_KIND[name], path, threads=config.threads)
+        return segment_predictor(task) if name == "segment" else list_predictor(task)
     if name == "segment":
         from luodi.tasks.segment import Segmenter
 
         return segment_predictor(Segmenter.load(path, **spec.options))
     if name == "intent":
-        options = dict(spec.options)
-        precision = options.pop("onnx", None)  # "int8" | "fp32": ONNX Runtime instead of PyTorch
-        if precision is not None:
-            from luodi.serve.onnx_intent import OnnxIntentModel
-
-            return list_predictor(
-                OnnxIntentModel.load(path, precision=precision, threads=config.threads, **options)
-            )
         from luodi.tasks.intent import IntentModel
 
-        return list_predictor(IntentModel.load(path, **options))
+        return list_predictor(IntentModel.load(path, **spec.options))
     if name == "chat":
         from luodi.tasks.generate import Generator
 

@@ -57,6 +57,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from luodi.decoding import transition_rules
+from luodi.decoding import viterbi as constrained_viterbi
 from luodi.encoders import CharAligner
 from luodi.modeling import TaskConfig, TaskModel
 
@@ -191,13 +193,7 @@ def bigram_index(cfg: SegmenterConfig) -> dict[str, int]:
 
 # ----------------------------------------------------------------------------- constrained Viterbi
 
-_ALLOWED_NEXT = {B: (M, E), M: (M, E), E: (B, S), S: (B, S)}
-_TRANS = torch.full((4, 4), float("-inf"))
-for _a, _nexts in _ALLOWED_NEXT.items():
-    for _b in _nexts:
-        _TRANS[_a, _b] = 0.0
-_START = torch.tensor([0.0, float("-inf"), float("-inf"), 0.0])  # a text starts with B or S
-_END = torch.tensor([float("-inf"), float("-inf"), 0.0, 0.0])  # ... and ends with E or S
+BMES_RULES = transition_rules(TAGS)  # B -> M/E, M -> M/E, E/S -> B/S; start B/S, end E/S
 
 
 def viterbi(
@@ -207,38 +203,7 @@ def viterbi(
 
     Disallowed tags get -inf. If a row's constraints leave no valid path (should not happen, see
     ``char_constraints``), that row is decoded again without them rather than failing."""
-    if scores.shape[1] == 0:
-        return [[] for _ in lengths]
-    raw = scores = scores.float()
-    if allowed is not None:
-        scores = scores.masked_fill(~allowed, float("-inf"))
-    bsz, n, _ = scores.shape
-    lengths_t = torch.tensor(list(lengths))
-    best = scores[:, 0] + _START  # (B, 4)
-    back = torch.zeros((bsz, n, 4), dtype=torch.long)
-    for t in range(1, n):
-        cand = best.unsqueeze(2) + _TRANS  # (B, 4 from, 4 to)
-        top, arg = cand.max(1)  # (B, 4)
-        step = top + scores[:, t]
-        live = (t < lengths_t).unsqueeze(1)  # rows already finished keep their scores
-        best = torch.where(live, step, best)
-        back[:, t] = torch.where(live, arg, torch.arange(4).expand(bsz, 4))
-    final = best + _END
-    paths = []
-    for i, length in enumerate(lengths):
-        if length == 0:
-            paths.append([])
-            continue
-        if torch.isinf(final[i].max()) and allowed is not None:
-            paths.append(viterbi(raw[i : i + 1, :length], [length])[0])  # infeasible: unconstrained
-            continue
-        tag = int(final[i].argmax())
-        path = [tag]
-        for t in range(length - 1, 0, -1):
-            tag = int(back[i, t, tag])
-            path.append(tag)
-        paths.append(path[::-1])
-    return paths
+    return constrained_viterbi(scores, lengths, BMES_RULES, allowed)
 
 
 def _is_alnum_ascii(ch: str) -> bool:

@@ -1,25 +1,22 @@
 """Real models behind the service: /v1/understand on the assistant, /v1/intent on int8 ONNX, and a clear 503
-when a model cannot be loaded (the other models keep serving). Real-model tests skip when the trained
-models are not in the model cache (CI)."""
+when a model cannot be loaded (the other models keep serving). Real-model tests use the int8 release set
+in release/ (shipped in the repository)."""
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
-from luodi.paths import models_dir
 from luodi.serve.app import create_app
 from luodi.serve.config import ConfigError, ModelConfig, ServeConfig, config_from_dict, load_config
 from luodi.serve.predictors import ModelLoadError, load_predictors
 
-INTENT = models_dir() / "intent-plain-cais-3L"
-SEGMENT = models_dir() / "segment-unified-3L"
-BREAKER = models_dir() / "breaking-3L-seed1"
-needs_models = pytest.mark.skipif(
-    not all((d / "luodi.json").exists() for d in (INTENT, SEGMENT, BREAKER)),
-    reason="trained models (intent-plain-cais-3L, segment-unified-3L, breaking-3L-seed1) not in the model cache",
+RELEASE = Path(__file__).resolve().parents[2] / "release"
+needs_release = pytest.mark.skipif(
+    not (RELEASE / "intent" / "model.onnx").exists(), reason="release/ not built (luodi release)"
 )
 
 
@@ -66,12 +63,12 @@ def test_assistant_kind_is_for_understand_only_and_its_config_is_relative_to_the
     assert load_config(path).models["understand"].options["config"] == str(tmp_path / "a/assistant.yaml")
 
 
-@needs_models
-def test_understand_with_trained_models(tmp_path):
-    assistant = tmp_path / "assistant.yaml"
-    assistant.write_text(f"breaker: {BREAKER}\nsegmenter: {SEGMENT}\nintent: {INTENT}\nthreads: 1\n")
+@needs_release
+def test_understand_with_the_release_models():
     config = ServeConfig(
-        models={"understand": ModelConfig(kind="assistant", options={"config": str(assistant)})}
+        models={
+            "understand": ModelConfig(kind="assistant", options={"config": str(RELEASE / "assistant.yaml")})
+        }
     )
     with TestClient(create_app(lambda: load_predictors(config, strict=False), config)) as c:
         ready = _ready(c)
@@ -91,28 +88,20 @@ def test_understand_with_trained_models(tmp_path):
         assert 'luodi_stage_latency_seconds_count{stage="segment"} 1.0' in metrics
 
 
-@pytest.mark.skipif(
-    not (INTENT / "onnx" / "serve-int8.onnx").exists(),
-    reason="no int8 intent artifact (python -c 'from luodi.serve.onnx_intent import build_intent_onnx; ...')",
-)
-def test_intent_int8_onnx_matches_pytorch_and_serves():
-    from luodi.data.intent import load_cais
-    from luodi.serve.onnx_intent import OnnxIntentModel, agreement
-    from luodi.tasks.intent import IntentModel
+RELEASE_INTENT = RELEASE / "intent"
 
-    try:
-        texts = [e.text for e in load_cais("test")[:300]] + [""]
-    except FileNotFoundError:
-        pytest.skip("CAIS (shared data) not found")
-    onnx = OnnxIntentModel.load(INTENT, build=False)
-    torch_model = IntentModel.load(INTENT)
-    agree = agreement(torch_model, onnx, texts)
-    # the artifact was kept only at >= 99 % on CAIS test (build_intent_onnx); int8 noise allows a little less here
-    assert agree["intent_agreement"] >= 98 and agree["slot_tag_agreement"] >= 97, agree
-    # the batched Viterbi gives the very tags of IntentModel's row-by-row pass on the same logits
-    assert onnx.predict_tags(texts)[1] == IntentModel.predict_tags(onnx, texts)[1]
-    config = ServeConfig(models={"intent": ModelConfig(dir=str(INTENT), options={"onnx": "int8"})})
+
+@needs_release
+def test_release_intent_dir_serves_on_onnx_runtime():
+    """A release directory as models.intent.dir: the int8 ONNX model behind /v1/intent, the same answers
+    as the IntentModel API over the same directory."""
+    from luodi.runtime.tasks import load_release
+
+    config = ServeConfig(models={"intent": ModelConfig(dir=str(RELEASE_INTENT))})
+    texts = ["放首周杰伦的歌", "明天上海会下雨吗"]
     with TestClient(create_app(load_predictors(config), config)) as c:
-        out = c.post("/v1/intent", json={"texts": ["放首周杰伦的歌", "明天上海会下雨吗"]}).json()["results"]
-    assert [o["intent"] for o in out] == ["PlayMusic", "GetWeather"]
+        out = c.post("/v1/intent", json={"texts": texts}).json()["results"]
+    direct = load_release("intent", RELEASE_INTENT, threads=1)(texts)
+    assert [o["intent"] for o in out] == [d["intent"] for d in direct]
+    assert out[0]["intent"] == "PlayMusic"
     assert {"type": "singer_name", "value": "周杰伦", "start": 2, "end": 5} in out[0]["slots"]
