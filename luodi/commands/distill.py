@@ -95,7 +95,31 @@ def _breaking_task(teacher_dirs: list[Path]) -> DistillTask:
     )
 
 
-TASKS = {"breaking": _breaking_task}  # segment: add a function like this one
+def _segment_task(teachers: list, max_chars: int) -> DistillTask:
+    """The segmenter's balanced PKU/MSR sample; the student shares the teacher's config (granularities,
+    bigram vocabulary), so the cached teacher logits line up with the student's positions."""
+    from luodi.commands.segment import _sentences, dev_evaluator
+    from luodi.encoders import CharAligner, load_tokenizer
+    from luodi.tasks.segment import balanced_sample, make_collate
+
+    teacher = teachers[0]
+    grans = teacher.config.granularities
+    train = balanced_sample({g: s for g, s in _sentences("train").items() if g in grans}, max_chars, seed=0)
+    dev = {g: s[:200] for g, s in _sentences("dev").items() if g in grans}
+    tokenizer = load_tokenizer("zh")
+    return DistillTask(
+        train,
+        make_collate(teacher, CharAligner(tokenizer)),
+        dev_evaluator(tokenizer, dev),
+        "f1",
+        lambda m, out: m.save(out, tokenizer),
+    )
+
+
+TASKS = {  # task -> (loaded teachers, training characters) -> DistillTask
+    "breaking": lambda teachers, max_chars: _breaking_task(teachers),
+    "segment": _segment_task,
+}
 SUPPORTED = (
     *TASKS,
     "intent",
@@ -118,7 +142,7 @@ def teacher_cache(teacher_dir: Path, teacher, task: str, train, collate):
 
 @app.command("distill")
 def distill_cmd(
-    task: str = typer.Option(..., help="breaking | intent (CAIS); segment: not supported yet."),
+    task: str = typer.Option(..., help="breaking | intent (CAIS) | segment (PKU + MSR sample)."),
     teachers: list[Path] = typer.Option(..., help="Teacher model dir(s); several -> ensemble."),
     student_layers: int = typer.Option(3, help="Student = first k layers of the e5 encoder (vocab zh)."),
     ensemble: str = typer.Option("mean", help="mean | weighted (by teachers' dev F1) | best (per example)."),
@@ -131,6 +155,7 @@ def distill_cmd(
     threads: int = typer.Option(1),
     max_steps: int = typer.Option(-1),
     out: Path = typer.Option(None, help="Default <models>/<task>-{distilled|ensemble}-<k>L-seed<seed>."),
+    max_chars: int = typer.Option(600_000, help="segment only: training characters (balanced PKU/MSR)."),
 ) -> None:
     """Distil teachers into a k-layer student with the one trainer (teacher logits cached once)."""
     import json
@@ -182,8 +207,8 @@ def distill_cmd(
         _write_meta(out, teachers, config, best)
         console.print(f"best dev {train_config.metric} {best:.2f} -> {out}")
         return
-    spec = TASKS[task](list(teachers))
     models = [load_model(t) for t in teachers]
+    spec = TASKS[task](models, max_chars)
     cache = TeacherCache.merge(
         [teacher_cache(d, m, task, spec.train, spec.collate) for d, m in zip(teachers, models, strict=True)]
     )

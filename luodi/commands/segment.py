@@ -37,6 +37,24 @@ def _sentences(split: str) -> dict[str, list[list[str]]]:
     return {"fine": pku, "coarse": msr}
 
 
+def dev_evaluator(tokenizer, dev: dict[str, list[list[str]]]):
+    """model -> {"<granularity>_f1", "f1" (their mean)} on the dev sentences: the trainer's model selection."""
+
+    def evaluate(model) -> dict[str, float]:
+        from luodi.tasks.segment import Segmenter
+        from luodi.train.metrics import segmentation_scores
+
+        seg = Segmenter(model, tokenizer)
+        scores = {}
+        for g, sents in dev.items():
+            pred = seg(["".join(w) for w in sents], granularity=g)
+            scores[f"{g}_f1"] = segmentation_scores(sents, pred)["f1"]
+        scores["f1"] = sum(scores.values()) / len(scores)
+        return scores
+
+    return evaluate
+
+
 @app.command("segment")
 def segment_cmd(
     text: str = typer.Argument(None, help="Text to segment (or use --input)."),
@@ -95,7 +113,6 @@ def train_segment(
 
     from luodi.encoders import CharAligner, load_tokenizer
     from luodi.tasks.segment import (
-        Segmenter,
         SegmenterConfig,
         SegmenterModel,
         balanced_sample,
@@ -103,7 +120,6 @@ def train_segment(
         length_batches,
         make_collate,
     )
-    from luodi.train.metrics import segmentation_scores
     from luodi.train.trainer import TrainConfig, train
 
     if variant not in VARIANTS:
@@ -127,14 +143,7 @@ def train_segment(
         f"{len(cfg.bigrams):,} bigrams, aux {aux}, {layers} layers -> {out}"
     )
 
-    def evaluate(m):
-        seg = Segmenter(m, tokenizer)
-        scores = {}
-        for g, sents in dev.items():
-            pred = seg(["".join(w) for w in sents], granularity=g)
-            scores[f"{g}_f1"] = segmentation_scores(sents, pred)["f1"]
-        scores["f1"] = sum(scores.values()) / len(scores)
-        return scores
+    evaluate = dev_evaluator(tokenizer, dev)
 
     tc = TrainConfig(output_dir=str(out), epochs=epochs, max_steps=max_steps, batch_size=1,
                      learning_rate=learning_rate, threads=threads, logging_steps=25, seed=seed,

@@ -252,7 +252,15 @@ def make_student(teacher: nn.Module, layers: int, init: str = "pretrained", voca
     the baseline gets. ``init="teacher"``: the teacher's own embeddings, first ``layers`` layers and head."""
     config = dataclasses.replace(teacher.config)
     if init == "pretrained":
-        return type(teacher).from_pretrained_encoder(config, layers=layers, vocab=vocab)
+        markers = getattr(config, "marker_ids", None)
+        if markers:  # segmenter: the fresh encoder appends its granularity-marker rows again
+            config.marker_ids = {}
+        student = type(teacher).from_pretrained_encoder(config, layers=layers, vocab=vocab)
+        if markers and student.config.marker_ids != markers:  # batches are built with the teacher's ids
+            raise ValueError(
+                f"student marker ids {student.config.marker_ids} differ from the teacher's {markers}"
+            )
+        return student
     if init != "teacher":
         raise ValueError(f"init must be 'pretrained' or 'teacher', got {init!r}")
     config.encoder = dict(teacher.config.encoder, num_hidden_layers=layers)

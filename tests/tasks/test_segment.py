@@ -146,3 +146,29 @@ def test_training_steps_make_the_granularity_marker_matter(zh_tokenizer, tmp_pat
     assert result.steps == 40 and result.best_metric >= 80.0
     seg = Segmenter(model.eval(), zh_tokenizer)
     assert seg("北京大学", granularity="fine") != seg("北京大学", granularity="coarse")
+
+
+def test_segmenter_distils_through_the_teacher_cache(zh_tokenizer, tmp_path: Path):
+    """`luodi distill --task segment` in miniature: the teacher's logits cached once, a student of the
+    teacher's own first layers learns from them; markers, bigrams and the aux loss ride along."""
+    from luodi.distill import DistillConfig, TeacherCache, build_cache, distill, make_student
+
+    data = [("fine", ["北京", "大学", "生"]), ("coarse", ["北京大学生"]), ("fine", ["中华", "人民"])] * 4
+    teacher = _tiny(zh_tokenizer, texts=["".join(w) for _, w in data], dropout=0.0, aux_weight=0.1)
+    collate = make_collate(teacher, Segmenter(teacher, zh_tokenizer).aligner)
+    cache = TeacherCache.load(
+        build_cache(tmp_path / "t.safetensors", [teacher], data, collate), data, collate
+    )
+    labelled = sum(len("".join(w)) for _, w in data)
+    assert cache.offsets[-1] == labelled  # one cached row per character, none for specials or the marker
+    student = make_student(teacher, 1, init="teacher")
+    assert student.config.marker_ids == teacher.config.marker_ids
+    assert student.encoder.config.num_hidden_layers == 1
+    cfg = TrainConfig(output_dir=str(tmp_path / "run"), max_steps=6, eval_steps=6, batch_size=4, threads=1,
+                      metric="f1", progress=False, logging_steps=1000)  # fmt: skip
+    before = [p.detach().clone() for p in student.decoder.parameters()]
+    result = distill(
+        student, data, collate, lambda m: {"f1": 0.0}, cfg, DistillConfig(alpha=0.5), cache=cache
+    )
+    assert result.steps == 6
+    assert any(not torch.equal(a, b) for a, b in zip(before, student.decoder.parameters(), strict=True))
