@@ -11,8 +11,9 @@ Stages (each reads and writes keys of one output dict, HanLP-style namespaced ke
 3. ``seg/fine``, ``seg/coarse``   words of each query at both granularities; matched
                   entities of ``segment_keep_types`` (default: singers) stay whole      Segmenter
 4. ``intent``, ``slots``   intent + slots (knowledge-fused model reads the gazetteer)    IntentModel
-5. ``answer``     route: a confident skill intent -> a structured action; otherwise FAQ retrieval
-                  (FaqIndex); below the FAQ threshold -> a generated reply (Generator); else a fallback.
+5. ``answer``     route: a query that is word for word a stored FAQ question -> its answer; a confident
+                  skill intent -> a structured action; otherwise FAQ retrieval (FaqIndex); below the FAQ
+                  threshold -> a generated reply (Generator); else a fallback.
 
 Every component is optional: a stage whose model is not configured is skipped and listed in
 ``Assistant.missing`` (and in each output under ``"skipped"``), so a partial deployment still answers.
@@ -243,7 +244,25 @@ class Assistant:
         doc["timings"] = {k: round(v, 3) for k, v in timings.items()}
         return doc
 
+    def _exact_faq(self, text: str) -> dict[str, Any] | None:
+        """The FAQ entry whose question is this query word for word (trailing punctuation and spaces
+        ignored): the operator mapped that exact question to an answer, which beats any intent guess
+        ("你叫什么名字" is also a song title in the NLPCC lexicon). A dict lookup, rebuilt when the base grows."""
+        questions = getattr(self.faq, "questions", None)
+        if not questions:
+            return None
+        if getattr(self, "_exact_size", None) != len(questions):
+            self._exact = {_bare(q): i for i, q in enumerate(questions)}
+            self._exact_size = len(questions)
+        i = self._exact.get(_bare(text))
+        if i is None:
+            return None
+        return {"type": "faq", "question": questions[i], "answer": self.faq.answers[i], "score": 1.0}
+
     def _answer(self, item: dict[str, Any], timings: dict[str, float]) -> dict[str, Any]:
+        exact = self._exact_faq(item["text"]) if self.faq is not None else None
+        if exact is not None:
+            return exact
         intent = item.get("intent")
         confident = intent is not None and item.get("score", 0.0) >= self.config.intent_threshold
         hits = None
@@ -270,6 +289,10 @@ class Assistant:
     def _faq_hits(self, text: str, timings: dict[str, float]) -> list:
         with _timer(timings, "faq"):
             return self.faq.search(text, k=1)
+
+
+def _bare(text: str) -> str:
+    return text.strip().rstrip("。？！，.?!, ").strip()
 
 
 class _timer:

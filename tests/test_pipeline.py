@@ -315,3 +315,21 @@ def test_a_slotless_skill_yields_to_a_near_exact_faq_hit():
     strict = Assistant(AssistantConfig(threads=1, faq_override_threshold=None), faq=OneFaq(),
                        intent=SaysPlayMusic())  # fmt: skip
     assert strict("你叫什么名字")["queries"][0]["answer"]["type"] == "action"
+
+
+def test_a_query_that_is_a_stored_faq_question_gets_its_answer_even_with_slots():
+    class SaysPlayMusicWithSlot(KeywordIntent):
+        def __call__(self, texts):
+            slot = {"type": "song_name", "value": "什么名字", "start": 2, "end": 6}
+            return [
+                {"intent": "PlayMusic", "score": 0.99, "slots": [slot], "low_confidence": False}
+                for _ in texts
+            ]
+
+    class Base(OneFaq):
+        questions, answers = ["你叫什么名字"], ["我是落地助手"]
+
+    a = assistant(intent=SaysPlayMusicWithSlot(), faq=Base())
+    first, second = (q["answer"] for q in a("你叫什么名字？|你叫什么名字呀")["queries"])
+    assert first == {"type": "faq", "question": "你叫什么名字", "answer": "我是落地助手", "score": 1.0}
+    assert second["type"] == "action"  # not word for word: the skill (with its slot) stays
