@@ -389,23 +389,18 @@ def _notes(groups, missing, train, test, train_chars, test_chars, mean_chars: fl
         "the five punctuation classes. Test: the fixed test slice of `luodi.tasks.breaking` "
         f"({len(test)} chunks, {sum(len(e.text) for e in test):,} chars: {test_chars}); training: {len(train)} "
         f"chunks, {sum(len(e.text) for e in train):,} chars ({train_chars}). `dev_f1`, `train_steps`, `batch`, "
-        "`lr`, `train_s` and `dev_f1_curve` (step:dev F1 at each evaluation) come from each model's train_log.json (`train_s` was measured on a shared, loaded "
-        "2-core machine, 1 thread).",
-        "Teachers are **6-layer** (the first 6 e5-small layers, vocab zh), not the issue's 12-layer: the "
-        "session that trained them reported ~7 s per 12-layer step of batch 8 on the loaded machine and "
-        "12-layer runs of 38-50 steps that still predicted no punctuation (dev F1 0; those logs were not "
-        "kept), so three 6-layer teachers were trained instead "
-        f"({teacher_cfg.get('max_steps', '?')} steps of batch {teacher_cfg.get('batch_size', '?')}, "
+        "`lr`, `train_s` and `dev_f1_curve` (step:dev F1 at each evaluation) come from each model's train_log.json (`train_s`: wall seconds, 2 threads).",
+        f"Teachers: {', '.join(teacher_groups) or 'none found'} (three seeds of `luodi train breaking`, "
+        f"{teacher_cfg.get('epochs', '?')} epoch(s) of batch {teacher_cfg.get('batch_size', '?')}, "
         f"lr {teacher_cfg.get('learning_rate', '?')}). Students (all kinds) start from the first k e5 layers, "
-        f"{student_cfg.get('max_steps', '?')} steps of batch {student_cfg.get('batch_size', '?')}, "
+        f"{student_cfg.get('epochs', '?')} epoch(s) of batch {student_cfg.get('batch_size', '?')}, "
         f"lr {student_cfg.get('learning_rate', '?')}: baseline = gold labels only; distilled = KD from teacher "
         "seed1's cached logits; ensemble = KD from the mean of the three teachers' logits; `alpha`, "
         "`temperature`, `ensemble` columns give each KD run's settings (`best` = per-example teacher with the "
-        "lowest gold CE). Everything is far from converged (about 1.6 epochs of 20 k characters), so all "
-        "figures are low and noisy.",
+        "lowest gold CE; rows `ensemble-alpha…`/`ensemble-T…` are the T/α sweep).",
         "`p50_ms` / `min_ms`: median / fastest batch-1 PyTorch fp32 forward over 100 runs on 50 test streams "
-        f"(mean {mean_chars:.0f} chars); the machine was shared with other jobs, so the median includes waiting for the CPU "
-        "and the minimum is the better estimate of the model's own cost. `int8_p50_ms` / `int8_min_ms`: the "
+        f"(mean {mean_chars:.0f} chars); the minimum is the better estimate of the model's own cost when the "
+        "machine is shared. `int8_p50_ms` / `int8_min_ms`: the "
         "same on ONNX Runtime after export, fusion and dynamic int8 (`luodi.deploy.optimize_model`, preset "
         "int8-avx2); `int8_f1` and `int8_agreement` (per-character label agreement with PyTorch) come from "
         "its accuracy gate run on the test slice. Threads as in `machine.torch_threads`. Rows `... mean` "
@@ -462,18 +457,17 @@ def _notes(groups, missing, train, test, train_chars, test_chars, mean_chars: fl
                 f" F1 over seeds (spread {spread:.2f}); the largest KD effect on a student mean is "
                 f"{max(effects):.2f} F1"
             )
-        lines.append(text + ". 6-layer students are as large as the 6-layer teachers (no compression).")
+        lines.append(text + ".")
     if missing:
         lines.append("Not trained (no model dir): " + ", ".join(missing) + ".")
     lines.append(
-        "Reproduce (one at a time; `--threads 2` on a quiet machine): teachers, S = 1, 2, 3: `luodi train breaking "
-        "--layers 6 --seed S --batch-size 8 --lr 3e-4 --max-steps 120 --out <models>/breaking-teacher-6L-seedS`; "
-        "students, k = 3 with S = 1, 2 and k = 6 with S = 1: `luodi train breaking --layers k --seed S --batch-size 8 --lr 5e-4 "
-        "--max-steps 120`; `luodi distill --task breaking --teachers <models>/breaking-teacher-6L-seed1 "
-        "--student-layers k --seed S --batch-size 8 --lr 5e-4 --max-steps 120`; the same with the three teachers "
-        "(`--teachers` three times) for ensemble; variants add `--alpha 0.1` / `--temperature T` / "
-        "`--ensemble best` and `--out <models>/breaking-kd-ensemble-<variant>-3L-seed1`; then "
-        "`luodi eval distillation --threads 2`."
+        "Reproduce (one at a time, `--threads 2`): teachers, S = 1, 2, 3: `luodi train breaking --layers 12 "
+        "--seed S --epochs 1 --lr 1e-4 --batch-size 16 --out <models>/breaking-teacher-12L-seedS`; students, "
+        "S = 1, 2: `luodi train breaking --layers 3 --seed S --epochs 1 --lr 2e-4 --batch-size 16`; `luodi distill "
+        "--task breaking --teachers <models>/breaking-teacher-12L-seed1 --student-layers 3 --epochs 1 --lr 2e-4 "
+        "--batch-size 16 --seed S`; the same with the three teachers (`--teachers` three times) for ensemble; the "
+        "sweep adds `--alpha 0.1` / `--temperature 4` and `--out <models>/breaking-kd-ensemble-<variant>-3L-seed1`; "
+        "then `luodi eval distillation --threads 2`."
     )
     return "\n\n".join(lines)
 

@@ -127,7 +127,12 @@ and `no-gazetteer` (the fused model with an empty gazetteer at test time). Inten
 slot span `slot_f1` (conlleval), `sentence_accuracy` (intent and all slots right); 0-100.
 NLPCC-2018 has no test file: test = the fixed dev sessions, and a tenth of the training sessions
 (sha1 % 10 == 1) chose the checkpoint. The gazetteer is the NLPCC-2018 lexicons (12 types).
-`tfidf-svm` = char 1-3-gram TF-IDF + LinearSVC (intent only)."""
+`tfidf-svm` = char 1-3-gram TF-IDF + LinearSVC (intent only).
+
+Training (one run each, seed 42, 2 threads; the exact command is in each model's card.json): 3-layer rows
+`luodi train intent --model <variant> --data <data> --layers 3 --epochs 3 --batch-size 16 --learning-rate 2e-4`;
+12-layer rows `luodi train intent --model plain|fused --data cais --layers 12 --epochs 2 --batch-size 16
+--learning-rate 1.5e-4` (12-layer NLPCC models were not trained this round: ~15 min each on 2 cores)."""
 
 
 def _round(scores: dict) -> dict:
