@@ -162,9 +162,10 @@ def _pair_rows(name: str, scorer, sets: list[str], max_pairs: dict[str, int],
     return rows, scored
 
 
-def _retrieval_row(name: str, matcher, pairs) -> dict:
+def _retrieval_task(matcher, pairs):
     """Held-out LCQMC positives as retrieval: index every distinct second question of the pairs (the
-    negatives' second questions are distractors), query with each positive's first question."""
+    negatives' second questions are distractors), query with each positive's first question.
+    Returns (index, queries, gold partners per query, questions)."""
     from luodi.tasks.match import FaqIndex
 
     questions = sorted({p.b for p in pairs})
@@ -173,7 +174,11 @@ def _retrieval_row(name: str, matcher, pairs) -> dict:
         if p.label == 1:
             gold.setdefault(p.a, set()).add(p.b)
     index = FaqIndex.build([(q, "") for q in questions], matcher, threshold=-1.0)
-    queries = sorted(gold)
+    return index, sorted(gold), gold, questions
+
+
+def _retrieval_row(name: str, matcher, pairs) -> dict:
+    index, queries, gold, questions = _retrieval_task(matcher, pairs)
     hits = index.search_batch(queries, k=5)
     r1 = sum(bool(h) and h[0].question in gold[q] for q, h in zip(queries, hits, strict=True))
     r5 = sum(any(x.question in gold[q] for x in h) for q, h in zip(queries, hits, strict=True))
@@ -183,15 +188,7 @@ def _retrieval_row(name: str, matcher, pairs) -> dict:
 
 
 def _rerank_row(matcher, reranker, pairs, k: int = 5) -> dict:
-    from luodi.tasks.match import FaqIndex
-
-    questions = sorted({p.b for p in pairs})
-    gold: dict[str, set[str]] = {}
-    for p in pairs:
-        if p.label == 1:
-            gold.setdefault(p.a, set()).add(p.b)
-    index = FaqIndex.build([(q, "") for q in questions], matcher, threshold=-1.0)
-    queries = sorted(gold)
+    index, queries, gold, questions = _retrieval_task(matcher, pairs)
     r1 = 0
     for q, hits in zip(queries, index.search_batch(queries, k=k), strict=True):
         top = reranker.rerank(q, hits)
