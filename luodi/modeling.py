@@ -73,19 +73,24 @@ class TaskModel(nn.Module):
         return out_dir
 
 
+def read_model_meta(model_dir: Path, what: str = "a saved luodi model"):
+    """(class, config, raw meta) from ``model_dir``'s luodi.json; only classes of luodi modules are imported."""
+    meta_path = model_dir / CONFIG_FILE
+    if not meta_path.is_file():
+        raise FileNotFoundError(f"{model_dir}: no {CONFIG_FILE}; not {what}")
+    meta = json.loads(meta_path.read_text())
+    if not meta["module"].startswith("luodi."):
+        raise ValueError(f"{meta_path}: refusing to import class from non-luodi module {meta['module']!r}")
+    cls = getattr(importlib.import_module(meta["module"]), meta["class"])
+    return cls, cls.config_class(**meta["config"]), meta
+
+
 def load_model(model_dir: str | Path) -> TaskModel:
     """Rebuild any saved ``TaskModel`` from its directory (safetensors only)."""
     from safetensors.torch import load_model as load_weights
 
     model_dir = Path(model_dir)
-    meta_path = model_dir / CONFIG_FILE
-    if not meta_path.exists():
-        raise FileNotFoundError(f"{model_dir}: no {CONFIG_FILE}; not a saved luodi model")
-    meta = json.loads(meta_path.read_text())
-    if not meta["module"].startswith("luodi."):
-        raise ValueError(f"{meta_path}: refusing to import class from non-luodi module {meta['module']!r}")
-    cls = getattr(importlib.import_module(meta["module"]), meta["class"])
-    config = cls.config_class(**meta["config"])
+    cls, config, _ = read_model_meta(model_dir)
     model = cls(config)
     load_weights(model, str(model_dir / "model.safetensors"))
     return model.eval()

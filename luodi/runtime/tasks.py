@@ -175,16 +175,10 @@ class OnnxTaskModule:
 
 
 def _read_config(release_dir: Path):
-    import importlib
+    from luodi.modeling import read_model_meta
 
-    meta_path = release_dir / CONFIG_FILE
-    if not meta_path.is_file():
-        raise FileNotFoundError(f"{release_dir}: no {CONFIG_FILE}; not a release model directory")
-    meta = json.loads(meta_path.read_text())
-    if not meta["module"].startswith("luodi."):
-        raise ValueError(f"{meta_path}: refusing to import class from non-luodi module {meta['module']!r}")
-    cls = getattr(importlib.import_module(meta["module"]), meta["class"])
-    return cls.config_class(**meta["config"]), meta
+    _, config, meta = read_model_meta(release_dir, "a release model directory")
+    return config, meta
 
 
 def is_release_dir(path: str | Path) -> bool:
