@@ -165,6 +165,10 @@ def summarise(
     return row
 
 
+class ServerClosedIdle(ConnectionError):
+    """The server closed the connection before answering (an idle keep-alive connection it timed out)."""
+
+
 class RawClient:
     """A lean HTTP/1.1 keep-alive client over asyncio streams (POST JSON, Content-Length bodies only).
 
@@ -191,22 +195,41 @@ class RawClient:
 
     async def post(self, path: str, body: dict, key: int) -> int:
         async with self.slots:
-            conn = self.free.pop() if self.free else await asyncio.open_connection(self.host, self.port)
+            data = self.request(path, body, key)
+            reused = bool(self.free)
+            conn = self.free.pop() if reused else await self._connect()
             try:
-                status = await asyncio.wait_for(
-                    self._roundtrip(conn, self.request(path, body, key)), self.timeout
-                )
+                status = await asyncio.wait_for(self._roundtrip(conn, data), self.timeout)
+            except ServerClosedIdle:
+                # The server may close a keep-alive connection that sat idle (uvicorn: after 5 s) just as we
+                # reuse it; like urllib3/httpx, retry once on a fresh connection. Not on a new one: that would
+                # hide a real failure.
+                conn[1].close()
+                if not reused:
+                    raise
+                conn = await self._connect()
+                try:
+                    status = await asyncio.wait_for(self._roundtrip(conn, data), self.timeout)
+                except BaseException:
+                    conn[1].close()
+                    raise
             except BaseException:
                 conn[1].close()
                 raise
             self.free.append(conn)
             return status
 
+    async def _connect(self):
+        return await asyncio.open_connection(self.host, self.port)
+
     @staticmethod
     async def _roundtrip(conn, data: bytes) -> int:
         reader, writer = conn
         writer.write(data)
-        status = int((await reader.readline()).split()[1])
+        line = await reader.readline()
+        if not line:
+            raise ServerClosedIdle("connection closed before a status line")
+        status = int(line.split()[1])
         length = 0
         while (line := await reader.readline()) not in (b"\r\n", b""):
             if line[:15].lower() == b"content-length:":
