@@ -197,30 +197,25 @@ class RawClient:
         async with self.slots:
             data = self.request(path, body, key)
             reused = bool(self.free)
-            conn = self.free.pop() if reused else await self._connect()
-            try:
-                status = await asyncio.wait_for(self._roundtrip(conn, data), self.timeout)
-            except ServerClosedIdle:
-                # The server may close a keep-alive connection that sat idle (uvicorn: after 5 s) just as we
-                # reuse it; like urllib3/httpx, retry once on a fresh connection. Not on a new one: that would
-                # hide a real failure.
-                conn[1].close()
-                if not reused:
-                    raise
-                conn = await self._connect()
+            conn = self.free.pop() if reused else await asyncio.open_connection(self.host, self.port)
+            while True:
                 try:
                     status = await asyncio.wait_for(self._roundtrip(conn, data), self.timeout)
+                    break
+                except ServerClosedIdle:
+                    # The server may close a keep-alive connection that sat idle (uvicorn: after 5 s) just as
+                    # we reuse it; like urllib3/httpx, retry once on a fresh connection. Not when the
+                    # connection was fresh: that would hide a real failure.
+                    conn[1].close()
+                    if not reused:
+                        raise
+                    reused = False
+                    conn = await asyncio.open_connection(self.host, self.port)
                 except BaseException:
                     conn[1].close()
                     raise
-            except BaseException:
-                conn[1].close()
-                raise
             self.free.append(conn)
             return status
-
-    async def _connect(self):
-        return await asyncio.open_connection(self.host, self.port)
 
     @staticmethod
     async def _roundtrip(conn, data: bytes) -> int:
