@@ -270,10 +270,12 @@ class IntentModel:
     def predict_tags(self, texts: Sequence[str], gazetteer: Gazetteer | None = None):
         intent_logits, slot_logits = self.logits(texts, gazetteer)
         intents = [self.config.intents[i] for i in intent_logits.argmax(-1).tolist()]
-        tags = []
-        for scores in slot_logits:  # one row at a time: rows differ in length, and the pass is cheap
-            path = viterbi(scores.log_softmax(-1)[None], [len(scores)], self.tag_rules)[0]
-            tags.append([self.config.slot_tags[i] for i in path])
+        lengths = [len(s) for s in slot_logits]
+        padded = torch.zeros(len(slot_logits), max(lengths, default=0), len(self.config.slot_tags))
+        for row, scores in enumerate(slot_logits):
+            padded[row, : len(scores)] = scores
+        paths = viterbi(padded.log_softmax(-1), lengths, self.tag_rules)  # one pass for the batch
+        tags = [[self.config.slot_tags[i] for i in path] for path in paths]
         return intents, tags, intent_logits
 
     @functools.cached_property
