@@ -427,8 +427,10 @@ def write_rows(rows: list[dict], run: dict) -> None:
 
     # docs/serving.md = this generated table + the hand-written part after KEEP_MARKER (kept as it is)
     doc = docs_dir() / "serving.md"
-    tail = doc.read_text() if doc.exists() else ""
-    tail = tail[tail.index(KEEP_MARKER) :] if KEEP_MARKER in tail else ""
+    text = doc.read_text() if doc.exists() else ""
+    tail = text[text.index(KEEP_MARKER) :] if KEEP_MARKER in text else ""
+    soak = re.search(r"<!-- soak:start -->.*?<!-- soak:end -->", text, re.S)  # bench.soak's section
+    tail = "\n\n".join(part for part in (soak.group(0) if soak else "", tail) if part)
     js, md = write_results("serving", kept + rows, command=run["command"], notes=notes, extra={"runs": runs})
     if tail:
         md.write_text(md.read_text().rstrip("\n") + "\n\n" + tail)

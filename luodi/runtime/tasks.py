@@ -141,7 +141,7 @@ class OnnxTaskModule:
     """An ONNX Runtime session that looks like the PyTorch task model to the task classes: same
     ``config``, ``eval()``, ``prefix_len``, and ``module(**batch)`` -> dict of torch tensors."""
 
-    def __init__(self, path: str | Path, config, threads: int = 2) -> None:
+    def __init__(self, path: str | Path, config, threads: int = 2, spinning: bool = False) -> None:
         import onnxruntime as ort
 
         self.path = Path(path)
@@ -150,6 +150,10 @@ class OnnxTaskModule:
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
+        # No busy-waiting between runs: the task code calls torch between runs (collate, softmax, decoding)
+        # and torch's own thread pool then competes with ORT's spinning threads for the 2 cores; with both
+        # at 2 threads one intent query took ~10 ms instead of ~4 (python -m bench.intent_stages).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
@@ -186,8 +190,9 @@ def is_release_dir(path: str | Path) -> bool:
     return (path / MODEL_FILE).is_file() and (path / VOCAB_FILE).is_file()
 
 
-def load_release(kind: str, release_dir: str | Path, threads: int = 2):
-    """The task object (``SentenceBreaker`` / ``Segmenter`` / ``IntentModel``) over a release directory."""
+def load_release(kind: str, release_dir: str | Path, threads: int = 2, spinning: bool = False):
+    """The task object (``SentenceBreaker`` / ``Segmenter`` / ``IntentModel``) over a release directory.
+    ``spinning``: let ORT's idle threads busy-wait (see ``OnnxTaskModule``)."""
     if kind not in KINDS:
         raise ValueError(f"unknown release model kind {kind!r}: expected one of {KINDS}")
     release_dir = Path(release_dir).expanduser()
@@ -199,7 +204,7 @@ def load_release(kind: str, release_dir: str | Path, threads: int = 2):
     if meta.get("kind", kind) != kind:
         raise ValueError(f"{release_dir} holds a {meta['kind']} model, not a {kind}")
     vocab = CharVocab.load(release_dir / VOCAB_FILE)
-    module = OnnxTaskModule(release_dir / MODEL_FILE, config, threads)
+    module = OnnxTaskModule(release_dir / MODEL_FILE, config, threads, spinning)
     if kind == "breaker":
         from luodi.tasks.breaking import SentenceBreaker
 
