@@ -353,9 +353,10 @@ encoder's (`head_scale`; without it the head never left its random init: 59.3 % 
 With 8,000 training pairs it reaches 89.0 % on the trainer's 500 dev pairs (LCQMC dev, the source of most
 of its training pairs) but 78.0 % on LCQMC test, and reranking the bi-encoder's top 5 with it lowers
 recall@1: it fits LCQMC dev's pairs rather than learning matching in general, while the bi-encoder
-starts from e5's contrastive pretraining (88.2 % on the same dev pairs, 85.95 % on test);
+starts from e5's contrastive pretraining (89.2 % on the same dev pairs, 86.1 % on test after 2 epochs);
 bi-encoder-3L = the first 3 layers, plainly fine-tuned on 1,500 pairs; student-3L = the teacher
-(bi-encoder-12L)'s embeddings and first 3 layers, trained with CoSENT + in-batch on its pairs plus
+(bi-encoder-12L; the rows' student was distilled from its 1-epoch version, 85.95 %)'s embeddings and
+first 3 layers, trained with CoSENT + in-batch on its pairs plus
 embedding distillation: 10 x mean(1 - cos(student, teacher)) + MSE of the in-batch cosine matrices
 (x20), against the teacher's embeddings of every training text, computed once and cached.
 int8/fp16: the 3L encoder exported with luodi.deploy (fused, dynamic int8 with FFN down-projections

@@ -16,8 +16,10 @@ import argparse
 import base64
 import itertools
 import json
+import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -70,12 +72,13 @@ class Browser:
         binary = binary or find_chromium()
         if binary is None:
             raise FileNotFoundError("no Chromium found (apt-get install chromium)")
-        self.profile = tempfile.TemporaryDirectory(prefix="luodi-chromium-")
+        self.profile = tempfile.mkdtemp(prefix="luodi-chromium-")  # removed by close()
         self.proc = subprocess.Popen(
             [binary, "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
              "--no-first-run", "--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0",
-             f"--user-data-dir={self.profile.name}", f"--window-size={width},{height}", "about:blank"],
+             f"--user-data-dir={self.profile}", f"--window-size={width},{height}", "about:blank"],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            start_new_session=True,  # its own process group: close() stops its helpers too
         )  # fmt: skip
         self.timeout = timeout
         self.ids = itertools.count(1)
@@ -164,12 +167,31 @@ class Browser:
             if getattr(self, "ws", None) is not None:
                 self._connection.__exit__(None, None, None)
         finally:
-            self.proc.terminate()
+            self._stop_group()
+            if self.proc.stderr is not None:
+                self.proc.stderr.close()
+            # Chromium's helper processes may still be flushing the profile for a moment after the group is
+            # signalled (a CI failure: "Directory not empty: 'Default'"): retry, then leave it to /tmp
+            for _ in range(20):
+                try:
+                    shutil.rmtree(self.profile)
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    time.sleep(0.1)
+
+    def _stop_group(self) -> None:
+        for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, 5)):
             try:
-                self.proc.wait(10)
+                os.killpg(self.proc.pid, sig)
+            except ProcessLookupError:
+                return
+            try:
+                self.proc.wait(wait)
+                return
             except subprocess.TimeoutExpired:
-                self.proc.kill()
-            self.profile.cleanup()
+                continue
 
     def __enter__(self) -> Browser:
         return self
