@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> None:
     rows = []
     for torch_threads, ort_threads, spinning in SETTINGS:
         code = (
-            "import json, sys; from bench.intent_stages import measure; "
+            "import json; from bench.intent_stages import measure; "
             f"print('ROWS', json.dumps(measure({args.release!r}, {torch_threads}, {ort_threads}, "
             f"{spinning}, {args.repeats})))"
         )

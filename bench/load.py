@@ -398,6 +398,7 @@ GENERAL_NOTES = (
 
 
 KEEP_MARKER = "<!-- hand-written below: kept when bench.load rewrites the table above -->"
+SOAK_START, SOAK_END = "<!-- soak:start -->", "<!-- soak:end -->"  # bench.soak writes between these
 
 
 def write_rows(rows: list[dict], run: dict) -> None:
@@ -429,7 +430,7 @@ def write_rows(rows: list[dict], run: dict) -> None:
     doc = docs_dir() / "serving.md"
     text = doc.read_text() if doc.exists() else ""
     tail = text[text.index(KEEP_MARKER) :] if KEEP_MARKER in text else ""
-    soak = re.search(r"<!-- soak:start -->.*?<!-- soak:end -->", text, re.S)  # bench.soak's section
+    soak = re.search(re.escape(SOAK_START) + ".*?" + re.escape(SOAK_END), text, re.S)
     tail = "\n\n".join(part for part in (soak.group(0) if soak else "", tail) if part)
     js, md = write_results("serving", kept + rows, command=run["command"], notes=notes, extra={"runs": runs})
     if tail:

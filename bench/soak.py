@@ -30,7 +30,7 @@ import numpy as np
 
 from bench import load
 
-START, END = "<!-- soak:start -->", "<!-- soak:end -->"
+START, END = load.SOAK_START, load.SOAK_END
 
 
 def rss_mb(pid: int) -> float:

@@ -425,9 +425,12 @@ def eval_matcher(
         from luodi.data.similarity import load_pairs
 
         texts = [p.a for p in load_pairs("lcqmc_test")[:100]]
-        for name, trained in (("student-3L-int8", ("student", 3)), ("bi-encoder-12L", ("bi", 12))):
-            if not _default_dir(*trained).is_dir():  # the search rows need no model; keep them
-                console.print(f"skipped 'encode one query {name}': {_default_dir(*trained)} not trained")
+        for name, model_dir in (
+            ("student-3L-int8", _default_dir("student", 3)),
+            ("bi-encoder-12L", _default_dir("bi", 12)),
+        ):
+            if not model_dir.is_dir():  # the search rows need no model; keep them
+                console.print(f"skipped 'encode one query {name}': {model_dir} not trained")
                 continue
             rows.append(_encode_latency_row(name, _scorer(name, 2), texts, 2))
             console.print(rows[-1])

@@ -191,7 +191,7 @@ class Browser:
                 self.proc.wait(wait)
                 return
             except subprocess.TimeoutExpired:
-                continue
+                pass  # still running: the next signal
 
     def __enter__(self) -> Browser:
         return self
