@@ -61,6 +61,11 @@ def viterbi(
     bsz, n, k = scores.shape
     if n == 0:
         return [[] for _ in lengths]
+    plan = None
+    if bsz * k * k > DENSE_LIMIT:  # below it the dense step's fewer numpy calls are cheaper
+        plan = _PLANS.get(trans.tobytes())
+        if plan is None:  # built once per rule set (a model has one or two): ~1 ms for 75 tags
+            plan = _PLANS.setdefault(trans.tobytes(), _step_plan(trans))
     if allowed is not None:
         scores = np.where(_array(allowed, bool), scores, NEG_INF)
     lengths_a = np.asarray(list(lengths))
@@ -68,11 +73,15 @@ def viterbi(
     best = scores[:, 0] + start
     back = np.empty((bsz, n, k), dtype=np.int64)
     back[:, 0] = identity
+    padded = np.full((bsz, k + 1), NEG_INF, dtype=np.float32)  # column k: the padding predecessor
     with np.errstate(invalid="ignore"):  # -inf + -inf is fine; only nan would be a bug
         for t in range(1, n):
-            cand = best[:, :, None] + trans  # (B, from, to)
-            arg = cand.argmax(1)
-            top = np.take_along_axis(cand, arg[:, None, :], 1)[:, 0]
+            if plan is None:
+                cand = best[:, :, None] + trans  # (B, from, to)
+                arg, top = cand.argmax(1), cand.max(1)
+            else:
+                padded[:, :k] = best
+                top, arg = _best_predecessors(padded, plan)
             live = (t < lengths_a)[:, None]  # finished rows keep their scores and an identity backpointer
             best = np.where(live, top + scores[:, t], best)
             back[:, t] = np.where(live, arg, identity)
@@ -91,6 +100,63 @@ def viterbi(
         else:
             out.append(path[i, :length].tolist())
     return out
+
+
+_PLANS: dict[bytes, tuple] = {}
+DENSE_LIMIT = 50_000  # elements of the dense (B, K, K) step: batch 1 x 75 intent tags is 5,625
+
+
+def _step_plan(trans: np.ndarray):
+    """How one step finds each tag's best predecessor without the dense (B, K, K) sum.
+
+    Tags whose transition columns are equal share their candidates, and the rule matrices are sparse:
+    under BIOES every tag that opens or stays outside a span has the same predecessors (O, E-*, S-*),
+    and I-x / E-x have only B-x and I-x. So a step works on (B, groups, predecessors) arrays, with
+    groups bucketed by size and padded with a never-chosen -inf predecessor (index K): for the 75 CAIS
+    intent tags, 76 candidates per row instead of 5,625 (a 24 x 2 and a 1 x 28 bucket); at batch 32 the
+    dense step was the slowest part of a request after the model (11 -> 3.5 ms a batch). Returns (buckets [(predecessors (G, P), transition scores (G, P))], group of each tag)."""
+    k = trans.shape[0]
+    padded_trans = np.vstack([trans, np.full((1, k), NEG_INF, dtype=np.float32)])  # row k: padding
+    columns: dict[bytes, int] = {}
+    group_preds, group_tag = [], []  # each group's predecessors and one tag with its column
+    group_of_tag = np.empty(k, dtype=np.int64)
+    for tag in range(k):
+        key = trans[:, tag].tobytes()
+        if key not in columns:
+            columns[key] = len(group_preds)
+            preds = np.flatnonzero(np.isfinite(trans[:, tag]))
+            group_preds.append(preds if preds.size else np.array([k]))  # unreachable: padding only
+            group_tag.append(tag)
+        group_of_tag[tag] = columns[key]
+    order = sorted(range(len(group_preds)), key=lambda g: group_preds[g].size)
+    buckets, position = [], np.empty(len(group_preds), dtype=np.int64)
+    i = 0
+    while i < len(order):  # a new bucket when padding to the largest member would over double the work
+        j = i + 1
+        while j < len(order) and group_preds[order[j]].size <= 2 * group_preds[order[i]].size:
+            j += 1
+        members = order[i:j]
+        preds = np.full((len(members), group_preds[members[-1]].size), k, dtype=np.int64)
+        for row, g in enumerate(members):
+            preds[row, : group_preds[g].size] = group_preds[g]
+        tags = np.array([group_tag[g] for g in members])
+        buckets.append((preds, padded_trans[preds, tags[:, None]]))
+        position[members] = np.arange(i, j)
+        i = j
+    return buckets, position[group_of_tag]
+
+
+def _best_predecessors(padded: np.ndarray, plan) -> tuple[np.ndarray, np.ndarray]:
+    """(best score, best predecessor) of every tag, each (B, K), from ``padded`` (B, K + 1) scores."""
+    buckets, column = plan
+    tops, args = [], []
+    for preds, scores in buckets:
+        cand = padded[:, preds] + scores  # (B, G, P)
+        pick = cand.argmax(2)
+        tops.append(cand.max(2))
+        args.append(preds[np.arange(len(preds)), pick])  # (B, G): the predecessor each pick names
+    top, arg = (np.concatenate(x, 1) if len(x) > 1 else x[0] for x in (tops, args))
+    return top[:, column], arg[:, column]
 
 
 def _array(x, dtype=np.float32) -> np.ndarray:

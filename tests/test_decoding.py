@@ -66,3 +66,24 @@ def test_allowed_mask_and_infeasible_mask_fallback():
     assert viterbi(scores, [3], rules, allowed)[0][0] == 0
     allowed[0, 0, :] = False  # nothing allowed at 0: decoded without the mask, not a crash
     assert viterbi(scores, [3], rules, allowed)[0] == [3, 3, 3]
+
+
+def test_grouped_step_decodes_the_same_paths_as_the_dense_step(monkeypatch):
+    """Large batches take the grouped step (tags with equal transition columns share candidates); it
+    must give the dense step's paths, for BIOES rules and for arbitrary finite/-inf transition scores
+    with an unreachable tag."""
+    from luodi import decoding
+
+    torch.manual_seed(2)
+    k = 12
+    trans = torch.randn(k, k).masked_fill(torch.rand(k, k) < 0.4, float("-inf"))
+    trans[:, 5] = float("-inf")  # tag 5 can never follow anything
+    trans[:, 7] = trans[:, 3]  # two tags sharing a column share one group
+    arbitrary = (trans, torch.zeros(k), torch.zeros(k))
+    for rules, n_tags in ((transition_rules(TAGS), len(TAGS)), (arbitrary, k)):
+        scores = torch.randn(40, 9, n_tags).log_softmax(-1)
+        lengths = [9, 1, 5, 9] * 10
+        monkeypatch.setattr(decoding, "DENSE_LIMIT", 10**9)
+        dense = viterbi(scores, lengths, rules)
+        monkeypatch.setattr(decoding, "DENSE_LIMIT", 0)
+        assert viterbi(scores, lengths, rules) == dense

@@ -25,3 +25,30 @@ def test_write_results_rejects_bad_rows(tmp_path, monkeypatch, rows):
     monkeypatch.setenv("LUODI_RESULTS", str(tmp_path))
     with pytest.raises(ValueError):
         write_results("t", rows, command="x")
+
+
+def test_merge_results_replaces_rows_by_name_and_keeps_the_rest_with_their_run(tmp_path, monkeypatch):
+    from luodi import results
+
+    monkeypatch.setenv("LUODI_RESULTS", str(tmp_path / "results"))
+    monkeypatch.setenv("LUODI_DOCS", str(tmp_path / "docs"))
+    # a file written before merging existed: one command, no sections
+    write_results("segmentation", [{"name": "a", "f1": 1.0}, {"name": "b", "f1": 2.0}], command="luodi first")
+    monkeypatch.setattr(results, "current_command", lambda: "luodi second")
+    results.merge_results("segmentation", [{"name": "b", "f1": 3.0}], {"speed": "speed note"})
+    monkeypatch.setattr(results, "current_command", lambda: "luodi third")
+    results.merge_results("segmentation", [{"name": "c", "f1": 4.0}], {"examples": "examples note"})
+
+    data = json.loads((tmp_path / "results" / "segmentation.json").read_text())
+    assert data["rows"] == [
+        {"name": "a", "f1": 1.0, "run": 1},
+        {"name": "b", "f1": 3.0, "run": 2},
+        {"name": "c", "f1": 4.0, "run": 3},
+    ]
+    assert data["commands"] == ["luodi first", "luodi second", "luodi third"]
+    md = (tmp_path / "docs" / "segmentation.md").read_text()
+    assert "speed note" in md and "examples note" in md and "3. `luodi third`" in md
+
+    results.merge_results("segmentation", [{"name": "c", "f1": 5.0}], fresh=True)
+    data = json.loads((tmp_path / "results" / "segmentation.json").read_text())
+    assert data["rows"] == [{"name": "c", "f1": 5.0, "run": 1}] and data["commands"] == ["luodi third"]

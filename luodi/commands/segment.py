@@ -211,6 +211,15 @@ def _int8_segmenter(model_dir: Path, threads: int):
     return load_release("segmenter", out, threads)
 
 
+def encoder_flops_per_token(encoder: dict) -> int:
+    """Floating-point operations per token of a BERT encoder's matrix products (QKV, output projection,
+    the two FFN layers; 2 per multiply-add), from its config dict. A lower bound on the model's cost:
+    attention scores, the bigram fusion and the decoder come on top. It turns a speed into the compute the
+    CPU sustained, which shows whether a chars/s target is reachable with this encoder at all."""
+    h, ffn, layers = encoder["hidden_size"], encoder["intermediate_size"], encoder["num_hidden_layers"]
+    return 2 * layers * (4 * h * h + 2 * h * ffn)
+
+
 def _chars_per_s(fn, texts: list[str]) -> float:
     fn(texts[:16])  # warm-up (lazy init, first-call allocations)
     start = time.perf_counter()
@@ -238,7 +247,9 @@ def _jieba_parallel(texts: list[str], workers: int) -> float:
 @eval_app.command("segment")
 def eval_segment(
     models: list[str] = typer.Option(
-        None, "--model", help="Only these model dirs/names: rows are printed, results/ is not written."
+        None,
+        "--model",
+        help="Only these model dirs/names: their rows replace those of the same name in results/.",
     ),
     threads: int = typer.Option(2, help="torch / ONNX Runtime threads and jieba worker processes."),
     reuse: bool = typer.Option(True, help="Reuse cached test predictions newer than the model weights."),
@@ -258,7 +269,7 @@ def eval_segment(
 
     from luodi.data.cws import load_msr, load_pku1998, load_pku_test
     from luodi.paths import models_dir
-    from luodi.results import write_results
+    from luodi.results import merge_results
     from luodi.tasks.segment import Segmenter
 
     torch.set_num_threads(threads)
@@ -344,42 +355,56 @@ def eval_segment(
         if int8_seg is not None:
             timed.append((f"speed {label}-int8 onnxruntime fine PKU", threads,
                           lambda t: _chars_per_s(lambda x: int8_seg(x, granularity="fine"), t)))  # fmt: skip
+        flops = encoder_flops_per_token(main_info[0]["encoder"]) if main_info else 0
         for name, n_threads, measure in timed:
             rows.append({"name": name, "chars_per_s": measure(pku), "threads": n_threads})
+            if flops and "jieba" not in name:  # one token per character: what the CPU sustained
+                rows[-1]["gflops"] = round(rows[-1]["chars_per_s"] * flops / 1e9, 1)
             console.print(rows[-1])
         load_after = os.getloadavg()[0]
-    notes = [
-        "P/R/F1 and OOV recall from the official SIGHAN-2005 `score` script (`run_sighan_score`). PKU test = "
-        "SIGHAN-2005 PKU gold (1,944 sentences, fine); MSR test = lines 3,486-3,985 of the MSR gold (500 "
-        "sentences, coarse). OOV = gold words absent from the training split available to the models "
-        "(PKU 199801 train paragraphs; MSR lines 1-2,985). `train_chars` = characters the model was trained "
-        "on (a balanced PKU/MSR sample; the exact command is in `train_info.json` in each model dir). "
-        "Decoding never splits an ASCII letter/digit run (full-width too) and treats whitespace as a word "
-        "boundary. Single-criterion baselines are named without a granularity (`fine-only-3L PKU`).",
-        f"`{label}-int8`: the same model through ONNX Runtime (`luodi.runtime.tasks.export_release`: "
-        "character vocabulary trimmed to the training characters, ORT BERT fusion, dynamic int8), same "
-        "windowing and constrained Viterbi.",
-    ]
+    sections = {
+        "scoring": (
+            "P/R/F1 and OOV recall from the official SIGHAN-2005 `score` script (`run_sighan_score`). PKU test = "
+            "SIGHAN-2005 PKU gold (1,944 sentences, fine); MSR test = lines 3,486-3,985 of the MSR gold (500 "
+            "sentences, coarse). OOV = gold words absent from the training split available to the models "
+            "(PKU 199801 train paragraphs; MSR lines 1-2,985). `train_chars` = characters the model was trained "
+            "on (a balanced PKU/MSR sample; the exact command is in `train_info.json` in each model dir). "
+            "Decoding never splits an ASCII letter/digit run (full-width too) and treats whitespace as a word "
+            "boundary. Single-criterion baselines are named without a granularity (`fine-only-3L PKU`)."
+        )
+    }
+    if int8_seg is not None:
+        sections["int8"] = (
+            f"`{label}-int8`: the same model through ONNX Runtime (`luodi.runtime.tasks.export_release`: "
+            "character vocabulary trimmed to the training characters, ORT BERT fusion, dynamic int8), same "
+            "windowing and constrained Viterbi."
+        )
     if speed:
-        notes.append(
+        sections["speed"] = (
             f"Speed: characters/second over the whole PKU test file ({n_chars:,} chars, {len(pku):,} lines), "
             "end to end (windowing, batches of 64 windows sorted by length, model, constrained Viterbi), "
             f"{threads} threads for PyTorch and ONNX Runtime; jieba in one process (`lcut` per line) and in "
             f"its parallel mode with {threads} worker processes (`enable_parallel`, process start-up "
             f"included). The CPU is shared: 1-minute load average {load_before:.1f} before and "
             f"{load_after:.1f} after the timings, on {os.cpu_count()} cores."
+            + (
+                f" `gflops` = chars/s x {flops / 1e6:.1f} M floating-point operations per character "
+                f"(`encoder_flops_per_token`: the {label} encoder's matrix products only, a lower bound), "
+                "i.e. the compute the CPU sustained: 50 k chars/s with this encoder needs at least "
+                f"{50_000 * flops / 1e9:.0f} GFLOP/s."
+                if flops
+                else ""
+            )
         )
     if examples and main_info is not None:
         seg = main_segmenter()
         pool = [t for t in texts["MSR"] if 8 <= len(t) <= 40][:200]
         fine, coarse = seg(pool, granularity="fine"), seg(pool, granularity="coarse")
         shown = [(f, c) for f, c in zip(fine, coarse, strict=True) if f != c][:examples]
-        notes.append(
+        sections["examples"] = (
             f"MSR test sentences where `{label}` segments differently at fine and coarse:\n\n"
             + "\n".join(f"- fine: {' / '.join(f)}<br>coarse: {' / '.join(c)}" for f, c in shown)
         )
-    if models:
-        console.print("--model given: results/segmentation.json keeps the whole table and is not rewritten")
-        return
-    js, md = write_results("segmentation", rows, notes="\n\n".join(notes))
+    # --model: only these rows are replaced (a fresh model cache need not retrain every model of the table)
+    js, md = merge_results("segmentation", rows, sections, fresh=not models)
     console.print(f"wrote {js} and {md}")

@@ -44,10 +44,3 @@ def test_rows_and_training_lines_of_earlier_runs_survive_a_new_model_cache(dirs)
     assert (
         "--kind bi --layers 12 --max-pairs 1500" in doc and "--kind cross --layers 12 --max-pairs 8000" in doc
     )
-
-
-def test_training_lines_are_read_from_an_older_doc_when_the_results_file_has_none(dirs):
-    (dirs / "docs" / "matching.md").write_text(
-        "# matching\n\n- `luodi train matcher --kind bi --layers 3 --max-pairs 1500 --learning-rate 5e-05`: old\n"
-    )
-    assert list(match._doc_training_lines()) == ["bi-3L"]
