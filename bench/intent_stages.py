@@ -14,8 +14,8 @@ share the 2 cores.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
+
+import numpy as np
 
 QUERIES = ["播放刘德华的冰雨", "明天北京天气怎么样", "我想听周杰伦的歌", "你好呀", "帮我订一张去上海的机票",
            "把音量调大一点", "今天会下雨吗", "放一首轻松的音乐"]  # fmt: skip
@@ -23,14 +23,11 @@ SETTINGS = [(1, 1, False), (1, 2, False), (2, 2, False), (2, 2, True), (1, 2, Tr
 
 
 def median_ms(fn, repeats: int) -> float:
-    for _ in range(max(5, repeats // 10)):
-        fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(1000 * (time.perf_counter() - t0))
-    return statistics.median(times)
+    """Median of exactly ``repeats`` timed calls after a warm-up (``luodi.bench.time_cell``, no time cap)."""
+    from luodi.bench import BenchConfig, time_cell
+
+    cfg = BenchConfig(warmup=max(5, repeats // 10), min_runs=repeats, target_runs=repeats, seconds=0.0)
+    return float(np.median(time_cell(fn, cfg)[0]))
 
 
 def measure(release: str, torch_threads: int, ort_threads: int, spinning: bool, repeats: int) -> list[dict]:

@@ -61,11 +61,13 @@ def viterbi(
     bsz, n, k = scores.shape
     if n == 0:
         return [[] for _ in lengths]
-    plan = None
+    plan = padded = None
     if bsz * k * k > DENSE_LIMIT:  # below it the dense step's fewer numpy calls are cheaper
-        plan = _PLANS.get(trans.tobytes())
-        if plan is None:  # built once per rule set (a model has one or two): ~1 ms for 75 tags
-            plan = _PLANS.setdefault(trans.tobytes(), _step_plan(trans))
+        key = trans.tobytes()
+        if key not in _PLANS:  # built once per rule set (a model has one or two): ~1 ms for 75 tags
+            _PLANS[key] = _step_plan(trans)
+        plan = _PLANS[key]
+        padded = np.full((bsz, k + 1), NEG_INF, dtype=np.float32)  # column k: the padding predecessor
     if allowed is not None:
         scores = np.where(_array(allowed, bool), scores, NEG_INF)
     lengths_a = np.asarray(list(lengths))
@@ -73,7 +75,6 @@ def viterbi(
     best = scores[:, 0] + start
     back = np.empty((bsz, n, k), dtype=np.int64)
     back[:, 0] = identity
-    padded = np.full((bsz, k + 1), NEG_INF, dtype=np.float32)  # column k: the padding predecessor
     with np.errstate(invalid="ignore"):  # -inf + -inf is fine; only nan would be a bug
         for t in range(1, n):
             if plan is None:
@@ -114,7 +115,10 @@ def _step_plan(trans: np.ndarray):
     and I-x / E-x have only B-x and I-x. So a step works on (B, groups, predecessors) arrays, with
     groups bucketed by size and padded with a never-chosen -inf predecessor (index K): for the 75 CAIS
     intent tags, 76 candidates per row instead of 5,625 (a 24 x 2 and a 1 x 28 bucket); at batch 32 the
-    dense step was the slowest part of a request after the model (11 -> 3.5 ms a batch). Returns (buckets [(predecessors (G, P), transition scores (G, P))], group of each tag)."""
+    dense step was the slowest part of a request after the model (11 -> 3.5 ms a batch).
+
+    Returns (buckets [(predecessors (G, P), transition scores (G, P))], each tag's column in the
+    concatenated bucket results)."""
     k = trans.shape[0]
     padded_trans = np.vstack([trans, np.full((1, k), NEG_INF, dtype=np.float32)])  # row k: padding
     columns: dict[bytes, int] = {}
