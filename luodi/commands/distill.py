@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -144,7 +145,17 @@ def teacher_cache(teacher_dir: Path, teacher, task: str, train, collate):
 def distill_cmd(
     task: str = typer.Option(..., help="breaking | intent (CAIS) | segment (PKU + MSR sample)."),
     teachers: list[Path] = typer.Option(..., help="Teacher model dir(s); several -> ensemble."),
-    student_layers: int = typer.Option(3, help="Student = first k layers of the e5 encoder (vocab zh)."),
+    student_layers: int = typer.Option(3, help="Student = the first k encoder layers (see --init)."),
+    init: str = typer.Option(
+        "teacher",
+        help="teacher = the first teacher's own embeddings, first k layers and head; "
+        "pretrained = the first k layers of e5 (vocab zh), as the no-KD baseline starts.",
+    ),
+    hidden_weight: float = typer.Option(
+        0.0,
+        help="> 0: also match hidden states (student layer i -> teacher layer i*12/k, learned "
+        "projections); the teachers then run live each step (slower).",
+    ),
     ensemble: str = typer.Option("mean", help="mean | weighted (by teachers' dev F1) | best (per example)."),
     alpha: float = typer.Option(0.5, help="Weight of the gold-label loss."),
     temperature: float = typer.Option(2.0),
@@ -171,6 +182,8 @@ def distill_cmd(
             f"task {task!r} is not supported yet by `luodi distill` (supported: {', '.join(SUPPORTED)}); "
             "use luodi.distill from Python (see its docstring)"
         )
+    if init not in ("teacher", "pretrained"):
+        raise typer.BadParameter(f"--init must be teacher or pretrained, got {init!r}")
     missing = [str(t) for t in teachers if not (Path(t) / "luodi.json").exists()]
     if missing:
         raise typer.BadParameter(f"not a saved luodi model (no luodi.json): {', '.join(missing)}")
@@ -193,18 +206,20 @@ def distill_cmd(
         weights = dev_weights(
             [json.loads((Path(t) / "train_log.json").read_text())["best_metric"] for t in teachers]
         )
-    config = DistillConfig(alpha=alpha, temperature=temperature, ensemble=ensemble, weights=weights)
+    config = DistillConfig(
+        alpha=alpha, temperature=temperature, ensemble=ensemble, weights=weights, hidden_weight=hidden_weight
+    )
     if task == "intent":  # each teacher (plain or knowledge-fused) is cached with its own input
         from luodi.tasks.intent import distill_intent_model, load_splits
 
         train, dev, _ = load_splits("cais")
         torch.manual_seed(seed)
         api = distill_intent_model(
-            teachers, train, dev, train_config, student_layers, ensemble, alpha, temperature
+            teachers, train, dev, train_config, student_layers, ensemble, alpha, temperature, init=init
         )
         api.save(out)
         best = json.loads((out / "train_log.json").read_text())["best_metric"]
-        _write_meta(out, teachers, config, best)
+        _write_meta(out, teachers, config, best, init)
         console.print(f"best dev {train_config.metric} {best:.2f} -> {out}")
         return
     models = [load_model(t) for t in teachers]
@@ -213,18 +228,26 @@ def distill_cmd(
         [teacher_cache(d, m, task, spec.train, spec.collate) for d, m in zip(teachers, models, strict=True)]
     )
     torch.manual_seed(seed)  # the student's head initialisation
-    student = make_student(models[0], student_layers, init="pretrained", vocab="zh")
+    student = make_student(models[0], student_layers, init=init, vocab="zh")
     train_config.metric = spec.metric
-    result = distill(student, spec.train, spec.collate, spec.evaluate, train_config, config, cache=cache)
+    result = distill(
+        student, spec.train, spec.collate, spec.evaluate, train_config, config, cache=cache,
+        teachers=models if hidden_weight > 0 else None,
+    )  # fmt: skip
     spec.save(student, out)
-    _write_meta(out, teachers, config, result.best_metric)
+    _write_meta(out, teachers, config, result.best_metric, init)
     console.print(f"best dev {spec.metric} {result.best_metric:.2f} in {result.train_seconds:.0f}s -> {out}")
 
 
-def _write_meta(out: Path, teachers, config, best: float) -> None:
+def _write_meta(out: Path, teachers, config, best: float, init: str) -> None:
     import json
 
-    meta = {"teachers": [str(t) for t in teachers], "distill": config.__dict__, "best_dev": best}
+    meta = {
+        "teachers": [str(t) for t in teachers],
+        "distill": config.__dict__,
+        "init": init,
+        "best_dev": best,
+    }
     (out / "distill.json").write_text(json.dumps(meta, indent=2, default=str))
 
 
@@ -270,6 +293,9 @@ def eval_distillation(
                 (f"breaking {kind}-{layers}L seed{s}", stem.format(k=layers, s=s), f"{kind}-{layers}L")
                 for s in seeds
             ]
+    for path in sorted(models_dir().glob("breaking-baseline-*-seed*")):  # no-KD controls (e.g. 2 epochs)
+        variant, seed = path.name.removeprefix("breaking-").split("-seed")
+        specs.append((f"breaking {variant} seed{seed}", path.name, variant))
     for path in sorted(models_dir().glob("breaking-kd-*-seed*")):  # KD variants (alpha / T / ensemble mode)
         variant, seed = path.name.removeprefix("breaking-kd-").split("-seed")
         specs.append((f"breaking {variant} seed{seed}", path.name, variant))
@@ -293,6 +319,8 @@ def eval_distillation(
             row["alpha"] = info["distill"]["alpha"]
             row["temperature"] = info["distill"]["temperature"]
             row["ensemble"] = info["distill"]["ensemble"] if len(info["teachers"]) > 1 else "single"
+            row["init"] = info.get("init", "pretrained")  # runs before --init existed started from e5
+            row["hidden_weight"] = info["distill"].get("hidden_weight", 0.0)
         log = path / "train_log.json"
         if log.exists():  # how it was trained, from the trainer's own log
             info = json.loads(log.read_text())
@@ -303,6 +331,7 @@ def eval_distillation(
             row["batch"] = info["config"]["batch_size"]
             row["lr"] = info["config"]["learning_rate"]
             row["train_s"] = info["train_seconds"]
+            row["threads"] = info["config"].get("threads")
         rows.append(row)
         groups.setdefault(group, []).append(row)
         console.print({k: round(v, 2) if isinstance(v, float) else v for k, v in row.items()})
@@ -380,7 +409,7 @@ def _notes(groups, missing, train, test, train_chars, test_chars, mean_chars: fl
         path = _model_dir(dirname) / "train_log.json"
         return json.loads(path.read_text())["config"] if path.exists() else {}
 
-    teacher_groups = sorted(g for g in groups if g.startswith("teacher"))
+    teacher_groups = sorted(g for g in groups if re.fullmatch(r"teacher-\d+L", g))  # not teacher-init-only
     teacher_cfg = cfg(f"breaking-{teacher_groups[0]}-seed1") if teacher_groups else {}
     student_cfg = cfg("breaking-3L-seed1")
     lines = [
@@ -389,15 +418,22 @@ def _notes(groups, missing, train, test, train_chars, test_chars, mean_chars: fl
         "the five punctuation classes. Test: the fixed test slice of `luodi.tasks.breaking` "
         f"({len(test)} chunks, {sum(len(e.text) for e in test):,} chars: {test_chars}); training: {len(train)} "
         f"chunks, {sum(len(e.text) for e in train):,} chars ({train_chars}). `dev_f1`, `train_steps`, `batch`, "
-        "`lr`, `train_s` and `dev_f1_curve` (step:dev F1 at each evaluation) come from each model's train_log.json (`train_s`: wall seconds, 2 threads).",
+        "`lr`, `train_s` and `dev_f1_curve` (step:dev F1 at each evaluation) come from each model's train_log.json (`train_s`: wall seconds with `threads` torch threads; runs of one thread went two "
+        "at a time on the two cores).",
         f"Teachers: {', '.join(teacher_groups) or 'none found'} (three seeds of `luodi train breaking`, "
         f"{teacher_cfg.get('epochs', '?')} epoch(s) of batch {teacher_cfg.get('batch_size', '?')}, "
-        f"lr {teacher_cfg.get('learning_rate', '?')}). Students (all kinds) start from the first k e5 layers, "
+        f"lr {teacher_cfg.get('learning_rate', '?')}). Students: the baseline starts from the first k e5 layers, "
+        "each KD row as its `init` column says (`teacher` = teacher seed1's own embeddings, first k layers "
+        "and head, the mission's \"student initialised from the teacher's own first layers\"; `pretrained` = "
+        "like the baseline), "
         f"{student_cfg.get('epochs', '?')} epoch(s) of batch {student_cfg.get('batch_size', '?')}, "
         f"lr {student_cfg.get('learning_rate', '?')}: baseline = gold labels only; distilled = KD from teacher "
         "seed1's cached logits; ensemble = KD from the mean of the three teachers' logits; `alpha`, "
         "`temperature`, `ensemble` columns give each KD run's settings (`best` = per-example teacher with the "
-        "lowest gold CE; rows `ensemble-alpha…`/`ensemble-T…` are the T/α sweep).",
+        "lowest gold CE; rows `ensemble-alpha…`/`ensemble-T…` are the T/α sweep; `hidden_weight` > 0: hidden "
+        "states matched too, student layer i to teacher layer 4i; `teacher-init-only` = init from the teacher, "
+        "gold labels only (alpha 1): what the weight copy alone gives; `baseline-2ep` = the baseline recipe "
+        "with 2 epochs: a teacher-initialised student has had the teacher's epoch plus its own).",
         "`p50_ms` / `min_ms`: median / fastest batch-1 PyTorch fp32 forward over 100 runs on 50 test streams "
         f"(mean {mean_chars:.0f} chars); the minimum is the better estimate of the model's own cost when the "
         "machine is shared. `int8_p50_ms` / `int8_min_ms`: the "
@@ -443,6 +479,21 @@ def _notes(groups, missing, train, test, train_chars, test_chars, mean_chars: fl
                 f"≥ baseline + 1: {'met' if ens >= base + 1 else 'missed'} ({ens - base:+.2f})"
             )
         lines.append(text + ".")
+        init_only = means.get(f"teacher-init-only-{k}L")
+        if init_only is not None:  # what the weight copy gives without the KD loss
+            twice = means.get(f"baseline-2ep-{k}L")  # a teacher-initialised student has seen the data twice
+            control = (
+                f"; the baseline trained 2 epochs instead of 1 (as many passes as teacher + student) "
+                f"{twice:.2f} ({twice - base:+.2f})"
+                if twice is not None
+                else ""
+            )
+            lines.append(
+                f"Where the {k}-layer gain comes from: teacher init without KD (alpha 1, "
+                f"{len(groups[f'teacher-init-only-{k}L'])} seed) {init_only:.2f}, so of the ensemble's "
+                f"{ens - base:+.2f} over the baseline the weight copy gives {init_only - base:+.2f} and the KD "
+                f"loss {ens - init_only:+.2f}{control}."
+            )
     if teacher_f1:
         effects = [
             abs(means[f"{kind}-{k}L"] - means[f"baseline-{k}L"])
@@ -465,8 +516,11 @@ def _notes(groups, missing, train, test, train_chars, test_chars, mean_chars: fl
         "--seed S --epochs 1 --lr 1e-4 --batch-size 16 --out <models>/breaking-teacher-12L-seedS`; students, "
         "S = 1, 2: `luodi train breaking --layers 3 --seed S --epochs 1 --lr 2e-4 --batch-size 16`; `luodi distill "
         "--task breaking --teachers <models>/breaking-teacher-12L-seed1 --student-layers 3 --epochs 1 --lr 2e-4 "
-        "--batch-size 16 --seed S`; the same with the three teachers (`--teachers` three times) for ensemble; the "
-        "sweep adds `--alpha 0.1` / `--temperature 4` and `--out <models>/breaking-kd-ensemble-<variant>-3L-seed1`; "
+        "--batch-size 16 --seed S` (`--init teacher` is the default); the same with the three teachers "
+        "(`--teachers` three times) for ensemble; the sweep adds `--alpha 0.1` / `--temperature 4` and `--out "
+        "<models>/breaking-kd-ensemble-<variant>-3L-seed1`, the init ablation `--alpha 1.0 --out "
+        "<models>/breaking-kd-teacher-init-only-3L-seed1`, the 2-epoch control `luodi train breaking --layers 3 "
+        "--seed 1 --epochs 2 --lr 2e-4 --batch-size 16 --out <models>/breaking-baseline-2ep-3L-seed1`; "
         "then `luodi eval distillation --threads 2`."
     )
     return "\n\n".join(lines)
@@ -483,18 +537,31 @@ INTENT_MODELS = [
 
 
 def _intent_rows() -> tuple[list[dict], str]:
-    """CAIS test rows for the intent teachers and 1-layer students found in <models> (+ notes)."""
+    """CAIS test rows for the intent teachers and 3-layer students found in <models> (+ notes). With none
+    of the students in the cache (a fresh machine), the rows of the previous results/distillation.json are
+    carried over, saying so: the breaking part can be rerun without retraining the CAIS models."""
     import json
 
     import torch
 
     from luodi.encoders import count_parameters
+    from luodi.paths import results_dir
     from luodi.tasks.intent import IntentModel, evaluate, load_splits
 
     found = [(n, _model_dir(d)) for n, d in INTENT_MODELS if (_model_dir(d) / "luodi.json").exists()]
-    if not any("teacher" not in n for n, _ in found):
-        return [], ""
     _, _, test = load_splits("cais")
+    if not any("teacher" not in n for n, _ in found):
+        previous = results_dir() / "distillation.json"
+        old = json.loads(previous.read_text()) if previous.exists() else {"rows": []}
+        names = {n for n, _ in INTENT_MODELS}
+        rows = [r for r in old["rows"] if r["name"] in names]
+        if not rows:
+            return [], ""
+        carried = (
+            f"The CAIS rows are carried over from the run of {old.get('date', '?')} (`{old.get('command')}`): "
+            "their models are not in this model cache, so this run did not score them."
+        )
+        return rows, _intent_notes(rows, len(test), carried)
     lat_texts = [e.text for e in test[:50]]
     rows = []
     for name, path in found:
@@ -518,6 +585,7 @@ def _intent_rows() -> tuple[list[dict], str]:
             row["teachers"] = len(info["teachers"])
             row["alpha"] = info["distill"]["alpha"]
             row["temperature"] = info["distill"]["temperature"]
+            row["init"] = info.get("init", "pretrained")
         log = path / "train_log.json"
         if log.exists():
             info = json.loads(log.read_text())
@@ -527,12 +595,22 @@ def _intent_rows() -> tuple[list[dict], str]:
             row["train_s"] = info["train_seconds"]
         rows.append(row)
         console.print(row)
+    return rows, _intent_notes(rows, len(test))
+
+
+def _intent_notes(rows: list[dict], n_test: int, carried: str = "") -> str:
     teachers = [r for r in rows if "teacher" in r["name"]]
+    inits = sorted({r.get("init", "pretrained") for r in rows if r.get("teachers")})
+    init_text = {
+        "pretrained": "the first 3 e5 layers",
+        "teacher": "the plain teacher's own first 3 layers and heads",
+    }
     lines = [
         "",
-        f"**Intent on CAIS** ({len(test):,} test utterances): `accuracy` = intent accuracy, `slot_f1` = slot span "
+        f"**Intent on CAIS** ({n_test:,} test utterances): `accuracy` = intent accuracy, `slot_f1` = slot span "
         "F1. Teachers: the 12-layer plain and knowledge-fused models of `luodi train intent` (2 epochs, batch 16, "
-        "lr 1.5e-4); students: the first 3 e5 layers (plain model, no gazetteer), 3 epochs, batch 16, lr 2e-4, "
+        "lr 1.5e-4); students (plain model, no gazetteer): the baseline starts from the first 3 e5 layers, the KD "
+        f"rows from {' / '.join(init_text.get(i, i) for i in inits) or '-'} (`init` column), 3 epochs, batch 16, lr 2e-4, "
         "seed 1; baseline = the same student fine-tuned without KD (`intent-plain-cais-3L`); distilled = KD on "
         "the intent logits from the plain teacher, ensemble = mean of the plain and fused teachers' logits "
         "(each cached with its own input), alpha 0.5, T 2; the slot head learns from gold tags. "
@@ -553,7 +631,9 @@ def _intent_rows() -> tuple[list[dict], str]:
         "--learning-rate 1.5e-4`; `luodi train "
         "intent --model plain --data cais --layers 3 --epochs 3 --batch-size 16 --learning-rate 2e-4`; `luodi "
         "distill --task intent --teachers <models>/intent-plain-cais [--teachers <models>/intent-fused-cais] "
-        "--student-layers 3 --epochs 3 --batch-size 16 --lr 2e-4 --seed 1 --threads 2 --out "
+        f"--student-layers 3 --init {'|'.join(inits) or 'teacher'} --epochs 3 --batch-size 16 --lr 2e-4 --seed 1 --threads 2 --out "
         "<models>/intent-{distilled|ensemble}-cais-3L-seed1`."
     )
-    return rows, "\n\n".join(lines)
+    if carried:
+        lines.append(carried)
+    return "\n\n".join(lines)

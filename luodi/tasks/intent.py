@@ -461,11 +461,14 @@ def distill_intent_model(
     alpha: float = 0.5,
     temperature: float = 2.0,
     cache_dir: str | Path | None = None,
+    init: str = "pretrained",
 ) -> IntentModel:
-    """A plain ``student_layers`` student (pretrained e5 layers) distilled from one or several trained
-    intent models (plain or fused: each teacher's logits are cached with its own gazetteer input, once).
-    The intent logits are distilled; the slot head learns from the gold tags (the student's joint loss)."""
-    from luodi.distill import DistillConfig, TeacherCache, build_cache, distill
+    """A plain ``student_layers`` student distilled from one or several trained intent models (plain or
+    fused: each teacher's logits are cached with its own gazetteer input, once). The intent logits are
+    distilled; the slot head learns from the gold tags (the student's joint loss). ``init``: "pretrained"
+    (the first e5 layers) or "teacher" (the first teacher's own layers and heads; it must be plain, since
+    the student reads no gazetteer)."""
+    from luodi.distill import DistillConfig, TeacherCache, build_cache, distill, make_student
     from luodi.encoders import load_tokenizer
 
     teachers = [IntentModel.load(d) for d in teacher_dirs]
@@ -475,7 +478,19 @@ def distill_intent_model(
     for t in teachers[1:]:
         if t.config.intents != student_config.intents or t.config.slot_tags != student_config.slot_tags:
             raise ValueError("teachers disagree on intents or slot tags: they were trained on other data")
-    student = JointIntentSlotModel.from_pretrained_encoder(student_config, layers=student_layers, vocab="zh")
+    if init == "teacher":
+        if teachers[0].config.knowledge:
+            raise ValueError(
+                f"init='teacher' copies the first teacher's layers, but {teacher_dirs[0]} is knowledge-fused "
+                "and the student is plain: list a plain teacher first or use init='pretrained'"
+            )
+        student = make_student(teachers[0].model, student_layers, init="teacher")
+    elif init == "pretrained":
+        student = JointIntentSlotModel.from_pretrained_encoder(
+            student_config, layers=student_layers, vocab="zh"
+        )
+    else:
+        raise ValueError(f"init must be 'pretrained' or 'teacher', got {init!r}")
     api = IntentModel(student, load_tokenizer("zh"))
     collate = api.collator()
     caches = []

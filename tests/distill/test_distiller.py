@@ -245,6 +245,37 @@ def test_hidden_and_attention_matching_has_gradients_into_projections():
     assert student.encoder.config.output_hidden_states is False  # the capture restored the config
 
 
+def test_hidden_matching_with_cached_logits_runs_through_the_trainer(tmp_path: Path):
+    """The CLI's --hidden-weight path: logits from the cache, hidden states from the live teacher."""
+    teacher = _token_model(layers=2, seed=5)
+    data = _data(32, seed=1)
+    cache = TeacherCache.load(
+        build_cache(tmp_path / "c.safetensors", [teacher], data, _collate), data, _collate
+    )
+    student = make_student(teacher, layers=1, init="teacher")
+    before = [p.clone() for p in student.parameters()]
+    cfg = TrainConfig(str(tmp_path / "run"), epochs=1, batch_size=16, learning_rate=3e-3, progress=False)
+    seen = []
+
+    def evaluate(m):
+        seen.append(m is student)
+        return {"f1": 0.0}
+
+    config = DistillConfig(alpha=0.5, hidden_weight=1.0)
+    result = distill(student, data, _collate, evaluate, cfg, config, cache=cache, teachers=[teacher])
+    assert result.steps == 2 and seen and all(seen)  # the student (not the wrapper) is evaluated
+    assert any(not torch.equal(a, b) for a, b in zip(before, student.parameters(), strict=True))
+
+
+def test_cli_rejects_an_unknown_init():
+    from typer.testing import CliRunner
+
+    from luodi.cli import app
+
+    result = CliRunner().invoke(app, ["distill", "--task", "breaking", "--teachers", "x", "--init", "e5"])
+    assert result.exit_code != 0 and "--init must be teacher or pretrained" in result.output
+
+
 def test_cli_names_unsupported_tasks():
     from typer.testing import CliRunner
 
@@ -261,3 +292,31 @@ def test_cli_names_a_teacher_dir_that_is_not_a_model(tmp_path: Path):
 
     result = CliRunner().invoke(app, ["distill", "--task", "intent", "--teachers", str(tmp_path / "nowhere")])
     assert result.exit_code != 0 and "no luodi.json" in result.output and "nowhere" in result.output
+
+
+def test_experiment_notes_keep_the_init_ablation_out_of_the_teachers(tmp_path: Path, monkeypatch):
+    """`teacher-init-only-3L` is a student: it must not enter the teachers' mean, and its sentence splits
+    the ensemble's gain into the weight copy and the KD loss."""
+    from types import SimpleNamespace
+
+    from luodi.commands import distill as cmd
+
+    monkeypatch.setenv("LUODI_MODELS", str(tmp_path))  # no model dirs: the provenance falls back to '?'
+
+    def rows(*f1s):
+        return [{"f1": f, "precision": 80.0, "recall": 70.0} for f in f1s]
+
+    groups = {
+        "teacher-12L": rows(78.0, 79.0),
+        "baseline-3L": rows(76.0, 76.2),
+        "distilled-3L": rows(77.0, 77.2),
+        "ensemble-3L": rows(77.2, 77.4),
+        "teacher-init-only-3L": rows(77.6),
+        "baseline-2ep-3L": rows(76.6),
+    }
+    text = SimpleNamespace(text="你好")
+    notes = cmd._notes(groups, [], [text], [text], {}, {}, 2.0)
+    assert "Teachers: mean 78.50, range 78.00-79.00" in notes
+    assert "weight copy gives +1.50 and the KD loss -0.30" in notes
+    assert "as many passes as teacher + student) 76.60 (+0.50)" in notes
+    assert "best teacher (79.00)" in notes

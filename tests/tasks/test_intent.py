@@ -197,3 +197,29 @@ def test_distill_from_plain_and_fused_teachers(zh_tokenizer, gazetteer, tmp_path
     assert len(cached) == 2
     result = student("播放周杰伦的稻香")
     assert result["intent"] in {"PlayMusic", "GetWeather"}
+
+
+@pytest.mark.slow
+def test_distill_init_from_the_plain_teacher(zh_tokenizer, gazetteer, tmp_path):
+    """init='teacher' copies the plain teacher's layers and heads; a fused first teacher is refused by name."""
+    from luodi.tasks.intent import distill_intent_model
+    from luodi.train.trainer import TrainConfig
+
+    plain = tiny(zh_tokenizer, False, gazetteer).save(tmp_path / "plain")
+    fused = tiny(zh_tokenizer, True, gazetteer).save(tmp_path / "fused")
+    config = TrainConfig(
+        output_dir=str(tmp_path / "s"),
+        max_steps=1,
+        learning_rate=0.0,
+        batch_size=3,
+        progress=False,
+        threads=1,
+    )  # lr 0: the one step leaves the copied weights as they were
+    with pytest.raises(ValueError, match="knowledge-fused"):
+        distill_intent_model([fused, plain], EXAMPLES, EXAMPLES, config, student_layers=1, init="teacher")
+    student = distill_intent_model([plain], EXAMPLES, EXAMPLES, config, student_layers=1, init="teacher")
+    teacher = IntentModel.load(plain).model.state_dict()
+    state = student.model.state_dict()
+    assert student.model.encoder.config.num_hidden_layers == 1 and set(state) <= set(teacher)
+    for key, value in state.items():
+        assert torch.equal(value, teacher[key]), key
