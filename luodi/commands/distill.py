@@ -239,6 +239,25 @@ def distill_cmd(
     console.print(f"best dev {spec.metric} {result.best_metric:.2f} in {result.train_seconds:.0f}s -> {out}")
 
 
+def _kd_columns(meta: dict) -> dict:
+    """The columns both tables take from a student's distill.json (how it was distilled)."""
+    return {
+        "teachers": len(meta["teachers"]),
+        "alpha": meta["distill"]["alpha"],
+        "temperature": meta["distill"]["temperature"],
+    }
+
+
+def _training_columns(log: dict) -> dict:
+    """The columns both tables take from a model's train_log.json (the trainer's own record)."""
+    return {
+        "train_steps": log["steps"],
+        "batch": log["config"]["batch_size"],
+        "lr": log["config"]["learning_rate"],
+        "train_s": log["train_seconds"],
+    }
+
+
 def _write_meta(out: Path, teachers, config, best: float, init: str) -> None:
     import json
 
@@ -315,9 +334,7 @@ def eval_distillation(
         meta = path / "distill.json"
         if meta.exists():  # how it was distilled
             info = json.loads(meta.read_text())
-            row["teachers"] = len(info["teachers"])
-            row["alpha"] = info["distill"]["alpha"]
-            row["temperature"] = info["distill"]["temperature"]
+            row.update(_kd_columns(info))
             row["ensemble"] = info["distill"]["ensemble"] if len(info["teachers"]) > 1 else "single"
             row["init"] = info.get("init", "pretrained")  # runs before --init existed started from e5
             row["hidden_weight"] = info["distill"].get("hidden_weight", 0.0)
@@ -327,10 +344,7 @@ def eval_distillation(
             row["dev_f1"] = info["best_metric"]
             curve = [(h["step"], h["eval_f1"]) for h in info.get("history", []) if "eval_f1" in h]
             row["dev_f1_curve"] = " ".join(f"{step}:{f1:.1f}" for step, f1 in curve)  # the learning curve
-            row["train_steps"] = info["steps"]
-            row["batch"] = info["config"]["batch_size"]
-            row["lr"] = info["config"]["learning_rate"]
-            row["train_s"] = info["train_seconds"]
+            row.update(_training_columns(info))
             row["threads"] = info["config"].get("threads")
         rows.append(row)
         groups.setdefault(group, []).append(row)
@@ -582,17 +596,11 @@ def _intent_rows() -> tuple[list[dict], str]:
         meta = path / "distill.json"
         if meta.exists():
             info = json.loads(meta.read_text())
-            row["teachers"] = len(info["teachers"])
-            row["alpha"] = info["distill"]["alpha"]
-            row["temperature"] = info["distill"]["temperature"]
+            row.update(_kd_columns(info))
             row["init"] = info.get("init", "pretrained")
         log = path / "train_log.json"
         if log.exists():
-            info = json.loads(log.read_text())
-            row["train_steps"] = info["steps"]
-            row["batch"] = info["config"]["batch_size"]
-            row["lr"] = info["config"]["learning_rate"]
-            row["train_s"] = info["train_seconds"]
+            row.update(_training_columns(json.loads(log.read_text())))
         rows.append(row)
         console.print(row)
     return rows, _intent_notes(rows, len(test))
