@@ -414,6 +414,85 @@ def _int8_figures(model, path: Path, aligner, test, lat_texts, threads: int) -> 
     }
 
 
+def _budget_notes(budget: str, groups, means, stds, label_budget: bool) -> list[str]:
+    """The comparisons of one training budget (group-name infix ``budget``: "" or e.g. "2ep-"): per student
+    size, ensemble vs baseline against seed variance and the issue's targets, then the teachers' spread."""
+    import statistics
+
+    teacher_groups = sorted(g for g in groups if re.fullmatch(rf"teacher-{budget}\d+L", g))
+    teacher_f1 = [r["f1"] for g in teacher_groups for r in groups[g]]
+    best_teacher = max(teacher_f1, default=None)
+    epochs = budget.removesuffix("ep-") or "1"  # "2ep-" -> "2"
+    name = f", {epochs} epoch{'s' * (epochs != '1')}" if label_budget else ""
+    lines = []
+
+    def pr(group):
+        members = groups[group]
+        p = statistics.mean(r["precision"] for r in members)
+        return f"P {p:.1f} / R {statistics.mean(r['recall'] for r in members):.1f}"
+
+    for k in (3, 6):
+        g_base, g_ens, g_dist = (f"{kind}-{budget}{k}L" for kind in ("baseline", "ensemble", "distilled"))
+        base, ens, dist = means.get(g_base), means.get(g_ens), means.get(g_dist)
+        if base is None or ens is None:
+            continue
+        spread = max((stds[g] for g in (g_base, g_ens, g_dist) if g in stds), default=None)
+        text = f"**{k} layers{name}**: ensemble-distilled {ens:.2f} vs baseline {base:.2f} ({ens - base:+.2f} F1)"
+        text += f" [{pr(g_ens)} vs {pr(g_base)}"
+        text += f"; teachers {pr(teacher_groups[0])}]" if teacher_groups else "]"
+        if dist is not None:
+            text += f"; single-teacher {dist:.2f} ({dist - base:+.2f})"
+        if spread is not None:
+            verdict = "exceeds" if abs(ens - base) > 2 * spread else "does **not** exceed"
+            text += (
+                f". Largest seed std of these rows {spread:.2f}: the ensemble-baseline gap {verdict} 2 std"
+            )
+        else:
+            text += ". One seed only: no variance estimate"
+        if best_teacher is not None:
+            text += (
+                f". Targets: ensemble ≥ best teacher ({best_teacher:.2f}) − 0.5: "
+                f"{'met' if ens >= best_teacher - 0.5 else 'missed'} ({ens - best_teacher:+.2f}); "
+                f"≥ baseline + 1: {'met' if ens >= base + 1 else 'missed'} ({ens - base:+.2f})"
+            )
+        lines.append(text + ".")
+        init_only = means.get(f"teacher-init-only-{budget}{k}L")
+        if init_only is not None:  # what the weight copy gives without the KD loss
+            # the 1-epoch rows' control: as many passes over the data as teacher + student
+            twice = means.get(f"baseline-2ep-{k}L") if not budget else None
+            control = (
+                f"; the baseline trained 2 epochs instead of 1 (as many passes as teacher + student) "
+                f"{twice:.2f} ({twice - base:+.2f})"
+                if twice is not None
+                else ""
+            )
+            lines.append(
+                f"Where the {k}-layer gain comes from: teacher init without KD (alpha 1, "
+                f"{len(groups[f'teacher-init-only-{budget}{k}L'])} seed) {init_only:.2f}, so of the ensemble's "
+                f"{ens - base:+.2f} over the baseline the weight copy gives {init_only - base:+.2f} and the KD "
+                f"loss {ens - init_only:+.2f}{control}."
+            )
+    if teacher_f1:
+        effects = [
+            abs(means[f"{kind}-{budget}{k}L"] - means[f"baseline-{budget}{k}L"])
+            for k in (3, 6)
+            for kind in ("distilled", "ensemble")
+            if f"{kind}-{budget}{k}L" in means and f"baseline-{budget}{k}L" in means
+        ]
+        spread = max(teacher_f1) - min(teacher_f1)
+        text = (
+            f"Teachers{name}: mean {statistics.mean(teacher_f1):.2f}, "
+            f"range {min(teacher_f1):.2f}-{max(teacher_f1):.2f}"
+        )
+        if effects:
+            text += (
+                f" F1 over seeds (spread {spread:.2f}); the largest KD effect on a student mean is "
+                f"{max(effects):.2f} F1"
+            )
+        lines.append(text + ".")
+    return lines
+
+
 def _notes(groups, missing, train, test, train_chars, test_chars, mean_chars: float) -> str:
     """The table's provenance, the comparisons against seed variance and the issue's targets."""
     import json
@@ -423,7 +502,8 @@ def _notes(groups, missing, train, test, train_chars, test_chars, mean_chars: fl
         path = _model_dir(dirname) / "train_log.json"
         return json.loads(path.read_text())["config"] if path.exists() else {}
 
-    teacher_groups = sorted(g for g in groups if re.fullmatch(r"teacher-\d+L", g))  # not teacher-init-only
+    # teacher-12L, teacher-2ep-12L, ...; not teacher-init-only-3L, a student
+    teacher_groups = sorted(g for g in groups if re.fullmatch(r"teacher-(\d+ep-)?\d+L", g))
     teacher_cfg = cfg(f"breaking-{teacher_groups[0]}-seed1") if teacher_groups else {}
     student_cfg = cfg("breaking-3L-seed1")
     lines = [
@@ -446,8 +526,11 @@ def _notes(groups, missing, train, test, train_chars, test_chars, mean_chars: fl
         "`temperature`, `ensemble` columns give each KD run's settings (`best` = per-example teacher with the "
         "lowest gold CE; rows `ensemble-alpha…`/`ensemble-T…` are the T/α sweep; `hidden_weight` > 0: hidden "
         "states matched too, student layer i to teacher layer 4i; `teacher-init-only` = init from the teacher, "
-        "gold labels only (alpha 1): what the weight copy alone gives; `baseline-2ep` = the baseline recipe "
-        "with 2 epochs: a teacher-initialised student has had the teacher's epoch plus its own).",
+        "gold labels only (alpha 1): what the weight copy alone gives). Rows with `2ep` are the 2-epoch budget: "
+        "teachers `teacher-2ep-12L` and every student trained 2 epochs (same batch and lr), the KD students "
+        "distilled from (and initialised from) the 2-epoch teachers; `baseline-2ep` is also the 1-epoch "
+        "rows' control with as many passes over the data as a teacher-initialised student (teacher's epoch "
+        "plus its own).",
         "`p50_ms` / `min_ms`: median / fastest batch-1 PyTorch fp32 forward over 100 runs on 50 test streams "
         f"(mean {mean_chars:.0f} chars); the minimum is the better estimate of the model's own cost when the "
         "machine is shared. `int8_p50_ms` / `int8_min_ms`: the "
@@ -458,71 +541,20 @@ def _notes(groups, missing, train, test, train_chars, test_chars, mean_chars: fl
     ]
     means = {g: statistics.mean(r["f1"] for r in m) for g, m in groups.items()}
     stds = {g: statistics.stdev([r["f1"] for r in m]) for g, m in groups.items() if len(m) > 1}
-    teacher_f1 = [r["f1"] for g in teacher_groups for r in groups[g]]
-    best_teacher = max(teacher_f1, default=None)
-    for k in (3, 6):
-        base, ens, dist = (means.get(f"{kind}-{k}L") for kind in ("baseline", "ensemble", "distilled"))
-        if base is None or ens is None:
-            continue
-        spread = max(
-            (stds[g] for g in (f"baseline-{k}L", f"ensemble-{k}L", f"distilled-{k}L") if g in stds),
-            default=None,
-        )
-        text = f"**{k} layers**: ensemble-distilled {ens:.2f} vs baseline {base:.2f} ({ens - base:+.2f} F1)"
-
-        def pr(group):
-            members = groups[group]
-            p = statistics.mean(r["precision"] for r in members)
-            return f"P {p:.1f} / R {statistics.mean(r['recall'] for r in members):.1f}"
-
-        text += f" [{pr(f'ensemble-{k}L')} vs {pr(f'baseline-{k}L')}"
-        text += f"; teachers {pr(teacher_groups[0])}]" if teacher_groups else "]"
-        if dist is not None:
-            text += f"; single-teacher {dist:.2f} ({dist - base:+.2f})"
-        if spread is not None:
-            verdict = "exceeds" if abs(ens - base) > 2 * spread else "does **not** exceed"
-            text += (
-                f". Largest seed std of these rows {spread:.2f}: the ensemble-baseline gap {verdict} 2 std"
-            )
-        else:
-            text += ". One seed only: no variance estimate"
-        if best_teacher is not None:
-            text += (
-                f". Targets: ensemble ≥ best teacher ({best_teacher:.2f}) − 0.5: "
-                f"{'met' if ens >= best_teacher - 0.5 else 'missed'} ({ens - best_teacher:+.2f}); "
-                f"≥ baseline + 1: {'met' if ens >= base + 1 else 'missed'} ({ens - base:+.2f})"
-            )
-        lines.append(text + ".")
-        init_only = means.get(f"teacher-init-only-{k}L")
-        if init_only is not None:  # what the weight copy gives without the KD loss
-            twice = means.get(f"baseline-2ep-{k}L")  # a teacher-initialised student has seen the data twice
-            control = (
-                f"; the baseline trained 2 epochs instead of 1 (as many passes as teacher + student) "
-                f"{twice:.2f} ({twice - base:+.2f})"
-                if twice is not None
-                else ""
-            )
-            lines.append(
-                f"Where the {k}-layer gain comes from: teacher init without KD (alpha 1, "
-                f"{len(groups[f'teacher-init-only-{k}L'])} seed) {init_only:.2f}, so of the ensemble's "
-                f"{ens - base:+.2f} over the baseline the weight copy gives {init_only - base:+.2f} and the KD "
-                f"loss {ens - init_only:+.2f}{control}."
-            )
-    if teacher_f1:
-        effects = [
-            abs(means[f"{kind}-{k}L"] - means[f"baseline-{k}L"])
-            for k in (3, 6)
-            for kind in ("distilled", "ensemble")
-            if f"{kind}-{k}L" in means and f"baseline-{k}L" in means
-        ]
-        spread = max(teacher_f1) - min(teacher_f1)
-        text = f"Teachers: mean {statistics.mean(teacher_f1):.2f}, range {min(teacher_f1):.2f}-{max(teacher_f1):.2f}"
-        if effects:
-            text += (
-                f" F1 over seeds (spread {spread:.2f}); the largest KD effect on a student mean is "
-                f"{max(effects):.2f} F1"
-            )
-        lines.append(text + ".")
+    # a training budget is a group-name infix: "" = the 1-epoch runs, "2ep-" = teachers and students at 2 epochs
+    budgets = sorted({re.fullmatch(r"teacher-(\d+ep-)?\d+L", g).group(1) or "" for g in teacher_groups})
+    budgets = budgets or [""]
+    for budget in budgets:
+        lines += _budget_notes(budget, groups, means, stds, len(budgets) > 1)
+    if len(budgets) > 1:  # what the second pass over the data does to every row
+        moved = [
+            f"{label} {means[g1]:.2f} -> {means[g2]:.2f}"
+            for label, g1, g2 in [("teachers", "teacher-12L", "teacher-2ep-12L")]
+            + [(f"{kind}-{k}L", f"{kind}-{k}L", f"{kind}-2ep-{k}L") for k in (3, 6) for kind in ("baseline", "distilled", "ensemble")]
+            if g1 in means and g2 in means
+        ]  # fmt: skip
+        if moved:
+            lines.append("Two epochs instead of one (test F1, seed means): " + "; ".join(moved) + ".")
     if missing:
         lines.append("Not trained (no model dir): " + ", ".join(missing) + ".")
     lines.append(
@@ -534,8 +566,10 @@ def _notes(groups, missing, train, test, train_chars, test_chars, mean_chars: fl
         "(`--teachers` three times) for ensemble; the sweep adds `--alpha 0.1` / `--temperature 4` and `--out "
         "<models>/breaking-kd-ensemble-<variant>-3L-seed1`, the init ablation `--alpha 1.0 --out "
         "<models>/breaking-kd-teacher-init-only-3L-seed1`, the 2-epoch control `luodi train breaking --layers 3 "
-        "--seed 1 --epochs 2 --lr 2e-4 --batch-size 16 --out <models>/breaking-baseline-2ep-3L-seed1`; "
-        "then `luodi eval distillation --threads 2`."
+        "--seed S --epochs 2 --lr 2e-4 --batch-size 16 --out <models>/breaking-baseline-2ep-3L-seedS`; the "
+        "2-epoch budget: teachers `--epochs 2 --out <models>/breaking-teacher-2ep-12L-seedS`, KD students "
+        "`--teachers <models>/breaking-teacher-2ep-12L-seed1 [...seed2 ...seed3] --epochs 2 --out "
+        "<models>/breaking-kd-{distilled|ensemble}-2ep-3L-seedS`; then `luodi eval distillation --threads 2`."
     )
     return "\n\n".join(lines)
 
@@ -568,12 +602,17 @@ def _intent_rows() -> tuple[list[dict], str]:
         previous = results_dir() / "distillation.json"
         old = json.loads(previous.read_text()) if previous.exists() else {"rows": []}
         names = {n for n, _ in INTENT_MODELS}
-        rows = [r for r in old["rows"] if r["name"] in names]
+        # measured_on: the date of the run that scored a row, kept when it is carried over again
+        rows = [
+            {**r, "measured_on": r.get("measured_on", old.get("date", "?"))}
+            for r in old["rows"]
+            if r["name"] in names
+        ]
         if not rows:
             return [], ""
         carried = (
-            f"The CAIS rows are carried over from the run of {old.get('date', '?')} (`{old.get('command')}`): "
-            "their models are not in this model cache, so this run did not score them."
+            f"The CAIS rows are carried over from the run of {', '.join(sorted({r['measured_on'] for r in rows}))} "
+            "(`measured_on` column): their models are not in this model cache, so this run did not score them."
         )
         return rows, _intent_notes(rows, len(test), carried)
     lat_texts = [e.text for e in test[:50]]

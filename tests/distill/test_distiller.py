@@ -294,29 +294,75 @@ def test_cli_names_a_teacher_dir_that_is_not_a_model(tmp_path: Path):
     assert result.exit_code != 0 and "no luodi.json" in result.output and "nowhere" in result.output
 
 
-def test_experiment_notes_keep_the_init_ablation_out_of_the_teachers(tmp_path: Path, monkeypatch):
-    """`teacher-init-only-3L` is a student: it must not enter the teachers' mean, and its sentence splits
-    the ensemble's gain into the weight copy and the KD loss."""
+def _f1_rows(*f1s):
+    return [{"f1": f, "precision": 80.0, "recall": 70.0} for f in f1s]
+
+
+def _experiment_notes(groups, tmp_path: Path, monkeypatch) -> str:
+    """`_notes` on made-up groups, with no model dirs (the provenance falls back to '?')."""
     from types import SimpleNamespace
 
     from luodi.commands import distill as cmd
 
-    monkeypatch.setenv("LUODI_MODELS", str(tmp_path))  # no model dirs: the provenance falls back to '?'
-
-    def rows(*f1s):
-        return [{"f1": f, "precision": 80.0, "recall": 70.0} for f in f1s]
-
-    groups = {
-        "teacher-12L": rows(78.0, 79.0),
-        "baseline-3L": rows(76.0, 76.2),
-        "distilled-3L": rows(77.0, 77.2),
-        "ensemble-3L": rows(77.2, 77.4),
-        "teacher-init-only-3L": rows(77.6),
-        "baseline-2ep-3L": rows(76.6),
-    }
+    monkeypatch.setenv("LUODI_MODELS", str(tmp_path))
     text = SimpleNamespace(text="你好")
-    notes = cmd._notes(groups, [], [text], [text], {}, {}, 2.0)
+    return cmd._notes(groups, [], [text], [text], {}, {}, 2.0)
+
+
+def test_experiment_notes_keep_the_init_ablation_out_of_the_teachers(tmp_path: Path, monkeypatch):
+    """`teacher-init-only-3L` is a student: it must not enter the teachers' mean, and its sentence splits
+    the ensemble's gain into the weight copy and the KD loss."""
+    groups = {
+        "teacher-12L": _f1_rows(78.0, 79.0),
+        "baseline-3L": _f1_rows(76.0, 76.2),
+        "distilled-3L": _f1_rows(77.0, 77.2),
+        "ensemble-3L": _f1_rows(77.2, 77.4),
+        "teacher-init-only-3L": _f1_rows(77.6),
+        "baseline-2ep-3L": _f1_rows(76.6),
+    }
+    notes = _experiment_notes(groups, tmp_path, monkeypatch)
     assert "Teachers: mean 78.50, range 78.00-79.00" in notes
     assert "weight copy gives +1.50 and the KD loss -0.30" in notes
     assert "as many passes as teacher + student) 76.60 (+0.50)" in notes
     assert "best teacher (79.00)" in notes
+
+
+def test_experiment_notes_compare_each_budget_with_its_own_teachers(tmp_path: Path, monkeypatch):
+    """`2ep` rows form a second budget: their targets are checked against the 2-epoch teachers, not the
+    1-epoch ones, and a sentence shows what the second epoch did to each row."""
+    groups = {
+        "teacher-12L": _f1_rows(78.0, 79.0),
+        "baseline-3L": _f1_rows(76.0, 76.2),
+        "ensemble-3L": _f1_rows(77.2, 77.4),
+        "teacher-2ep-12L": _f1_rows(81.0, 82.0),
+        "baseline-2ep-3L": _f1_rows(78.0, 78.4),
+        "ensemble-2ep-3L": _f1_rows(80.0, 80.2),
+    }
+    notes = _experiment_notes(groups, tmp_path, monkeypatch)
+    assert "**3 layers, 1 epoch**: ensemble-distilled 77.30 vs baseline 76.10" in notes
+    assert "**3 layers, 2 epochs**: ensemble-distilled 80.10 vs baseline 78.20" in notes
+    assert "best teacher (79.00) − 0.5: missed (-1.70)" in notes
+    assert "best teacher (82.00) − 0.5: missed (-1.90); ≥ baseline + 1: met (+1.90)" in notes
+    assert "Teachers, 2 epochs: mean 81.50" in notes
+    assert "teachers 78.50 -> 81.50; baseline-3L 76.10 -> 78.20; ensemble-3L 77.30 -> 80.10" in notes
+
+
+def test_carried_cais_rows_keep_the_date_they_were_measured(tmp_path: Path, monkeypatch):
+    """Carrying the CAIS rows over twice must still name the run that scored them, not the last rerun."""
+    import json
+
+    from luodi.commands import distill as cmd
+
+    monkeypatch.setenv("LUODI_MODELS", str(tmp_path / "models"))  # no intent models: rows are carried
+    monkeypatch.setenv("LUODI_RESULTS", str(tmp_path))
+    row = {"name": "intent CAIS baseline-3L", "accuracy": 94.4, "slot_f1": 86.0}
+    (tmp_path / "distillation.json").write_text(
+        json.dumps({"date": "2026-12-01", "command": "c", "rows": [row]})
+    )
+    rows, notes = cmd._intent_rows()
+    assert rows[0]["measured_on"] == "2026-12-01" and "run of 2026-12-01" in notes
+    (tmp_path / "distillation.json").write_text(
+        json.dumps({"date": "2026-12-03", "command": "c", "rows": rows})
+    )
+    rows, notes = cmd._intent_rows()
+    assert rows[0]["measured_on"] == "2026-12-01" and "2026-12-03" not in notes
