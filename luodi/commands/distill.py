@@ -456,6 +456,16 @@ def _budget_notes(budget: str, groups, means, stds, label_budget: bool) -> list[
                 f"≥ baseline + 1: {'met' if ens >= base + 1 else 'missed'} ({ens - base:+.2f})"
             )
         lines.append(text + ".")
+        sweep = [  # the T/alpha sweep of this budget: ensemble-alpha0.1-2ep-3L, ensemble-T4-3L, ...
+            f"{m.group(1)} {m.group(2)} {means[g]:.2f} ({means[g] - ens:+.2f})"
+            for g in sorted(groups)
+            if (m := re.fullmatch(rf"ensemble-(alpha|T)([\d.]+)-{budget}{k}L", g))
+        ]
+        if sweep:
+            lines.append(
+                f"T/α sweep at {k} layers{name} (ensemble, one seed; default alpha 0.5, T 2; vs the ensemble "
+                f"mean): {'; '.join(sweep)}."
+            )
         init_only = means.get(f"teacher-init-only-{budget}{k}L")
         if init_only is not None:  # what the weight copy gives without the KD loss
             # the 1-epoch rows' control: as many passes over the data as teacher + student

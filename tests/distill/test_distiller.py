@@ -337,6 +337,7 @@ def test_experiment_notes_compare_each_budget_with_its_own_teachers(tmp_path: Pa
         "teacher-2ep-12L": _f1_rows(81.0, 82.0),
         "baseline-2ep-3L": _f1_rows(78.0, 78.4),
         "ensemble-2ep-3L": _f1_rows(80.0, 80.2),
+        "ensemble-alpha0.1-2ep-3L": _f1_rows(80.5),
     }
     notes = _experiment_notes(groups, tmp_path, monkeypatch)
     assert "**3 layers, 1 epoch**: ensemble-distilled 77.30 vs baseline 76.10" in notes
@@ -344,6 +345,7 @@ def test_experiment_notes_compare_each_budget_with_its_own_teachers(tmp_path: Pa
     assert "best teacher (79.00) − 0.5: missed (-1.70)" in notes
     assert "best teacher (82.00) − 0.5: missed (-1.90); ≥ baseline + 1: met (+1.90)" in notes
     assert "Teachers, 2 epochs: mean 81.50" in notes
+    assert "T/α sweep at 3 layers, 2 epochs" in notes and "alpha 0.1 80.50 (+0.40)" in notes
     assert "teachers 78.50 -> 81.50; baseline-3L 76.10 -> 78.20; ensemble-3L 77.30 -> 80.10" in notes
 
 
