@@ -414,12 +414,19 @@ def _int8_figures(model, path: Path, aligner, test, lat_texts, threads: int) -> 
     }
 
 
+def _teacher_budget(group: str) -> str | None:
+    """The training budget of a teacher group ("" for teacher-12L, "2ep-" for teacher-2ep-12L); None for
+    any other group, students such as teacher-init-only-3L included."""
+    match = re.fullmatch(r"teacher-(\d+ep-)?\d+L", group)
+    return None if match is None else match.group(1) or ""
+
+
 def _budget_notes(budget: str, groups, means, stds, label_budget: bool) -> list[str]:
     """The comparisons of one training budget (group-name infix ``budget``: "" or e.g. "2ep-"): per student
     size, ensemble vs baseline against seed variance and the issue's targets, then the teachers' spread."""
     import statistics
 
-    teacher_groups = sorted(g for g in groups if re.fullmatch(rf"teacher-{budget}\d+L", g))
+    teacher_groups = sorted(g for g in groups if _teacher_budget(g) == budget)
     teacher_f1 = [r["f1"] for g in teacher_groups for r in groups[g]]
     best_teacher = max(teacher_f1, default=None)
     epochs = budget.removesuffix("ep-") or "1"  # "2ep-" -> "2"
@@ -512,8 +519,7 @@ def _notes(groups, missing, train, test, train_chars, test_chars, mean_chars: fl
         path = _model_dir(dirname) / "train_log.json"
         return json.loads(path.read_text())["config"] if path.exists() else {}
 
-    # teacher-12L, teacher-2ep-12L, ...; not teacher-init-only-3L, a student
-    teacher_groups = sorted(g for g in groups if re.fullmatch(r"teacher-(\d+ep-)?\d+L", g))
+    teacher_groups = sorted(g for g in groups if _teacher_budget(g) is not None)
     teacher_cfg = cfg(f"breaking-{teacher_groups[0]}-seed1") if teacher_groups else {}
     student_cfg = cfg("breaking-3L-seed1")
     lines = [
@@ -552,8 +558,7 @@ def _notes(groups, missing, train, test, train_chars, test_chars, mean_chars: fl
     means = {g: statistics.mean(r["f1"] for r in m) for g, m in groups.items()}
     stds = {g: statistics.stdev([r["f1"] for r in m]) for g, m in groups.items() if len(m) > 1}
     # a training budget is a group-name infix: "" = the 1-epoch runs, "2ep-" = teachers and students at 2 epochs
-    budgets = sorted({re.fullmatch(r"teacher-(\d+ep-)?\d+L", g).group(1) or "" for g in teacher_groups})
-    budgets = budgets or [""]
+    budgets = sorted({_teacher_budget(g) for g in teacher_groups}) or [""]
     for budget in budgets:
         lines += _budget_notes(budget, groups, means, stds, len(budgets) > 1)
     if len(budgets) > 1:  # what the second pass over the data does to every row
