@@ -251,6 +251,7 @@ def _kd_columns(meta: dict) -> dict:
 def _training_columns(log: dict) -> dict:
     """The columns both tables take from a model's train_log.json (the trainer's own record)."""
     return {
+        "epochs": log["config"]["epochs"],
         "train_steps": log["steps"],
         "batch": log["config"]["batch_size"],
         "lr": log["config"]["learning_rate"],
@@ -489,6 +490,22 @@ def _budget_notes(budget: str, groups, means, stds, label_budget: bool) -> list[
                 f"{ens - base:+.2f} over the baseline the weight copy gives {init_only - base:+.2f} and the KD "
                 f"loss {ens - init_only:+.2f}{control}."
             )
+    gaps = [  # (layers, ensemble - best teacher, share of the baseline's gap to the best teacher KD closes)
+        (k, means[e] - best_teacher, (means[e] - means[b]) / (best_teacher - means[b]))
+        for k in (3, 6)
+        if (e := f"ensemble-{budget}{k}L") in means
+        and (b := f"baseline-{budget}{k}L") in means
+        and best_teacher is not None
+        and best_teacher > means[b]
+    ]
+    if len(gaps) > 1:  # the evidence for what limits the smaller student: its depth or the KD recipe
+        lines.append(
+            f"Student depth{name}: the ensemble-distilled student is "
+            + " and ".join(f"{gap:+.2f} F1 from the best teacher at {k} layers" for k, gap, _ in gaps)
+            + "; KD closes "
+            + " and ".join(f"{100 * share:.0f} %" for _, _, share in gaps)
+            + " of the baseline's gap to it."
+        )
     if teacher_f1:
         effects = [
             abs(means[f"{kind}-{budget}{k}L"] - means[f"baseline-{budget}{k}L"])
@@ -522,6 +539,12 @@ def _notes(groups, missing, train, test, train_chars, test_chars, mean_chars: fl
     teacher_groups = sorted(g for g in groups if _teacher_budget(g) is not None)
     teacher_cfg = cfg(f"breaking-{teacher_groups[0]}-seed1") if teacher_groups else {}
     student_cfg = cfg("breaking-3L-seed1")
+
+    def epochs(group):  # each group's own training budget, from its rows' train logs
+        found = sorted({r["epochs"] for r in groups[group] if "epochs" in r})
+        return "/".join(f"{e:g}" for e in found) or "?"
+
+    teacher_text = ", ".join(f"{g} ({epochs(g)} epoch(s))" for g in teacher_groups) or "none found"
     lines = [
         "Sentence breaking, per-character labels (none ，。？！、); a boundary = 。？！. "
         "`precision`/`recall`/`f1`: boundary detection (position and any final mark); `punct_f1`: macro F1 over "
@@ -530,14 +553,14 @@ def _notes(groups, missing, train, test, train_chars, test_chars, mean_chars: fl
         f"chunks, {sum(len(e.text) for e in train):,} chars ({train_chars}). `dev_f1`, `train_steps`, `batch`, "
         "`lr`, `train_s` and `dev_f1_curve` (step:dev F1 at each evaluation) come from each model's train_log.json (`train_s`: wall seconds with `threads` torch threads; runs of one thread went two "
         "at a time on the two cores).",
-        f"Teachers: {', '.join(teacher_groups) or 'none found'} (three seeds of `luodi train breaking`, "
-        f"{teacher_cfg.get('epochs', '?')} epoch(s) of batch {teacher_cfg.get('batch_size', '?')}, "
+        f"Teachers: {teacher_text} (three seeds each of `luodi train breaking`, "
+        f"batch {teacher_cfg.get('batch_size', '?')}, "
         f"lr {teacher_cfg.get('learning_rate', '?')}). Students: the baseline starts from the first k e5 layers, "
         "each KD row as its `init` column says (`teacher` = teacher seed1's own embeddings, first k layers "
         "and head, the mission's \"student initialised from the teacher's own first layers\"; `pretrained` = "
         "like the baseline), "
-        f"{student_cfg.get('epochs', '?')} epoch(s) of batch {student_cfg.get('batch_size', '?')}, "
-        f"lr {student_cfg.get('learning_rate', '?')}: baseline = gold labels only; distilled = KD from teacher "
+        f"as many epochs as the teachers of their budget (`epochs` column), batch "
+        f"{student_cfg.get('batch_size', '?')}, lr {student_cfg.get('learning_rate', '?')}: baseline = gold labels only; distilled = KD from teacher "
         "seed1's cached logits; ensemble = KD from the mean of the three teachers' logits; `alpha`, "
         "`temperature`, `ensemble` columns give each KD run's settings (`best` = per-example teacher with the "
         "lowest gold CE; rows `ensemble-alpha…`/`ensemble-T…` are the T/α sweep; `hidden_weight` > 0: hidden "
@@ -561,15 +584,18 @@ def _notes(groups, missing, train, test, train_chars, test_chars, mean_chars: fl
     budgets = sorted({_teacher_budget(g) for g in teacher_groups}) or [""]
     for budget in budgets:
         lines += _budget_notes(budget, groups, means, stds, len(budgets) > 1)
-    if len(budgets) > 1:  # what the second pass over the data does to every row
+    for budget in budgets:  # what more passes over the data do to every row, against the 1-epoch rows
+        if not budget:
+            continue
         moved = [
             f"{label} {means[g1]:.2f} -> {means[g2]:.2f}"
-            for label, g1, g2 in [("teachers", "teacher-12L", "teacher-2ep-12L")]
-            + [(f"{kind}-{k}L", f"{kind}-{k}L", f"{kind}-2ep-{k}L") for k in (3, 6) for kind in ("baseline", "distilled", "ensemble")]
+            for label, g1, g2 in [("teachers", "teacher-12L", f"teacher-{budget}12L")]
+            + [(f"{kind}-{k}L", f"{kind}-{k}L", f"{kind}-{budget}{k}L") for k in (3, 6) for kind in ("baseline", "distilled", "ensemble")]
             if g1 in means and g2 in means
         ]  # fmt: skip
         if moved:
-            lines.append("Two epochs instead of one (test F1, seed means): " + "; ".join(moved) + ".")
+            n = budget.removesuffix("ep-")
+            lines.append(f"{n} epochs instead of 1 (test F1, seed means): " + "; ".join(moved) + ".")
     if missing:
         lines.append("Not trained (no model dir): " + ", ".join(missing) + ".")
     lines.append(
@@ -584,26 +610,40 @@ def _notes(groups, missing, train, test, train_chars, test_chars, mean_chars: fl
         "--seed S --epochs 2 --lr 2e-4 --batch-size 16 --out <models>/breaking-baseline-2ep-3L-seedS`; the "
         "2-epoch budget: teachers `--epochs 2 --out <models>/breaking-teacher-2ep-12L-seedS`, KD students "
         "`--teachers <models>/breaking-teacher-2ep-12L-seed1 [...seed2 ...seed3] --epochs 2 --out "
-        "<models>/breaking-kd-{distilled|ensemble}-2ep-3L-seedS`; then `luodi eval distillation --threads 2`."
+        "<models>/breaking-kd-{distilled|ensemble}-2ep-3L-seedS`; 6-layer rows: the same with `--layers 6` / "
+        "`--student-layers 6` and `6L` in `--out`; then `luodi eval distillation --threads 2`."
     )
     return "\n\n".join(lines)
 
 
-# intent on CAIS: (row name, model dir name); teachers are the 3-layer models of `luodi train intent`
-INTENT_MODELS = [
+# intent on CAIS: (row name, model dir name); teachers are the 12-layer models of `luodi train intent`
+INTENT_TEACHERS = [
     ("intent CAIS teacher-12L plain", "intent-plain-cais"),
     ("intent CAIS teacher-12L fused", "intent-fused-cais"),
-    ("intent CAIS baseline-3L", "intent-plain-cais-3L"),
-    ("intent CAIS distilled-3L seed1", "intent-distilled-cais-3L-seed1"),
-    ("intent CAIS ensemble-3L seed1", "intent-ensemble-cais-3L-seed1"),
+]
+# 3-layer students, one model dir per seed: (group, model dir pattern)
+INTENT_STUDENTS = [
+    ("baseline-3L", "intent-plain-cais-3L-seed{s}"),
+    ("distilled-3L", "intent-distilled-cais-3L-seed{s}"),
+    ("ensemble-3L", "intent-ensemble-cais-3L-seed{s}"),
 ]
 
 
-def _intent_rows() -> tuple[list[dict], str]:
-    """CAIS test rows for the intent teachers and 3-layer students found in <models> (+ notes). With none
-    of the students in the cache (a fresh machine), the rows of the previous results/distillation.json are
-    carried over, saying so: the breaking part can be rerun without retraining the CAIS models."""
+def _intent_models(seeds) -> list[tuple[str, str, str | None]]:
+    """(row name, model dir name, student group or None for a teacher) of every CAIS model looked for."""
+    models = [(name, dirname, None) for name, dirname in INTENT_TEACHERS]
+    for group, pattern in INTENT_STUDENTS:
+        models += [(f"intent CAIS {group} seed{s}", pattern.format(s=s), group) for s in seeds]
+    return models
+
+
+def _intent_rows(seeds=(1, 2)) -> tuple[list[dict], str]:
+    """CAIS test rows for the intent teachers and 3-layer students (each seed, then a mean row per
+    student group) found in <models>, + notes. With none of the students in the cache (a fresh machine),
+    the rows of the previous results/distillation.json are carried over, saying so: the breaking part
+    can be rerun without retraining the CAIS models."""
     import json
+    import statistics
 
     import torch
 
@@ -611,12 +651,13 @@ def _intent_rows() -> tuple[list[dict], str]:
     from luodi.paths import results_dir
     from luodi.tasks.intent import IntentModel, evaluate, load_splits
 
-    found = [(n, _model_dir(d)) for n, d in INTENT_MODELS if (_model_dir(d) / "luodi.json").exists()]
+    models = _intent_models(seeds)
+    found = [(n, _model_dir(d), g) for n, d, g in models if (_model_dir(d) / "luodi.json").exists()]
     _, _, test = load_splits("cais")
-    if not any("teacher" not in n for n, _ in found):
+    if not any(g for _, _, g in found):
         previous = results_dir() / "distillation.json"
         old = json.loads(previous.read_text()) if previous.exists() else {"rows": []}
-        names = {n for n, _ in INTENT_MODELS}
+        names = {n for n, _, _ in models} | {f"intent CAIS {g} mean" for g, _ in INTENT_STUDENTS}
         # measured_on: the date of the run that scored a row, kept when it is carried over again
         rows = [
             {**r, "measured_on": r.get("measured_on", old.get("date", "?"))}
@@ -631,8 +672,8 @@ def _intent_rows() -> tuple[list[dict], str]:
         )
         return rows, _intent_notes(rows, len(test), carried)
     lat_texts = [e.text for e in test[:50]]
-    rows = []
-    for name, path in found:
+    rows, groups = [], {}
+    for name, path, group in found:
         api = IntentModel.load(path)
         scores = evaluate(api, test)
         row = {"name": name, "accuracy": scores["accuracy"], "slot_f1": scores["slot_f1"]}
@@ -656,7 +697,16 @@ def _intent_rows() -> tuple[list[dict], str]:
         if log.exists():
             row.update(_training_columns(json.loads(log.read_text())))
         rows.append(row)
+        if group:
+            groups.setdefault(group, []).append(row)
         console.print(row)
+    for group, members in groups.items():  # mean and spread over seeds, as for the breaking students
+        mean_row = {"name": f"intent CAIS {group} mean", "runs": len(members)}
+        for key in ("accuracy", "slot_f1"):
+            mean_row[key] = statistics.mean(r[key] for r in members)
+        if len(members) > 1:
+            mean_row["accuracy_std"] = statistics.stdev(r["accuracy"] for r in members)
+        rows.append(mean_row)
     return rows, _intent_notes(rows, len(test))
 
 
@@ -667,34 +717,44 @@ def _intent_notes(rows: list[dict], n_test: int, carried: str = "") -> str:
         "pretrained": "the first 3 e5 layers",
         "teacher": "the plain teacher's own first 3 layers and heads",
     }
+    seeds = sorted({n.rsplit("seed", 1)[1] for r in rows if " seed" in (n := r["name"])})
     lines = [
         "",
         f"**Intent on CAIS** ({n_test:,} test utterances): `accuracy` = intent accuracy, `slot_f1` = slot span "
         "F1. Teachers: the 12-layer plain and knowledge-fused models of `luodi train intent` (2 epochs, batch 16, "
         "lr 1.5e-4); students (plain model, no gazetteer): the baseline starts from the first 3 e5 layers, the KD "
         f"rows from {' / '.join(init_text.get(i, i) for i in inits) or '-'} (`init` column), 3 epochs, batch 16, lr 2e-4, "
-        "seed 1; baseline = the same student fine-tuned without KD (`intent-plain-cais-3L`); distilled = KD on "
+        f"seeds {', '.join(seeds) or '-'}; baseline = the same student fine-tuned without KD; distilled = KD on "
         "the intent logits from the plain teacher, ensemble = mean of the plain and fused teachers' logits "
         "(each cached with its own input), alpha 0.5, T 2; the slot head learns from gold tags. "
-        "`p50_ms`/`min_ms`: batch-1 `IntentModel.logits` over 50 test utterances (PyTorch).",
+        "`p50_ms`/`min_ms`: batch-1 `IntentModel.logits` over 50 test utterances (PyTorch); rows `... mean` "
+        "average the seeds, `accuracy_std` is their sample standard deviation.",
     ]
+    means = [r for r in rows if r["name"].endswith(" mean")]
+    students = means or [r for r in rows if "teacher" not in r["name"]]  # rows of a file without mean rows
     if teachers:
         best = max(teachers, key=lambda r: r["accuracy"])
-        for r in rows:
-            if "teacher" in r["name"]:
-                continue
+        base = next((r for r in students if "baseline" in r["name"]), None)
+        spread = max((r["accuracy_std"] for r in students if "accuracy_std" in r), default=None)
+        for r in students:
             ratio = 100 * r["accuracy"] / best["accuracy"]
-            lines.append(
+            text = (
                 f"- {r['name']}: {r['accuracy']:.2f} = {ratio:.1f} % of the best teacher ({best['name']}, "
-                f"{best['accuracy']:.2f}); target ≥ 97 %: {'met' if ratio >= 97 else 'missed'}."
+                f"{best['accuracy']:.2f}); target ≥ 97 %: {'met' if ratio >= 97 else 'missed'}"
             )
+            if base is not None and r is not base:
+                gap = r["accuracy"] - base["accuracy"]
+                text += f"; vs the baseline {gap:+.2f}"
+                if spread is not None:
+                    text += f" ({'exceeds' if abs(gap) > 2 * spread else 'within'} 2 × the largest seed std {spread:.2f})"
+            lines.append(text + ".")
     lines.append(
         "Reproduce: `luodi train intent --model plain|fused --data cais --layers 12 --epochs 2 --batch-size 16 "
-        "--learning-rate 1.5e-4`; `luodi train "
-        "intent --model plain --data cais --layers 3 --epochs 3 --batch-size 16 --learning-rate 2e-4`; `luodi "
-        "distill --task intent --teachers <models>/intent-plain-cais [--teachers <models>/intent-fused-cais] "
-        f"--student-layers 3 --init {'|'.join(inits) or 'teacher'} --epochs 3 --batch-size 16 --lr 2e-4 --seed 1 --threads 2 --out "
-        "<models>/intent-{distilled|ensemble}-cais-3L-seed1`."
+        "--learning-rate 1.5e-4`; for S = 1, 2: `luodi train intent --model plain --data cais --layers 3 "
+        "--epochs 3 --batch-size 16 --learning-rate 2e-4 --seed S --out <models>/intent-plain-cais-3L-seedS`; "
+        "`luodi distill --task intent --teachers <models>/intent-plain-cais [--teachers <models>/intent-fused-cais] "
+        f"--student-layers 3 --init {'|'.join(inits) or 'teacher'} --epochs 3 --batch-size 16 --lr 2e-4 --seed S "
+        "--out <models>/intent-{distilled|ensemble}-cais-3L-seedS`."
     )
     if carried:
         lines.append(carried)
