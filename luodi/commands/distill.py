@@ -283,7 +283,6 @@ def eval_distillation(
     """Score every breaking teacher / student found in <models> on the fixed test slice ->
     results/distillation.json + docs/distillation.md (rows missing a model are skipped and listed)."""
     import json
-    import statistics
 
     import torch
 
@@ -350,17 +349,13 @@ def eval_distillation(
         rows.append(row)
         groups.setdefault(group, []).append(row)
         console.print({k: round(v, 2) if isinstance(v, float) else v for k, v in row.items()})
-    for group, members in groups.items():  # mean and spread over seeds
-        if len(members) < 2:
-            continue
-        mean_row = {"name": f"breaking {group} mean"}
-        for key in ("precision", "recall", "f1", "punct_f1"):
-            mean_row[key] = statistics.mean(r[key] for r in members)
-        mean_row["f1_std"] = statistics.stdev(r["f1"] for r in members)
-        if all("int8_f1" in r for r in members):
-            mean_row["int8_f1"] = statistics.mean(r["int8_f1"] for r in members)
-        mean_row["runs"] = len(members)
-        rows.append(mean_row)
+    rows += [
+        _seed_mean(
+            f"breaking {group} mean", members, ("precision", "recall", "f1", "punct_f1", "int8_f1"), "f1"
+        )
+        for group, members in groups.items()
+        if len(members) > 1
+    ]
     mean_chars = sum(map(len, lat_texts)) / len(lat_texts)
     notes = _notes(groups, missing, train, test, TRAIN_CHARS, TEST_CHARS, mean_chars)
     intent_rows, intent_notes = _intent_rows()
@@ -369,6 +364,21 @@ def eval_distillation(
     write_results("distillation", rows, notes=notes)
     console.print("wrote results/distillation.json and docs/distillation.md")
     console.print(notes)
+
+
+def _seed_mean(name: str, members: list[dict], keys, spread_key: str) -> dict:
+    """A ``... mean`` row: the mean over seeds of each of ``keys`` that every member has, the sample
+    standard deviation of ``spread_key`` (``<key>_std``, with two or more seeds) and the number of runs."""
+    import statistics
+
+    row = {"name": name}
+    for key in keys:
+        if all(key in r for r in members):
+            row[key] = statistics.mean(r[key] for r in members)
+    if len(members) > 1:
+        row[f"{spread_key}_std"] = statistics.stdev(r[spread_key] for r in members)
+    row["runs"] = len(members)
+    return row
 
 
 def _int8_figures(model, path: Path, aligner, test, lat_texts, threads: int) -> dict:
@@ -529,16 +539,14 @@ def _budget_notes(budget: str, groups, means, stds, label_budget: bool) -> list[
 
 def _notes(groups, missing, train, test, train_chars, test_chars, mean_chars: float) -> str:
     """The table's provenance, the comparisons against seed variance and the issue's targets."""
-    import json
     import statistics
 
-    def cfg(dirname):
-        path = _model_dir(dirname) / "train_log.json"
-        return json.loads(path.read_text())["config"] if path.exists() else {}
+    def seed1(group):  # the seed-1 row of a group: its batch / lr columns came from its train_log.json
+        return next((r for r in groups.get(group, []) if r.get("name", "").endswith(" seed1")), {})
 
     teacher_groups = sorted(g for g in groups if _teacher_budget(g) is not None)
-    teacher_cfg = cfg(f"breaking-{teacher_groups[0]}-seed1") if teacher_groups else {}
-    student_cfg = cfg("breaking-3L-seed1")
+    teacher_cfg = seed1(teacher_groups[0]) if teacher_groups else {}
+    student_cfg = seed1("baseline-3L")
 
     def epochs(group):  # each group's own training budget, from its rows' train logs
         found = sorted({r["epochs"] for r in groups[group] if "epochs" in r})
@@ -554,13 +562,13 @@ def _notes(groups, missing, train, test, train_chars, test_chars, mean_chars: fl
         "`lr`, `train_s` and `dev_f1_curve` (step:dev F1 at each evaluation) come from each model's train_log.json (`train_s`: wall seconds with `threads` torch threads; runs of one thread went two "
         "at a time on the two cores).",
         f"Teachers: {teacher_text} (three seeds each of `luodi train breaking`, "
-        f"batch {teacher_cfg.get('batch_size', '?')}, "
-        f"lr {teacher_cfg.get('learning_rate', '?')}). Students: the baseline starts from the first k e5 layers, "
+        f"batch {teacher_cfg.get('batch', '?')}, "
+        f"lr {teacher_cfg.get('lr', '?')}). Students: the baseline starts from the first k e5 layers, "
         "each KD row as its `init` column says (`teacher` = teacher seed1's own embeddings, first k layers "
         "and head, the mission's \"student initialised from the teacher's own first layers\"; `pretrained` = "
         "like the baseline), "
         f"as many epochs as the teachers of their budget (`epochs` column), batch "
-        f"{student_cfg.get('batch_size', '?')}, lr {student_cfg.get('learning_rate', '?')}: baseline = gold labels only; distilled = KD from teacher "
+        f"{student_cfg.get('batch', '?')}, lr {student_cfg.get('lr', '?')}: baseline = gold labels only; distilled = KD from teacher "
         "seed1's cached logits; ensemble = KD from the mean of the three teachers' logits; `alpha`, "
         "`temperature`, `ensemble` columns give each KD run's settings (`best` = per-example teacher with the "
         "lowest gold CE; rows `ensemble-alpha…`/`ensemble-T…` are the T/α sweep; `hidden_weight` > 0: hidden "
@@ -643,7 +651,6 @@ def _intent_rows(seeds=(1, 2)) -> tuple[list[dict], str]:
     the rows of the previous results/distillation.json are carried over, saying so: the breaking part
     can be rerun without retraining the CAIS models."""
     import json
-    import statistics
 
     import torch
 
@@ -700,13 +707,10 @@ def _intent_rows(seeds=(1, 2)) -> tuple[list[dict], str]:
         if group:
             groups.setdefault(group, []).append(row)
         console.print(row)
-    for group, members in groups.items():  # mean and spread over seeds, as for the breaking students
-        mean_row = {"name": f"intent CAIS {group} mean", "runs": len(members)}
-        for key in ("accuracy", "slot_f1"):
-            mean_row[key] = statistics.mean(r[key] for r in members)
-        if len(members) > 1:
-            mean_row["accuracy_std"] = statistics.stdev(r["accuracy"] for r in members)
-        rows.append(mean_row)
+    rows += [
+        _seed_mean(f"intent CAIS {group} mean", members, ("accuracy", "slot_f1"), "accuracy")
+        for group, members in groups.items()
+    ]
     return rows, _intent_notes(rows, len(test))
 
 
