@@ -209,6 +209,10 @@ class Assistant:
             else:
                 queries, sentences = [clean], [clean]
         pairs = [(q, s) for q, s in zip(queries, sentences, strict=True) if q.strip()]
+        limit = getattr(self.intent, "max_chars", None)
+        if limit:  # an unbroken run longer than the intent model reads: consecutive pieces, nothing dropped
+            pairs = [p for q, s in pairs for p in ([(q, s)] if len(q) <= limit else
+                     [(q[i : i + limit],) * 2 for i in range(0, len(q), limit)])]  # fmt: skip
         doc["sentences"] = [s for _, s in pairs]
         items = [{"text": q} for q, _ in pairs]
         texts = [q for q, _ in pairs]

@@ -14,7 +14,7 @@ import platform
 import re
 import shlex
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +91,7 @@ def merge_results(
     sections: dict[str, str] | None = None,
     fresh: bool = False,
     extra: dict[str, Any] | None = None,
+    rename: Callable[[str], str] | None = None,
 ) -> tuple[Path, Path]:
     """Write ``new_rows`` into results/<topic>.json, replacing rows of the same name and keeping the rest.
 
@@ -99,11 +100,14 @@ def merge_results(
     number pointing into ``commands``, the list of commands that produced the file (the first one of a
     file written before merging is its ``command``). ``sections`` are named paragraphs of notes; a
     section not given again (e.g. the speed note of a model not rerun) is kept from the earlier file.
-    ``fresh`` starts the file anew."""
+    ``fresh`` starts the file anew. ``rename`` maps the kept rows' names (when a topic's naming changed:
+    the figures stay, under the names new rows use)."""
     path = results_dir() / f"{topic}.json"
     old = json.loads(path.read_text()) if path.exists() and not fresh else {}
     commands = list(old.get("commands") or ([old["command"]] if old.get("command") else []))
     old_rows = [{"run": 1, **r} if "commands" not in old else r for r in old.get("rows", [])]
+    if rename is not None:
+        old_rows = [{**r, "name": rename(r["name"])} for r in old_rows]
     cmd = current_command()
     if cmd not in commands:
         commands.append(cmd)

@@ -333,3 +333,15 @@ def test_a_query_that_is_a_stored_faq_question_gets_its_answer_even_with_slots()
     first, second = (q["answer"] for q in a("你叫什么名字？|你叫什么名字呀")["queries"])
     assert first == {"type": "faq", "question": "你叫什么名字", "answer": "我是落地助手", "score": 1.0}
     assert second["type"] == "action"  # not word for word: the skill (with its slot) stays
+
+
+def test_an_unbroken_run_longer_than_the_intent_model_reads_becomes_pieces():
+    class Reads5(KeywordIntent):
+        max_chars = 5
+
+        def __call__(self, texts):
+            assert all(len(t) <= 5 for t in texts)
+            return super().__call__(texts)
+
+    doc = assistant(intent=Reads5())("边" * 12)
+    assert [q["text"] for q in doc["queries"]] == ["边" * 5, "边" * 5, "边" * 2]  # nothing dropped

@@ -67,56 +67,190 @@ def train_intent(
     console.print(f"saved {out} ({minutes:.1f} min); valid: {json.dumps(scores)}")
 
 
+# row names as the issue spells them: NLPCC-2018's "test" here is the fixed dev part of its session split
+SET_NAMES = {"cais": ("CAIS", "test"), "nlpcc2018": ("NLPCC", "dev")}
+
+
+def row_label(data: str, set_name: str) -> str:
+    """``cais``, ``test`` -> ``CAIS test``; ``nlpcc2018``, ``test`` -> ``NLPCC dev``; entity-swap stays."""
+    corpus, test_name = SET_NAMES[data]
+    return f"{corpus} {test_name if set_name == 'test' else set_name}"
+
+
+def legacy_row_name(name: str) -> str:
+    """Rows written before 2026-12-03 used the loaders' names (``fused-3L nlpcc2018 test``): the same
+    figures under the names above, so a partial rerun does not leave two spellings in one table."""
+    for data in SET_NAMES:
+        name = name.replace(f" {data} test", f" {row_label(data, 'test')}")
+        name = name.replace(f" {data} ", f" {SET_NAMES[data][0]} ")
+    return name
+
+
+def _legacy_sections(md_path: Path) -> dict[str, str]:
+    """The example tables of a docs/intent.md written before the notes were kept as sections."""
+    if not md_path.exists():
+        return {}
+    text = md_path.read_text(encoding="utf-8")
+    sections = {}
+    for block in text.split("### ")[1:]:
+        block = block.split("\n\nNot trained")[0].split("\n\nRuns (")[0].strip()
+        for data, (corpus, _) in SET_NAMES.items():
+            old_title = f"Example predictions, fused model, {data} (fused-3L {data})"
+            if block.startswith(old_title):
+                sections[f"examples {data}"] = "### " + block.replace(
+                    old_title, _examples_title(corpus, "fused-3L")
+                )
+    return sections
+
+
+def _examples_title(corpus: str, label: str) -> str:
+    return f"Example predictions, fused model, {corpus} ({label})"
+
+
+def _card(path: Path) -> dict:
+    card = path / "card.json"
+    return json.loads(card.read_text()) if card.exists() else {}
+
+
+def _model_rows(api, label: str, data: str, test, swapped) -> list[dict]:
+    """test and entity-swap rows of one model; for a fused model also with the gazetteer dropped."""
+    from luodi.tasks.intent import evaluate
+    from luodi.text.gazetteer import Gazetteer
+
+    sets = [("test", test, None), ("entity-swap", swapped, None)]
+    if api.config.knowledge:
+        sets += [("test", test, Gazetteer()), ("entity-swap", swapped, Gazetteer())]
+    return [
+        {"name": f"{label} {row_label(data, s)}" + (" no-gazetteer" if gaz is not None else ""),
+         **_round(evaluate(api, examples, gaz))}
+        for s, examples, gaz in sets
+    ]  # fmt: skip
+
+
 @eval_app.command("intent")
 def eval_intent(
     data: list[str] = typer.Option(["cais", "nlpcc2018"], help="Data sets to evaluate."),
+    models: list[str] = typer.Option(
+        None,
+        "--model",
+        help="Only these model dirs/names (from `luodi train intent`): their rows replace those of the same "
+        "name in results/, the rest are kept.",
+    ),
+    errors: Path = typer.Option(
+        None,
+        help="Analyse the CAIS test errors of this model (a model dir or a release dir); default: the "
+        "fused 3-layer CAIS model when it is evaluated.",
+    ),
     threads: int = typer.Option(2),
     examples: int = typer.Option(12, help="Example predictions shown in the docs."),
 ) -> None:
-    """Plain vs knowledge-fused on test, entity-swap robustness, ablations, TF-IDF+SVM baseline:
-    results/intent.json + docs/intent.md. Evaluates the models `luodi train intent` saved."""
+    """Plain vs knowledge-fused on test, entity-swap robustness, ablations, TF-IDF+SVM baseline, an error
+    analysis: results/intent.json + docs/intent.md. Evaluates the models `luodi train intent` saved."""
     import torch
 
     from luodi.data.intent import load_lexicons
-    from luodi.results import write_results
-    from luodi.tasks.intent import IntentModel, entity_swap, evaluate, load_splits, training_values
-    from luodi.text.gazetteer import Gazetteer
+    from luodi.paths import docs_dir, models_dir, results_dir
+    from luodi.results import merge_results
+    from luodi.tasks.intent import IntentModel, entity_swap, load_splits, training_values
 
     torch.set_num_threads(threads)
-    rows, notes, missing = [], [], []
+    if models:  # model dirs -> (path, variant, layers, data) from the card `luodi train intent` wrote
+        chosen = []
+        for name in models:
+            path = Path(name) if Path(name).exists() else models_dir() / name
+            card = _card(path)
+            if not (path / "luodi.json").exists() or not card.get("data"):
+                raise typer.BadParameter(f"{path}: not a model saved by `luodi train intent` (no card.json)")
+            chosen.append((path, card["variant"], card["layers"], card["data"]))
+        data = list(SET_NAMES)  # every data set's notes (cheap); models only where chosen
+    rows, sections, missing = [], {"rows": NOTES}, []
     lexicons = load_lexicons()
     for name in data:
         train_data, _, test = load_splits(name)
         swapped = entity_swap(test, lexicons, seen=training_values(train_data))
-        rows.append({"name": f"tfidf-svm {name} test", **tfidf_svm(train_data, test)})
-        notes.append(
-            f"- {name}: {len(train_data):,} training utterances, {len(test):,} test; entity-swap = the "
-            f"{len(swapped):,} test utterances with a singer/song slot, each such value replaced by a lexicon "
-            "entry that never occurs in training (seed 0), tags rebuilt."
+        sections[f"data {name}"] = (
+            f"- {row_label(name, 'test')}: {len(train_data):,} training utterances, {len(test):,} test; "
+            f"entity-swap = the {len(swapped):,} test utterances with a singer/song slot, each such value "
+            "replaced by a lexicon entry that never occurs in training (seed 0), tags rebuilt."
         )
-        for variant, layers in [(v, 3) for v in VARIANTS] + [("plain", 12), ("fused", 12)]:
-            path = model_path(variant, name, layers)
+        if models:
+            todo = [(p, v, k) for p, v, k, d in chosen if d == name]
+        else:
+            rows.append({"name": f"tfidf-svm {row_label(name, 'test')}", **tfidf_svm(train_data, test)[0]})
+            todo = [(model_path(v, name, k), v, k) for v, k in [(v, 3) for v in VARIANTS] + [("plain", 12), ("fused", 12)]]  # fmt: skip
+        for path, variant, layers in todo:
             if not (path / "luodi.json").exists():
                 missing.append(str(path))
                 continue
             api = IntentModel.load(path)
-            label = f"{variant}-{layers}L {name}"
-            rows.append({"name": f"{label} test", **_round(evaluate(api, test))})
-            rows.append({"name": f"{label} entity-swap", **_round(evaluate(api, swapped))})
-            if variant == "fused":
-                empty = Gazetteer()
-                rows.append({"name": f"{label} test no-gazetteer", **_round(evaluate(api, test, empty))})
-                rows.append({"name": f"{label} entity-swap no-gazetteer",
-                             **_round(evaluate(api, swapped, empty))})  # fmt: skip
-                if not any(f"fused model, {name}" in n for n in notes):
-                    notes.append(_examples(api, test, swapped, f"{name} ({label})", examples))
-    notes.insert(0, NOTES)
+            label = f"{variant}-{layers}L"
+            rows += _model_rows(api, label, name, test, swapped)
+            if variant == "fused" and f"examples {name}" not in sections:
+                sections[f"examples {name}"] = _examples(api, test, swapped, _examples_title(SET_NAMES[name][0], label), examples)  # fmt: skip
+            if name == "cais" and variant == "fused" and layers == 3 and errors is None:
+                errors = path
+    if errors is not None:
+        error_rows, sections["errors"] = error_analysis(errors, threads)
+        rows += error_rows
     if missing:
-        notes.append("Not trained (skipped): " + ", ".join(missing))
-    js, md = write_results("intent", rows, notes="\n\n".join(notes))
+        sections["skipped"] = "Not trained (skipped): " + ", ".join(missing)
     for r in rows:
         console.print(r)
+    old = results_dir() / "intent.json"
+    if models and old.exists() and "sections" not in json.loads(old.read_text()):
+        sections = {**_legacy_sections(docs_dir() / "intent.md"), **sections}
+    js, md = merge_results("intent", rows, sections, fresh=not models, rename=legacy_row_name)
     console.print(f"wrote {js} and {md}")
+
+
+def error_analysis(model: Path, threads: int = 2, target: float = 96.5) -> tuple[list[dict], str]:
+    """What stands between a model and the CAIS target: its test errors, how many of them an unrelated
+    model (the TF-IDF + SVM baseline) makes too, and how many of those with the same wrong label -- errors
+    two model families agree on point at the labels (ambiguous or noisy gold), not at the encoder."""
+    from collections import Counter
+
+    from luodi.runtime.tasks import is_release_dir, load_release
+    from luodi.tasks.intent import IntentModel, load_splits
+
+    model = Path(model)
+    api = load_release("intent", model, threads=threads) if is_release_dir(model) else IntentModel.load(model)
+    train_data, _, test = load_splits("cais")
+    gold = [e.intent for e in test]
+    pred, _, _ = api.predict_tags([e.text for e in test])
+    svm = tfidf_svm(train_data, test)[1]
+    wrong = [i for i in range(len(test)) if pred[i] != gold[i]]
+    shared = [i for i in wrong if svm[i] != gold[i]]
+    same = [i for i in shared if svm[i] == pred[i]]
+    allowed = int(len(test) * (100 - target) / 100)
+    accuracy = 100 * (len(test) - len(wrong)) / len(test)
+    counts = Counter(e.intent for e in train_data)
+    pairs = Counter((gold[i], pred[i]) for i in wrong).most_common(6)
+    card = _card(model)
+    label = (
+        "release-int8"
+        if is_release_dir(model)
+        else f"{card.get('variant', model.name)}-{card.get('layers', '?')}L"
+    )
+    name = f"{label} CAIS test errors"
+    row = {"name": name, "accuracy": round(accuracy, 2), "errors": len(wrong), "errors_allowed": allowed,
+           "svm_also_wrong": len(shared), "svm_same_wrong_label": len(same)}  # fmt: skip
+    lines = [
+        f"Why CAIS intent accuracy stops short of {target} (`{model}`, row `{name}`): the {len(test):,}-utterance "
+        f"test set allows {allowed} errors at {target} %; this model makes {len(wrong)} ({accuracy:.2f} %). "
+        f"The TF-IDF + SVM baseline, which shares no parameters or features with it, also gets {len(shared)} of "
+        f"them wrong, {len(same)} with the very same wrong intent: only {len(wrong) - len(shared)} errors are "
+        f"this model's own, and reaching the target means removing {max(0, len(wrong) - allowed)}. Many shared "
+        "errors are titles that name several things (a poem that is also a song, a story heard as music) or "
+        "chat lines that quote a song title. Most frequent confusions (gold -> predicted: "
+        "count; training utterances of the gold intent): "
+        + "; ".join(f"{g} -> {p}: {n} ({counts[g]:,})" for (g, p), n in pairs)
+        + ". Errors both models agree on (text, gold, predicted):",
+        "",
+        "| text | gold | predicted (both) |",
+        "|---|---|---|",
+    ]
+    lines += [f"| {test[i].text} | {gold[i]} | {pred[i]} |" for i in same[:12]]
+    return [row], "\n".join(lines)
 
 
 NOTES = """\
@@ -125,23 +259,28 @@ Rows: `<variant>-<layers>L <data> <set>`. Variants: `plain` = encoder + intent h
 ablations `fused-nogate` (sum instead of the gate), `fused-noattn` (label embeddings added, no slot attention),
 and `no-gazetteer` (the fused model with an empty gazetteer at test time). Intent `accuracy`/`macro_f1`,
 slot span `slot_f1` (conlleval), `sentence_accuracy` (intent and all slots right); 0-100.
-NLPCC-2018 has no test file: test = the fixed dev sessions, and a tenth of the training sessions
-(sha1 % 10 == 1) chose the checkpoint. The gazetteer is the NLPCC-2018 lexicons (12 types).
-`tfidf-svm` = char 1-3-gram TF-IDF + LinearSVC (intent only).
+NLPCC-2018 has no test file: `NLPCC dev` = the fixed dev sessions of SOURCES.md, and a tenth of the training
+sessions (sha1 % 10 == 1) chose the checkpoint. The gazetteer is the NLPCC-2018 lexicons (12 types).
+`tfidf-svm` = char 1-3-gram TF-IDF + LinearSVC (intent only). Rows written before 2026-12-03 were named
+after the loaders (`cais test`, `nlpcc2018 test`): same figures, renamed.
 
-Training (one run each, seed 42, 2 threads; the exact command is in each model's card.json): 3-layer rows
+Training (one run each, seed 42; the exact command is in each model's card.json): 3-layer rows
 `luodi train intent --model <variant> --data <data> --layers 3 --epochs 3 --batch-size 16 --learning-rate 2e-4`;
-12-layer rows `luodi train intent --model plain|fused --data cais --layers 12 --epochs 2 --batch-size 16
---learning-rate 1.5e-4` (12-layer NLPCC models were not trained this round: ~15 min each on 2 cores)."""
+12-layer rows `luodi train intent --model plain|fused --data cais|nlpcc2018 --layers 12 --epochs 2 --batch-size 16
+--learning-rate 1.5e-4`.
+
+Out of domain / low confidence: `IntentModel(...)(text)["score"]` is the intent's softmax probability and
+`low_confidence` is set below `threshold` (0.5 by default, `intent_threshold` in the assistant's config) or
+for blank text. The assistant then does not act on the skill intent and tries FAQ retrieval, then chat."""
 
 
 def _round(scores: dict) -> dict:
     return {k: round(v, 2) for k, v in scores.items() if k != "joint"}
 
 
-def _examples(api, test, swapped, name: str, n: int) -> str:
+def _examples(api, test, swapped, title: str, n: int) -> str:
     """Markdown: predictions on test and entity-swap utterances, wrong ones first."""
-    lines = [f"### Example predictions, fused model, {name}", "", "| set | text | gold | predicted | slots |",
+    lines = [f"### {title}", "", "| set | text | gold | predicted | slots |",
              "|---|---|---|---|---|"]  # fmt: skip
     for set_name, data in (("test", test), ("entity-swap", swapped)):
         preds = api([e.text for e in data[:400]])
@@ -161,8 +300,8 @@ def _examples(api, test, swapped, name: str, n: int) -> str:
     return "\n".join(lines)
 
 
-def tfidf_svm(train_data, test) -> dict:
-    """The classic baseline: char 1-3-gram TF-IDF + LinearSVC (intent only)."""
+def tfidf_svm(train_data, test) -> tuple[dict, list[str]]:
+    """The classic baseline: char 1-3-gram TF-IDF + LinearSVC (intent only): (scores, predicted intents)."""
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.svm import LinearSVC
 
@@ -173,7 +312,7 @@ def tfidf_svm(train_data, test) -> dict:
     clf = LinearSVC(C=1.0).fit(x, [e.intent for e in train_data])
     pred = clf.predict(vectorizer.transform([e.text for e in test])).tolist()
     gold = [e.intent for e in test]
-    return {"accuracy": round(accuracy(gold, pred), 2), "macro_f1": round(macro_f1(gold, pred), 2)}
+    return {"accuracy": round(accuracy(gold, pred), 2), "macro_f1": round(macro_f1(gold, pred), 2)}, pred
 
 
 @predict_app.command("intent")
@@ -193,6 +332,9 @@ def predict_intent(
         type_name, _, path = spec.partition("=")
         if not path:
             raise typer.BadParameter(f"--add-lexicon expects TYPE=FILE, got {spec!r}")
-        api.gazetteer.add_file(type_name, path)
+        try:
+            api.add_lexicon(type_name, Path(path))
+        except (ValueError, OSError) as err:  # LexiconError is a ValueError: file:line of a bad entry
+            raise typer.BadParameter(f"--add-lexicon {spec}: {err}") from err
     for result in api(texts):
         console.print_json(json.dumps(result, ensure_ascii=False))

@@ -119,6 +119,8 @@ def list_predictor(model: Callable[[list[Any]], list[Any]]) -> Predictor:
     def predict(items: list[Any]) -> list[Any]:
         return list(model(items))
 
+    if getattr(model, "max_chars", None) is not None:  # the endpoint refuses longer text before batching it
+        predict.max_chars = model.max_chars
     return predict
 
 

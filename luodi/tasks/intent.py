@@ -23,7 +23,9 @@ Ablations switch parts off: ``fusion="sum"`` (f = h + a, no gate), ``slot_attent
 (a_t = v_t: label embeddings added position-wise), and at test time an empty gazetteer.
 
 Lexicons can change without retraining: ``model.gazetteer.add("singer", ["新歌手"])`` is used by the next
-call. Only label *types* seen in training carry meaning; labels of a new type are ignored (documented).
+call, and ``model.add_lexicon("singer", path_or_words)`` does the same but refuses a type the model was not
+trained with (``ValueError`` naming the known types). Only label *types* seen in training carry meaning: a
+gazetteer shared with other stages (the pipeline's) may hold more types, whose labels the collator ignores.
 """
 
 from __future__ import annotations
@@ -249,6 +251,34 @@ class IntentModel:
         self.gazetteer.save_dir(out_dir / LEXICON_DIR)
         return out_dir
 
+    @property
+    def max_chars(self) -> int:
+        """Characters one text may have: the encoder's positions minus <s> and </s> (510 for e5). Longer
+        text is refused, not truncated: break it into queries first (``SentenceBreaker``; the pipeline cuts
+        an unbroken run into pieces of this size)."""
+        return int(self.config.encoder.get("max_position_embeddings", 512)) - 2
+
+    @property
+    def lexicon_types(self) -> list[str]:
+        """Gazetteer types the model has label embeddings for (none for the plain model)."""
+        return sorted({label.split("-", 1)[1] for label in self.config.knowledge_labels})
+
+    def add_lexicon(self, type_name: str, entries: str | Path | Sequence[str]) -> int:
+        """Add entries (a list, or a file with one a line) of a type the model was trained with; they are
+        matched from the next call on, without retraining. Returns how many were new. A type the model has
+        no label embedding for raises ``ValueError``: its matches could never reach the model, and silently
+        accepting them would look like a lexicon update that works."""
+        if not self.config.knowledge:
+            raise ValueError("this is a plain intent model: it reads no gazetteer (train --model fused)")
+        if type_name not in self.lexicon_types:
+            raise ValueError(
+                f"unknown lexicon type {type_name!r} for this model: it was trained with "
+                f"{', '.join(self.lexicon_types)}; a new type needs retraining"
+            )
+        if isinstance(entries, (str, Path)):
+            return self.gazetteer.add_file(type_name, entries)
+        return self.gazetteer.add(type_name, entries)
+
     def collator(self, gazetteer: Gazetteer | None = None) -> IntentCollator:
         return IntentCollator(
             self.aligner, self.config, gazetteer if gazetteer is not None else self.gazetteer
@@ -257,6 +287,12 @@ class IntentModel:
     @torch.no_grad()
     def logits(self, texts: Sequence[str], gazetteer: Gazetteer | None = None):
         """(intent logits (n, intents), slot logits per text (len, tags)), in input order."""
+        for i, text in enumerate(texts):
+            if len(text) > self.max_chars:  # the position embeddings end there; one such text fails a batch
+                raise ValueError(
+                    f"text {i} has {len(text)} characters; the intent model reads at most {self.max_chars} "
+                    "(break it into queries first)"
+                )
         collate = self.collator(gazetteer)
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         intent_out: list = [None] * len(texts)

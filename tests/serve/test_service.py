@@ -331,3 +331,24 @@ def test_understand_passes_numpy_and_dataclass_outputs_as_json():
             "score": 0.5,
             "timings": {"intent": 1.0},
         }
+
+
+def test_text_longer_than_the_intent_model_reads_is_413_and_spares_its_batch():
+    """A predictor that says how much text its model reads (``max_chars``, as list_predictor(IntentModel)
+    does) gets longer text refused at the endpoint, before batching: the neighbours of such a text in a
+    micro-batch would otherwise fail with it."""
+    from luodi.serve.predictors import list_predictor
+
+    class Reads8(FakeIntent):
+        max_chars = 8
+
+        def __call__(self, texts):
+            assert all(len(t) <= 8 for t in texts), "an over-long text reached the model"
+            return super().__call__(texts)
+
+    app = create_app({"intent": list_predictor(Reads8())}, _config(max_batch_size=16, max_wait_ms=50))
+    long, short = {"texts": ["边" * 9]}, {"texts": ["你好"]}
+    responses = asyncio.run(_concurrent(app, [("/v1/intent", long), ("/v1/intent", short)]))
+    assert responses[0].status_code == 413
+    assert "texts[0] has 9 characters; the intent model reads at most 8" in responses[0].json()["detail"]
+    assert responses[1].status_code == 200 and responses[1].json()["results"][0]["intent"] == "len2"

@@ -116,6 +116,42 @@ def test_unknown_lexicon_type_is_ignored(zh_tokenizer, gazetteer):
     assert set(ids[0, 1].tolist()) - {PAD_LABEL} == {api.config.knowledge_labels.index("B-singer") + 2}
 
 
+def test_add_lexicon_refuses_a_type_the_model_never_saw(zh_tokenizer, tmp_path):
+    api = tiny(zh_tokenizer, True, Gazetteer({"singer": ["刘德华"], "song": ["稻香"]}))
+    assert api.lexicon_types == ["singer", "song"]
+    with pytest.raises(ValueError, match=r"unknown lexicon type 'podcast'.*singer, song"):
+        api.add_lexicon("podcast", ["王菲"])
+    assert "podcast" not in api.gazetteer.types
+    file = tmp_path / "singers.txt"
+    file.write_text("王菲\n那英\n", encoding="utf-8")
+    assert api.add_lexicon("singer", file) == 2  # a known type from a file: matched at once
+    b_singer = api.config.knowledge_labels.index("B-singer") + 2
+    assert b_singer in api.collator().encode(["播放那英的歌"])["knowledge_ids"][0, 3].tolist()
+    with pytest.raises(ValueError, match="plain intent model"):
+        tiny(zh_tokenizer, False).add_lexicon("singer", ["王菲"])
+
+
+@pytest.mark.parametrize("options", [{}, {"slot_attention": False}], ids=["gate", "no-slot-attention"])
+def test_fusion_masks_padding(zh_tokenizer, gazetteer, options):
+    """Padding changes nothing: a text scored alone and next to a longer one gives the same logits at its
+    own positions (attention masks in slot attention and the fusion MHA), and an extra PAD label in a
+    position's label set leaves its mean label embedding unchanged."""
+    api = tiny(zh_tokenizer, True, gazetteer, **options)
+    api.model.eval()
+    short, long = "播放稻香", "我想听周杰伦的稻香还有刘德华的冰雨"
+    alone = api.model(**api.collator().encode([short]))
+    padded = api.model(**api.collator().encode([short, long]))
+    n = len(short) + 2  # <s> + characters + </s>
+    torch.testing.assert_close(padded["logits"][0], alone["logits"][0], atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(
+        padded["slot_logits"][0, :n], alone["slot_logits"][0, :n], atol=1e-5, rtol=1e-4
+    )
+    batch = api.collator().encode([short])
+    wider = torch.nn.functional.pad(batch["knowledge_ids"], (0, 2), value=PAD_LABEL)
+    more = api.model(**{**batch, "knowledge_ids": wider})
+    torch.testing.assert_close(more["logits"], alone["logits"], atol=1e-5, rtol=1e-4)
+
+
 def test_call_returns_documented_fields(zh_tokenizer, gazetteer):
     api = tiny(zh_tokenizer, True, gazetteer)
     one = api("来一首周杰伦的稻香")
@@ -223,3 +259,11 @@ def test_distill_init_from_the_plain_teacher(zh_tokenizer, gazetteer, tmp_path):
     assert student.model.encoder.config.num_hidden_layers == 1 and set(state) <= set(teacher)
     for key, value in state.items():
         assert torch.equal(value, teacher[key]), key
+
+
+def test_text_longer_than_the_positions_is_refused_with_the_limit(zh_tokenizer, gazetteer):
+    api = tiny(zh_tokenizer, True, gazetteer)
+    assert api.max_chars == 510  # 512 positions - <s> - </s>
+    assert api(["边" * 510])[0]["intent"] in api.config.intents
+    with pytest.raises(ValueError, match="text 1 has 511 characters; the intent model reads at most 510"):
+        api(["你好", "边" * 511])
