@@ -5,7 +5,7 @@
 A clean clone of the committed HEAD goes next to this checkout (so `../shared/data` is beside it, as in CI),
 with its own new virtualenv and `PIP_NO_CACHE_DIR=1`, so every package is downloaded and installed again;
 only the torch wheel comes from the machine's local file, as the machine's pip finds it first (see the
-README). The model cache is a new empty folder (`LUODI_HOME`), so the encoder is converted again too.
+README). The model cache is a new empty folder (`LUODI_HOME`): nothing trained or converted is reused.
 Writes results/setup.json + docs/setup.md: seconds for the set-up (`make install`) and for the demo itself.
 The clone is removed afterwards.
 """
@@ -64,7 +64,7 @@ def main() -> None:
 
     notes = (f"Commit {head}, cloned beside the data as CI does; a new virtualenv, `PIP_NO_CACHE_DIR=1` (every "
              "package downloaded again from PyPI; torch 2.13.0 from the machine's local wheel) and an empty model "
-             f"cache (the encoder converted again). The machine's other load counts too: 1-min load average "
+             f"cache (`LUODI_HOME`). The machine's other load counts too: 1-min load average "
              f"{os.getloadavg()[0]:.1f} at the end on {os.cpu_count()} cores. Log: {log}.")  # fmt: skip
     js, md = write_results("setup", rows, command="python -m bench.fresh_demo", notes=notes)
     print(f"wrote {js} and {md}")

@@ -272,16 +272,16 @@ def learning_curve(rows: list[dict], family: str, distinct: dict[str, int]) -> s
         if slope > 0:
             need = best_chars * 2 ** ((target - best) / slope)
             reach = (f"along that line {target} needs ~{need / 1e6:,.1f} M training characters "
-                     f"(~{need / 2 / distinct[corpus]:,.0f}x the {distinct[corpus]:,} distinct {corpus} training characters)")  # fmt: skip
+                     f"(~{need / 2 / distinct[corpus]:,.0f}x the {distinct[corpus]:,} characters of the {corpus} training split)")  # fmt: skip
         else:
             reach = "more characters did not help at all"
         lines.append(
             f"- {part} ({family}, `--max-chars` only): {curve} (train_chars: F1); {slope:+.2f} F1 per doubling; "
             f"{reach}. The largest run saw {own / 1e3:,.0f} k {corpus} characters"
             + (
-                f", i.e. the {distinct[corpus] / 1e3:,.0f} k distinct ones {own / distinct[corpus]:.1f} times over."
+                f", i.e. the {distinct[corpus] / 1e3:,.0f} k of its training split {own / distinct[corpus]:.1f} times over."
                 if own > distinct[corpus]
-                else f" of {distinct[corpus] / 1e3:,.0f} k distinct."
+                else f" of the {distinct[corpus] / 1e3:,.0f} k in its training split."
             )  # fmt: skip
         )
     if not lines:
@@ -429,6 +429,14 @@ def eval_segment(
             "boundary. Single-criterion baselines are named without a granularity (`fine-only-3L PKU`)."
         )
     }
+    sections["user dictionary"] = (
+        "User dictionary (`Segmenter(...)(texts, user_dict=[...])`, `luodi segment --dict FILE`): its words "
+        "are matched longest first, then leftmost, and forced whole before decoding (their characters "
+        "constrained to B M..M E); the model decides the rest. When a dictionary word conflicts with the model "
+        "(the model would cut inside it or across its edges), the dictionary wins; it also wins over the rule "
+        "that never splits an ASCII letter/digit run, and a match that spans whitespace is ignored. The "
+        "assistant uses it to keep gazetteer singers whole at the fine granularity (PKU splits 周 / 杰伦)."
+    )
     if int8_seg is not None:
         sections["int8"] = (
             f"`{label}-int8`: the same model through ONNX Runtime (`luodi.runtime.tasks.export_release`: "

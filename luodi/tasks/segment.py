@@ -42,6 +42,8 @@ Choices, and why:
 - Long text: windows of ``window`` characters overlapping by ``overlap``, decoded independently and
   stitched at a word boundary of the left window inside the overlap (preferring one both windows agree
   on, never inside a forced span), so every character is output exactly once. No silent truncation.
+  The one exception to the word rules: a single word longer than the overlap (e.g. a 60-character URL)
+  leaves no boundary to stitch at, and is cut in the middle of the overlap.
 """
 
 from __future__ import annotations
@@ -382,7 +384,7 @@ def _stitch(chars: str, pieces: list[_Piece], overlap: int) -> list[str]:
     if not chars:
         return []
     pieces = sorted(pieces, key=lambda p: p.start)
-    forced_inside = set()  # positions inside a forced word or ASCII run: no cut there
+    forced_inside = set()  # positions inside a forced (user-dictionary) word: no cut there
     for p in pieces:
         for s, e in p.spans:
             forced_inside.update(range(p.start + s + 1, p.start + e))
@@ -393,6 +395,8 @@ def _stitch(chars: str, pieces: list[_Piece], overlap: int) -> list[str]:
         mid = (ov_lo + ov_hi) / 2
         cands = [b for b in left.boundaries if ov_lo < b < ov_hi and b not in forced_inside]
         both = [b for b in cands if b in right.boundaries]
+        # no boundary in the overlap: one word spans it (an ASCII run or dictionary word longer than the
+        # overlap, e.g. a URL); it is cut mid-overlap, the only place both windows saw it whole around
         pool = both or cands or [int(mid)]
         cut = min(pool, key=lambda b: abs(b - mid))
         starts.update(b for b in left.boundaries if lo <= b < cut)

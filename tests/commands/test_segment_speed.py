@@ -28,7 +28,10 @@ def test_learning_curve_fits_the_gain_per_doubling_and_extrapolates():
     note = learning_curve(rows, "unified-3L", {"PKU": 1_000_000, "MSR": 100_000})
     assert "+1.00 F1 per doubling" in note
     # 96.5 is 3.5 doublings above 93.0 at 1.2 M: 1.2 M * 2**3.5 = 13.6 M characters, half of them PKU
-    assert "~13.6 M training characters" in note and "~7x the 1,000,000 distinct PKU" in note
+    assert (
+        "~13.6 M training characters" in note
+        and "~7x the 1,000,000 characters of the PKU training split" in note
+    )
     assert "12-layer encoder reached 92.50 on 800 k" in note
     assert "coarse MSR" not in note.split("\n")[1]  # no MSR points: no MSR line
     assert learning_curve(rows[:2], "unified-3L", {"PKU": 1, "MSR": 1}) == ""  # < 3 sizes: nothing
