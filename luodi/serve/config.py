@@ -17,7 +17,7 @@ Example::
     lexicons: [../shared/data/lexicons/music.txt]
     thresholds: {match: 0.8}
     batching: {max_batch_size: 32, max_wait_ms: 2, max_queue: 512, timeout_ms: 2000}
-    limits: {max_text_chars: 512, max_batch_items: 64}
+    limits: {max_text_chars: 510, max_batch_items: 64}
 """
 
 from __future__ import annotations
@@ -55,7 +55,9 @@ class BatchingConfig(_Strict):
 class LimitsConfig(_Strict):
     """Request limits: beyond them -> 413 with a message naming the limit."""
 
-    max_text_chars: int = Field(512, ge=1)
+    # 510: e5's 512 positions minus <s> and </s>. /v1/intent also refuses text over its model's own limit
+    # before batching; behind Ray (luodi serve --ray) the ingress does not know the model, so keep this <= it
+    max_text_chars: int = Field(510, ge=1)
     max_batch_items: int = Field(64, ge=1)  # texts per request (segment, intent) / candidates (match)
     max_body_bytes: int = Field(1 << 20, ge=1024)  # raw HTTP body, checked before JSON parsing
     max_k: int = Field(100, ge=1)  # match: results per query
