@@ -271,13 +271,15 @@ def learning_curve(rows: list[dict], family: str, distinct: dict[str, int]) -> s
         curve = ", ".join(f"{c / 1e3:,.0f} k: {f:.2f}" for c, f in points)
         if slope > 0:
             need = best_chars * 2 ** ((target - best) / slope)
-            reach = (f"along that line {target} needs ~{need / 1e6:,.1f} M training characters "
+            reach = (f"along the fitted line {target} needs ~{need / 1e6:,.1f} M training characters "
                      f"(~{need / 2 / distinct[corpus]:,.0f}x the {distinct[corpus]:,} characters of the {corpus} training split)")  # fmt: skip
         else:
             reach = "more characters did not help at all"
+        (c0, f0), (c1, f1) = points[-2], points[-1]
+        last = (f1 - f0) / math.log2(c1 / c0)  # the curve bends: the latest doubling says more than the fit
         lines.append(
-            f"- {part} ({family}, `--max-chars` only): {curve} (train_chars: F1); {slope:+.2f} F1 per doubling; "
-            f"{reach}. The largest run saw {own / 1e3:,.0f} k {corpus} characters"
+            f"- {part} ({family}, `--max-chars` only): {curve} (train_chars: F1); {slope:+.2f} F1 per doubling "
+            f"over all points, {last:+.2f} over the last one; {reach}. The largest run saw {own / 1e3:,.0f} k {corpus} characters"
             + (
                 f", i.e. the {distinct[corpus] / 1e3:,.0f} k of its training split {own / distinct[corpus]:.1f} times over."
                 if own > distinct[corpus]

@@ -26,7 +26,7 @@ def test_learning_curve_fits_the_gain_per_doubling_and_extrapolates():
              {"name": "unified-3L-int8 fine PKU", "train_chars": 1_200_000, "f1": 10.0},  # not the family
              {"name": "unified-12L fine PKU", "train_chars": 800_000, "f1": 92.5}]  # fmt: skip
     note = learning_curve(rows, "unified-3L", {"PKU": 1_000_000, "MSR": 100_000})
-    assert "+1.00 F1 per doubling" in note
+    assert "+1.00 F1 per doubling over all points, +1.00 over the last one" in note
     # 96.5 is 3.5 doublings above 93.0 at 1.2 M: 1.2 M * 2**3.5 = 13.6 M characters, half of them PKU
     assert (
         "~13.6 M training characters" in note
