@@ -44,3 +44,19 @@ def test_partial_rerun_renames_kept_rows_and_keeps_old_examples(tmp_path, monkey
     data = json.loads((tmp_path / "results" / "intent.json").read_text())
     assert [r["name"] for r in data["rows"]] == ["plain-3L NLPCC dev", "plain-12L NLPCC dev"]
     assert data["rows"][0]["accuracy"] == 91.22  # same figure, new name
+
+
+def test_findings_are_computed_from_the_rows_present():
+    from luodi.commands.intent import findings
+
+    rows = [
+        {"name": "fused-12L NLPCC dev", "accuracy": 93.0, "macro_f1": 80.0, "slot_f1": 91.0},
+        {"name": "plain-12L NLPCC dev", "accuracy": 92.0, "macro_f1": 75.5, "slot_f1": 86.0},
+        {"name": "fused-3L CAIS test", "accuracy": 95.0, "slot_f1": 86.0},
+        {"name": "fused-noattn-3L CAIS test", "accuracy": 94.0, "slot_f1": 88.0},
+    ]
+    text = findings(rows, seed_std=0.5)
+    assert "fused - plain, 12 layers, NLPCC dev: accuracy +1.00, macro_f1 +4.50, slot_f1 +5.00." in text
+    assert "CAIS test: `fused-noattn` - `fused` slot F1 +2.00" in text
+    assert "3 layers, NLPCC" not in text and "12 - 3 layers" not in text  # no rows, no claim
+    assert findings([], None) == ""
