@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -93,7 +94,8 @@ def _legacy_sections(md_path: Path) -> dict[str, str]:
     text = md_path.read_text(encoding="utf-8")
     sections = {}
     for block in text.split("### ")[1:]:
-        block = block.split("\n\nNot trained")[0].split("\n\nRuns (")[0].strip()
+        # a block ends where the next note starts (a data line, the skipped list, the runs list)
+        block = re.split(r"\n\n(?:- |Not trained|Runs \()", block)[0].strip()
         for data, (corpus, _) in SET_NAMES.items():
             old_title = f"Example predictions, fused model, {data} (fused-3L {data})"
             if block.startswith(old_title):
@@ -200,10 +202,20 @@ def eval_intent(
     previous = json.loads(old.read_text()) if models and old.exists() else {}
     if previous and "sections" not in previous:
         sections = {**_legacy_sections(docs_dir() / "intent.md"), **sections}
-    kept = {legacy_row_name(r["name"]): r for r in previous.get("rows", [])}
+    kept = {(n := legacy_row_name(r["name"])): {**r, "name": n} for r in previous.get("rows", [])}
     found = findings(list({**kept, **{r["name"]: r for r in rows}}.values()), _seed_std())
     if found:
         sections["findings"] = found
+    order = [
+        "rows",
+        *(f"data {d}" for d in SET_NAMES),
+        "findings",
+        "errors",
+        *(f"examples {d}" for d in SET_NAMES),
+    ]
+    sections = {
+        k: sections[k] for k in sorted(sections, key=lambda k: order.index(k) if k in order else len(order))
+    }
     js, md = merge_results("intent", rows, sections, fresh=not models, rename=legacy_row_name)
     console.print(f"wrote {js} and {md}")
 

@@ -347,7 +347,11 @@ Retrieval: the distinct second questions of the scored LCQMC test pairs are inde
 first question is a query; recall@k = its partner among the top k. Latency: one query at a time, search
 only (vectors given), random normalised 384-d vectors, queries = stored vectors + noise; numpy = exact
 (one BLAS thread per single query), faiss-ivf = IVF-Flat, sqrt(n) lists, nprobe 16, 2 OpenMP threads;
-`load_avg` is the machine's 1-minute load average during the run (2 cores shared with other work)."""
+`load_avg` is the machine's 1-minute load average during the run (2 cores shared with other work).
+FAQ base (`luodi faq build my_faq.tsv --base chatterbot,lccc --out DIR`, `luodi faq ask`): the chatterbot Q->A
+pairs, LCCC post->reply pairs and a user's own file, UTF-8, `.tsv`/`.txt` with `question<TAB>answer` a
+line (blank lines and `#` lines skipped) or `.jsonl` with one `{"question": ..., "answer": ...}` a line; a
+malformed line is an error naming `file:line`; a repeated question keeps one entry, the last answer."""
 
 
 @eval_app.command("matcher")

@@ -28,7 +28,7 @@ def test_partial_rerun_renames_kept_rows_and_keeps_old_examples(tmp_path, monkey
     old_notes = (
         "Rows: ...\n\n- cais: 7,995 training utterances\n\n"
         "### Example predictions, fused model, cais (fused-3L cais)\n\n| set | text |\n|---|---|\n| test | 来张信哲的歌 |"
-        "\n\n### Example predictions, fused model, nlpcc2018 (fused-3L nlpcc2018)\n\n| set | text |\n|---|---|\n"
+        "\n\n- nlpcc2018: 17,178 training utterances\n\n### Example predictions, fused model, nlpcc2018 (fused-3L nlpcc2018)\n\n| set | text |\n|---|---|\n"
         "| test | 导航去公司 |\n\nNot trained (skipped): x"
     )
     write_results("intent", [{"name": "plain-3L nlpcc2018 test", "accuracy": 91.22}], command="luodi eval intent",
@@ -37,6 +37,7 @@ def test_partial_rerun_renames_kept_rows_and_keeps_old_examples(tmp_path, monkey
     assert set(sections) == {"examples cais", "examples nlpcc2018"}
     assert sections["examples cais"].startswith("### Example predictions, fused model, CAIS (fused-3L)")
     assert "来张信哲的歌" in sections["examples cais"] and "Not trained" not in sections["examples nlpcc2018"]
+    assert "17,178" not in sections["examples cais"]  # the next note is not part of the block
 
     merge_results(
         "intent", [{"name": "plain-12L NLPCC dev", "accuracy": 92.0}], sections, rename=legacy_row_name
