@@ -172,3 +172,28 @@ def test_segmenter_distils_through_the_teacher_cache(zh_tokenizer, tmp_path: Pat
     )
     assert result.steps == 6
     assert any(not torch.equal(a, b) for a, b in zip(before, student.decoder.parameters(), strict=True))
+
+
+def test_cli_segments_a_file_into_a_file_with_a_user_dictionary(zh_tokenizer, tmp_path: Path):
+    """`luodi segment --input F --output G --dict D`: one line of words per input line (empty lines kept),
+    dictionary words whole, and an error naming the problem when both or neither of TEXT / --input."""
+    from typer.testing import CliRunner
+
+    from luodi.cli import app
+
+    _tiny(zh_tokenizer).save(tmp_path / "m", zh_tokenizer)
+    (tmp_path / "in.txt").write_text("我爱北京天安门\n\n周杰伦的稻香\n", encoding="utf-8")
+    (tmp_path / "dict.txt").write_text("天安门\n周杰伦\n", encoding="utf-8")
+    runner = CliRunner()
+    args = ["segment", "--model", str(tmp_path / "m"), "--input", str(tmp_path / "in.txt"),
+            "--output", str(tmp_path / "out.txt"), "--dict", str(tmp_path / "dict.txt"), "--threads", "1"]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    lines = (tmp_path / "out.txt").read_text(encoding="utf-8").split("\n")
+    assert len(lines) == 4 and lines[1] == "" and lines[3] == ""  # 3 lines, newline-terminated
+    assert "天安门" in lines[0].split() and "周杰伦" in lines[2].split()
+    assert "".join(lines[0].split()) == "我爱北京天安门"  # every character once
+    bad = runner.invoke(
+        app, ["segment", "文本", "--input", str(tmp_path / "in.txt"), "--model", str(tmp_path / "m")]
+    )
+    assert bad.exit_code == 2 and "TEXT" in bad.output  # usage error (typer wraps the message)
