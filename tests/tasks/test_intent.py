@@ -267,3 +267,22 @@ def test_text_longer_than_the_positions_is_refused_with_the_limit(zh_tokenizer, 
     assert api(["边" * 510])[0]["intent"] in api.config.intents
     with pytest.raises(ValueError, match="text 1 has 511 characters; the intent model reads at most 510"):
         api(["你好", "边" * 511])
+
+
+def test_predict_cli_prints_json_and_refuses_an_unknown_lexicon_type(zh_tokenizer, gazetteer, tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from luodi.cli import app
+
+    tiny(zh_tokenizer, True, gazetteer).save(tmp_path / "m")
+    (tmp_path / "singers.txt").write_text("王菲\n", encoding="utf-8")
+    runner = CliRunner()
+    ok = runner.invoke(app, ["predict", "intent", "播放王菲的红豆", "--model", str(tmp_path / "m"),
+                             "--add-lexicon", f"singer={tmp_path / 'singers.txt'}"])  # fmt: skip
+    assert ok.exit_code == 0, ok.output
+    assert json.loads(ok.output)["text"] == "播放王菲的红豆"
+    bad = runner.invoke(app, ["predict", "intent", "你好", "--model", str(tmp_path / "m"),
+                              "--add-lexicon", f"podcast={tmp_path / 'singers.txt'}"])  # fmt: skip
+    assert bad.exit_code == 2 and "podcast" in bad.output
