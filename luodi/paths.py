@@ -44,3 +44,10 @@ def models_dir() -> Path:
     """Trained task models (``luodi train ...`` writes here): ``$LUODI_MODELS``, else ``<cache>/models``."""
     env = os.environ.get("LUODI_MODELS")
     return Path(env).expanduser().resolve() if env else cache_home() / "models"
+
+
+def resolve_model_dir(name: str | Path) -> Path:
+    """A model named on the command line: an existing or absolute path as it is, else a name under
+    ``models_dir()`` (``segment-unified-3L`` -> ``<models>/segment-unified-3L``)."""
+    path = Path(name)
+    return path if path.exists() or path.is_absolute() else models_dir() / path

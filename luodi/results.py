@@ -85,6 +85,31 @@ def write_results(
     return json_path, md_path
 
 
+def _previous(topic: str, fresh: bool) -> dict[str, Any]:
+    path = results_dir() / f"{topic}.json"
+    return json.loads(path.read_text()) if path.exists() and not fresh else {}
+
+
+def _kept_rows(old: dict[str, Any], new_rows, rename: Callable[[str], str] | None) -> list[dict[str, Any]]:
+    """The earlier file's rows that ``new_rows`` do not replace (renamed first, when asked)."""
+    rows = [{"run": 1, **r} if "commands" not in old else r for r in old.get("rows", [])]
+    if rename is not None:
+        rows = [{**r, "name": rename(r["name"])} for r in rows]
+    names = {r["name"] for r in new_rows}
+    return [r for r in rows if r["name"] not in names]
+
+
+def merged_rows(
+    topic: str,
+    new_rows: Sequence[dict[str, Any]],
+    fresh: bool = False,
+    rename: Callable[[str], str] | None = None,
+) -> list[dict[str, Any]]:
+    """The rows ``merge_results`` with these arguments will write, before it writes them: for notes
+    computed from the whole table (a learning curve, findings) when only part of it was rerun."""
+    return _kept_rows(_previous(topic, fresh), new_rows, rename) + list(new_rows)
+
+
 def merge_results(
     topic: str,
     new_rows: Sequence[dict[str, Any]],
@@ -102,18 +127,13 @@ def merge_results(
     section not given again (e.g. the speed note of a model not rerun) is kept from the earlier file.
     ``fresh`` starts the file anew. ``rename`` maps the kept rows' names (when a topic's naming changed:
     the figures stay, under the names new rows use)."""
-    path = results_dir() / f"{topic}.json"
-    old = json.loads(path.read_text()) if path.exists() and not fresh else {}
+    old = _previous(topic, fresh)
     commands = list(old.get("commands") or ([old["command"]] if old.get("command") else []))
-    old_rows = [{"run": 1, **r} if "commands" not in old else r for r in old.get("rows", [])]
-    if rename is not None:
-        old_rows = [{**r, "name": rename(r["name"])} for r in old_rows]
     cmd = current_command()
     if cmd not in commands:
         commands.append(cmd)
     run = commands.index(cmd) + 1
-    names = {r["name"] for r in new_rows}
-    rows = [r for r in old_rows if r["name"] not in names] + [{**r, "run": run} for r in new_rows]
+    rows = _kept_rows(old, new_rows, rename) + [{**r, "run": run} for r in new_rows]
     rows = [{k: v for k, v in r.items() if v is not None} for r in rows]
     kept = {**(old.get("sections") or {}), **(sections or {})}
     notes = "\n\n".join(kept.values())

@@ -52,3 +52,27 @@ def test_merge_results_replaces_rows_by_name_and_keeps_the_rest_with_their_run(t
     results.merge_results("segmentation", [{"name": "c", "f1": 5.0}], fresh=True)
     data = json.loads((tmp_path / "results" / "segmentation.json").read_text())
     assert data["rows"] == [{"name": "c", "f1": 5.0, "run": 1}] and data["commands"] == ["luodi third"]
+
+
+def test_merged_rows_are_what_merge_results_then_writes(tmp_path, monkeypatch):
+    from luodi import results
+
+    monkeypatch.setenv("LUODI_RESULTS", str(tmp_path / "results"))
+    monkeypatch.setenv("LUODI_DOCS", str(tmp_path / "docs"))
+    write_results("t", [{"name": "a x", "f1": 1.0}, {"name": "b", "f1": 2.0}], command="luodi first")
+    new = [{"name": "b", "f1": 3.0}]
+    rename = lambda n: n.replace(" x", " y")  # noqa: E731
+    preview = results.merged_rows("t", new, rename=rename)
+    assert [(r["name"], r["f1"]) for r in preview] == [("a y", 1.0), ("b", 3.0)]
+    assert results.merged_rows("t", new, fresh=True) == new
+    results.merge_results("t", new, rename=rename)
+    written = json.loads((tmp_path / "results" / "t.json").read_text())["rows"]
+    assert [(r["name"], r["f1"]) for r in written] == [(r["name"], r["f1"]) for r in preview]
+
+
+def test_resolve_model_dir_takes_paths_as_they_are_and_names_under_the_models_dir(tmp_path, monkeypatch):
+    from luodi.paths import resolve_model_dir
+
+    monkeypatch.setenv("LUODI_MODELS", str(tmp_path / "models"))
+    assert resolve_model_dir("segment-unified-3L") == tmp_path / "models" / "segment-unified-3L"
+    assert resolve_model_dir(tmp_path / "elsewhere") == tmp_path / "elsewhere"  # absolute: as it is

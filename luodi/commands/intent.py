@@ -151,15 +151,15 @@ def eval_intent(
     import torch
 
     from luodi.data.intent import load_lexicons
-    from luodi.paths import docs_dir, models_dir, results_dir
-    from luodi.results import merge_results
+    from luodi.paths import docs_dir, resolve_model_dir, results_dir
+    from luodi.results import merge_results, merged_rows
     from luodi.tasks.intent import IntentModel, entity_swap, load_splits, training_values
 
     torch.set_num_threads(threads)
     if models:  # model dirs -> (path, variant, layers, data) from the card `luodi train intent` wrote
         chosen = []
         for name in models:
-            path = Path(name) if Path(name).exists() else models_dir() / name
+            path = resolve_model_dir(name)
             card = _card(path)
             if not (path / "luodi.json").exists() or not card.get("data"):
                 raise typer.BadParameter(f"{path}: not a model saved by `luodi train intent` (no card.json)")
@@ -199,11 +199,9 @@ def eval_intent(
     for r in rows:
         console.print(r)
     old = results_dir() / "intent.json"
-    previous = json.loads(old.read_text()) if models and old.exists() else {}
-    if previous and "sections" not in previous:
+    if models and old.exists() and "sections" not in json.loads(old.read_text()):
         sections = {**_legacy_sections(docs_dir() / "intent.md"), **sections}
-    kept = {(n := legacy_row_name(r["name"])): {**r, "name": n} for r in previous.get("rows", [])}
-    found = findings(list({**kept, **{r["name"]: r for r in rows}}.values()), _seed_std())
+    found = findings(merged_rows("intent", rows, fresh=not models, rename=legacy_row_name), _seed_std())
     if found:
         sections["findings"] = found
     order = [

@@ -9,6 +9,7 @@ from pathlib import Path
 import typer
 
 from luodi.cli import app, console, eval_app, train_app
+from luodi.paths import resolve_model_dir
 
 VARIANTS = {  # name -> (granularities, use_bigram, aux_weight)
     "unified": (["fine", "coarse"], True, 0.1),
@@ -18,13 +19,6 @@ VARIANTS = {  # name -> (granularities, use_bigram, aux_weight)
     "no-aux": (["fine", "coarse"], True, 0.0),
 }
 DEFAULT_MODEL = "segment-unified-3L"
-
-
-def _model_dir(name: str) -> Path:
-    from luodi.paths import models_dir
-
-    path = Path(name)
-    return path if path.exists() or path.is_absolute() else models_dir() / name
 
 
 def _sentences(split: str) -> dict[str, list[list[str]]]:
@@ -73,7 +67,7 @@ def segment_cmd(
     if (text is None) == (input is None):
         raise typer.BadParameter("give either a TEXT argument or --input FILE")
     torch.set_num_threads(threads)
-    seg = Segmenter.load(_model_dir(model))
+    seg = Segmenter.load(resolve_model_dir(model))
     words = None
     if user_dict is not None:
         from luodi.text.gazetteer import Gazetteer
@@ -126,7 +120,7 @@ def train_segment(
         raise typer.BadParameter(f"unknown variant {variant!r}: one of {', '.join(VARIANTS)}")
     grans, use_bigram, aux = VARIANTS[variant]
     aux = aux if aux_weight is None else aux_weight
-    out = output_dir or _model_dir(f"segment-{variant}-{layers}L")
+    out = output_dir or resolve_model_dir(f"segment-{variant}-{layers}L")
     torch.manual_seed(seed)
     corpora = {g: s for g, s in _sentences("train").items() if g in grans}
     data = balanced_sample(corpora, max_chars, seed=seed)
@@ -326,8 +320,8 @@ def eval_segment(
     import torch
 
     from luodi.data.cws import load_msr, load_pku1998, load_pku_test
-    from luodi.paths import models_dir, results_dir
-    from luodi.results import merge_results
+    from luodi.paths import models_dir
+    from luodi.results import merge_results, merged_rows
     from luodi.tasks.segment import Segmenter
 
     torch.set_num_threads(threads)
@@ -339,7 +333,7 @@ def eval_segment(
     names = models or sorted(p.name for p in models_dir().glob("segment-*") if (p / "luodi.json").exists())
     if not names:
         raise typer.BadParameter(f"no segment-* models in {models_dir()}: run `luodi train segment` first")
-    main_dir = _model_dir(main_model)
+    main_dir = resolve_model_dir(main_model)
     rows, main_seg, main_info = [], {}, None
 
     def main_segmenter() -> Segmenter:
@@ -365,7 +359,7 @@ def eval_segment(
                     console.print(rows[-1])
 
         for name in names:
-            model_dir = _model_dir(name)
+            model_dir = resolve_model_dir(name)
             if not (model_dir / "luodi.json").exists():
                 raise typer.BadParameter(f"{model_dir} is not a saved model (no luodi.json)")
             config = json.loads((model_dir / "luodi.json").read_text())["config"]
@@ -471,15 +465,9 @@ def eval_segment(
             f"MSR test sentences where `{label}` segments differently at fine and coarse:\n\n"
             + "\n".join(f"- fine: {' / '.join(f)}<br>coarse: {' / '.join(c)}" for f, c in shown)
         )
-    old_path = results_dir() / "segmentation.json"
-    kept = (
-        {r["name"]: r for r in json.loads(old_path.read_text())["rows"]}
-        if models and old_path.exists()
-        else {}
-    )
     distinct = {"PKU": sum(map(len, (w for p in load_pku1998("train") for w in p))),
                 "MSR": sum(map(len, (w for p in load_msr("train") for w in p)))}  # fmt: skip
-    curve = learning_curve(list({**kept, **{r["name"]: r for r in rows}}.values()), "unified-3L", distinct)
+    curve = learning_curve(merged_rows("segmentation", rows, fresh=not models), "unified-3L", distinct)
     if curve:
         sections["learning curve"] = curve
     # --model: only these rows are replaced (a fresh model cache need not retrain every model of the table)
