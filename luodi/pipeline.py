@@ -210,9 +210,8 @@ class Assistant:
                 queries, sentences = [clean], [clean]
         pairs = [(q, s) for q, s in zip(queries, sentences, strict=True) if q.strip()]
         limit = getattr(self.intent, "max_chars", None)
-        if limit:  # an unbroken run longer than the intent model reads: consecutive pieces, nothing dropped
-            pairs = [p for q, s in pairs for p in ([(q, s)] if len(q) <= limit else
-                     [(q[i : i + limit],) * 2 for i in range(0, len(q), limit)])]  # fmt: skip
+        if limit:
+            pairs = [piece for q, s in pairs for piece in _pieces(q, s, limit)]
         doc["sentences"] = [s for _, s in pairs]
         items = [{"text": q} for q, _ in pairs]
         texts = [q for q, _ in pairs]
@@ -361,6 +360,14 @@ def _load(kind: str, path: str | None, threads: int = 2):
 
         return Generator.load(path)
     raise ValueError(f"unknown component {kind!r}")
+
+
+def _pieces(query: str, sentence: str, limit: int) -> list[tuple[str, str]]:
+    """(query, sentence) as it is, or, when the query is an unbroken run longer than the intent model reads,
+    consecutive pieces of ``limit`` characters (each its own query and sentence): nothing is dropped."""
+    if len(query) <= limit:
+        return [(query, sentence)]
+    return [(query[i : i + limit],) * 2 for i in range(0, len(query), limit)]
 
 
 def _add_lexicon(gazetteer, spec: str) -> None:

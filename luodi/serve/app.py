@@ -355,15 +355,8 @@ def create_app(
     @app.post("/v1/intent", response_model=IntentResponse, tags=["tasks"])
     async def intent(req: TextsRequest) -> Any:
         """Intent, score, slots and the top-k intents of each text."""
-        check_limits(req, config.limits)
         batcher = service.batcher("intent")
-        # checked here, not in the model: one over-long text in a micro-batch would fail its neighbours too
-        model_chars = getattr(batcher.predict, "max_chars", None)
-        for i, text in enumerate(req.texts):
-            if model_chars is not None and len(text) > model_chars:
-                raise LimitExceeded(
-                    f"texts[{i}] has {len(text)} characters; the intent model reads at most {model_chars}"
-                )
+        check_limits(req, config.limits, getattr(batcher.predict, "max_chars", None), "intent")
         outs = await batcher.submit_many(req.texts)
         return {"results": [_plain(o) for o in outs]}
 

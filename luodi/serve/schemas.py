@@ -85,8 +85,12 @@ class MatchRequest(_Request):
         return None if v is None else [_check_text(t, f"candidates[{i}]") for i, t in enumerate(v)]
 
 
-def check_limits(request: BaseModel, limits: LimitsConfig) -> None:
-    """Raise LimitExceeded naming the field and the limit (413)."""
+def check_limits(
+    request: BaseModel, limits: LimitsConfig, model_chars: int | None = None, model: str = "model"
+) -> None:
+    """Raise LimitExceeded naming the field and the limit (413). ``model_chars``: what the serving model
+    itself reads (its predictor's ``max_chars``), checked before batching: one over-long text in a
+    micro-batch would fail its neighbours too."""
     texts: list[tuple[str, str]] = []
     if isinstance(request, TextRequest):
         texts = [("text", request.text)]
@@ -109,6 +113,11 @@ def check_limits(request: BaseModel, limits: LimitsConfig) -> None:
     for where, text in texts:
         if len(text) > limits.max_text_chars:
             raise LimitExceeded(f"{where} has {len(text)} characters; the limit is {limits.max_text_chars}")
+    for where, text in texts if model_chars is not None else ():  # after the service's own limit, as before
+        if len(text) > model_chars:
+            raise LimitExceeded(
+                f"{where} has {len(text)} characters; the {model} model reads at most {model_chars}"
+            )
 
 
 # -- responses --------------------------------------------------------------------------------------
