@@ -241,11 +241,11 @@ def _jieba_parallel(texts: list[str], workers: int) -> float:
 TARGETS = {"fine PKU": 96.5, "coarse MSR": 96.0}  # the issue's F1 targets for the unified model
 
 
-def learning_curve(rows: list[dict], family: str, distinct: dict[str, int]) -> str:
+def learning_curve(rows: list[dict], family: str, split_chars: dict[str, int]) -> str:
     """Notes on F1 against training characters for one model family (``unified-3L``, ``unified-3L-150k``,
     ...: same recipe, only ``--max-chars`` differs): the gain per doubling (least squares on log2 chars)
-    and, extrapolated along that line, the characters the target would need, against the distinct
-    characters each criterion has (``distinct``: corpus -> chars). Empty when fewer than 3 sizes exist."""
+    and, extrapolated along that line, the characters the target would need, against the characters of
+    each criterion's training split (``split_chars``: corpus -> chars). Empty when fewer than 3 sizes exist."""
     import math
     import re
 
@@ -266,7 +266,7 @@ def learning_curve(rows: list[dict], family: str, distinct: dict[str, int]) -> s
         if slope > 0:
             need = best_chars * 2 ** ((target - best) / slope)
             reach = (f"along the fitted line {target} needs ~{need / 1e6:,.1f} M training characters "
-                     f"(~{need / 2 / distinct[corpus]:,.0f}x the {distinct[corpus]:,} characters of the {corpus} training split)")  # fmt: skip
+                     f"(~{need / 2 / split_chars[corpus]:,.0f}x the {split_chars[corpus]:,} characters of the {corpus} training split)")  # fmt: skip
         else:
             reach = "more characters did not help at all"
         (c0, f0), (c1, f1) = points[-2], points[-1]
@@ -275,9 +275,9 @@ def learning_curve(rows: list[dict], family: str, distinct: dict[str, int]) -> s
             f"- {part} ({family}, `--max-chars` only): {curve} (train_chars: F1); {slope:+.2f} F1 per doubling "
             f"over all points, {last:+.2f} over the last one; {reach}. The largest run saw {own / 1e3:,.0f} k {corpus} characters"
             + (
-                f", i.e. the {distinct[corpus] / 1e3:,.0f} k of its training split {own / distinct[corpus]:.1f} times over."
-                if own > distinct[corpus]
-                else f" of the {distinct[corpus] / 1e3:,.0f} k in its training split."
+                f", i.e. the {split_chars[corpus] / 1e3:,.0f} k of its training split {own / split_chars[corpus]:.1f} times over."
+                if own > split_chars[corpus]
+                else f" of the {split_chars[corpus] / 1e3:,.0f} k in its training split."
             )  # fmt: skip
         )
     if not lines:
@@ -341,13 +341,14 @@ def eval_segment(
             main_seg["seg"] = Segmenter.load(main_dir)
         return main_seg["seg"]
 
+    train_split = {"PKU": load_pku1998("train"), "MSR": load_msr("train")}  # paragraphs of words
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         # OOV = not a word of the training split actually available to the models (PKU 199801 train,
         # MSR lines 1-2,985), not SIGHAN's official training lists, which our MSR data does not come from
         words = {"PKU": tmp / "pku_words.utf8", "MSR": tmp / "msr_words.utf8"}
-        words["PKU"].write_text("\n".join(sorted({w for p in load_pku1998("train") for w in p})) + "\n")
-        words["MSR"].write_text("\n".join(sorted({w for p in load_msr("train") for w in p})) + "\n")
+        for corpus, path in words.items():
+            path.write_text("\n".join(sorted({w for p in train_split[corpus] for w in p})) + "\n")
 
         def score_rows(label: str, grans: list[str], predict, extra: dict) -> None:
             for corpus, gold in test.items():
@@ -465,9 +466,8 @@ def eval_segment(
             f"MSR test sentences where `{label}` segments differently at fine and coarse:\n\n"
             + "\n".join(f"- fine: {' / '.join(f)}<br>coarse: {' / '.join(c)}" for f, c in shown)
         )
-    distinct = {"PKU": sum(map(len, (w for p in load_pku1998("train") for w in p))),
-                "MSR": sum(map(len, (w for p in load_msr("train") for w in p)))}  # fmt: skip
-    curve = learning_curve(merged_rows("segmentation", rows, fresh=not models), "unified-3L", distinct)
+    split_chars = {c: sum(len(w) for p in paragraphs for w in p) for c, paragraphs in train_split.items()}
+    curve = learning_curve(merged_rows("segmentation", rows, fresh=not models), "unified-3L", split_chars)
     if curve:
         sections["learning curve"] = curve
     # --model: only these rows are replaced (a fresh model cache need not retrain every model of the table)
