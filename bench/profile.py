@@ -27,8 +27,6 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
-import httpx
-
 from bench import load
 
 PARTS = [  # (part, pattern on a frame's file path), tried on each frame from the innermost outwards
@@ -90,7 +88,10 @@ def main() -> None:
         spy = subprocess.Popen([py_spy, "record", "-p", str(proc.pid), "-d", str(int(args.duration) + 2),
                                 "-r", str(args.rate), "-f", "raw", "-o", str(out), "--nonblocking"],
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
-        row = asyncio.run(_drive(url, args.clients, args.duration))
+        # bench.load's own closed loop (warm-up, raw client, /metrics before and after): one client count
+        (row,) = asyncio.run(
+            load.run_mode(url, "intent", "profile", [], [args.clients], args.duration, max(args.clients, 1))
+        )
         _, err = spy.communicate(timeout=120)
         if spy.returncode != 0 or not out.exists():
             raise SystemExit(f"py-spy failed ({spy.returncode}): {err.decode()[-500:]}")
@@ -117,20 +118,6 @@ def main() -> None:
     )}  # fmt: skip
     js, md = merge_results("serving_profile", rows, note)
     print(f"wrote {js} and {md}")
-
-
-async def _drive(url: str, clients: int, duration: float) -> dict:
-    async with httpx.AsyncClient(base_url=url, timeout=10.0) as metrics:
-        client = load.RawClient(url, max(clients, 1))
-        bodies = load.payloads("intent")
-        for body in bodies[:5]:
-            (await metrics.post("/v1/intent", json=body)).raise_for_status()
-        try:
-            return await load.closed_loop(
-                client, "/v1/intent", bodies, clients, duration, "intent", "profile", metrics
-            )
-        finally:
-            await client.close()
 
 
 if __name__ == "__main__":
