@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import typer
@@ -15,10 +16,11 @@ faq_app = typer.Typer(
 app.add_typer(faq_app, name="faq")
 
 
-def _default_dir(kind: str, layers: int) -> Path:
+def _default_dir(kind: str, layers: int, tag: str = "") -> Path:
+    """<models>/match-<kind>-<layers>L[-<tag>]: a tag names a recipe variant (e.g. ``-ta``, ``-e10``)."""
     from luodi.paths import models_dir
 
-    return models_dir() / f"match-{kind}-{layers}L"
+    return models_dir() / f"match-{kind}-{layers}L{'-' + tag if tag else ''}"
 
 
 @train_app.command("matcher")
@@ -41,6 +43,9 @@ def train_matcher_cmd(
     ),
     embed_weight: float = typer.Option(10.0, help="student: weight of mean(1 - cos(student, teacher))."),
     score_weight: float = typer.Option(1.0, help="student: weight of the in-batch cosine-matrix MSE."),
+    silver_pairs: int = typer.Option(
+        0, help="student: this many more pairs of nearest training texts, labelled by the teacher."
+    ),
 ) -> None:
     """Fine-tune (or distil) the matcher with the one trainer; writes the model and matcher.json (threshold)."""
     from luodi.tasks.match import distill_matcher, train_matcher
@@ -50,7 +55,7 @@ def train_matcher_cmd(
         meta = distill_matcher(layers, max_pairs, out, teacher or _default_dir("bi", 12), epochs=epochs,
                                batch_size=batch_size, learning_rate=learning_rate, threads=threads,
                                dev_pairs=dev_pairs, embed_weight=embed_weight,
-                               score_weight=score_weight)  # fmt: skip
+                               score_weight=score_weight, silver=silver_pairs)  # fmt: skip
     elif kind in ("bi", "cross"):
         meta = train_matcher(kind, layers, max_pairs, out, epochs=epochs, batch_size=batch_size,
                              learning_rate=learning_rate, threads=threads, dev_pairs=dev_pairs,
@@ -65,10 +70,18 @@ def train_matcher_cmd(
 
 MODELS = ("zero-shot-12L", "bi-encoder-12L", "cross-encoder-12L", "zero-shot-3L", "bi-encoder-3L",
           "bi-encoder-3L-int8", "bi-encoder-3L-fp16", "student-3L", "student-3L-int8",
-          "student-3L-fp16", "student-6L", "student-6L-int8")  # fmt: skip
-# fp32 rows with int8/fp16 variants
-OPTIMIZED = {"bi-encoder-3L": ("bi", 3), "student-3L": ("student", 3), "student-6L": ("student", 6)}
+          "student-3L-fp16", "student-6L", "student-6L-int8", "student-6L-fp16")  # fmt: skip
 SETS = {"lcqmc": "LCQMC test", "pawsx": "PAWS-X dev", "oppo": "OPPO held-out"}
+# a trained bi-encoder row: family, layers, recipe tags (dir suffix), ONNX variant; e.g. student-3L-ta-int8
+_TRAINED = re.compile(r"(bi-encoder|student)-(\d+)L((?:-(?!(?:int8|fp16)$)[a-z0-9]+)*)(?:-(int8|fp16))?")
+
+
+def _trained(name: str) -> tuple[Path, str | None] | None:
+    """``"student-3L-ta-int8"`` -> (<models>/match-student-3L-ta, "int8"); None if not a trained bi-encoder."""
+    m = _TRAINED.fullmatch(name)
+    if m is None:
+        return None
+    return _default_dir("bi" if m[1] == "bi-encoder" else "student", int(m[2]), m[3][1:]), m[4]
 
 
 def _scorer(name: str, threads: int):
@@ -80,16 +93,18 @@ def _scorer(name: str, threads: int):
         return Matcher.pretrained(layers=int(name.split("-")[-1].rstrip("L")))
     if name == "cross-encoder-12L":
         return Reranker.load(_default_dir("cross", 12))
-    if name in ("bi-encoder-12L", "bi-encoder-3L"):
-        return Matcher.load(_default_dir("bi", int(name.split("-")[-1].rstrip("L"))))
-    if name in OPTIMIZED:
-        return Matcher.load(_default_dir(*OPTIMIZED[name]))
-    base, _, variant = name.rpartition("-")
-    if base in OPTIMIZED and variant in ("int8", "fp16"):
-        src = _default_dir(*OPTIMIZED[base])
-        return Matcher.from_onnx(_onnx_variant(src, variant), load_tokenizer(model_dir=src),
-                                 threads=threads)  # fmt: skip
-    raise typer.BadParameter(f"unknown model {name!r}: choose from {', '.join(MODELS)}")
+    trained = _trained(name)
+    if trained is None:
+        raise typer.BadParameter(
+            f"unknown model {name!r}: choose from {', '.join(MODELS)} (or a tagged dir, e.g. student-3L-ta)"
+        )
+    src, variant = trained
+    if not src.is_dir():
+        raise typer.BadParameter(f"model {name!r}: {src} is not trained (luodi train matcher --output-dir)")
+    if variant is None:
+        return Matcher.load(src)
+    return Matcher.from_onnx(_onnx_variant(src, variant), load_tokenizer(model_dir=src),
+                             threads=threads)  # fmt: skip
 
 
 def _onnx_variant(model_dir: Path, variant: str) -> Path:
@@ -267,29 +282,45 @@ def _encode_latency_row(name: str, matcher, texts: list[str], threads: int) -> d
 
 
 def _training_lines() -> dict[str, str]:
-    """``{"bi-12L": "- `luodi train matcher ...`: ..."}`` for the matchers trained in this models dir."""
+    """``{"bi-12L": "- `luodi train matcher ...`: ..."}`` for every matcher trained in this models dir."""
     import json
 
+    from luodi.paths import models_dir
+
     lines = {}
-    for kind, layers in (("bi", 12), ("cross", 12), ("bi", 3), ("student", 3), ("student", 6)):
-        meta_path = _default_dir(kind, layers) / "matcher.json"
-        if meta_path.exists():
-            m = json.loads(meta_path.read_text())
-            opts = f" --epochs {m['epochs']:g}" if "epochs" in m else ""
-            opts += f" --threads {m['threads']}" if "threads" in m else ""
-            opts += f" --head-scale {m['head_scale']:g}" if "head_scale" in m else ""
-            if kind == "student":
-                opts += f" --embed-weight {m['embed_weight']:g} --score-weight {m['score_weight']:g}"
-            extra = (
-                f"; teacher embeddings of {m['teacher_texts']:,} texts cached in {m['teacher_cache_seconds']:.0f} s"
-                if kind == "student"
-                else ""
-            )
-            lines[f"{kind}-{layers}L"] = (
-                f"- `luodi train matcher --kind {kind} --layers {layers} --max-pairs {m['train_pairs']} "
-                f"--learning-rate {m['learning_rate']:g}{opts}`: {m['train_pairs']:,} pairs (LCQMC dev first), "
-                f"{m['steps']} steps, {m['train_seconds'] / 60:.1f} min on the shared CPU{extra}"
-            )
+    for meta_path in sorted(models_dir().glob("match-*/matcher.json")):
+        key = meta_path.parent.name.removeprefix("match-")
+        parsed = re.fullmatch(r"(bi|cross|student)-(\d+)L(-[a-z0-9-]+)?", key)
+        if parsed is None:
+            continue
+        kind, layers, tag = parsed[1], int(parsed[2]), (parsed[3] or "")[1:]
+        m = json.loads(meta_path.read_text())
+        opts = f" --epochs {m['epochs']:g}" if "epochs" in m else ""
+        opts += f" --threads {m['threads']}" if "threads" in m else ""
+        opts += f" --head-scale {m['head_scale']:g}" if "head_scale" in m else ""
+        if kind == "student":
+            opts += f" --embed-weight {m['embed_weight']:g} --score-weight {m['score_weight']:g}"
+            opts += f" --silver-pairs {m['silver_pairs']}" if "silver_pairs" in m else ""
+            teacher = Path(m["teacher"]).name
+            if teacher != "match-bi-12L":
+                opts += f" --teacher <models>/{teacher}"
+        if tag:
+            opts += f" --output-dir <models>/{meta_path.parent.name}"
+        extra = (
+            f"; teacher embeddings of {m['teacher_texts']:,} texts cached in {m['teacher_cache_seconds']:.0f} s"
+            if kind == "student"
+            else ""
+        )
+        if "dev_history" in m:
+            extra += f"; dev accuracy by epoch {' / '.join(f'{a:.1f}' for a in m['dev_history'])}"
+        silver = m.get("silver_pairs", 0)  # train_pairs counts them; --max-pairs does not
+        lines[key] = (
+            f"- `luodi train matcher --kind {kind} --layers {layers} --max-pairs {m['train_pairs'] - silver} "
+            f"--learning-rate {m['learning_rate']:g}{opts}`: {m['train_pairs']:,} pairs (LCQMC dev first"
+            + (f"; {silver:,} silver, {m['silver_positive']:g} % positive" if silver else "")
+            + "), "
+            f"{m['steps']} steps, {m['train_seconds'] / 60:.1f} min on the shared CPU{extra}"
+        )
     return lines
 
 
@@ -389,12 +420,13 @@ def eval_matcher(
             rows.append(_retrieval_row(name, scorer, scored["lcqmc"][0]))
             console.print(rows[-1])
     by_name = {r["name"]: r for r in rows}
-    for base in OPTIMIZED:
-        for variant in ("int8", "fp16"):
-            for key in set_keys:
-                ref, cand = by_name.get(f"{base} {SETS[key]}"), by_name.get(f"{base}-{variant} {SETS[key]}")
-                if ref and cand:
-                    cand["accuracy_loss"] = round(ref["accuracy"] - cand["accuracy"], 2)
+    for name in models.split(","):  # an int8/fp16 row's loss against its fp32 model scored in this run
+        variant = (_trained(name) or (None, None))[1]
+        for key in set_keys if variant else ():
+            ref = by_name.get(f"{name.removesuffix('-' + variant)} {SETS[key]}")
+            cand = by_name.get(f"{name} {SETS[key]}")
+            if ref and cand:
+                cand["accuracy_loss"] = round(ref["accuracy"] - cand["accuracy"], 2)
     if rerank:
         from luodi.tasks.match import eval_sets
 

@@ -673,7 +673,9 @@ def _fit(model, tokenizer, pairs, collate, out_dir, meta: dict, epochs: float, b
     model.save(out_dir, tokenizer)
     meta = {**meta, "train_pairs": len(pairs), "threshold": final["eval_threshold"], "dev_pairs": len(dev),
             "dev_accuracy": final["eval_accuracy"], "learning_rate": learning_rate, "epochs": epochs,
-            "threads": threads, "train_seconds": result.train_seconds, "steps": result.steps}  # fmt: skip
+            "threads": threads, "train_seconds": result.train_seconds, "steps": result.steps,
+            # per-epoch dev accuracy: whether more epochs would still help is read from here
+            "dev_history": [round(h["eval_accuracy"], 2) for h in result.history]}  # fmt: skip
     (Path(out_dir) / "matcher.json").write_text(json.dumps(meta, indent=2))
     return meta
 
@@ -721,17 +723,49 @@ def distill_collate(tokenizer, texts: Sequence[str], vectors: np.ndarray, max_le
     return collate
 
 
+def silver_pairs(texts: Sequence[str], vectors: np.ndarray, gold: Sequence, n: int, threshold: float,
+                 seed: int = 0, candidates: int = 4) -> list:  # fmt: skip
+    """Up to ``n`` new pairs the teacher labels itself (Augmented SBERT, Thakur et al. 2021): each training
+    text (random order) with its nearest other training text by the teacher's embeddings ``vectors``
+    (normalised, rows of ``texts``) that is not already paired with it; label 1 if their cosine reaches the
+    teacher's ``threshold``. Near neighbours are the hard cases a random batch rarely holds."""
+    from luodi.data.similarity import Pair
+
+    seen = {(p.a, p.b) for p in gold} | {(p.b, p.a) for p in gold}
+    order = np.random.default_rng(seed).permutation(len(texts))
+    out: list = []
+    for start in range(0, len(order), 2048):  # (2048, n) similarities at a time, not (n, n)
+        rows = order[start : start + 2048]
+        sims = vectors[rows] @ vectors.T
+        sims[np.arange(len(rows)), rows] = -np.inf  # never a text with itself
+        k = min(candidates, len(texts) - 1)
+        if k < 1:
+            break
+        top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+        for r, i in enumerate(rows):
+            for j in sorted(top[r], key=lambda j: -sims[r, j]):
+                a, b = texts[i], texts[j]
+                if (a, b) not in seen:
+                    seen |= {(a, b), (b, a)}
+                    out.append(Pair(a, b, int(sims[r, j] >= threshold)))
+                    break
+            if len(out) >= n:
+                return out
+    return out
+
+
 def distill_matcher(layers: int, max_pairs: int, out_dir: str | Path, teacher_dir: str | Path,
                     epochs: float = 2.0, batch_size: int = 32, learning_rate: float = 1e-4, threads: int = 1,
                     dev_pairs: int = 500, embed_weight: float = 10.0, score_weight: float = 1.0,
-                    init: str = "teacher", root: Path | None = None) -> dict:  # fmt: skip
+                    init: str = "teacher", silver: int = 0, root: Path | None = None) -> dict:  # fmt: skip
     """A ``layers``-layer bi-encoder student distilled from a fine-tuned bi-encoder teacher.
 
     The student (``luodi.distill.make_student``: the teacher's embeddings and first ``layers`` layers, or
     e5's with ``init="pretrained"``) trains with its own CoSENT + in-batch losses on the labelled pairs
     plus ``embedding_kd_loss`` against the teacher's embeddings of the same texts, computed once before
     training and cached (``teacher_embeddings.safetensors`` in ``out_dir``). The distillation toolkit's
-    logit KD does not apply here: a bi-encoder has two inputs and its output is an embedding, not logits."""
+    logit KD does not apply here: a bi-encoder has two inputs and its output is an embedding, not logits.
+    ``silver``: that many more pairs among the same texts, labelled by the teacher (``silver_pairs``)."""
     from luodi.distill import make_student
 
     torch.set_num_threads(threads)
@@ -756,5 +790,13 @@ def distill_matcher(layers: int, max_pairs: int, out_dir: str | Path, teacher_di
     meta = {"kind": "student", "layers": layers, "teacher": str(teacher_dir), "init": init,
             "embed_weight": embed_weight, "score_weight": score_weight, "teacher_texts": len(texts),
             "teacher_cache_seconds": round(cache_seconds, 1)}  # fmt: skip
+    if silver:
+        threshold = json.loads((teacher_dir / "matcher.json").read_text())["threshold"]
+        extra = silver_pairs(texts, vectors, pairs, silver, threshold)
+        meta |= {
+            "silver_pairs": len(extra),
+            "silver_positive": round(100 * np.mean([p.label for p in extra]), 1),
+        }
+        pairs = pairs + extra
     return _fit(student, tokenizer, pairs, distill_collate(tokenizer, texts, vectors), out_dir, meta, epochs,
                 batch_size, learning_rate, threads, dev_pairs, root)  # fmt: skip

@@ -44,3 +44,46 @@ def test_rows_and_training_lines_of_earlier_runs_survive_a_new_model_cache(dirs)
     assert (
         "--kind bi --layers 12 --max-pairs 1500" in doc and "--kind cross --layers 12 --max-pairs 8000" in doc
     )
+
+
+def test_a_tagged_student_gets_its_own_training_line_naming_its_teacher_dir_and_epochs(dirs):
+    models = dirs / "models"
+    folder = models / "match-student-3L-ta"
+    folder.mkdir()
+    meta = {"train_pairs": 8000, "learning_rate": 1e-4, "steps": 2500, "train_seconds": 600.0, "epochs": 10,
+            "embed_weight": 10, "score_weight": 1, "teacher": str(models / "match-student-6L"),
+            "teacher_texts": 14975, "teacher_cache_seconds": 60.0, "dev_history": [78.6, 81.6, 82.4]}  # fmt: skip
+    (folder / "matcher.json").write_text(json.dumps(meta))
+    (models / "match-notes").mkdir()  # not a matcher dir: no line, no error
+
+    lines = match._training_lines()
+
+    assert set(lines) == {"student-3L-ta"}
+    line = lines["student-3L-ta"]
+    assert "--kind student --layers 3 --max-pairs 8000" in line and "--epochs 10" in line
+    assert (
+        "--teacher <models>/match-student-6L" in line and "--output-dir <models>/match-student-3L-ta" in line
+    )
+    assert "dev accuracy by epoch 78.6 / 81.6 / 82.4" in line
+
+
+@pytest.mark.parametrize(
+    ("name", "folder", "variant"),
+    [
+        ("student-3L", "match-student-3L", None),
+        ("student-3L-int8", "match-student-3L", "int8"),
+        ("student-3L-ta-fp16", "match-student-3L-ta", "fp16"),
+        ("bi-encoder-12L", "match-bi-12L", None),
+    ],
+)
+def test_row_names_map_to_the_trained_dir_and_onnx_variant(dirs, name, folder, variant):
+    assert match._trained(name) == (dirs / "models" / folder, variant)
+
+
+def test_an_untrained_or_unknown_model_name_is_a_usage_error_naming_it(dirs):
+    import typer
+
+    with pytest.raises(typer.BadParameter, match="student-3L-ta.*not trained"):
+        match._scorer("student-3L-ta", threads=1)
+    with pytest.raises(typer.BadParameter, match="unknown model 'cross-3L'"):
+        match._scorer("cross-3L", threads=1)

@@ -26,6 +26,7 @@ from luodi.tasks.match import (
     in_batch_loss,
     load_faq_file,
     pair_metrics,
+    silver_pairs,
     teacher_embeddings,
 )
 from luodi.train.trainer import TrainConfig, train
@@ -316,3 +317,21 @@ def test_eval_pair_caps_per_set():
     for bad in ("lcqmc=two", "afqmc=10", "many"):
         with pytest.raises(typer.BadParameter, match="--max-pairs"):
             _per_set(bad, "--max-pairs")
+
+
+def test_silver_pairs_are_new_nearest_neighbours_labelled_by_the_teacher_threshold():
+    # four texts on two directions: a~b close (0.99), c~d less close (0.8), the groups orthogonal
+    v = np.array([[1, 0, 0], [0.99, 0.141, 0], [0, 1, 0], [0, 0.8, 0.6]], np.float32)
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    texts = ["a", "b", "c", "d"]
+    gold = [Pair("a", "b", 1)]  # already paired: a's silver partner must be someone else
+
+    pairs = silver_pairs(texts, v, gold, n=10, threshold=0.9, seed=0)
+
+    keys = {frozenset((p.a, p.b)) for p in pairs}
+    assert frozenset("ab") not in keys and all(p.a != p.b for p in pairs)
+    assert len(keys) == len(pairs)  # no pair twice, in either order
+    assert [p.label for p in pairs if {p.a, p.b} == {"c", "d"}] == [0]  # nearest, yet below 0.9
+    for p in pairs:  # the label is exactly the teacher's decision at its threshold
+        assert p.label == int(v[texts.index(p.a)] @ v[texts.index(p.b)] >= 0.9)
+    assert len(silver_pairs(texts, v, gold, n=2, threshold=0.9)) == 2
