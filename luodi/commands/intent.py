@@ -166,6 +166,7 @@ def eval_intent(
             chosen.append((path, card["variant"], card["layers"], card["data"]))
         data = list(SET_NAMES)  # every data set's notes (cheap); models only where chosen
     rows, sections, missing = [], {"rows": NOTES}, []
+    svm_pred: dict[str, list[str]] = {}  # data -> the baseline's test predictions, for the error analysis
     lexicons = load_lexicons()
     for name in data:
         train_data, _, test = load_splits(name)
@@ -178,7 +179,8 @@ def eval_intent(
         if models:
             todo = [(p, v, k) for p, v, k, d in chosen if d == name]
         else:
-            rows.append({"name": f"tfidf-svm {row_label(name, 'test')}", **tfidf_svm(train_data, test)[0]})
+            scores, svm_pred[name] = tfidf_svm(train_data, test)
+            rows.append({"name": f"tfidf-svm {row_label(name, 'test')}", **scores})
             todo = [(model_path(v, name, k), v, k) for v, k in [(v, 3) for v in VARIANTS] + [("plain", 12), ("fused", 12)]]  # fmt: skip
         for path, variant, layers in todo:
             if not (path / "luodi.json").exists():
@@ -192,7 +194,7 @@ def eval_intent(
             if name == "cais" and variant == "fused" and layers == 3 and errors is None:
                 errors = path
     if errors is not None:
-        error_rows, sections["errors"] = error_analysis(errors, threads)
+        error_rows, sections["errors"] = error_analysis(errors, threads, svm=svm_pred.get("cais"))
         rows += error_rows
     if missing:
         sections["skipped"] = "Not trained (skipped): " + ", ".join(missing)
@@ -265,10 +267,12 @@ def _seed_std() -> float | None:
     return rows.get("intent CAIS baseline-3L mean", {}).get("accuracy_std")
 
 
-def error_analysis(model: Path, threads: int = 2, target: float = 96.5) -> tuple[list[dict], str]:
+def error_analysis(model: Path, threads: int = 2, target: float = 96.5,
+                   svm: list[str] | None = None) -> tuple[list[dict], str]:  # fmt: skip
     """What stands between a model and the CAIS target: its test errors, how many of them an unrelated
     model (the TF-IDF + SVM baseline) makes too, and how many of those with the same wrong label -- errors
-    two model families agree on point at the labels (ambiguous or noisy gold), not at the encoder."""
+    two model families agree on point at the labels (ambiguous or noisy gold), not at the encoder.
+    ``svm``: the baseline's CAIS test predictions when the caller has them (else trained here)."""
     from collections import Counter
 
     from luodi.runtime.tasks import is_release_dir, load_release
@@ -279,7 +283,7 @@ def error_analysis(model: Path, threads: int = 2, target: float = 96.5) -> tuple
     train_data, _, test = load_splits("cais")
     gold = [e.intent for e in test]
     pred, _, _ = api.predict_tags([e.text for e in test])
-    svm = tfidf_svm(train_data, test)[1]
+    svm = svm if svm is not None else tfidf_svm(train_data, test)[1]
     wrong = [i for i in range(len(test)) if pred[i] != gold[i]]
     shared = [i for i in wrong if svm[i] != gold[i]]
     same = [i for i in shared if svm[i] == pred[i]]
