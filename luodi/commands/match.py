@@ -372,8 +372,8 @@ deterministic: rerunning the teacher and the 6-layer student gave the same dev c
 83.2 % (int8 83.0); 8,000 silver pairs (`-silver`, 5 epochs: each training text with its nearest
 untaken neighbour by the teacher's embeddings, labelled by the teacher's threshold; 30.3 % positive)
 83.45 % (int8 83.35); 14,000 silver pairs (`-silver14k`, 4 epochs, 2,750 steps) 83.65 % (int8 83.95);
-silver pairs labelled by the 6-layer assistant (`-ta-silver`, 5 epochs) 82.8 % (int8 82.95): the 6-layer
-student's labels are worse than the teacher's. The 3-layer int8 target (84 %) is missed by 0.05 pt at
+the 6-layer assistant giving both the embeddings and the silver labels (`-ta-silver`, 5 epochs) 82.8 %
+(int8 82.95), below either alone (two things changed, so which one hurt is not separated). The 3-layer int8 target (84 %) is missed by 0.05 pt at
 best (within the sample's +-0.8 pt standard error, but not met); 6 layers, 3 epochs: 82.8 % (int8 82.85).
 Training longer and on more teacher-labelled pairs moved the 3-layer student 2.4 pt from 81.2 %.
 int8/fp16: the 3L encoder exported with luodi.deploy (fused, dynamic int8 with FFN down-projections
