@@ -46,6 +46,9 @@ def train_matcher_cmd(
     silver_pairs: int = typer.Option(
         0, help="student: this many more pairs of nearest training texts, labelled by the teacher."
     ),
+    silver_per_text: int = typer.Option(
+        1, help="student: up to this many silver partners per text (more silver pairs than texts)."
+    ),
 ) -> None:
     """Fine-tune (or distil) the matcher with the one trainer; writes the model and matcher.json (threshold)."""
     from luodi.tasks.match import distill_matcher, train_matcher
@@ -55,7 +58,8 @@ def train_matcher_cmd(
         meta = distill_matcher(layers, max_pairs, out, teacher or _default_dir("bi", 12), epochs=epochs,
                                batch_size=batch_size, learning_rate=learning_rate, threads=threads,
                                dev_pairs=dev_pairs, embed_weight=embed_weight,
-                               score_weight=score_weight, silver=silver_pairs)  # fmt: skip
+                               score_weight=score_weight, silver=silver_pairs,
+                               silver_per_text=silver_per_text)  # fmt: skip
     elif kind in ("bi", "cross"):
         meta = train_matcher(kind, layers, max_pairs, out, epochs=epochs, batch_size=batch_size,
                              learning_rate=learning_rate, threads=threads, dev_pairs=dev_pairs,
@@ -301,6 +305,7 @@ def _training_lines() -> dict[str, str]:
         if kind == "student":
             opts += f" --embed-weight {m['embed_weight']:g} --score-weight {m['score_weight']:g}"
             opts += f" --silver-pairs {m['silver_pairs']}" if "silver_pairs" in m else ""
+            opts += f" --silver-per-text {m['silver_per_text']}" if m.get("silver_per_text", 1) > 1 else ""
             teacher = Path(m["teacher"]).name
             if teacher != "match-bi-12L":
                 opts += f" --teacher <models>/{teacher}"

@@ -724,11 +724,13 @@ def distill_collate(tokenizer, texts: Sequence[str], vectors: np.ndarray, max_le
 
 
 def silver_pairs(texts: Sequence[str], vectors: np.ndarray, gold: Sequence, n: int, threshold: float,
-                 seed: int = 0, candidates: int = 4) -> list:  # fmt: skip
+                 seed: int = 0, per_text: int = 1, candidates: int = 4) -> list:  # fmt: skip
     """Up to ``n`` new pairs the teacher labels itself (Augmented SBERT, Thakur et al. 2021): each training
-    text (random order) with its nearest other training text by the teacher's embeddings ``vectors``
-    (normalised, rows of ``texts``) that is not already paired with it; label 1 if their cosine reaches the
-    teacher's ``threshold``. Near neighbours are the hard cases a random batch rarely holds."""
+    text (random order) with its ``per_text`` nearest other training texts by the teacher's embeddings
+    ``vectors`` (normalised, rows of ``texts``) that are not already paired with it; label 1 if their
+    cosine reaches the teacher's ``threshold``. Near neighbours are the hard cases a random batch rarely
+    holds. One pass over the texts gives at most one pair per text at ``per_text=1``, so ``per_text`` is
+    what lets ``n`` exceed the number of texts."""
     from luodi.data.similarity import Pair
 
     seen = {(p.a, p.b) for p in gold} | {(p.b, p.a) for p in gold}
@@ -738,26 +740,30 @@ def silver_pairs(texts: Sequence[str], vectors: np.ndarray, gold: Sequence, n: i
         rows = order[start : start + 2048]
         sims = vectors[rows] @ vectors.T
         sims[np.arange(len(rows)), rows] = -np.inf  # never a text with itself
-        k = min(candidates, len(texts) - 1)
+        k = min(max(candidates, 2 * per_text), len(texts) - 1)
         if k < 1:
             break
         top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
         for r, i in enumerate(rows):
+            taken = 0
             for j in sorted(top[r], key=lambda j: -sims[r, j]):
                 a, b = texts[i], texts[j]
                 if (a, b) not in seen:
                     seen |= {(a, b), (b, a)}
                     out.append(Pair(a, b, int(sims[r, j] >= threshold)))
-                    break
-            if len(out) >= n:
-                return out
+                    taken += 1
+                    if len(out) >= n:
+                        return out
+                    if taken == per_text:
+                        break
     return out
 
 
 def distill_matcher(layers: int, max_pairs: int, out_dir: str | Path, teacher_dir: str | Path,
                     epochs: float = 2.0, batch_size: int = 32, learning_rate: float = 1e-4, threads: int = 1,
                     dev_pairs: int = 500, embed_weight: float = 10.0, score_weight: float = 1.0,
-                    init: str = "teacher", silver: int = 0, root: Path | None = None) -> dict:  # fmt: skip
+                    init: str = "teacher", silver: int = 0, silver_per_text: int = 1,
+                    root: Path | None = None) -> dict:  # fmt: skip
     """A ``layers``-layer bi-encoder student distilled from a fine-tuned bi-encoder teacher.
 
     The student (``luodi.distill.make_student``: the teacher's embeddings and first ``layers`` layers, or
@@ -765,7 +771,8 @@ def distill_matcher(layers: int, max_pairs: int, out_dir: str | Path, teacher_di
     plus ``embedding_kd_loss`` against the teacher's embeddings of the same texts, computed once before
     training and cached (``teacher_embeddings.safetensors`` in ``out_dir``). The distillation toolkit's
     logit KD does not apply here: a bi-encoder has two inputs and its output is an embedding, not logits.
-    ``silver``: that many more pairs among the same texts, labelled by the teacher (``silver_pairs``)."""
+    ``silver``: that many more pairs among the same texts, labelled by the teacher (``silver_pairs``, up to
+    ``silver_per_text`` neighbours of each text)."""
     from luodi.distill import make_student
 
     torch.set_num_threads(threads)
@@ -792,9 +799,10 @@ def distill_matcher(layers: int, max_pairs: int, out_dir: str | Path, teacher_di
             "teacher_cache_seconds": round(cache_seconds, 1)}  # fmt: skip
     if silver:
         threshold = json.loads((teacher_dir / "matcher.json").read_text())["threshold"]
-        extra = silver_pairs(texts, vectors, pairs, silver, threshold)
+        extra = silver_pairs(texts, vectors, pairs, silver, threshold, per_text=silver_per_text)
         meta |= {
             "silver_pairs": len(extra),
+            "silver_per_text": silver_per_text,
             "silver_positive": round(100 * np.mean([p.label for p in extra]), 1),
         }
         pairs = pairs + extra

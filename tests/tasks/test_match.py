@@ -335,3 +335,21 @@ def test_silver_pairs_are_new_nearest_neighbours_labelled_by_the_teacher_thresho
     for p in pairs:  # the label is exactly the teacher's decision at its threshold
         assert p.label == int(v[texts.index(p.a)] @ v[texts.index(p.b)] >= 0.9)
     assert len(silver_pairs(texts, v, gold, n=2, threshold=0.9)) == 2
+
+
+def test_silver_pairs_per_text_gives_more_pairs_than_one_pass_never_a_pair_twice():
+    rng = np.random.default_rng(0)
+    v = rng.normal(size=(20, 8)).astype(np.float32)
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    texts = [f"t{i}" for i in range(20)]
+
+    one = silver_pairs(texts, v, [], n=1000, threshold=0.5, per_text=1)
+    three = silver_pairs(texts, v, [], n=1000, threshold=0.5, per_text=3)
+
+    assert len(one) <= 20 < len(three) <= 60  # one pass: at most one new pair per text
+    assert len({frozenset((p.a, p.b)) for p in three}) == len(three)
+    for p in three:  # each partner is among the text's 6 nearest (the candidates looked at: 2 x per_text)
+        i, j = texts.index(p.a), texts.index(p.b)
+        sims = v[i] @ v.T
+        sims[i] = -np.inf
+        assert j in np.argsort(-sims)[:6]
