@@ -122,8 +122,9 @@ def merge_results(
 
     Why: on a 2-core machine the parts of a table are run separately (and a fresh model cache cannot
     rerun rows whose models are gone), so a partial run must not wipe the others. Each row gets a ``run``
-    number pointing into ``commands``, the list of commands that produced the file (the first one of a
-    file written before merging is its ``command``). ``sections`` are named paragraphs of notes; a
+    number pointing into ``commands``, the list of commands that produced the file's rows (the first one
+    of a file written before merging is its ``command``; a command none of whose rows is left is dropped
+    and the runs renumbered). ``sections`` are named paragraphs of notes; a
     section not given again (e.g. the speed note of a model not rerun) is kept from the earlier file.
     ``fresh`` starts the file anew. ``rename`` maps the kept rows' names (when a topic's naming changed:
     the figures stay, under the names new rows use)."""
@@ -135,6 +136,10 @@ def merge_results(
     run = commands.index(cmd) + 1
     rows = _kept_rows(old, new_rows, rename) + [{**r, "run": run} for r in new_rows]
     rows = [{k: v for k, v in r.items() if v is not None} for r in rows]
+    # a command whose rows were all replaced by later runs produced nothing the file still shows
+    used = sorted({r["run"] for r in rows})
+    commands = [commands[i - 1] for i in used]
+    rows = [{**r, "run": used.index(r["run"]) + 1} for r in rows]
     kept = {**(old.get("sections") or {}), **(sections or {})}
     notes = "\n\n".join(kept.values())
     notes += "\n\nRuns (the `run` column):\n" + "\n".join(f"{i}. `{c}`" for i, c in enumerate(commands, 1))

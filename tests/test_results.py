@@ -49,9 +49,15 @@ def test_merge_results_replaces_rows_by_name_and_keeps_the_rest_with_their_run(t
     md = (tmp_path / "docs" / "segmentation.md").read_text()
     assert "speed note" in md and "examples note" in md and "3. `luodi third`" in md
 
+    monkeypatch.setattr(results, "current_command", lambda: "luodi fourth")
+    results.merge_results("segmentation", [{"name": "b", "f1": 6.0}])  # run 2 has no row left
+    data = json.loads((tmp_path / "results" / "segmentation.json").read_text())
+    assert data["commands"] == ["luodi first", "luodi third", "luodi fourth"]
+    assert [(r["name"], r["run"]) for r in data["rows"]] == [("a", 1), ("c", 2), ("b", 3)]
+
     results.merge_results("segmentation", [{"name": "c", "f1": 5.0}], fresh=True)
     data = json.loads((tmp_path / "results" / "segmentation.json").read_text())
-    assert data["rows"] == [{"name": "c", "f1": 5.0, "run": 1}] and data["commands"] == ["luodi third"]
+    assert data["rows"] == [{"name": "c", "f1": 5.0, "run": 1}] and data["commands"] == ["luodi fourth"]
 
 
 def test_merged_rows_are_what_merge_results_then_writes(tmp_path, monkeypatch):
