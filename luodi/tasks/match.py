@@ -759,10 +759,52 @@ def silver_pairs(texts: Sequence[str], vectors: np.ndarray, gold: Sequence, n: i
     return out
 
 
+def edited_copies(texts: Sequence[str], per_text: int, seed: int = 0) -> list[tuple[str, str]]:
+    """Up to ``per_text`` edited copies of each text, as (text, copy) pairs with no label: the teacher
+    gives it. Task-data augmentation for a small student (TinyBERT, Jiao et al. 2020, used a masked LM
+    for the words; e5 has no MLM head, so the replacement words come from the texts themselves). One edit
+    on jieba's words per copy: replace a word by a random word of the same length seen in the texts
+    (mostly changes the meaning: the near-duplicate negatives LCQMC is full of), or delete a word, or
+    swap two neighbouring words (mostly keeps it). The student then copies the teacher's embedding of
+    texts it would never see in the gold pairs, right where the threshold has to cut."""
+    import random
+    from collections import defaultdict
+
+    import jieba
+
+    jieba.setLogLevel(60)  # no "Building prefix dict" lines in training logs
+    rng = random.Random(seed)
+    split = [jieba.lcut(t) for t in texts]
+    by_length: dict[int, list[str]] = defaultdict(list)
+    for w in sorted({w for words in split for w in words if len(w) > 1 and w.isalpha() and not w.isascii()}):
+        by_length[len(w)].append(w)  # multi-character words: a random single character is mostly noise
+    seen, out = set(texts), []
+    for text, words in zip(texts, split, strict=True):
+        content = [i for i, w in enumerate(words) if w.isalnum()]  # punctuation edits say nothing
+        made = 0
+        for _ in range(4 * per_text):  # an edit may repeat one already made: a few tries, then give up
+            if made == per_text or len(content) < 2:
+                break
+            i, op = rng.choice(content), rng.choice(("replace", "replace", "delete", "swap"))
+            edit = list(words)
+            if op == "replace" and len(words[i]) > 1 and by_length.get(len(words[i])):
+                edit[i] = rng.choice(by_length[len(words[i])])
+            elif op == "delete":
+                del edit[i]
+            elif op == "swap" and i + 1 < len(words):
+                edit[i], edit[i + 1] = edit[i + 1], edit[i]
+            copy = "".join(edit)
+            if copy.strip() and copy not in seen:
+                seen.add(copy)
+                out.append((text, copy))
+                made += 1
+    return out
+
+
 def distill_matcher(layers: int, max_pairs: int, out_dir: str | Path, teacher_dir: str | Path,
                     epochs: float = 2.0, batch_size: int = 32, learning_rate: float = 1e-4, threads: int = 1,
                     dev_pairs: int = 500, embed_weight: float = 10.0, score_weight: float = 1.0,
-                    init: str = "teacher", silver: int = 0, silver_per_text: int = 1,
+                    init: str = "teacher", silver: int = 0, silver_per_text: int = 1, augment: int = 0,
                     root: Path | None = None) -> dict:  # fmt: skip
     """A ``layers``-layer bi-encoder student distilled from a fine-tuned bi-encoder teacher.
 
@@ -772,7 +814,8 @@ def distill_matcher(layers: int, max_pairs: int, out_dir: str | Path, teacher_di
     training and cached (``teacher_embeddings.safetensors`` in ``out_dir``). The distillation toolkit's
     logit KD does not apply here: a bi-encoder has two inputs and its output is an embedding, not logits.
     ``silver``: that many more pairs among the same texts, labelled by the teacher (``silver_pairs``, up to
-    ``silver_per_text`` neighbours of each text)."""
+    ``silver_per_text`` neighbours of each text). ``augment``: up to that many edited copies of each
+    training text (``edited_copies``), each paired with its original and labelled by the teacher."""
     from luodi.distill import make_student
 
     torch.set_num_threads(threads)
@@ -786,7 +829,9 @@ def distill_matcher(layers: int, max_pairs: int, out_dir: str | Path, teacher_di
     student = make_student(teacher, layers, init=init)
     student.config.embed_weight, student.config.score_weight = embed_weight, score_weight
     pairs = train_pool(max_pairs, root=root)
-    texts = sorted({t for p in pairs for t in (p.a, p.b)})
+    gold_texts = sorted({t for p in pairs for t in (p.a, p.b)})
+    edits = edited_copies(gold_texts, augment) if augment else []
+    texts = sorted(set(gold_texts) | {copy for _, copy in edits})
     weights = teacher_dir / "model.safetensors"
     key = f"{teacher_dir.resolve()}:{weights.stat().st_size}:{weights.stat().st_mtime_ns}"
     start = time.perf_counter()
@@ -797,14 +842,27 @@ def distill_matcher(layers: int, max_pairs: int, out_dir: str | Path, teacher_di
     meta = {"kind": "student", "layers": layers, "teacher": str(teacher_dir), "init": init,
             "embed_weight": embed_weight, "score_weight": score_weight, "teacher_texts": len(texts),
             "teacher_cache_seconds": round(cache_seconds, 1)}  # fmt: skip
-    if silver:
-        threshold = json.loads((teacher_dir / "matcher.json").read_text())["threshold"]
-        extra = silver_pairs(texts, vectors, pairs, silver, threshold, per_text=silver_per_text)
+    threshold = json.loads((teacher_dir / "matcher.json").read_text())["threshold"]
+    row = {t: i for i, t in enumerate(texts)}
+    if silver:  # neighbours among the gold texts only: an edited copy would be its original's nearest
+        gold_vectors = vectors[[row[t] for t in gold_texts]]
+        extra = silver_pairs(gold_texts, gold_vectors, pairs, silver, threshold, per_text=silver_per_text)
         meta |= {
             "silver_pairs": len(extra),
             "silver_per_text": silver_per_text,
             "silver_positive": round(100 * np.mean([p.label for p in extra]), 1),
         }
         pairs = pairs + extra
+    if edits:
+        from luodi.data.similarity import Pair
+
+        cos = [float(vectors[row[a]] @ vectors[row[b]]) for a, b in edits]
+        edited = [Pair(a, b, int(c >= threshold)) for (a, b), c in zip(edits, cos, strict=True)]
+        meta |= {
+            "augment": augment,
+            "augmented_pairs": len(edited),
+            "augmented_positive": round(100 * np.mean([p.label for p in edited]), 1),
+        }
+        pairs = pairs + edited
     return _fit(student, tokenizer, pairs, distill_collate(tokenizer, texts, vectors), out_dir, meta, epochs,
                 batch_size, learning_rate, threads, dev_pairs, root)  # fmt: skip

@@ -22,6 +22,7 @@ from luodi.tasks.match import (
     cosent_loss,
     cross_collate,
     distill_collate,
+    edited_copies,
     embedding_kd_loss,
     in_batch_loss,
     load_faq_file,
@@ -353,3 +354,85 @@ def test_silver_pairs_per_text_gives_more_pairs_than_one_pass_never_a_pair_twice
         sims = v[i] @ v.T
         sims[i] = -np.inf
         assert j in np.argsort(-sims)[:6]
+
+
+def test_edited_copies_are_one_word_edits_new_and_reproducible():
+    import jieba
+
+    texts = ["怎么开通花呗", "明天天气怎么样", "导航到北京南站", "给妈妈打电话", "附近有什么好吃的餐厅", "好"]
+
+    pairs = edited_copies(texts, per_text=3, seed=1)
+
+    assert pairs == edited_copies(texts, per_text=3, seed=1)  # the same seed, the same copies
+    assert pairs != edited_copies(texts, per_text=3, seed=2)
+    counts = {t: sum(a == t for a, _ in pairs) for t in texts}
+    assert all(n <= 3 for n in counts.values()) and sum(counts.values()) >= 10
+    assert counts["好"] == 0  # one word: nothing to swap, deleting it leaves nothing
+    copies = [b for _, b in pairs]
+    assert len(set(copies)) == len(copies) and not set(copies) & set(texts)  # new texts, each once
+    vocabulary = {w for t in texts for w in jieba.lcut(t)}
+    for a, b in pairs:
+        words, edited = jieba.lcut(a), b
+        deleted = any("".join(words[:i] + words[i + 1 :]) == edited for i in range(len(words)))
+        swapped = any(
+            "".join(words[:i] + [words[i + 1], words[i]] + words[i + 2 :]) == edited
+            for i in range(len(words) - 1)
+        )
+        replaced = len(edited) == len(a) and any(
+            edited.startswith("".join(words[:i])) and edited.endswith("".join(words[i + 1 :]))
+            and edited[len("".join(words[:i])) : len(edited) - len("".join(words[i + 1 :]))] in vocabulary
+            for i in range(len(words))
+        )  # fmt: skip
+        assert deleted or swapped or replaced, (a, b)
+
+
+def _similarity_root(root: Path) -> Path:
+    """A data root with every similarity file at the sizes the fixed splits need (OPPO 10,000 lines,
+    LCQMC dev > 2,000 for its held-out threshold dev), made of a few question templates."""
+    subjects = ["花呗", "借呗", "余额宝", "信用卡", "闹钟", "导航", "天气", "音乐", "电话", "翻译"]
+    actions = ["怎么开通", "如何关闭", "在哪里设置", "为什么用不了", "多久能到账", "可以取消吗"]
+
+    def lines(n: int, offset: int) -> str:
+        out = []
+        for i in range(n):
+            s, a = subjects[(i + offset) % len(subjects)], actions[(i // 3 + offset) % len(actions)]
+            same = i % 2 == 0
+            b = f"{s}{a}呢" if same else f"{subjects[(i + offset + 1) % len(subjects)]}{a}"
+            out.append(f"{s}{a}\t{b}\t{int(same)}")
+        return "\n".join(out) + "\n"
+
+    sim = root / "similarity"
+    sim.mkdir(parents=True)
+    sizes = {"lcqmc_dev.txt": 2100, "lcqmc_test.txt": 50, "afqmc_train.txt": 200, "afqmc_dev.txt": 20,
+             "oppo-xiaobu_dev.txt": 10000}  # fmt: skip
+    for i, (name, n) in enumerate(sizes.items()):
+        (sim / name).write_text(lines(n, i), encoding="utf-8")
+    pawsx = "".join(f"{i}\t{line}\n" for i, line in enumerate(lines(20, 7).splitlines()))
+    (sim / "paws-x_dev_2k.tsv").write_text("id\tsentence1\tsentence2\tlabel\n" + pawsx, encoding="utf-8")
+    return root
+
+
+def test_distill_matcher_adds_teacher_labelled_edited_copies(zh_tokenizer, tmp_path: Path):
+    import json
+
+    from luodi.tasks.match import distill_matcher
+
+    root = _similarity_root(tmp_path / "data")
+    torch.manual_seed(0)
+    teacher = BiEncoder(BiEncoderConfig(encoder=tiny_encoder_config(len(zh_tokenizer)))).eval()
+    teacher.save(tmp_path / "teacher", zh_tokenizer)
+    (tmp_path / "teacher" / "matcher.json").write_text(json.dumps({"threshold": 0.95}))
+
+    meta = distill_matcher(1, 40, tmp_path / "student", tmp_path / "teacher", epochs=1, batch_size=16,
+                           dev_pairs=20, augment=2, silver=10, root=root)  # fmt: skip
+
+    assert meta["train_pairs"] == 40 + meta["silver_pairs"] + meta["augmented_pairs"]
+    assert 0 < meta["augmented_pairs"] <= 2 * meta["teacher_texts"]
+    assert 0 <= meta["augmented_positive"] <= 100
+    student = load_model(tmp_path / "student")
+    assert student.encoder.config.num_hidden_layers == 1
+    # the cache holds the teacher's embedding of every gold text and every edited copy
+    from safetensors import safe_open
+
+    with safe_open(str(tmp_path / "student" / "teacher_embeddings.safetensors"), framework="np") as f:
+        assert int(f.metadata()["n"]) == meta["teacher_texts"]
