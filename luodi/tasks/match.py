@@ -842,7 +842,8 @@ def distill_matcher(layers: int, max_pairs: int, out_dir: str | Path, teacher_di
     meta = {"kind": "student", "layers": layers, "teacher": str(teacher_dir), "init": init,
             "embed_weight": embed_weight, "score_weight": score_weight, "teacher_texts": len(texts),
             "teacher_cache_seconds": round(cache_seconds, 1)}  # fmt: skip
-    threshold = json.loads((teacher_dir / "matcher.json").read_text())["threshold"]
+    if silver or edits:  # the teacher's own decision labels its pairs (a plain KD run needs no threshold)
+        threshold = json.loads((teacher_dir / "matcher.json").read_text())["threshold"]
     row = {t: i for i, t in enumerate(texts)}
     if silver:  # neighbours among the gold texts only: an edited copy would be its original's nearest
         gold_vectors = vectors[[row[t] for t in gold_texts]]
