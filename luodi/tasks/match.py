@@ -857,8 +857,7 @@ def distill_matcher(layers: int, max_pairs: int, out_dir: str | Path, teacher_di
     if edits:
         from luodi.data.similarity import Pair
 
-        cos = [float(vectors[row[a]] @ vectors[row[b]]) for a, b in edits]
-        edited = [Pair(a, b, int(c >= threshold)) for (a, b), c in zip(edits, cos, strict=True)]
+        edited = [Pair(a, b, int(vectors[row[a]] @ vectors[row[b]] >= threshold)) for a, b in edits]
         meta |= {
             "augment": augment,
             "augmented_pairs": len(edited),
