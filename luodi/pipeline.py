@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import Any
 
 # Intents that are not skills: the query is a question or chit-chat, answered by retrieval/generation.
-NON_SKILL_INTENTS = ("Chat", "AskKnowledge", "OTHERS")
+# chat / other: the skill schema's (luodi/data/skills.yaml); the rest: CAIS / NLPCC models' own labels.
+NON_SKILL_INTENTS = ("chat", "other", "Chat", "AskKnowledge", "OTHERS")
 FALLBACK_REPLY = "抱歉，我没听懂，可以换个说法吗？"
 CHATTERBOT = "chatterbot"  # in faq_files: the chatterbot Q->A pairs of the shared data (when present)
 
@@ -208,7 +209,7 @@ class Assistant:
                 queries, sentences = broken.queries, broken.sentences
             else:
                 queries, sentences = [clean], [clean]
-        pairs = [(q, s) for q, s in zip(queries, sentences, strict=True) if q.strip()]
+        pairs = _attach_fillers([(q, s) for q, s in zip(queries, sentences, strict=True) if q.strip()])
         limit = getattr(self.intent, "max_chars", None)
         if limit:
             pairs = [piece for q, s in pairs for piece in _pieces(q, s, limit)]
@@ -360,6 +361,26 @@ def _load(kind: str, path: str | None, threads: int = 2):
 
         return Generator.load(path)
     raise ValueError(f"unknown component {kind!r}")
+
+
+def _attach_fillers(pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """(query, sentence) pairs with every filler-only query (然后, 嗯, 那个还有) joined to the query after
+    it, or to the one before when it is last; a stream of fillers alone gives no query. A filler is glue
+    between requests: as a query of its own it would reach the intent model and be acted on."""
+    from luodi.data.skills import is_filler
+
+    out: list[tuple[str, str]] = []
+    carry_q, carry_s = "", ""
+    for q, s in pairs:
+        if is_filler(q):
+            carry_q, carry_s = carry_q + q, carry_s + s.rstrip("，。？！、")
+            continue
+        out.append((carry_q + q, carry_s + s))
+        carry_q, carry_s = "", ""
+    if carry_q and out:
+        q, s = out[-1]
+        out[-1] = (q + carry_q, s.rstrip("，。？！、") + carry_s + "。")
+    return out
 
 
 def _pieces(query: str, sentence: str, limit: int) -> list[tuple[str, str]]:

@@ -345,3 +345,19 @@ def test_an_unbroken_run_longer_than_the_intent_model_reads_becomes_pieces():
 
     doc = assistant(intent=Reads5())("边" * 12)
     assert [q["text"] for q in doc["queries"]] == ["边" * 5, "边" * 5, "边" * 2]  # nothing dropped
+
+
+def test_a_filler_is_never_a_query_of_its_own():
+    seen = []
+
+    class Records(KeywordIntent):
+        def __call__(self, texts):
+            seen.extend(texts)
+            return super().__call__(texts)
+
+    a = assistant(intent=Records())
+    doc = a("播放周杰伦|然后|讲个故事|嗯")
+    assert [q["text"] for q in doc["queries"]] == ["播放周杰伦", "然后讲个故事嗯"]
+    assert doc["sentences"] == ["播放周杰伦。", "然后讲个故事嗯。"]
+    assert "然后" not in seen and "嗯" not in seen
+    assert a("嗯|那个")["queries"] == []  # fillers alone: nothing to act on

@@ -5,6 +5,7 @@ MODULES = [
     # one line per feature module, e.g. "luodi.commands.segment"
     "luodi.commands.intent",
     "luodi.commands.assistant",
+    "luodi.commands.assistant_eval",
     "luodi.commands.distill",
     "luodi.commands.segment",
     "luodi.commands.serve",

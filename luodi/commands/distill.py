@@ -29,13 +29,17 @@ def train_breaking(
     batch_size: int = typer.Option(16),
     threads: int = typer.Option(1, help="torch threads (the machine is shared)."),
     max_steps: int = typer.Option(-1, help="> 0: stop after this many steps (smoke runs)."),
+    data: str = typer.Option(
+        "default", help="default (the distillation tables' data) | assistant (+ spoken multi-query streams)"
+    ),
     out: Path = typer.Option(None, help="Output dir; default <models>/breaking-<layers>L-seed<seed>."),
 ) -> None:
     """Fine-tune a sentence breaker (no distillation) on the fixed breaking data."""
     from luodi.tasks.breaking import train_breaker
 
-    out = out or _model_dir(f"breaking-{layers}L-seed{seed}")
-    _, result = train_breaker(out, layers, seed, epochs, lr, batch_size, threads, max_steps)
+    tag = "" if data == "default" else f"-{data}"
+    out = out or _model_dir(f"breaking{tag}-{layers}L-seed{seed}")
+    _, result = train_breaker(out, layers, seed, epochs, lr, batch_size, threads, max_steps, data=data)
     console.print(f"best dev f1 {result.best_metric:.2f} in {result.train_seconds:.0f}s -> {out}")
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import typer
 
+from luodi.assistant_eval import tfidf_svm
 from luodi.cli import app, console, eval_app, train_app
 
 predict_app = typer.Typer(help="Run a trained model on text.", no_args_is_help=True)
@@ -32,7 +33,7 @@ def model_path(variant: str, data: str, layers: int = 12) -> Path:
 @train_app.command("intent")
 def train_intent(
     model: str = typer.Option("fused", help=f"One of {', '.join(VARIANTS)}."),
-    data: str = typer.Option("cais", help="cais | nlpcc2018"),
+    data: str = typer.Option("cais", help="cais | nlpcc2018 | assistant (all sets on the skill schema)"),
     layers: int = typer.Option(12, help="Encoder layers (12 = the teacher; fewer = its first k)."),
     epochs: float = typer.Option(3.0),
     batch_size: int = typer.Option(32),
@@ -40,13 +41,18 @@ def train_intent(
     max_examples: int = typer.Option(0, help="Subsample the training set (0 = all)."),
     seed: int = typer.Option(42),
     threads: int = typer.Option(2),
+    gazetteer_noise: float = typer.Option(
+        None,
+        help="Train with noisy gazetteer evidence: drop each lexicon match with this probability and add a "
+        "false song/singer match to 1.5x this share of texts (default: 0.2 for --data assistant, else off).",
+    ),
     out: Path = typer.Option(None, help="Output directory (default: <models>/intent-<model>-<data>)."),
 ) -> None:
     """Fine-tune the plain or knowledge-fused intent + slot model."""
     import random
 
     from luodi.results import current_command
-    from luodi.tasks.intent import evaluate, load_splits, train_intent_model, write_card
+    from luodi.tasks.intent import GazetteerNoise, evaluate, load_splits, train_intent_model, write_card
     from luodi.train.trainer import TrainConfig
 
     if model not in VARIANTS:
@@ -59,12 +65,20 @@ def train_intent(
     config = TrainConfig(output_dir=str(out), epochs=epochs, batch_size=batch_size,
                          learning_rate=learning_rate, seed=seed, threads=threads)  # fmt: skip
     start = time.perf_counter()
-    api = train_intent_model(train_data, valid, config, knowledge=knowledge, layers=layers, **overrides)
+    if gazetteer_noise is None:
+        gazetteer_noise = 0.2 if data == "assistant" else 0.0
+    noise = (
+        GazetteerNoise(drop=gazetteer_noise, add=1.5 * gazetteer_noise, seed=seed)
+        if gazetteer_noise
+        else None
+    )
+    api = train_intent_model(train_data, valid, config, knowledge=knowledge, layers=layers, noise=noise,
+                             **overrides)  # fmt: skip
     minutes = (time.perf_counter() - start) / 60
     api.save(out)
     scores = evaluate(api, valid)
     write_card(out, {"command": current_command(), "data": data, "train_examples": len(train_data),
-                     "layers": layers, "variant": model, "valid": scores, "train_minutes": round(minutes, 1)})  # fmt: skip
+                     "layers": layers, "variant": model, "valid": scores, "gazetteer_noise": gazetteer_noise, "train_minutes": round(minutes, 1)})  # fmt: skip
     console.print(f"saved {out} ({minutes:.1f} min); valid: {json.dumps(scores)}")
 
 
@@ -131,7 +145,11 @@ def _model_rows(api, label: str, data: str, test, swapped) -> list[dict]:
 
 @eval_app.command("intent")
 def eval_intent(
-    data: list[str] = typer.Option(["cais", "nlpcc2018"], help="Data sets to evaluate."),
+    data: list[str] = typer.Option(
+        ["cais", "nlpcc2018"],
+        help="Data sets to evaluate, or a JSONL file of your own utterances ({'text', 'intent', 'slots'}): "
+        "then the --model dirs (default: the shipped release/intent) are scored on it and printed.",
+    ),
     models: list[str] = typer.Option(
         None,
         "--model",
@@ -145,10 +163,16 @@ def eval_intent(
     ),
     threads: int = typer.Option(2),
     examples: int = typer.Option(12, help="Example predictions shown in the docs."),
+    write: bool = typer.Option(False, help="Merge the rows into results/intent.json + docs/intent.md."),
 ) -> None:
     """Plain vs knowledge-fused on test, entity-swap robustness, ablations, TF-IDF+SVM baseline, an error
-    analysis: results/intent.json + docs/intent.md. Evaluates the models `luodi train intent` saved."""
+    analysis (results/intent.json + docs/intent.md with --write). Evaluates the models `luodi train intent`
+    saved, or any model on your own utterances (--data FILE)."""
     import torch
+
+    if len(data) == 1 and Path(data[0]).is_file():
+        _eval_file(Path(data[0]), models or [], threads)
+        return
 
     from luodi.data.intent import load_lexicons
     from luodi.paths import docs_dir, resolve_model_dir, results_dir
@@ -203,7 +227,7 @@ def eval_intent(
     old = results_dir() / "intent.json"
     if models and old.exists() and "sections" not in json.loads(old.read_text()):
         sections = {**_legacy_sections(docs_dir() / "intent.md"), **sections}
-    found = findings(merged_rows("intent", rows, fresh=not models, rename=legacy_row_name), _seed_std())
+    found = findings(merged_rows("intent", rows, rename=legacy_row_name), _seed_std())
     if found:
         sections["findings"] = found
     order = [
@@ -216,8 +240,23 @@ def eval_intent(
     sections = {
         k: sections[k] for k in sorted(sections, key=lambda k: order.index(k) if k in order else len(order))
     }
-    js, md = merge_results("intent", rows, sections, fresh=not models, rename=legacy_row_name)
-    console.print(f"wrote {js} and {md}")
+    if write:  # rows not recomputed (models not in the cache) are kept, never dropped
+        js, md = merge_results("intent", rows, sections, rename=legacy_row_name)
+        console.print(f"wrote {js} and {md}")
+
+
+def _eval_file(path: Path, models: list[str], threads: int) -> None:
+    """Each model (a trained dir or a release dir; default the shipped one) on a user's own utterances."""
+    from luodi.data.skills import read_queries
+    from luodi.paths import resolve_model_dir
+    from luodi.pipeline import _load, release_dir
+    from luodi.tasks.intent import evaluate
+
+    examples = read_queries(path)
+    for name in models or [str(release_dir() / "intent")]:
+        model = _load("intent", str(resolve_model_dir(name)), threads)
+        scores = evaluate(model, examples)
+        console.print({"name": f"{Path(name).name} {path.stem}", "examples": len(examples), **_round(scores)})
 
 
 def findings(rows: list[dict], seed_std: float | None = None) -> str:
@@ -364,21 +403,6 @@ def _examples(api, test, swapped, title: str, n: int) -> str:
             gold = e.intent + "; " + ", ".join(f"{s.type}={e.text[s.start : s.end]}" for s in e.slots)
             lines.append(f"| {set_name} | {e.text} | {gold} | {p['intent']} ({p['score']:.2f}) | {slots} |")
     return "\n".join(lines)
-
-
-def tfidf_svm(train_data, test) -> tuple[dict, list[str]]:
-    """The classic baseline: char 1-3-gram TF-IDF + LinearSVC (intent only): (scores, predicted intents)."""
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.svm import LinearSVC
-
-    from luodi.train.metrics import accuracy, macro_f1
-
-    vectorizer = TfidfVectorizer(analyzer="char", ngram_range=(1, 3), sublinear_tf=True)
-    x = vectorizer.fit_transform([e.text for e in train_data])
-    clf = LinearSVC(C=1.0).fit(x, [e.intent for e in train_data])
-    pred = clf.predict(vectorizer.transform([e.text for e in test])).tolist()
-    gold = [e.intent for e in test]
-    return {"accuracy": round(accuracy(gold, pred), 2), "macro_f1": round(macro_f1(gold, pred), 2)}, pred
 
 
 @predict_app.command("intent")

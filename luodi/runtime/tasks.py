@@ -89,18 +89,21 @@ class CharVocab:
 
 def release_chars(root: Path | None = None) -> set[str]:
     """Every character of the training splits in the shared data that the char-aligned release models
-    may meet: PKU 1998 train, MSR train, Weibo, CAIS train, NLPCC-2018 train and the NLPCC lexicons
-    (5,824 distinct characters with the shared data of this repository)."""
+    may meet: PKU 1998 train, MSR train, Weibo, CAIS train, NLPCC-2018 train, SMP2020 train, LCCC train
+    posts, the chatterbot questions and the NLPCC lexicons."""
     from luodi.data.cws import load_msr, load_pku1998, load_weibo
-    from luodi.data.intent import load_cais, load_lexicons, load_nlpcc2018
+    from luodi.data.dialogue import load_chatterbot, load_lccc_pairs
+    from luodi.data.intent import load_cais, load_lexicons, load_nlpcc2018, load_smp2020
 
     chars: set[str] = set()
     for paragraphs in (load_pku1998("train", root), load_msr("train", root), load_weibo(root)):
         for words in paragraphs:
             for w in words:
                 chars.update(w)
-    for e in load_cais("train", root) + load_nlpcc2018("train", root):
+    for e in load_cais("train", root) + load_nlpcc2018("train", root) + load_smp2020("train", root):
         chars.update(e.text)
+    for post, _ in load_lccc_pairs("train", root) + load_chatterbot(root):
+        chars.update(post)
     for words in load_lexicons(root).values():
         for w in words:
             chars.update(w)

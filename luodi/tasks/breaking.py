@@ -179,7 +179,28 @@ def build_breaking_data(
         _chunk_corpus(pku, "pku", cap.get("pku"))
         + _chunk_corpus(weibo, "weibo", cap.get("weibo"))
         + _streams(pool, cap.get("stream"), seed_of)
+        + (_session_streams(split, cap["session"], root) if cap.get("session") else [])
     )
+
+
+def _session_streams(split: str, max_chars: int, root: Path | None = None) -> list[BreakExample]:
+    """Spoken streams (``luodi.data.skills.spoken_streams``: consecutive utterances of one NLPCC session or
+    mixed CAIS / SMP2020 / LCCC utterances, fillers before 30 % of the later queries). train -> the skill
+    data's train split, dev -> its selection split, test -> the assistant benchmark's dev streams. A
+    command keeps its object (打电话给张伟) and a filler goes with the query it precedes."""
+    from luodi.data.skills import spoken_streams
+
+    streams = spoken_streams({"train": "train", "dev": "select", "test": "dev"}[split], root)
+    out, used = [], 0
+    for stream in streams:
+        labels: list[int] = []
+        for q in stream.queries:
+            labels += [0] * (len(q.text) - 1) + [3 if is_question(q.text) else 2]
+        out.append(BreakExample(stream.text, labels, "session"))
+        used += len(stream.text)
+        if used >= max_chars:
+            break
+    return out
 
 
 # ----------------------------------------------------------------------------- batching and scoring
@@ -374,8 +395,23 @@ DEV_CHARS = {"pku": 3_000, "weibo": 2_000, "stream": 3_000}
 TEST_CHARS = {"pku": 15_000, "weibo": 8_000, "stream": 12_000}
 
 
-def load_splits(train_chars: dict[str, int] | None = None):
-    """(train, dev, test) with the default budgets above."""
+# The assistant's breaker also learns spoken streams (``session``): the punctuation data keeps it general.
+ASSISTANT_TRAIN_CHARS = {**TRAIN_CHARS, "session": 400_000}
+ASSISTANT_DEV_CHARS = {**DEV_CHARS, "session": 6_000}
+ASSISTANT_TEST_CHARS = {**TEST_CHARS, "session": 40_000}
+
+
+def load_splits(train_chars: dict[str, int] | None = None, data: str = "default"):
+    """(train, dev, test) with the budgets above: ``data`` "default" (the distillation tables' fixed data)
+    or "assistant" (adds the spoken streams)."""
+    if data == "assistant":
+        return (
+            build_breaking_data("train", train_chars or ASSISTANT_TRAIN_CHARS),
+            build_breaking_data("dev", ASSISTANT_DEV_CHARS),
+            build_breaking_data("test", ASSISTANT_TEST_CHARS),
+        )
+    if data != "default":
+        raise ValueError(f"unknown breaking data {data!r}: expected default or assistant")
     return (
         build_breaking_data("train", train_chars or TRAIN_CHARS),
         build_breaking_data("dev", DEV_CHARS),
@@ -401,6 +437,7 @@ def train_breaker(
     threads: int | None = 1,
     max_steps: int = -1,
     train_chars: dict[str, int] | None = None,
+    data: str = "default",
 ):
     """Fine-tune a breaker (first ``layers`` e5 layers, vocab "zh") with the one trainer; saves the best."""
     from luodi.encoders import CharAligner, load_tokenizer
@@ -410,7 +447,7 @@ def train_breaker(
         torch.set_num_threads(threads)
     tokenizer = load_tokenizer("zh")
     aligner = CharAligner(tokenizer)
-    train_data, dev, _ = load_splits(train_chars)
+    train_data, dev, _ = load_splits(train_chars, data)
     torch.manual_seed(seed)  # the head's initialisation differs per seed
     model = new_breaker(layers)
     config = TrainConfig(

@@ -42,7 +42,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from luodi.data.intent import IntentExample, Slot, spans_to_bioes
+from luodi.data.intent import IntentExample, Slot, span_tags, spans_to_bioes
 from luodi.decoding import transition_rules, viterbi
 from luodi.encoders import CharAligner
 from luodi.modeling import TaskConfig, TaskModel, load_model
@@ -147,13 +147,44 @@ class JointIntentSlotModel(TaskModel):
 # ----------------------------------------------------------------------------- batches
 
 
+@dataclasses.dataclass
+class GazetteerNoise:
+    """Training-time noise on the gazetteer evidence, so a lexicon hit alone never decides the intent: a
+    real lexicon is noisy both ways (NLPCC's song list holds everyday phrases such as 我不想说, 今天, 给我,
+    and misses new songs). Each match is dropped with probability ``drop``; with probability ``add`` a text
+    gets one false match (a random 2-4 character span labelled with one of ``types``)."""
+
+    drop: float = 0.2
+    add: float = 0.3
+    types: tuple[str, ...] = ("song", "singer")
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        self.rng = random.Random(self.seed)
+
+    def __call__(self, text: str, matches: list) -> list[tuple[str, int, int]]:
+        spans = [(m.type, m.start, m.end) for m in matches if self.rng.random() >= self.drop]
+        if len(text) >= 2 and self.rng.random() < self.add:
+            length = self.rng.randint(2, min(4, len(text)))
+            start = self.rng.randint(0, len(text) - length)
+            spans.append((self.rng.choice(self.types), start, start + length))
+        return spans
+
+
 class IntentCollator:
     """Examples -> tensors: char-aligned ids, knowledge label sets from the gazetteer, gold labels."""
 
-    def __init__(self, aligner: CharAligner, config: IntentConfig, gazetteer: Gazetteer | None = None):
+    def __init__(
+        self,
+        aligner: CharAligner,
+        config: IntentConfig,
+        gazetteer: Gazetteer | None = None,
+        noise: GazetteerNoise | None = None,
+    ):
         self.aligner = aligner
         self.config = config
         self.gazetteer = gazetteer
+        self.noise = noise  # training only
         self.intent_id = {name: i for i, name in enumerate(config.intents)}
         self.tag_id = {tag: i for i, tag in enumerate(config.slot_tags)}
         self.label_id = {label: i + 2 for i, label in enumerate(config.knowledge_labels)}
@@ -171,9 +202,15 @@ class IntentCollator:
     def _label_ids(self, text: str) -> list[list[int]]:
         if self.gazetteer is None:
             return [[NONE_LABEL] for _ in text]
-        known = set(self.gazetteer.types)
+        if self.noise is not None:
+            per_char: list[set[str]] = [set() for _ in text]
+            for type_name, start, end in self.noise(text, self.gazetteer.matches(text)):
+                for i, tag in enumerate(span_tags(type_name, end - start), start=start):
+                    per_char[i].add(tag)
+        else:
+            per_char = self.gazetteer.char_labels(text, types=set(self.gazetteer.types))
         out = []
-        for labels in self.gazetteer.char_labels(text, types=known):
+        for labels in per_char:
             ids = sorted(self.label_id[lab] for lab in labels if lab in self.label_id)  # new types: ignored
             out.append(ids or [NONE_LABEL])
         return out
@@ -279,9 +316,11 @@ class IntentModel:
             return self.gazetteer.add_file(type_name, entries)
         return self.gazetteer.add(type_name, entries)
 
-    def collator(self, gazetteer: Gazetteer | None = None) -> IntentCollator:
+    def collator(
+        self, gazetteer: Gazetteer | None = None, noise: GazetteerNoise | None = None
+    ) -> IntentCollator:
         return IntentCollator(
-            self.aligner, self.config, gazetteer if gazetteer is not None else self.gazetteer
+            self.aligner, self.config, gazetteer if gazetteer is not None else self.gazetteer, noise
         )
 
     @torch.no_grad()
@@ -427,11 +466,12 @@ def write_card(out_dir: Path, info: dict) -> None:
 
 # ----------------------------------------------------------------------------- data and training
 
-DATASETS = ("cais", "nlpcc2018")
+DATASETS = ("cais", "nlpcc2018", "assistant")
 
 
 def load_splits(name: str) -> tuple[list[IntentExample], list[IntentExample], list[IntentExample]]:
-    """(train, valid, test). CAIS: its own splits. NLPCC-2018 has no test file: the fixed session split's
+    """(train, valid, test). ``assistant``: CAIS + NLPCC-2018 + SMP2020 + non-skill negatives mapped onto
+    the skill schema (``luodi.data.skills``; test = every source's test set). CAIS: its own splits. NLPCC-2018 has no test file: the fixed session split's
     dev part is the test set here, and a tenth of the training sessions (sha1 % 10 == 1) selects the
     checkpoint, so nothing reported was used for model selection."""
     import hashlib
@@ -447,6 +487,11 @@ def load_splits(name: str) -> tuple[list[IntentExample], list[IntentExample], li
             return int(hashlib.sha1(str(e.session).encode("utf-8")).hexdigest(), 16) % 10 == 1
 
         return [e for e in train if not held_out(e)], [e for e in train if held_out(e)], load_nlpcc2018("dev")
+    if name == "assistant":  # every intent set in the skill schema's names (luodi.data.skills)
+        from luodi.data.skills import assistant_intent_data
+
+        train, select, tests = assistant_intent_data()
+        return train, select, [e for t in tests.values() for e in t]
     raise ValueError(f"unknown intent data set {name!r}: expected one of {DATASETS}")
 
 
@@ -464,6 +509,7 @@ def train_intent_model(
     knowledge: bool,
     layers: int = 12,
     gazetteer: Gazetteer | None = None,
+    noise: GazetteerNoise | None = None,
     **config_kwargs,
 ) -> IntentModel:
     """Fine-tune a plain or knowledge-fused model with the project's one trainer; best by valid
@@ -482,7 +528,9 @@ def train_intent_model(
         api.model = m
         return evaluate(api, valid_data)
 
-    train(model, list(train_data), api.collator(), evaluate_fn, train_config)
+    train(
+        model, list(train_data), api.collator(noise=noise if knowledge else None), evaluate_fn, train_config
+    )
     api.model = model.eval()
     return api
 

@@ -286,3 +286,17 @@ def test_predict_cli_prints_json_and_refuses_an_unknown_lexicon_type(zh_tokenize
     bad = runner.invoke(app, ["predict", "intent", "你好", "--model", str(tmp_path / "m"),
                               "--add-lexicon", f"podcast={tmp_path / 'singers.txt'}"])  # fmt: skip
     assert bad.exit_code == 2 and "podcast" in bad.output
+
+
+def test_gazetteer_noise_drops_and_adds_matches_in_training_only(zh_tokenizer, gazetteer):
+    from luodi.tasks.intent import GazetteerNoise
+
+    api = tiny(zh_tokenizer, True, gazetteer)
+    clean = api.collator()(EXAMPLES)["knowledge_ids"]
+    dropped = api.collator(noise=GazetteerNoise(drop=1.0, add=0.0))(EXAMPLES)["knowledge_ids"]
+    assert (clean > NONE_LABEL).any() and not (dropped > NONE_LABEL).any()  # every lexicon hit removed
+    added = api.collator(noise=GazetteerNoise(drop=1.0, add=1.0, seed=1))(EXAMPLES)["knowledge_ids"]
+    for row, e in enumerate(EXAMPLES):  # exactly one false 2-4 character match per text
+        hit = (added[row, 1 : 1 + len(e.text)] > NONE_LABEL).any(-1).sum().item()
+        assert 2 <= hit <= 4
+    assert torch.equal(api.collator()(EXAMPLES)["knowledge_ids"], clean)  # prediction reads no noise

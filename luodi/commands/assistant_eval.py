@@ -1,0 +1,102 @@
+"""``luodi eval assistant``: the shipped assistant end to end on spoken streams (results/assistant.json)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from luodi.cli import console, eval_app
+
+NOTES = """Streams of 1-3 spoken queries joined without punctuation, built only from dev splits
+(`luodi.data.skills.spoken_streams("dev")`: NLPCC-2018 dev sessions, their consecutive utterances in order;
+CAIS valid, SMP2020 dev and 500 LCCC valid posts shuffled together; a filler such as 然后 / 还有 / 嗯 before
+30 % of the later queries), every label in the skill schema's names (docs/skills.md). `luodi eval assistant
+--export FILE` writes them in the `--data` format, so a reader can inspect them or replace them with their
+own traffic.
+
+Columns (0-100): `break_exact` streams whose queries were broken exactly; `accuracy` / `macro_f1` per gold
+query, judged by the predicted query that overlaps it most; `slot_f1` over (type, value) pairs;
+`stream_exact` breaks exact and every intent right; `stream_exact_slots` also every slot right and every
+query routed as its intent asks (skill -> action, chat / other -> retrieval or generation); `blame_*` share of
+all streams whose first wrong stage is breaking, gazetteer (a wrong intent with a lexicon hit that is not a
+gold slot), intent, slots or routing (luodi/assistant_eval.py). Rows `... intent <set> test` score the
+intent model alone on each source's test utterances beside a char 1-3-gram TF-IDF + LinearSVC trained on
+the same training data (the skill schema's train split)."""
+
+
+@eval_app.command("assistant")
+def eval_assistant(
+    data: Path = typer.Option(
+        None,
+        help="Streams JSONL ({'text', 'queries': [{'text', 'intent', 'slots'}]}); default: the dev streams.",
+    ),
+    config: Path = typer.Option(None, help="Assistant YAML (default: release/assistant.yaml)."),
+    name: str = typer.Option(None, help="Row name prefix (default: 'release', or the config file's stem)."),
+    intent_sets: bool = typer.Option(
+        True, help="Also score the intent model alone per source test set, beside TF-IDF + LinearSVC."
+    ),
+    export: Path = typer.Option(
+        None, help="Write the streams scored to this JSONL file (the --data format)."
+    ),
+    threads: int = typer.Option(None, help="Threads (default: the config's)."),
+    write: bool = typer.Option(False, help="Merge the rows into results/assistant.json + docs/assistant.md."),
+) -> None:
+    """End-to-end benchmark: breaking exact match, per-query intent accuracy and macro-F1, slot F1,
+    whole-stream exact, and which stage made each wrong stream wrong."""
+    from luodi.assistant_eval import examples_table, score_streams
+    from luodi.data.skills import read_streams, spoken_streams, write_streams
+    from luodi.pipeline import Assistant, AssistantConfig, default_config
+
+    base = Assistant.config_from_file(config) if config else default_config()
+    if threads:
+        base = AssistantConfig(**{**vars(base), "threads": threads})
+    assistant = Assistant(base)
+    console.print(f"[bold]assistant[/bold] {assistant.describe()}")
+    prefix = name or ("release" if config is None else config.stem)
+    streams = read_streams(data) if data else spoken_streams("dev")
+    set_name = data.stem if data else "dev-streams"
+    if export:
+        write_streams(streams, export)
+        console.print(f"wrote {len(streams)} streams to {export}")
+    result = score_streams(assistant, streams)
+    rows = [{"name": f"{prefix} {set_name}", **_round(result["all"])}]
+    sources = sorted({s.source for s in streams})
+    if len(sources) > 1:
+        rows += [{"name": f"{prefix} {set_name} {src}", **_round(result[src])} for src in sources]
+    if intent_sets and data is None and assistant.intent is not None:
+        rows += _intent_rows(assistant.intent, prefix)
+    for r in rows:
+        console.print(r)
+    if write:
+        from luodi.results import merge_results
+
+        sections = {"about": NOTES, f"examples {prefix} {set_name}": (
+            f"### Wrong streams, {prefix} {set_name} (first 12)\n\n" + examples_table(streams, result))}  # fmt: skip
+        js, md = merge_results("assistant", rows, sections=sections)
+        console.print(f"wrote {js} and {md}")
+
+
+def _round(row: dict) -> dict:
+    return {k: round(v, 2) if isinstance(v, float) else v for k, v in row.items()}
+
+
+SOURCE_NAMES = {"cais": "CAIS test", "nlpcc2018": "NLPCC dev", "smp2020": "SMP dev", "lccc": "LCCC valid"}
+
+
+def _intent_rows(intent_model, prefix: str) -> list[dict]:
+    """The intent model alone and TF-IDF + LinearSVC (trained on the same data) on each source's test."""
+    from luodi.assistant_eval import tfidf_svm
+    from luodi.data.skills import assistant_intent_data
+    from luodi.tasks.intent import evaluate
+
+    train, _, tests = assistant_intent_data()
+    rows = []
+    for source, test in tests.items():
+        scores = evaluate(intent_model, test)
+        label = SOURCE_NAMES.get(source, source)
+        rows.append({"name": f"{prefix} intent {label}", "examples": len(test),
+                     **_round({k: scores[k] for k in ("accuracy", "macro_f1", "slot_f1")})})  # fmt: skip
+        baseline, _ = tfidf_svm(train, test)
+        rows.append({"name": f"tfidf-svm intent {label}", "examples": len(test), **baseline})
+    return rows

@@ -1,0 +1,396 @@
+"""The assistant's skill schema (``skills.yaml`` beside this file) and the data sets mapped onto it.
+
+    schema = SkillSchema.load()
+    schema.unify(load_cais("train"), "cais")     # CAIS labels -> the schema's intents and slot types
+    assistant_intent_data("train")               # CAIS + NLPCC-2018 + SMP2020 + non-skill negatives
+
+Why one schema: the shipped assistant must know navigation, calls, pause/next (NLPCC-2018) and the 45
+SMP2020 domains as well as CAIS's 13 intents, and one name per meaning (``singer`` is CAIS's
+``singer_name``, NLPCC's ``singer`` and SMP's ``music.artist``) so a skill reads one slot name whatever data
+taught the model. Non-skill queries are explicit intents (``chat``, ``other``), never a fallback into music.
+
+Splits (fixed): train = CAIS train, NLPCC train sessions, SMP train, LCCC train posts, chatterbot questions;
+select (checkpoint choice) = the NLPCC held-out training sessions (sha1 % 10 == 1), every 20th CAIS train
+utterance and every 10th SMP train utterance (removed from train); test per source = CAIS test, NLPCC dev
+sessions, SMP dev, LCCC valid posts. The end-to-end streams (``luodi eval assistant``) use the dev splits.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import random
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from luodi.data.intent import IntentExample, Slot, spans_to_bioes
+
+SCHEMA_FILE = Path(__file__).with_name("skills.yaml")
+FILLERS = ("然后", "还有", "那个", "嗯", "呃", "另外", "对了", "那")  # spoken glue between queries
+LCCC_TRAIN_POSTS = 3000  # LCCC posts taken as chat negatives (seeded sample of the 10,000)
+MIN_PER_INTENT = 150  # rare intents are repeated up to this many training examples
+
+
+@dataclass(frozen=True)
+class SkillSchema:
+    intents: dict[str, dict]
+    slots: dict[str, str]
+    sources: dict[str, dict]
+
+    @classmethod
+    @functools.cache
+    def load(cls, path: Path = SCHEMA_FILE) -> SkillSchema:
+        import yaml
+
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        schema = cls(data["intents"], data["slots"], data["sources"])
+        for source, maps in schema.sources.items():
+            for label, intent in maps["intents"].items():
+                if intent not in schema.intents:
+                    raise ValueError(f"{path}: {source} intent {label!r} maps to unknown intent {intent!r}")
+            for label, slot in maps["slots"].items():
+                if slot is not None and slot not in schema.slots:
+                    raise ValueError(f"{path}: {source} slot {label!r} maps to unknown slot type {slot!r}")
+        return schema
+
+    @property
+    def non_skill(self) -> list[str]:
+        return [name for name, spec in self.intents.items() if not spec["skill"]]
+
+    def intent_of(self, source: str, label: str) -> str:
+        table = self.sources[source]["intents"]
+        for key in (label, label.split(".", 1)[0]):  # SMP: "domain.INTENT", then the whole "domain"
+            if key in table:
+                return table[key]
+        raise KeyError(f"{source} intent {label!r} is not in {SCHEMA_FILE.name}: add it under sources")
+
+    def slot_of(self, source: str, label: str, domain: str = "") -> str | None:
+        table = self.sources[source]["slots"]
+        for key in (f"{domain}.{label}", label):
+            if key in table:
+                return table[key]
+        raise KeyError(f"{source} slot {label!r} (domain {domain!r}) is not in {SCHEMA_FILE.name}")
+
+    def unify(self, examples: Sequence[IntentExample], source: str) -> list[IntentExample]:
+        """The examples with schema intent names, slot types and BIOES tags (a slot mapped to null is
+        dropped); ``KeyError`` names a source label the schema does not map."""
+        out = []
+        for e in examples:
+            domain = e.intent.split(".", 1)[0] if source == "smp2020" else ""
+            slots = [replace(s, type=t) for s in e.slots if (t := self.slot_of(source, s.type, domain))]
+            tags = spans_to_bioes(len(e.text), [(s.type, s.start, s.end) for s in slots])
+            out.append(
+                IntentExample(e.text, self.intent_of(source, e.intent), tuple(tags), e.session, tuple(slots))
+            )
+        return out
+
+
+def negatives(texts: Sequence[str], source: str) -> list[IntentExample]:
+    """Non-skill utterances (LCCC posts, chatterbot questions) as examples of their schema intent."""
+    intent = SkillSchema.load().intent_of(source, next(iter(SkillSchema.load().sources[source]["intents"])))
+    return [IntentExample(t, intent, ("O",) * len(t)) for t in dict.fromkeys(t.strip() for t in texts) if t]
+
+
+def _every(n: int, k: int) -> bool:
+    return n % k == 0
+
+
+def source_splits(root: Path | None = None) -> dict[str, dict[str, list[IntentExample]]]:
+    """{source: {"train", "select", "test"}} in schema names (see the module docstring for the splits)."""
+    from luodi.data.dialogue import load_chatterbot, load_lccc_pairs
+    from luodi.data.intent import load_cais, load_nlpcc2018, load_smp2020
+
+    schema = SkillSchema.load()
+    cais = schema.unify(load_cais("train", root), "cais")
+    nlpcc = schema.unify(load_nlpcc2018("train", root), "nlpcc2018")
+    smp = schema.unify(load_smp2020("train", root), "smp2020")
+
+    def held_out(e: IntentExample) -> bool:
+        return int(hashlib.sha1(str(e.session).encode("utf-8")).hexdigest(), 16) % 10 == 1
+
+    posts = [p for p, _ in load_lccc_pairs("train", root)]
+    posts = random.Random(0).sample(posts, min(LCCC_TRAIN_POSTS, len(posts)))
+    questions = [q for q, _ in load_chatterbot(root)]
+    valid_posts = [p for p, _ in load_lccc_pairs("valid", root)]
+    return {
+        "cais": {
+            "train": [e for i, e in enumerate(cais) if not _every(i, 20)],
+            "select": [e for i, e in enumerate(cais) if _every(i, 20)],
+            "test": schema.unify(load_cais("test", root), "cais"),
+        },
+        "nlpcc2018": {
+            "train": [e for e in nlpcc if not held_out(e)],
+            "select": [e for e in nlpcc if held_out(e)],
+            "test": schema.unify(load_nlpcc2018("dev", root), "nlpcc2018"),
+        },
+        "smp2020": {
+            "train": [e for i, e in enumerate(smp) if not _every(i, 10)],
+            "select": [e for i, e in enumerate(smp) if _every(i, 10)],
+            "test": schema.unify(load_smp2020("dev", root), "smp2020"),
+        },
+        "lccc": {
+            "train": negatives(posts, "lccc"),
+            "select": [],
+            "test": negatives(valid_posts[:500], "lccc"),
+        },
+        "chatterbot": {"train": negatives(questions, "chatterbot"), "select": [], "test": []},
+    }
+
+
+def with_fillers(examples: Sequence[IntentExample], share: float, seed: int = 0) -> list[IntentExample]:
+    """A copy of ``share`` of the examples with a spoken filler in front (然后放首歌): after sentence
+    breaking a filler stays with the query it precedes, and the intent must not change for it."""
+    rng = random.Random(seed)
+    out = []
+    for e in examples:
+        if rng.random() < share:
+            filler = rng.choice(FILLERS)
+            n = len(filler)
+            slots = tuple(Slot(s.type, s.start + n, s.end + n, s.value) for s in e.slots)
+            out.append(IntentExample(filler + e.text, e.intent, ("O",) * n + e.tags, e.session, slots))
+    return out
+
+
+def balance(
+    examples: Sequence[IntentExample], minimum: int = MIN_PER_INTENT, seed: int = 0
+) -> list[IntentExample]:
+    """Repeat the examples of rare intents until each intent has ``minimum`` (NLPCC's music.prev has 5):
+    without it the rare intents are lost and macro-F1 falls below a linear baseline's."""
+    rng = random.Random(seed)
+    by_intent: dict[str, list[IntentExample]] = {}
+    for e in examples:
+        by_intent.setdefault(e.intent, []).append(e)
+    out = list(examples)
+    for group in by_intent.values():
+        out += [rng.choice(group) for _ in range(max(0, minimum - len(group)))]
+    return out
+
+
+def assistant_intent_data(root: Path | None = None, seed: int = 0):
+    """(train, select, tests): the shipped intent model's data. ``tests`` maps a source name to its
+    test examples. Train adds filler-prefixed copies (10 %) and repeats rare intents."""
+    splits = source_splits(root)
+    train = [e for s in splits.values() for e in s["train"]]
+    train = balance(train + with_fillers(train, 0.1, seed), seed=seed)
+    select = [e for s in splits.values() for e in s["select"]]
+    tests = {name: s["test"] for name, s in splits.items() if s["test"]}
+    return train, select, tests
+
+
+def intent_counts(examples: Sequence[IntentExample]) -> Counter:
+    return Counter(e.intent for e in examples)
+
+
+# ----------------------------------------------------------------------------- spoken streams
+
+
+@dataclass(frozen=True)
+class Stream:
+    """Several queries spoken in one breath, as ASR hears them: ``text`` is the queries joined with no
+    punctuation; ``queries`` are the gold examples in order (a filler said before a query is part of it)."""
+
+    text: str
+    queries: tuple[IntentExample, ...]
+    source: str  # nlpcc2018 (one session) | mixed (CAIS / SMP2020 / LCCC utterances)
+
+
+FILLER_SHARE = 0.3  # of the joins between two queries, how many carry a filler
+
+
+def _strip(e: IntentExample) -> IntentExample:
+    """The example without its punctuation (ASR gives none): slots and tags follow the kept characters."""
+    from luodi.tasks.breaking import strip_punctuation
+
+    plain, _ = strip_punctuation(e.text)
+    if plain == e.text:
+        return e
+    keep, j = [], 0
+    for ch in e.text:  # map each original position to its index in the plain text
+        keep.append(j if j < len(plain) and plain[j] == ch else None)
+        j += keep[-1] is not None
+    slots = []
+    for s in e.slots:
+        inside = [keep[i] for i in range(s.start, s.end) if keep[i] is not None]
+        if inside:
+            slots.append(Slot(s.type, inside[0], inside[-1] + 1, s.value))
+    tags = spans_to_bioes(len(plain), [(s.type, s.start, s.end) for s in slots])
+    return IntentExample(plain, e.intent, tuple(tags), e.session, tuple(slots))
+
+
+def make_stream(
+    queries: Sequence[IntentExample], source: str, rng: random.Random, filler_share: float
+) -> Stream:
+    parts = []
+    for k, q in enumerate(queries):
+        q = _strip(q)
+        if k and rng.random() < filler_share:
+            (q,) = with_fillers([q], 1.0, rng.randrange(1 << 30))
+        parts.append(q)
+    return Stream("".join(q.text for q in parts), tuple(parts), source)
+
+
+def _groups(items: Sequence, rng: random.Random, sizes=(1, 2, 3)) -> list[list]:
+    out, i = [], 0
+    while i < len(items):
+        k = rng.choice(sizes)
+        out.append(list(items[i : i + k]))
+        i += k
+    return out
+
+
+def spoken_streams(split: str = "dev", root: Path | None = None, seed: int = 0,
+                   filler_share: float = FILLER_SHARE) -> list[Stream]:  # fmt: skip
+    """Streams of 1-3 queries: consecutive utterances of one NLPCC-2018 session, and shuffled CAIS /
+    SMP2020 / LCCC-post utterances, a filler (然后, 还有, 那个, 嗯 ...) before 30 % of the later queries.
+    ``split``: "dev" (the benchmark: NLPCC dev sessions, CAIS valid, SMP dev, the first 500 LCCC valid
+    posts), "train" or "select" (the skill data's training / checkpoint-selection splits)."""
+    from luodi.data.dialogue import load_lccc_pairs
+    from luodi.data.intent import load_cais, load_nlpcc2018, load_smp2020
+
+    rng = random.Random(seed)
+    schema = SkillSchema.load()
+    if split == "dev":
+        nlpcc = schema.unify(load_nlpcc2018("dev", root), "nlpcc2018")
+        posts = [p for p, _ in load_lccc_pairs("valid", root)][:500]
+        mixed = (schema.unify(load_cais("valid", root), "cais") + schema.unify(load_smp2020("dev", root), "smp2020")
+                 + negatives(posts, "lccc"))  # fmt: skip
+    elif split in ("train", "select"):
+        splits = source_splits(root)
+        nlpcc = splits["nlpcc2018"][split]
+        mixed = [e for name in ("cais", "smp2020", "lccc") for e in splits[name][split]]
+    else:
+        raise ValueError(f"unknown split {split!r}: expected dev, train or select")
+    sessions: dict[str, list[IntentExample]] = {}
+    for e in nlpcc:
+        sessions.setdefault(str(e.session), []).append(e)
+    rng.shuffle(mixed)
+    streams = [
+        make_stream(g, "nlpcc2018", rng, filler_share) for s in sessions.values() for g in _groups(s, rng)
+    ]
+    streams += [make_stream(g, "mixed", rng, filler_share) for g in _groups(mixed, rng)]
+    return [s for s in streams if s.text]
+
+
+def is_filler(text: str) -> bool:
+    """A query made only of fillers (然后, 嗯嗯, 那个还有): glue, never a query of its own."""
+    rest = text.strip()
+    if not rest:
+        return False
+    while rest:
+        head = next((f for f in sorted(FILLERS, key=len, reverse=True) if rest.startswith(f)), None)
+        if head is None:
+            return False
+        rest = rest[len(head) :]
+    return True
+
+
+def read_streams(path: str | Path) -> list[Stream]:
+    """A user's own streams, JSON lines ``{"text": "放首歌明天天气怎么样", "queries": [{"text": "放首歌",
+    "intent": "music.play", "slots": {"song": "..."}}, ...]}`` (the queries' texts must spell the stream's
+    text in order; slots optional, each value a substring of its query). Errors name file and line."""
+    import json
+
+    from luodi.data.errors import DataFormatError, read_lines
+
+    path = Path(path)
+    out = []
+    for lineno, line in enumerate(read_lines(path), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            text, queries = row["text"], row["queries"]
+            if not isinstance(text, str) or not isinstance(queries, list) or not queries:
+                raise TypeError("text must be a string and queries a non-empty list")
+            examples = [query_example(q) for q in queries]
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as err:
+            raise DataFormatError(path, lineno, f"bad stream: {err}") from err
+        if "".join(e.text for e in examples) != text:
+            raise DataFormatError(path, lineno, "the queries' texts joined do not spell the stream's text")
+        out.append(Stream(text, tuple(examples), "file"))
+    return out
+
+
+def query_example(q: dict) -> IntentExample:
+    """``{"text", "intent", "slots": {type: value}}`` -> an IntentExample (each value's first occurrence)."""
+    text, spans = q["text"], []
+    if not isinstance(text, str) or not text:
+        raise ValueError(f"query text must be a non-empty string, got {text!r}")
+    for name, value in (q.get("slots") or {}).items():
+        start = text.find(str(value)) if str(value) else -1
+        if start < 0:
+            raise ValueError(f"slot {name}={value!r} is not in the query {text!r}")
+        spans.append((name, start, start + len(str(value))))
+    spans.sort(key=lambda sp: sp[1])
+    tags = spans_to_bioes(len(text), spans)
+    return IntentExample(
+        text, str(q["intent"]), tuple(tags), None, tuple(Slot(n, s, e, text[s:e]) for n, s, e in spans)
+    )
+
+
+def read_queries(path: str | Path) -> list[IntentExample]:
+    """Single utterances, JSON lines ``{"text": "放首稻香", "intent": "music.play", "slots": {"song": "稻香"}}``
+    (``luodi eval intent --data FILE``). Errors name file and line."""
+    import json
+
+    from luodi.data.errors import DataFormatError, read_lines
+
+    out = []
+    for lineno, line in enumerate(read_lines(Path(path)), start=1):
+        if line.strip():
+            try:
+                out.append(query_example(json.loads(line)))
+            except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as err:
+                raise DataFormatError(path, lineno, f"bad query: {err}") from err
+    return out
+
+
+def write_streams(streams: Sequence[Stream], path: str | Path) -> None:
+    import json
+
+    lines = [
+        json.dumps({"text": s.text, "queries": [
+            {"text": q.text, "intent": q.intent, "slots": {sl.type: sl.value for sl in q.slots}} for q in s.queries
+        ]}, ensure_ascii=False)
+        for s in streams
+    ]  # fmt: skip
+    Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+# ----------------------------------------------------------------------------- the docs table
+
+
+def render_docs(schema: SkillSchema | None = None) -> str:
+    """docs/skills.md: the schema as tables (``python -m luodi.data.skills`` writes it; a test keeps it in
+    step with skills.yaml)."""
+    schema = schema or SkillSchema.load()
+    lines = ["# Skill schema", "",
+             "The intents and slot types of the shipped assistant, and how each intent data set maps onto them.",
+             "Source: `luodi/data/skills.yaml` (this page is generated from it by `python -m luodi.data.skills`).",
+             "Non-skill intents are answered by FAQ retrieval or generation, never by a skill.", "",
+             "| intent | skill | what a user says | CAIS | NLPCC-2018 | SMP2020 | other |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for name, spec in schema.intents.items():
+        cells = []
+        for source in ("cais", "nlpcc2018", "smp2020"):
+            labels = [k for k, v in schema.sources[source]["intents"].items() if v == name]
+            cells.append(", ".join(f"`{k}`" for k in labels))
+        rest = [f"{src}" for src in ("lccc", "chatterbot") if name in schema.sources[src]["intents"].values()]
+        yes = "yes" if spec["skill"] else "no"
+        lines.append(f"| `{name}` | {yes} | {spec['zh']} | " + " | ".join(cells) + f" | {', '.join(rest)} |")
+    lines += ["", "| slot type | holds | CAIS | NLPCC-2018 | SMP2020 |", "|---|---|---|---|---|"]
+    for name, zh in schema.slots.items():
+        cells = []
+        for source in ("cais", "nlpcc2018", "smp2020"):
+            labels = [k for k, v in schema.sources[source]["slots"].items() if v == name]
+            cells.append(", ".join(f"`{k}`" for k in labels))
+        lines.append(f"| `{name}` | {zh} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    from luodi.paths import docs_dir
+
+    (docs_dir() / "skills.md").write_text(render_docs(), encoding="utf-8")
+    print(f"wrote {docs_dir() / 'skills.md'}")

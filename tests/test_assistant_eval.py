@@ -1,0 +1,71 @@
+"""End-to-end scoring of the assistant (luodi.assistant_eval) on hand-made pipeline outputs."""
+
+from __future__ import annotations
+
+from luodi.assistant_eval import judge_stream, score_streams, summarise
+from luodi.data.intent import IntentExample, Slot
+from luodi.data.skills import Stream
+
+NON_SKILL = {"chat", "other"}
+
+
+def _q(text, intent, slots=()):
+    spans = tuple(Slot(t, text.index(v), text.index(v) + len(v), v) for t, v in slots)
+    return IntentExample(text, intent, ("O",) * len(text), None, spans)
+
+
+STREAM = Stream(
+    "放稻香下一首", (_q("放稻香", "music.play", [("song", "稻香")]), _q("下一首", "player.next")), "mixed"
+)
+
+
+def _doc(*queries):
+    return {"queries": [
+        {"text": t, "intent": i, "slots": [{"type": k, "value": v} for k, v in s], "gazetteer": g,
+         "answer": {"type": a}} for t, i, s, g, a in queries]}  # fmt: skip
+
+
+RIGHT = (("放稻香", "music.play", [("song", "稻香")], [{"value": "稻香"}], "action"),
+         ("下一首", "player.next", [], [], "action"))  # fmt: skip
+
+
+def test_a_right_stream_has_no_blame():
+    v = judge_stream(STREAM, _doc(*RIGHT), NON_SKILL)
+    assert v["breaks_ok"] and v["blame"] is None
+
+
+def test_blame_goes_to_the_first_wrong_stage():
+    merged = _doc(("放稻香下一首", "music.play", [("song", "稻香")], [], "action"))
+    v = judge_stream(STREAM, merged, NON_SKILL)
+    assert v["blame"] == "breaking"
+    assert [q["intent_ok"] for q in v["queries"]] == [True, False]  # judged by the most-overlapping query
+    false_hit = _doc(RIGHT[0], ("下一首", "music.play", [], [{"value": "下一首"}], "action"))
+    assert judge_stream(STREAM, false_hit, NON_SKILL)["blame"] == "gazetteer"
+    wrong = _doc(RIGHT[0], ("下一首", "player.prev", [], [], "action"))
+    assert judge_stream(STREAM, wrong, NON_SKILL)["blame"] == "intent"
+    slots = _doc(("放稻香", "music.play", [], [], "action"), RIGHT[1])
+    assert judge_stream(STREAM, slots, NON_SKILL)["blame"] == "slots"
+    routed = _doc(RIGHT[0], ("下一首", "player.next", [], [], "fallback"))
+    assert judge_stream(STREAM, routed, NON_SKILL)["blame"] == "routing"
+
+
+def test_summary_figures():
+    right = judge_stream(STREAM, _doc(*RIGHT), NON_SKILL)
+    wrong = judge_stream(STREAM, _doc(RIGHT[0], ("下一首", "player.prev", [], [], "action")), NON_SKILL)
+    row = summarise([right, wrong])
+    assert row["streams"] == 2 and row["queries"] == 4
+    assert row["break_exact"] == 100.0 and row["accuracy"] == 75.0
+    assert row["stream_exact"] == 50.0 and row["blame_intent"] == 50.0 and row["blame_breaking"] == 0.0
+    assert row["slot_f1"] == 100.0
+
+
+def test_score_streams_calls_the_assistant_per_stream():
+    class Echo:
+        config = type("C", (), {"non_skill_intents": ["chat"]})()
+
+        def __call__(self, text):
+            return _doc(*RIGHT) if text == STREAM.text else _doc((text, "chat", [], [], "faq"))
+
+    chat = Stream("你好", (_q("你好", "chat"),), "nlpcc2018")
+    out = score_streams(Echo(), [STREAM, chat])
+    assert out["all"]["stream_exact_slots"] == 100.0 and out["nlpcc2018"]["streams"] == 1
