@@ -248,12 +248,14 @@ def release_cmd(
     js, md = merge_results(  # a rebuild of some kinds keeps the other kinds' rows
         "release",
         rows,
-        sections={"about": "Each char-aligned model is exported with only the embedding rows of the characters in the "
-        "training data (luodi.runtime.tasks.release_chars), then fused and quantised to int8 (every MatMul "
-        f"{'except the FFN down-projections ' if ffn_fp32 else ''}and the embedding gathers). `pytorch` = the "
-        "source model with the full zh vocabulary, `release_int8` = the artifact. Segmentation and intent: "
-        f"first {limit or 'all'} test items. The FAQ retriever ships no model: the release assistant uses "
-        "char n-gram TF-IDF (scikit-learn) over the FAQ, see docs/pipeline.md."},
+        sections={
+            "about": "Each char-aligned model is exported with only the embedding rows of the characters in the "
+            "training data (luodi.runtime.tasks.release_chars), then fused and quantised to int8 (every MatMul "
+            f"{'except the FFN down-projections ' if ffn_fp32 else ''}and the embedding gathers). `pytorch` = the "
+            "source model with the full zh vocabulary, `release_int8` = the artifact. Segmentation and intent: "
+            f"first {limit or 'all'} test items. The FAQ retriever ships no model: the release assistant uses "
+            "char n-gram TF-IDF (scikit-learn) over the FAQ, see docs/pipeline.md."
+        },
     )
     console.print(f"wrote {js} and {md}")
 

@@ -200,10 +200,11 @@ FILLER_SHARE = 0.3  # of the joins between two queries, how many carry a filler
 
 
 def _strip(e: IntentExample) -> IntentExample:
-    """The example without its punctuation (ASR gives none): slots and tags follow the kept characters."""
-    from luodi.tasks.breaking import strip_punctuation
+    """The example without its punctuation and spaces (ASR gives none): slots and tags follow the kept
+    characters (the sentence breaker's rule: every Unicode punctuation character and whitespace goes)."""
+    import unicodedata
 
-    plain, _ = strip_punctuation(e.text)
+    plain = "".join(ch for ch in e.text if not (ch.isspace() or unicodedata.category(ch).startswith("P")))
     if plain == e.text:
         return e
     keep, j = [], 0
