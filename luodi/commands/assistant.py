@@ -9,7 +9,7 @@ from pathlib import Path
 
 import typer
 
-from luodi.cli import app, console, eval_app
+from luodi.commands._apps import app, console, eval_app
 
 SAMPLES = [
     "放首周杰伦的歌明天天气怎么样",

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import typer
 
-from luodi.cli import app, console, eval_app, train_app
+from luodi.commands._apps import app, console, eval_app, train_app
 
 
 def _model_dir(name: str) -> Path:

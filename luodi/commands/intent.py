@@ -9,10 +9,7 @@ from pathlib import Path
 
 import typer
 
-from luodi.cli import app, console, eval_app, train_app
-
-predict_app = typer.Typer(help="Run a trained model on text.", no_args_is_help=True)
-app.add_typer(predict_app, name="predict")
+from luodi.commands._apps import console, eval_app, predict_app, train_app
 
 VARIANTS = {  # name -> (knowledge, config overrides): the models of the comparison and the ablations
     "plain": (False, {}),

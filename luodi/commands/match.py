@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from luodi.cli import app, console, eval_app, train_app
+from luodi.commands._apps import app, console, eval_app, train_app
 
 faq_app = typer.Typer(
     help="Build and query a question -> answer index (FAQ retrieval).", no_args_is_help=True

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from luodi.cli import app, console, eval_app, train_app
+from luodi.commands._apps import app, console, eval_app, train_app
 from luodi.paths import resolve_model_dir
 
 VARIANTS = {  # name -> (granularities, use_bigram, aux_weight)
