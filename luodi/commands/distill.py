@@ -99,14 +99,15 @@ def _breaking_task(teacher_dirs: list[Path]) -> DistillTask:
 def _segment_task(teachers: list, max_chars: int) -> DistillTask:
     """The segmenter's balanced PKU/MSR sample; the student shares the teacher's config (granularities,
     bigram vocabulary), so the cached teacher logits line up with the student's positions."""
-    from luodi.commands.segment import _sentences, dev_evaluator
     from luodi.encoders import CharAligner, load_tokenizer
-    from luodi.tasks.segment import balanced_sample, make_collate
+    from luodi.tasks.segment import balanced_sample, cws_sentences, dev_evaluator, make_collate
 
     teacher = teachers[0]
     grans = teacher.config.granularities
-    train = balanced_sample({g: s for g, s in _sentences("train").items() if g in grans}, max_chars, seed=0)
-    dev = {g: s[:200] for g, s in _sentences("dev").items() if g in grans}
+    train = balanced_sample(
+        {g: s for g, s in cws_sentences("train").items() if g in grans}, max_chars, seed=0
+    )
+    dev = {g: s[:200] for g, s in cws_sentences("dev").items() if g in grans}
     tokenizer = load_tokenizer("zh")
     return DistillTask(
         train,

@@ -21,34 +21,6 @@ VARIANTS = {  # name -> (granularities, use_bigram, aux_weight)
 DEFAULT_MODEL = "segment-unified-3L"
 
 
-def _sentences(split: str) -> dict[str, list[list[str]]]:
-    """Training / dev sentences of both criteria (paragraphs cut at 。！？; and to <= 120 chars)."""
-    from luodi.data.cws import load_msr, load_pku1998
-    from luodi.tasks.segment import split_sentences
-
-    pku = [s for p in load_pku1998(split) for s in split_sentences(p)]
-    msr = [s for p in load_msr(split) for s in split_sentences(p)]
-    return {"fine": pku, "coarse": msr}
-
-
-def dev_evaluator(tokenizer, dev: dict[str, list[list[str]]]):
-    """model -> {"<granularity>_f1", "f1" (their mean)} on the dev sentences: the trainer's model selection."""
-
-    def evaluate(model) -> dict[str, float]:
-        from luodi.tasks.segment import Segmenter
-        from luodi.train.metrics import segmentation_scores
-
-        seg = Segmenter(model, tokenizer)
-        scores = {}
-        for g, sents in dev.items():
-            pred = seg(["".join(w) for w in sents], granularity=g)
-            scores[f"{g}_f1"] = segmentation_scores(sents, pred)["f1"]
-        scores["f1"] = sum(scores.values()) / len(scores)
-        return scores
-
-    return evaluate
-
-
 @app.command("segment")
 def segment_cmd(
     text: str = typer.Argument(None, help="Text to segment (or use --input)."),
@@ -111,6 +83,8 @@ def train_segment(
         SegmenterModel,
         balanced_sample,
         build_bigram_vocab,
+        cws_sentences,
+        dev_evaluator,
         length_batches,
         make_collate,
     )
@@ -122,7 +96,7 @@ def train_segment(
     aux = aux if aux_weight is None else aux_weight
     out = output_dir or resolve_model_dir(f"segment-{variant}-{layers}L")
     torch.manual_seed(seed)
-    corpora = {g: s for g, s in _sentences("train").items() if g in grans}
+    corpora = {g: s for g, s in cws_sentences("train").items() if g in grans}
     data = balanced_sample(corpora, max_chars, seed=seed)
     texts = ["".join(w) for _, w in data]
     cfg = SegmenterConfig(granularities=grans, use_bigram=use_bigram, aux_weight=aux,
@@ -130,7 +104,7 @@ def train_segment(
     model = SegmenterModel.from_pretrained_encoder(cfg, layers=layers, vocab="zh")
     tokenizer = load_tokenizer("zh")
     aligner = CharAligner(tokenizer)
-    dev = {g: s[:dev_sentences] for g, s in _sentences("dev").items() if g in grans}
+    dev = {g: s[:dev_sentences] for g, s in cws_sentences("dev").items() if g in grans}
     console.print(
         f"variant {variant}: {len(data)} sentences, {sum(map(len, texts)):,} chars "
         f"({', '.join(f'{g} {sum(1 for x, _ in data if x == g)}' for g in grans)}), "
