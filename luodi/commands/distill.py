@@ -44,26 +44,24 @@ def break_text(
     text: list[str] = typer.Argument(
         ..., help="Unpunctuated text(s), e.g. 打开空调播放周杰伦的歌明天会下雨吗"
     ),
-    model: Path = typer.Option(None, help="Breaker dir; default <models>/breaking-ensemble-3L-seed1."),
+    model: str = typer.Option(
+        None,
+        help="A release dir (int8 ONNX), a trained breaker dir, or a name under the models dir "
+        "(default: the shipped release/breaker).",
+    ),
+    threads: int = typer.Option(2, help="torch / ONNX Runtime threads."),
 ) -> None:
     """Split an ASR stream into queries and restore its punctuation."""
-    from luodi.tasks.breaking import SentenceBreaker
+    import torch
 
-    model = model or _default_breaker()
-    if not (model / "luodi.json").exists():
-        raise typer.BadParameter(f"{model}: not a saved luodi model (no luodi.json)", param_hint="--model")
-    breaker = SentenceBreaker.load(model)
+    from luodi.commands._models import load_task
+
+    torch.set_num_threads(threads)
+    breaker = load_task("breaker", model, threads)
     for result in breaker(text):
         console.print(result.text)
         for q in result.queries:
             console.print(f"  {q}")
-
-
-def _default_breaker() -> Path:
-    for name in ("breaking-ensemble-3L-seed1", "breaking-distilled-3L-seed1", "breaking-12L-seed1"):
-        if (_model_dir(name) / "luodi.json").exists():
-            return _model_dir(name)
-    raise typer.BadParameter("no trained breaker found: run `luodi train breaking` or pass --model")
 
 
 # ----------------------------------------------------------------------------- distillation

@@ -381,16 +381,17 @@ def tfidf_svm(train_data, test) -> tuple[dict, list[str]]:
 @predict_app.command("intent")
 def predict_intent(
     texts: list[str] = typer.Argument(..., help="Queries."),
-    model: Path = typer.Option(None, help="Model directory (default: the fused CAIS model)."),
+    model: str = typer.Option(
+        None,
+        help="A release dir (int8 ONNX), a trained model dir, or a name under the models dir "
+        "(default: the shipped release/intent).",
+    ),
     add_lexicon: list[str] = typer.Option([], help="TYPE=FILE: extra lexicon entries, used at once."),
 ) -> None:
     """Intent, score, slots and top-k for each query (JSON lines)."""
-    from luodi.tasks.intent import IntentModel
+    from luodi.commands._models import load_task
 
-    model = model or model_path("fused", "cais")
-    if not (model / "luodi.json").exists():
-        raise typer.BadParameter(f"{model}: no trained model; run `luodi train intent` first")
-    api = IntentModel.load(model)
+    api = load_task("intent", model)
     for spec in add_lexicon:
         type_name, _, path = spec.partition("=")
         if not path:

@@ -25,21 +25,31 @@ DEFAULT_MODEL = "segment-unified-3L"
 def segment_cmd(
     text: str = typer.Argument(None, help="Text to segment (or use --input)."),
     granularity: str = typer.Option("fine", help="fine (PKU) or coarse (MSR)."),
-    model: str = typer.Option(DEFAULT_MODEL, help="Model directory or name under the models dir."),
-    input: Path = typer.Option(None, "--input", help="UTF-8 file, one text a line."),
+    model: str = typer.Option(
+        None,
+        help="A release dir (int8 ONNX), a trained model dir, or a name under the models dir "
+        "(default: the shipped release/segmenter).",
+    ),
+    input: Path = typer.Option(
+        None, "--input", exists=True, dir_okay=False, help="UTF-8 file, one text a line."
+    ),
     output: Path = typer.Option(None, "--output", help="Write one line of space-separated words per line."),
-    user_dict: Path = typer.Option(None, "--dict", help="User dictionary: one word a line, kept whole."),
-    threads: int = typer.Option(2, help="torch threads."),
+    user_dict: Path = typer.Option(
+        None, "--dict", exists=True, dir_okay=False, help="User dictionary: one word a line, kept whole."
+    ),
+    threads: int = typer.Option(2, help="torch / ONNX Runtime threads."),
 ) -> None:
     """Segment text into fine or coarse words with the unified model."""
     import torch
 
-    from luodi.tasks.segment import Segmenter
+    from luodi.commands._models import fail, load_task
 
     if (text is None) == (input is None):
         raise typer.BadParameter("give either a TEXT argument or --input FILE")
     torch.set_num_threads(threads)
-    seg = Segmenter.load(resolve_model_dir(model))
+    seg = load_task("segmenter", model, threads)
+    if granularity not in seg.granularities:
+        fail(f"--granularity {granularity}: this segmenter knows {', '.join(seg.granularities)}", code=2)
     words = None
     if user_dict is not None:
         from luodi.text.gazetteer import Gazetteer
