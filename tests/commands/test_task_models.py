@@ -100,10 +100,22 @@ def test_release_default_missing_names_the_rebuild(monkeypatch, tmp_path):
         (["segment", "我爱北京", "--model", "nowhere"], "luodi train segment"),
         (["break", "你好", "--model", "nowhere"], "luodi train breaking"),
         (["predict", "intent", "你好", "--model", "nowhere"], "luodi train intent"),
+        (["match", "明天天气怎么样", "明天会下雨吗"], "luodi train matcher"),
+        (["match", "a", "b", "--model", "nowhere"], "luodi train matcher"),
+        (["chat"], "luodi train generator --arch unilm"),
+        (["chat", "--arch", "gpt"], "luodi train generator --arch gpt"),
     ],
 )
 def test_a_missing_model_is_one_line_naming_the_command_that_makes_it(no_trained_models, args, make):
     _one_line_error(runner.invoke(app, args, input=""), make)
+
+
+def test_faq_ask_without_an_index_or_reranker_says_how_to_make_them(no_trained_models, tmp_path):
+    _one_line_error(runner.invoke(app, ["faq", "ask", str(tmp_path / "none"), "你好"]), "luodi faq build")
+    index = tmp_path / "index"
+    index.mkdir()
+    (index / "faq.json").write_text("{}")  # a broken index: no vectors, no keys
+    _one_line_error(runner.invoke(app, ["faq", "ask", str(index), "你好"]), "cannot load", "luodi faq build")
 
 
 def test_a_directory_that_is_not_a_model_is_one_line(tmp_path):
@@ -114,3 +126,7 @@ def test_a_directory_that_is_not_a_model_is_one_line(tmp_path):
     other = runner.invoke(app, ["break", "你好", "--model", str(release_dir() / "segmenter")])
     if is_release_dir(release_dir() / "segmenter"):
         _one_line_error(other, "not a breaker")
+
+
+def test_ask_with_a_missing_config_is_one_line(tmp_path):
+    _one_line_error(runner.invoke(app, ["ask", "你好", "--config", str(tmp_path / "none.yaml")]), "not found")
