@@ -7,19 +7,9 @@ import os
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-app = typer.Typer(
-    help="luodi (落地): BERT-family models in production for a Chinese voice assistant.", no_args_is_help=True
-)
-train_app = typer.Typer(help="Train task models (one trainer, task heads plugged in).", no_args_is_help=True)
-eval_app = typer.Typer(
-    help="Evaluate and write results/<topic>.json + docs/<topic>.md.", no_args_is_help=True
-)
-app.add_typer(train_app, name="train")
-app.add_typer(eval_app, name="eval")
-console = Console()
+from luodi.commands._apps import app, console, eval_app
 
 
 @app.command()
@@ -134,7 +124,8 @@ def demo(
 
 
 def _register_feature_commands() -> None:
-    """Each feature keeps its commands in ``luodi/commands/<feature>.py`` (they import the apps above)."""
+    """Each feature keeps its commands in ``luodi/commands/<feature>.py`` (they decorate the groups of
+    ``luodi.commands._apps``)."""
     import importlib
 
     from luodi.commands import MODULES

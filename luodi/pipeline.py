@@ -129,13 +129,17 @@ class Assistant:
         self.config = config or default_config()
         threads = self.config.threads
         torch.set_num_threads(threads)
-        self.breaker = components.get("breaker") or _load("breaker", self.config.breaker, threads)
-        self.segmenter = components.get("segmenter") or _load("segmenter", self.config.segmenter, threads)
-        self.intent = components.get("intent") or _load("intent", self.config.intent, threads)
-        self.faq = components.get("faq") or _load("faq_index", self.config.faq_index, threads)
+        self.breaker = components.get("breaker") or load_component("breaker", self.config.breaker, threads)
+        self.segmenter = components.get("segmenter") or load_component(
+            "segmenter", self.config.segmenter, threads
+        )
+        self.intent = components.get("intent") or load_component("intent", self.config.intent, threads)
+        self.faq = components.get("faq") or load_component("faq_index", self.config.faq_index, threads)
         if self.faq is None and self.config.faq_files:
             self.faq = TfidfFaq.from_files(self.config.faq_files)
-        self.generator = components.get("generator") or _load("generator", self.config.generator, threads)
+        self.generator = components.get("generator") or load_component(
+            "generator", self.config.generator, threads
+        )
         self.gazetteer = self.intent.gazetteer if self.intent is not None else components.get("gazetteer")
         if self.gazetteer is not None:
             for spec in self.config.lexicons:
@@ -327,7 +331,7 @@ def _backend(obj) -> str:
 RELEASE_KINDS = {"breaker": "breaker", "segmenter": "segmenter", "intent": "intent"}
 
 
-def _load(kind: str, path: str | None, threads: int = 2):
+def load_component(kind: str, path: str | None, threads: int = 2):
     """A component from ``path``: a release directory (int8 ONNX, ``luodi release``) or a model
     directory with an ONNX release in ``<dir>/release`` load through ONNX Runtime; else PyTorch."""
     if not path:

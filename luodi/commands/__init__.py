@@ -1,5 +1,5 @@
 """CLI commands of each feature, one module each. Every module here registers its commands on the
-typer apps defined in ``luodi.cli`` when imported; ``luodi.cli`` imports the modules listed below."""
+typer groups of ``luodi.commands._apps`` when imported; ``luodi.cli`` imports the modules listed below."""
 
 MODULES = [
     # one line per feature module, e.g. "luodi.commands.segment"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import typer
 
-from luodi.cli import app, console, eval_app
+from luodi.commands._apps import app, console, eval_app
 
 SAMPLES = [
     "放首周杰伦的歌明天天气怎么样",
@@ -41,9 +41,12 @@ def print_doc(doc: dict) -> None:
 
 
 def load_assistant(config: Path | None):
+    from luodi.commands._models import loaded
     from luodi.pipeline import Assistant
 
-    assistant = Assistant.from_config(config) if config else Assistant()
+    where = f"the assistant from {config}" if config else "the default assistant"
+    remedy = "fix the config or the model paths in it (`luodi release` rebuilds release/)"
+    assistant = loaded(lambda: Assistant.from_config(config) if config else Assistant(), where, remedy)
     console.print(f"[bold]assistant[/bold] {assistant.describe()}")
     if assistant.missing:
         console.print(f"[yellow]not configured (stages skipped): {', '.join(assistant.missing)}[/yellow]")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from luodi.cli import console, eval_app
+from luodi.commands._apps import console, eval_app
 
 NOTES = """Streams of 1-3 spoken queries joined without punctuation, built only from dev splits
 (`luodi.data.skills.spoken_streams("dev")`: NLPCC-2018 dev sessions, their consecutive utterances in order;

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import typer
 
-from luodi.cli import app, console, eval_app, train_app
+from luodi.commands._apps import app, console, eval_app, train_app
 
 
 def _model_dir(name: str) -> Path:
@@ -48,26 +48,24 @@ def break_text(
     text: list[str] = typer.Argument(
         ..., help="Unpunctuated text(s), e.g. 打开空调播放周杰伦的歌明天会下雨吗"
     ),
-    model: Path = typer.Option(None, help="Breaker dir; default <models>/breaking-ensemble-3L-seed1."),
+    model: str = typer.Option(
+        None,
+        help="A release dir (int8 ONNX), a trained breaker dir, or a name under the models dir "
+        "(default: the shipped release/breaker).",
+    ),
+    threads: int = typer.Option(2, help="torch / ONNX Runtime threads."),
 ) -> None:
     """Split an ASR stream into queries and restore its punctuation."""
-    from luodi.tasks.breaking import SentenceBreaker
+    import torch
 
-    model = model or _default_breaker()
-    if not (model / "luodi.json").exists():
-        raise typer.BadParameter(f"{model}: not a saved luodi model (no luodi.json)", param_hint="--model")
-    breaker = SentenceBreaker.load(model)
+    from luodi.commands._models import load_task
+
+    torch.set_num_threads(threads)
+    breaker = load_task("breaker", model, threads)
     for result in breaker(text):
         console.print(result.text)
         for q in result.queries:
             console.print(f"  {q}")
-
-
-def _default_breaker() -> Path:
-    for name in ("breaking-ensemble-3L-seed1", "breaking-distilled-3L-seed1", "breaking-12L-seed1"):
-        if (_model_dir(name) / "luodi.json").exists():
-            return _model_dir(name)
-    raise typer.BadParameter("no trained breaker found: run `luodi train breaking` or pass --model")
 
 
 # ----------------------------------------------------------------------------- distillation
@@ -103,14 +101,15 @@ def _breaking_task(teacher_dirs: list[Path]) -> DistillTask:
 def _segment_task(teachers: list, max_chars: int) -> DistillTask:
     """The segmenter's balanced PKU/MSR sample; the student shares the teacher's config (granularities,
     bigram vocabulary), so the cached teacher logits line up with the student's positions."""
-    from luodi.commands.segment import _sentences, dev_evaluator
     from luodi.encoders import CharAligner, load_tokenizer
-    from luodi.tasks.segment import balanced_sample, make_collate
+    from luodi.tasks.segment import balanced_sample, cws_sentences, dev_evaluator, make_collate
 
     teacher = teachers[0]
     grans = teacher.config.granularities
-    train = balanced_sample({g: s for g, s in _sentences("train").items() if g in grans}, max_chars, seed=0)
-    dev = {g: s[:200] for g, s in _sentences("dev").items() if g in grans}
+    train = balanced_sample(
+        {g: s for g, s in cws_sentences("train").items() if g in grans}, max_chars, seed=0
+    )
+    dev = {g: s[:200] for g, s in cws_sentences("dev").items() if g in grans}
     tokenizer = load_tokenizer("zh")
     return DistillTask(
         train,

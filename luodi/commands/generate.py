@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from luodi.cli import app, console, eval_app, train_app
+from luodi.commands._apps import app, console, eval_app, train_app
 
 
 def _model_dir(arch: str) -> Path:
@@ -362,12 +362,17 @@ def chat(
 ) -> None:
     """Chat on stdin: one line per turn; the last turns are the context; an empty line or /reset clears it."""
     _check_arch(arch)
+    from luodi.commands._models import fail, loaded
     from luodi.tasks.generate import Generator
 
     directory = model_dir or _model_dir(arch)
+    make = f"luodi train generator --arch {arch}"
+    # the release set ships no generator (too big; release/assistant.yaml): only training makes one
     if not (directory / "luodi.json").exists():
-        raise typer.BadParameter(f"no model in {directory}: run `luodi train generator --arch {arch}` first")
-    gen = Generator.load(directory)
+        fail(f"no generator model in {directory}: train one with `{make}`, or pass --model-dir DIR")
+    gen = loaded(
+        lambda: Generator.load(directory), f"the generator in {directory}", f"retrain it with `{make}`"
+    )
     history: list[str] = []
     interactive = sys.stdin.isatty()
     if interactive:

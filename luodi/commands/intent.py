@@ -10,10 +10,7 @@ from pathlib import Path
 import typer
 
 from luodi.assistant_eval import tfidf_svm
-from luodi.cli import app, console, eval_app, train_app
-
-predict_app = typer.Typer(help="Run a trained model on text.", no_args_is_help=True)
-app.add_typer(predict_app, name="predict")
+from luodi.commands._apps import console, eval_app, predict_app, train_app
 
 VARIANTS = {  # name -> (knowledge, config overrides): the models of the comparison and the ablations
     "plain": (False, {}),
@@ -249,12 +246,12 @@ def _eval_file(path: Path, models: list[str], threads: int) -> None:
     """Each model (a trained dir or a release dir; default the shipped one) on a user's own utterances."""
     from luodi.data.skills import read_queries
     from luodi.paths import resolve_model_dir
-    from luodi.pipeline import _load, release_dir
+    from luodi.pipeline import load_component, release_dir
     from luodi.tasks.intent import evaluate
 
     examples = read_queries(path)
     for name in models or [str(release_dir() / "intent")]:
-        model = _load("intent", str(resolve_model_dir(name)), threads)
+        model = load_component("intent", str(resolve_model_dir(name)), threads)
         scores = evaluate(model, examples)
         console.print({"name": f"{Path(name).name} {path.stem}", "examples": len(examples), **_round(scores)})
 
@@ -408,16 +405,17 @@ def _examples(api, test, swapped, title: str, n: int) -> str:
 @predict_app.command("intent")
 def predict_intent(
     texts: list[str] = typer.Argument(..., help="Queries."),
-    model: Path = typer.Option(None, help="Model directory (default: the fused CAIS model)."),
+    model: str = typer.Option(
+        None,
+        help="A release dir (int8 ONNX), a trained model dir, or a name under the models dir "
+        "(default: the shipped release/intent).",
+    ),
     add_lexicon: list[str] = typer.Option([], help="TYPE=FILE: extra lexicon entries, used at once."),
 ) -> None:
     """Intent, score, slots and top-k for each query (JSON lines)."""
-    from luodi.tasks.intent import IntentModel
+    from luodi.commands._models import load_task
 
-    model = model or model_path("fused", "cais")
-    if not (model / "luodi.json").exists():
-        raise typer.BadParameter(f"{model}: no trained model; run `luodi train intent` first")
-    api = IntentModel.load(model)
+    api = load_task("intent", model)
     for spec in add_lexicon:
         type_name, _, path = spec.partition("=")
         if not path:

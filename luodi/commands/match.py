@@ -1,4 +1,4 @@
-"""``luodi train matcher``, ``luodi eval matcher``, ``luodi faq build|ask`` (issue 8: matching, FAQ retrieval)."""
+"""``luodi train matcher``, ``luodi eval matcher``, ``luodi match``, ``luodi faq build|ask`` (matching, FAQ retrieval)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from luodi.cli import app, console, eval_app, train_app
+from luodi.commands._apps import app, console, eval_app, train_app
 
 faq_app = typer.Typer(
     help="Build and query a question -> answer index (FAQ retrieval).", no_args_is_help=True
@@ -485,11 +485,61 @@ def eval_matcher(
 # ----------------------------------------------------------------------------- FAQ index
 
 
-def _default_matcher() -> str:
+def _trained_matcher() -> Path | None:
+    """The trained bi-encoder the matching commands use by default: 12 layers, else 3; None if neither."""
     for kind, layers in (("bi", 12), ("bi", 3)):
         if (_default_dir(kind, layers) / "luodi.json").exists():
-            return str(_default_dir(kind, layers))
-    return "pretrained:12"
+            return _default_dir(kind, layers)
+    return None
+
+
+def _default_matcher() -> str:
+    trained = _trained_matcher()
+    return str(trained) if trained is not None else "pretrained:12"
+
+
+def _load_matcher(model: str | None, make: str = "luodi train matcher --kind bi"):
+    """A Matcher from a bi-encoder dir (or name under the models dir), ``pretrained:LAYERS`` (zero-shot
+    e5), or None = the trained default; a one-line error when there is none or it does not load."""
+    from luodi.commands._models import fail, loaded
+    from luodi.paths import resolve_model_dir
+    from luodi.tasks.match import Matcher
+
+    if model is None:
+        trained = _trained_matcher()
+        if trained is None:  # the release set ships no matcher (docs/release.md): only training makes one
+            fail(f"no matcher model: train one with `{make}`, or pass --model pretrained:12 (zero-shot e5)")
+        model = str(trained)
+    if not model.startswith("pretrained:"):
+        path = resolve_model_dir(model)
+        if not path.exists():
+            fail(f"no matcher at {path}: train one with `{make}`")
+        model = str(path)
+    return loaded(lambda: Matcher.load(model), f"the matcher {model}", f"give a directory saved by `{make}`")
+
+
+@app.command("match")
+def match_cmd(
+    a: str = typer.Argument(..., help="A query, e.g. 明天天气怎么样"),
+    b: str = typer.Argument(..., help="The text to compare it with, e.g. 明天会下雨吗"),
+    model: str = typer.Option(
+        None,
+        help="A bi-encoder dir or name (`luodi train matcher`), or pretrained:LAYERS for zero-shot e5 "
+        "(default: the trained 12-layer bi-encoder, else the 3-layer one).",
+    ),
+    threads: int = typer.Option(2, help="torch threads."),
+) -> None:
+    """Cosine similarity of two texts and, when the model carries its dev threshold, same meaning or not."""
+    import torch
+
+    torch.set_num_threads(threads)
+    matcher = _load_matcher(model)
+    score = matcher.similarity(a, b)
+    verdict = ""
+    if matcher.threshold is not None:
+        same = "same meaning" if score >= matcher.threshold else "different meaning"
+        verdict = f"  {same} (threshold {matcher.threshold:.3f})"
+    print(f"{score:.4f}{verdict}")
 
 
 @faq_app.command("build")
@@ -506,7 +556,7 @@ def faq_build(
     import time
 
     from luodi.data.errors import DataFormatError
-    from luodi.tasks.match import FaqIndex, Matcher, load_faq_file
+    from luodi.tasks.match import FaqIndex, load_faq_file
 
     try:
         pairs = load_faq_file(file) if file else []
@@ -522,7 +572,7 @@ def faq_build(
     if not pairs:
         raise typer.BadParameter("nothing to index: give a FAQ file and/or --base")
     start = time.perf_counter()
-    index = FaqIndex.build(pairs, Matcher.load(matcher or _default_matcher()), threshold=threshold)
+    index = FaqIndex.build(pairs, _load_matcher(matcher or _default_matcher()), threshold=threshold)
     index.save(out)
     console.print(f"{len(index):,} questions ({len(pairs):,} pairs) indexed in {time.perf_counter() - start:.1f} s"
                   f" -> {out} (threshold {index.threshold:.3f}, {'faiss IVF' if index.uses_ann else 'exact numpy'})")  # fmt: skip
@@ -536,12 +586,24 @@ def faq_ask(
     rerank: Path = typer.Option(None, help="A cross-encoder dir to rerank the top k."),
 ) -> None:
     """The best stored questions and their answers, or 'no good match'."""
+    from luodi.commands._models import fail, loaded
     from luodi.tasks.match import FaqIndex, Reranker
 
-    index = FaqIndex.load(index_dir)
+    build = f"luodi faq build FILE --out {index_dir}"
+    if not (index_dir / "faq.json").is_file():
+        fail(f"no FAQ index in {index_dir}: build one with `{build}`")
+    index = loaded(
+        lambda: FaqIndex.load(index_dir), f"the FAQ index in {index_dir}", f"rebuild it with `{build}`"
+    )
+    reranker = None
+    if rerank is not None:
+        if not rerank.exists():
+            fail(f"no cross-encoder at {rerank}: train one with `luodi train matcher --kind cross`")
+        remedy = "give a directory saved by `luodi train matcher --kind cross`"
+        reranker = loaded(lambda: Reranker.load(rerank), f"the cross-encoder {rerank}", remedy)
     hits = index.search(query, k)
-    if rerank and hits:
-        hits = Reranker.load(rerank).rerank(query, hits)
+    if reranker is not None and hits:
+        hits = reranker.rerank(query, hits)
     if not hits:
         console.print(f"no good match (no stored question reaches cosine {index.threshold:.3f})")
     for h in hits:

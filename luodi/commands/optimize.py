@@ -9,7 +9,7 @@ from pathlib import Path
 
 import typer
 
-from luodi.cli import app, console, eval_app
+from luodi.commands._apps import app, console, eval_app
 
 ENCODER_NAMES = {12: "teacher-12L", 6: "student-6L", 3: "student-3L"}
 

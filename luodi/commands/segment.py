@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from luodi.cli import app, console, eval_app, train_app
+from luodi.commands._apps import app, console, eval_app, train_app
 from luodi.paths import resolve_model_dir
 
 VARIANTS = {  # name -> (granularities, use_bigram, aux_weight)
@@ -21,53 +21,35 @@ VARIANTS = {  # name -> (granularities, use_bigram, aux_weight)
 DEFAULT_MODEL = "segment-unified-3L"
 
 
-def _sentences(split: str) -> dict[str, list[list[str]]]:
-    """Training / dev sentences of both criteria (paragraphs cut at 。！？; and to <= 120 chars)."""
-    from luodi.data.cws import load_msr, load_pku1998
-    from luodi.tasks.segment import split_sentences
-
-    pku = [s for p in load_pku1998(split) for s in split_sentences(p)]
-    msr = [s for p in load_msr(split) for s in split_sentences(p)]
-    return {"fine": pku, "coarse": msr}
-
-
-def dev_evaluator(tokenizer, dev: dict[str, list[list[str]]]):
-    """model -> {"<granularity>_f1", "f1" (their mean)} on the dev sentences: the trainer's model selection."""
-
-    def evaluate(model) -> dict[str, float]:
-        from luodi.tasks.segment import Segmenter
-        from luodi.train.metrics import segmentation_scores
-
-        seg = Segmenter(model, tokenizer)
-        scores = {}
-        for g, sents in dev.items():
-            pred = seg(["".join(w) for w in sents], granularity=g)
-            scores[f"{g}_f1"] = segmentation_scores(sents, pred)["f1"]
-        scores["f1"] = sum(scores.values()) / len(scores)
-        return scores
-
-    return evaluate
-
-
 @app.command("segment")
 def segment_cmd(
     text: str = typer.Argument(None, help="Text to segment (or use --input)."),
     granularity: str = typer.Option("fine", help="fine (PKU) or coarse (MSR)."),
-    model: str = typer.Option(DEFAULT_MODEL, help="Model directory or name under the models dir."),
-    input: Path = typer.Option(None, "--input", help="UTF-8 file, one text a line."),
+    model: str = typer.Option(
+        None,
+        help="A release dir (int8 ONNX), a trained model dir, or a name under the models dir "
+        "(default: the shipped release/segmenter).",
+    ),
+    input: Path = typer.Option(
+        None, "--input", exists=True, dir_okay=False, help="UTF-8 file, one text a line."
+    ),
     output: Path = typer.Option(None, "--output", help="Write one line of space-separated words per line."),
-    user_dict: Path = typer.Option(None, "--dict", help="User dictionary: one word a line, kept whole."),
-    threads: int = typer.Option(2, help="torch threads."),
+    user_dict: Path = typer.Option(
+        None, "--dict", exists=True, dir_okay=False, help="User dictionary: one word a line, kept whole."
+    ),
+    threads: int = typer.Option(2, help="torch / ONNX Runtime threads."),
 ) -> None:
     """Segment text into fine or coarse words with the unified model."""
     import torch
 
-    from luodi.tasks.segment import Segmenter
+    from luodi.commands._models import fail, load_task
 
     if (text is None) == (input is None):
         raise typer.BadParameter("give either a TEXT argument or --input FILE")
     torch.set_num_threads(threads)
-    seg = Segmenter.load(resolve_model_dir(model))
+    seg = load_task("segmenter", model, threads)
+    if granularity not in seg.granularities:
+        fail(f"--granularity {granularity}: this segmenter knows {', '.join(seg.granularities)}", code=2)
     words = None
     if user_dict is not None:
         from luodi.text.gazetteer import Gazetteer
@@ -111,6 +93,8 @@ def train_segment(
         SegmenterModel,
         balanced_sample,
         build_bigram_vocab,
+        cws_sentences,
+        dev_evaluator,
         length_batches,
         make_collate,
     )
@@ -122,7 +106,7 @@ def train_segment(
     aux = aux if aux_weight is None else aux_weight
     out = output_dir or resolve_model_dir(f"segment-{variant}-{layers}L")
     torch.manual_seed(seed)
-    corpora = {g: s for g, s in _sentences("train").items() if g in grans}
+    corpora = {g: s for g, s in cws_sentences("train").items() if g in grans}
     data = balanced_sample(corpora, max_chars, seed=seed)
     texts = ["".join(w) for _, w in data]
     cfg = SegmenterConfig(granularities=grans, use_bigram=use_bigram, aux_weight=aux,
@@ -130,7 +114,7 @@ def train_segment(
     model = SegmenterModel.from_pretrained_encoder(cfg, layers=layers, vocab="zh")
     tokenizer = load_tokenizer("zh")
     aligner = CharAligner(tokenizer)
-    dev = {g: s[:dev_sentences] for g, s in _sentences("dev").items() if g in grans}
+    dev = {g: s[:dev_sentences] for g, s in cws_sentences("dev").items() if g in grans}
     console.print(
         f"variant {variant}: {len(data)} sentences, {sum(map(len, texts)):,} chars "
         f"({', '.join(f'{g} {sum(1 for x, _ in data if x == g)}' for g in grans)}), "

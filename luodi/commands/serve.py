@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from luodi.cli import app, console
+from luodi.commands._apps import app, console
 
 
 @app.command()

@@ -1,4 +1,5 @@
-"""Built-in evaluators for the accuracy gate (``luodi.deploy.gate``); task modules register their own.
+"""Built-in evaluators for the accuracy gate (``luodi.deploy.gate``); task modules register their own
+(``luodi.deploy.registry``).
 
 - ``"lcqmc"``: an encoder used zero-shot as a matcher. e5 embeddings (``query: `` prefix, mean pool, L2)
   of both sentences, cosine, and one threshold chosen on LCQMC dev (8,802 pairs, the similarity train
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from luodi.deploy.gate import GateContext, PredictFn, register_evaluator
+from luodi.deploy.registry import GateContext, PredictFn, register_evaluator
 
 PREFIX = "query: "
 

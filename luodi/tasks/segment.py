@@ -443,6 +443,34 @@ def split_sentences(words: Sequence[str], max_chars: int = 120) -> list[list[str
     return result
 
 
+def cws_sentences(split: str, root: Path | None = None) -> dict[str, list[list[str]]]:
+    """Sentences of both criteria for one split (``"train"`` / ``"dev"``): PKU 1998 -> ``"fine"``, MSR ->
+    ``"coarse"``, paragraphs cut by ``split_sentences``. What ``luodi train segment`` and the segmenter's
+    distillation train and select on."""
+    from luodi.data.cws import load_msr, load_pku1998
+
+    pku = [s for p in load_pku1998(split, root) for s in split_sentences(p)]
+    msr = [s for p in load_msr(split, root) for s in split_sentences(p)]
+    return {"fine": pku, "coarse": msr}
+
+
+def dev_evaluator(tokenizer, dev: dict[str, list[list[str]]]):
+    """model -> {"<granularity>_f1", "f1" (their mean)} on the dev sentences: the trainer's model selection."""
+
+    def evaluate(model) -> dict[str, float]:
+        from luodi.train.metrics import segmentation_scores
+
+        seg = Segmenter(model, tokenizer)
+        scores = {}
+        for g, sents in dev.items():
+            pred = seg(["".join(w) for w in sents], granularity=g)
+            scores[f"{g}_f1"] = segmentation_scores(sents, pred)["f1"]
+        scores["f1"] = sum(scores.values()) / len(scores)
+        return scores
+
+    return evaluate
+
+
 def balanced_sample(
     corpora: dict[str, list[list[str]]], max_chars: int, seed: int = 0
 ) -> list[tuple[str, list[str]]]:

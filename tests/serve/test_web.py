@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from luodi.serve.app import create_app
-from luodi.serve.webcheck import check_page, find_chromium, running_app
+from tools.webcheck import check_page, find_chromium, running_app
 
 pytest.importorskip("websockets", reason="websockets (dev dependency) drives Chromium's DevTools protocol")
 pytestmark = pytest.mark.skipif(

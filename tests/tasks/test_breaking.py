@@ -153,5 +153,6 @@ def test_break_cli_prints_the_punctuated_stream_and_its_queries(zh_tokenizer, tm
     lines = result.output.splitlines()
     expected = SentenceBreaker.load(tmp_path / "m")(text)
     assert lines[0] == expected.text and [q.strip() for q in lines[1:]] == expected.queries
-    bad = CliRunner().invoke(app, ["break", text, "--model", str(tmp_path / "nowhere")])
+    (tmp_path / "empty").mkdir()
+    bad = CliRunner().invoke(app, ["break", text, "--model", str(tmp_path / "empty")])
     assert bad.exit_code != 0 and "no luodi.json" in bad.output

@@ -436,3 +436,41 @@ def test_distill_matcher_adds_teacher_labelled_edited_copies(zh_tokenizer, tmp_p
 
     with safe_open(str(tmp_path / "student" / "teacher_embeddings.safetensors"), framework="np") as f:
         assert int(f.metadata()["n"]) == meta["teacher_texts"]
+
+
+def test_match_and_faq_ask_commands_on_a_trained_bi_encoder(zh_tokenizer, tmp_path: Path, monkeypatch):
+    """`luodi match A B` prints the cosine and, with the model's threshold, the verdict; by default it runs
+    the trained 12-layer bi-encoder of the model cache. `luodi faq ask` answers from a built index and
+    refuses a missing reranker in one line."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from luodi.cli import app
+
+    monkeypatch.setenv("LUODI_MODELS", str(tmp_path / "models"))
+    torch.manual_seed(0)
+    model_dir = BiEncoder(BiEncoderConfig(encoder=tiny_encoder_config(len(zh_tokenizer)))).save(
+        tmp_path / "models" / "match-bi-12L", zh_tokenizer
+    )
+    (model_dir / "matcher.json").write_text(json.dumps({"threshold": -1.0}))  # every pair is "same"
+    runner = CliRunner()
+    result = runner.invoke(app, ["match", "明天天气怎么样", "明天会下雨吗", "--threads", "1"])
+    assert result.exit_code == 0, result.output
+    score, verdict = result.stdout.split(maxsplit=1)
+    expected = Matcher.load(model_dir).similarity("明天天气怎么样", "明天会下雨吗")
+    assert float(score) == pytest.approx(expected, abs=1e-4) and verdict.startswith("same meaning")
+    named = runner.invoke(app, ["match", "明天天气怎么样", "明天会下雨吗", "--model", str(model_dir)])
+    assert named.exit_code == 0 and named.stdout == result.stdout
+
+    index = FaqIndex.build(FAQ, Matcher.load(model_dir), threshold=-1.0)
+    index.save(tmp_path / "faq")
+    ask = runner.invoke(app, ["faq", "ask", str(tmp_path / "faq"), "明天天气怎么样", "--k", "1"])
+    assert ask.exit_code == 0, ask.output
+    assert "明天天气怎么样  ->  明天晴" in ask.stdout
+    bad = runner.invoke(app, ["faq", "ask", str(tmp_path / "faq"), "你好", "--rerank", str(tmp_path / "x")])
+    assert (
+        bad.exit_code == 1
+        and bad.stderr.count("\n") == 1
+        and "luodi train matcher --kind cross" in bad.stderr
+    )

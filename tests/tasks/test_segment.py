@@ -18,6 +18,8 @@ from luodi.tasks.segment import (
     balanced_sample,
     build_bigram_vocab,
     char_constraints,
+    cws_sentences,
+    dev_evaluator,
     length_batches,
     make_collate,
     split_sentences,
@@ -197,3 +199,15 @@ def test_cli_segments_a_file_into_a_file_with_a_user_dictionary(zh_tokenizer, tm
         app, ["segment", "文本", "--input", str(tmp_path / "in.txt"), "--model", str(tmp_path / "m")]
     )
     assert bad.exit_code == 2 and "TEXT" in bad.output  # usage error (typer wraps the message)
+
+
+def test_cws_sentences_and_dev_evaluator(data_root, zh_tokenizer):
+    """The training sentences of both criteria (what `luodi train segment` and the segmenter's distillation
+    read) and the dev scorer that picks their checkpoint."""
+    dev = cws_sentences("dev")
+    assert set(dev) == {"fine", "coarse"} and dev["fine"] and dev["coarse"]
+    assert all(sum(map(len, s)) <= 120 for s in dev["fine"][:500])
+    small = {g: s[:3] for g, s in dev.items()}
+    scores = dev_evaluator(zh_tokenizer, small)(_tiny(zh_tokenizer))
+    assert set(scores) == {"fine_f1", "coarse_f1", "f1"}
+    assert scores["f1"] == pytest.approx((scores["fine_f1"] + scores["coarse_f1"]) / 2)

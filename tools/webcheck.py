@@ -1,6 +1,9 @@
 """Drive the service's web page in headless Chromium (Debian package ``chromium``) over the DevTools protocol.
 
-    python -m luodi.serve.webcheck --assistant-config assistant.yaml --screenshot docs/serving-web.png
+    python -m tools.webcheck --assistant-config release/assistant.yaml --screenshot docs/serving-web.png
+
+(from the repository root). A development tool, not part of the installed package: ``tools/`` is outside
+``luodi*``, which is all pyproject installs.
 
 Starts the service in-process on a free loopback port, opens ``/`` in headless Chromium, types the query into
 the input (``Input.insertText``, then Enter), waits for the rendered result and returns what the page shows
