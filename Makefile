@@ -23,19 +23,14 @@ demo: $(STAMP)
 	$(BIN)/luodi demo
 
 # Rebuild release/ from ../shared/data: train the source models (the commands in each release/*/CARD.md;
-# ~40 min on 2 cores), then trim, export, fuse, int8, measure and write the cards. Not run in CI.
-MODELS = $$($(BIN)/python -c 'from luodi.paths import models_dir; print(models_dir())')
+# ~70 min on 2 cores), then trim, export, fuse, int8, measure and write the cards. Not run in CI.
 LUODI = HF_HUB_OFFLINE=1 $(BIN)/luodi
 models: $(STAMP)
-	for s in 1 2 3; do $(LUODI) train breaking --layers 12 --seed $$s --epochs 1 --lr 1e-4 --batch-size 16 \
-		--threads 2 --out $(MODELS)/breaking-teacher-12L-seed$$s || exit 1; done
-	$(LUODI) distill --task breaking --teachers $(MODELS)/breaking-teacher-12L-seed1 \
-		--teachers $(MODELS)/breaking-teacher-12L-seed2 --teachers $(MODELS)/breaking-teacher-12L-seed3 \
-		--student-layers 3 --epochs 1 --lr 2e-4 --batch-size 16 --seed 1 --threads 2
+	$(LUODI) train breaking --data assistant --layers 3 --seed 1 --epochs 2 --lr 2e-4 --batch-size 16 --threads 1
 	$(LUODI) train segment --variant unified --layers 3 --max-chars 1200000 --epochs 1 --threads 2 \
 		--learning-rate 3e-4 --dev-sentences 200
-	$(LUODI) train intent --model fused --data cais --layers 3 --epochs 3 --batch-size 16 \
-		--learning-rate 2e-4 --threads 2
+	$(LUODI) train intent --model fused --data assistant --layers 3 --epochs 3 --batch-size 32 \
+		--learning-rate 2e-4 --threads 1
 	$(LUODI) release --out release --limit 500 --threads 2
 
 lint: $(STAMP)

@@ -291,8 +291,8 @@ def test_release_assistant_answers_end_to_end():
     assert a.describe().startswith("breaker=onnx-int8 segmenter=onnx-int8 intent=onnx-int8")
     q = a("播放周杰伦的稻香")["queries"]
     assert len(q) == 1
-    assert q[0]["intent"] == "PlayMusic"
-    assert q[0]["answer"]["type"] == "action" and q[0]["answer"]["slots"].get("singer_name") == "周杰伦"
+    assert q[0]["intent"] == "music.play"
+    assert q[0]["answer"]["type"] == "action" and q[0]["answer"]["slots"].get("singer") == "周杰伦"
     assert {"type": "singer", "value": "周杰伦", "start": 2, "end": 5} in q[0]["gazetteer"]
     assert "周杰伦" in q[0]["seg/fine"] and "".join(q[0]["seg/coarse"]) == "播放周杰伦的稻香"
     doc = a("我想听刘德华的冰雨你叫什么名字")

@@ -40,8 +40,8 @@ def test_release_intent_answers():
     intent = load_release("intent", _release("intent"), threads=1)
     assert isinstance(intent.model, OnnxTaskModule) and len(intent.gazetteer) > 0
     result = intent("播放周杰伦的稻香")
-    assert result["intent"] == "PlayMusic"
-    assert {"type": "singer_name", "value": "周杰伦", "start": 2, "end": 5} in result["slots"]
+    assert result["intent"] == "music.play"
+    assert {"type": "singer", "value": "周杰伦", "start": 2, "end": 5} in result["slots"]
 
 
 def test_release_kind_mismatch_is_refused():

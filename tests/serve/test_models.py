@@ -78,8 +78,8 @@ def test_understand_with_the_release_models():
         doc = r.json()
         assert len(doc["sentences"]) == 2  # the breaker split the two requests
         intents = [q["intent"] for q in doc["queries"]]
-        assert intents == ["GetWeather", "PlayMusic"]
-        assert {"type": "singer_name", "value": "周杰伦"} in [
+        assert intents == ["weather.query", "music.play"]
+        assert {"type": "singer", "value": "周杰伦"} in [
             {k: s[k] for k in ("type", "value")} for s in doc["queries"][1]["slots"]
         ]
         assert all(q["seg/fine"] and q["seg/coarse"] for q in doc["queries"])
@@ -103,5 +103,5 @@ def test_release_intent_dir_serves_on_onnx_runtime():
         out = c.post("/v1/intent", json={"texts": texts}).json()["results"]
     direct = load_release("intent", RELEASE_INTENT, threads=1)(texts)
     assert [o["intent"] for o in out] == [d["intent"] for d in direct]
-    assert out[0]["intent"] == "PlayMusic"
-    assert {"type": "singer_name", "value": "周杰伦", "start": 2, "end": 5} in out[0]["slots"]
+    assert out[0]["intent"] == "music.play"
+    assert {"type": "singer", "value": "周杰伦", "start": 2, "end": 5} in out[0]["slots"]
