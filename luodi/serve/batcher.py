@@ -21,8 +21,8 @@ comes from ``cost(item)`` (characters + 2 for text; the app passes one per model
 - Deadlines: each item carries its request's deadline. An item whose request timed out, or whose client
   went away (the request task was cancelled), is dropped before it runs: no work for answers nobody reads.
 - No linger when idle: the first item of a batch waits up to ``max_wait_ms`` for company only while
-  traffic is dense (the previous arrival was within ``max_wait_ms``, or another call is running); a lone
-  request at an idle batcher runs at once.
+  traffic is dense (the last request arrived within ``max_wait_ms`` of another still unanswered, or
+  another call is running); a lone request at an idle batcher runs at once.
 """
 
 from __future__ import annotations
@@ -141,7 +141,8 @@ class MicroBatcher:
         self._running_tokens = 0  # cost of the calls running now
         self._in_flight = 0  # predictor calls running now
         self._last_arrival = -math.inf
-        self._dense = False  # the last arrival came within max_wait of the one before: worth lingering
+        self._dense = False  # the last arrival overlapped another within max_wait: worth lingering
+        self._open = 0  # requests submitted and not yet answered
         self._wake: asyncio.Event | None = None
         self._tasks: list[asyncio.Task] = []
         # Predictor time of one call ~ a + b x padded tokens (a: per-call overhead, b: per token), fitted on
@@ -285,7 +286,10 @@ class MicroBatcher:
         self._items += len(pending)
         self._tokens += sum(p.cost for p in pending)
         self._last_arrival, previous = now, self._last_arrival
-        self._dense = now - previous <= self.max_wait
+        # dense traffic: this request overlaps another that arrived within max_wait (a lone request, or one
+        # after the previous has been answered, is not worth a wait)
+        self._open += 1
+        self._dense = self._open > 1 and now - previous <= self.max_wait
         wake.set()
         futures = [p.future for p in pending]
         try:
@@ -294,6 +298,7 @@ class MicroBatcher:
             self._count_rejected("timeout")
             raise BatchTimeout(f"model {self.name!r} did not answer within {timeout * 1000:.0f} ms") from None
         finally:
+            self._open -= 1
             # Timed out, cancelled (the client went away) or done: whatever of it still waits is dropped
             # now, so it neither runs nor holds queue budget.
             for f in futures:

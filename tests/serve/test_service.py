@@ -270,14 +270,12 @@ def test_default_bind_host_is_loopback(tmp_path, monkeypatch):
     assert load_config(path).host == "127.0.0.1"
     seen = {}
 
-    import uvicorn
     from typer.testing import CliRunner
 
     from luodi.cli import app
+    from luodi.serve import server
 
-    monkeypatch.setattr(
-        uvicorn, "run", lambda application, host, port, **kw: seen.update(host=host, port=port)
-    )
+    monkeypatch.setattr(server, "run", lambda application, cfg: seen.update(host=cfg.host, port=cfg.port))
     result = CliRunner().invoke(app, ["serve", "--config", str(path)])
     assert result.exit_code == 0, result.output
     assert seen == {"host": "127.0.0.1", "port": 9123}
