@@ -11,13 +11,15 @@ Work is measured in tokens, not items: a transformer's cost grows with the padde
 comes from ``cost(item)`` (characters + 2 for text; the app passes one per model).
 
 - Admission: a request whose own cost is over ``max_request_tokens`` raises ``RequestTooCostly`` (413);
-  one that does not fit the queued-token budget ``max_queue_tokens`` (or ``max_queue`` items), or that
-  would wait past its deadline behind the backlog (queued tokens x the measured seconds per token), raises
-  ``Overloaded`` (503 with a Retry-After from the measured drain time). An idle batcher admits every
-  request within the per-request limit: it never sheds on an estimate when nothing is ahead.
-- Fairness: items wait per request, and a predictor call takes items round-robin over the waiting requests,
-  so a small request that arrives behind a huge one rides in the huge one's next call instead of waiting
-  for all of it; ``max_batch_tokens`` bounds how long one call holds the model.
+  one that does not fit the queued-token budget ``max_queue_tokens`` (or ``max_queue`` items) raises
+  ``Overloaded`` (503 with a Retry-After from the measured drain time), and so does one whose queued work
+  ahead (the work scheduled before it, from a per-call + per-token model of the recent calls) is over
+  ``max_queue_s``, or whose wait (running calls included) plus own work would pass 0.8 x its timeout.
+  An idle batcher admits every request within the per-request limit: nothing is ahead to shed for.
+- Scheduling: items wait per request, and a predictor call takes items round-robin over the waiting
+  requests, cheapest first (on every other call, a request past half its time budget before all), until
+  ``max_batch_size`` items or ``max_batch_tokens`` padded tokens: a short query that arrives behind a huge request rides in
+  the next call instead of waiting for all of it, and one call holds the model for a bounded time.
 - Deadlines: each item carries its request's deadline. An item whose request timed out, or whose client
   went away (the request task was cancelled), is dropped before it runs: no work for answers nobody reads.
 - No linger when idle: the first item of a batch waits up to ``max_wait_ms`` for company only while
@@ -53,6 +55,13 @@ def text_cost(item: Any) -> int:
         if "query" in item:
             return sum(len(t) + 2 for t in [item["query"], *(item.get("candidates") or [])])
     return 1
+
+
+_CLASSES = 24
+
+
+def _cost_class(cost: int) -> int:
+    return min(_CLASSES - 1, max(0, int(cost)).bit_length())
 
 
 class Overloaded(Exception):
@@ -114,6 +123,7 @@ class MicroBatcher:
         max_queue_tokens: int | None = None,
         max_request_tokens: int | None = None,
         cost: Callable[[Any], int] = text_cost,
+        max_queue_s: float | None = None,
     ):
         self.name = name
         self.predict = predict
@@ -129,6 +139,9 @@ class MicroBatcher:
         self.max_queue_tokens = max_queue_tokens
         self.max_request_tokens = max_request_tokens
         self.cost = cost
+        # shed when the measured backlog exceeds this (default: 0.8 x the timeout); lower it to bound the
+        # latency of what is admitted rather than only to avoid 504s
+        self.max_queue_s = 0.8 * timeout_s if max_queue_s is None else max_queue_s
         self.executor = executor or ThreadPoolExecutor(
             max_workers=workers, thread_name_prefix=f"predict-{name}"
         )
@@ -138,8 +151,14 @@ class MicroBatcher:
         self._ids = itertools.count()
         self._items = 0  # waiting items (all flows)
         self._tokens = 0  # their cost
+        # the same per cost class (class k: cost < 2**k), so the wait ahead of a request counts only the
+        # work scheduled before it (cheapest first, see _order)
+        self._class_items = [0] * _CLASSES
+        self._class_tokens = [0] * _CLASSES
         self._running_tokens = 0  # cost of the calls running now
         self._in_flight = 0  # predictor calls running now
+        self._running: dict[int, tuple[float, int]] = {}  # call -> (start, padded tokens)
+        self._turn = False  # alternates per call: whether aged requests go first (see _order)
         self._last_arrival = -math.inf
         self._dense = False  # the last arrival overlapped another within max_wait: worth lingering
         self._open = 0  # requests submitted and not yet answered
@@ -164,6 +183,7 @@ class MicroBatcher:
             self._wake = asyncio.Event()
             self._flows.clear()
             self._items = self._tokens = 0
+            self._class_items, self._class_tokens = [0] * _CLASSES, [0] * _CLASSES
             self._tasks = [
                 loop.create_task(self._worker(), name=f"batcher-{self.name}") for _ in range(self.workers)
             ]
@@ -185,6 +205,13 @@ class MicroBatcher:
         self._tasks, self._wake, self._loop = [], None, None
         self.executor.shutdown(wait=False, cancel_futures=True)
 
+    def _count(self, p: _Pending, sign: int) -> None:
+        k = _cost_class(p.cost)
+        self._items += sign
+        self._tokens += sign * p.cost
+        self._class_items[k] += sign
+        self._class_tokens[k] += sign * p.cost
+
     def depth(self) -> int:
         return self._items
 
@@ -205,17 +232,35 @@ class MicroBatcher:
             return max(0.0, my - b * mx), b
         return my, 0.0  # calls of one size so far: charge it all per call
 
-    def drain_seconds(self, extra_tokens: int = 0, extra_items: int = 0) -> float:
-        """Measured time to finish what is queued and running (plus a request of ``extra_*``); 0 without
-        history."""
-        if self._batches == 0:
-            return 0.0
+    def _work(self, items: int, tokens: int) -> float:
         a, b = self.call_model()
-        items, tokens = self._items + extra_items, self._tokens + extra_tokens
         calls = max(
             math.ceil(items / self.max_batch_size), math.ceil(tokens / (self.max_batch_tokens or math.inf))
         )
-        return (calls * a + tokens * b + self._in_flight * a + self._running_tokens * b) / self.workers
+        return calls * a + tokens * b
+
+    def drain_seconds(self, extra_tokens: int = 0, extra_items: int = 0) -> float:
+        """Measured time to finish everything queued and running (plus a request of ``extra_*``); 0
+        without history."""
+        if self._batches == 0:
+            return 0.0
+        running = self._running_left()
+        return (self._work(self._items + extra_items, self._tokens + extra_tokens) + running) / self.workers
+
+    def wait_ahead(self, cost: int, running: bool = True) -> float:
+        """Measured time before an item of ``cost`` would start: the queued work of its cost class or
+        cheaper (scheduled first), and the time left of the running calls (``running``)."""
+        if self._batches == 0:
+            return 0.0
+        k = _cost_class(cost) + 1
+        queued = self._work(sum(self._class_items[:k]), sum(self._class_tokens[:k]))
+        return (queued + (self._running_left() if running else 0.0)) / self.workers
+
+    def _running_left(self) -> float:
+        """Expected time left of the calls running now (expected duration less the time they have run)."""
+        a, b = self.call_model()
+        now = time.perf_counter()
+        return sum(max(0.0, a + tokens * b - (now - start)) for start, tokens in self._running.values())
 
     def retry_after(self) -> int:
         """Seconds until the backlog has likely drained (at least the floor), with up to 50 % jitter so
@@ -230,15 +275,21 @@ class MicroBatcher:
             return True
         if self.max_queue_tokens is not None and self._tokens >= self.max_queue_tokens:
             return True
-        return self._items > 0 and self._shed_by_estimate(0, 1)
+        return self._items > 0 and self._shed_by_estimate(3, 0, 1)
 
-    def _shed_by_estimate(self, tokens: int, items: int) -> bool:
+    def _shed_by_estimate(self, longest: int, tokens: int, items: int) -> bool:
         # A fast 503 beats a slow 504: if the backlog alone needs longer than the timeout, the work would be
-        # wasted on answers nobody waits for. Needs a few calls of history. 0.8: keep a fifth of the
-        # timeout for what the estimate leaves out (HTTP, JSON, thread hand-offs).
+        # wasted on answers nobody waits for. Needs a few calls of history. max_queue_s defaults to 0.8 x
+        # the timeout: a fifth kept for what the estimate leaves out (HTTP, JSON, thread hand-offs).
+        # A request waits for what is scheduled before it (wait_ahead), then its own work.
         if self._batches < 3:
             return False
-        return self.drain_seconds(tokens, items) > 0.8 * self.timeout_s
+        # max_queue_s bounds the queued work ahead; the call running now is left out of it: it ends within
+        # one capped call whatever is decided here, and counting it would refuse cheap requests whenever a
+        # long text happens to be running.
+        if self.wait_ahead(longest, running=False) > self.max_queue_s:
+            return True
+        return self.wait_ahead(longest) + self._work(items, tokens) / self.workers > 0.8 * self.timeout_s
 
     def admit(self, items: Sequence[Any]) -> int:
         """Raise RequestTooCostly / Overloaded, or return the request's token cost."""
@@ -260,8 +311,10 @@ class MicroBatcher:
             and self._tokens + cost > self.max_queue_tokens
         ):
             why = f"{self._tokens} tokens queued"
-        elif (self._items > 0 or self._in_flight > 0) and self._shed_by_estimate(cost, len(items)):
-            why = f"~{self.drain_seconds(cost, len(items)):.1f} s of work ahead"
+        elif (self._items > 0 or self._in_flight > 0) and self._shed_by_estimate(
+            max(self.cost(i) for i in items), cost, len(items)
+        ):
+            why = f"~{self.wait_ahead(max(self.cost(i) for i in items)) * 1000:.0f} ms of work ahead"
         if why:
             self._count_rejected("overloaded")
             raise Overloaded(self.name, self._items, self.retry_after(), why)
@@ -283,8 +336,8 @@ class MicroBatcher:
         pending = [_Pending(i, loop.create_future(), now, deadline, self.cost(i)) for i in items]
         flow = next(self._ids)
         self._flows[flow] = deque(pending)
-        self._items += len(pending)
-        self._tokens += sum(p.cost for p in pending)
+        for p in pending:
+            self._count(p, +1)
         self._last_arrival, previous = now, self._last_arrival
         # dense traffic: this request overlaps another that arrived within max_wait (a lone request, or one
         # after the previous has been answered, is not worth a wait)
@@ -308,9 +361,8 @@ class MicroBatcher:
 
     def _drop_flow(self, flow: int) -> None:
         waiting = self._flows.pop(flow, None)
-        if waiting:
-            self._items -= len(waiting)
-            self._tokens -= sum(p.cost for p in waiting)
+        for p in waiting or ():
+            self._count(p, -1)
 
     def _count_rejected(self, reason: str, n: int = 1) -> None:
         if self.metrics.rejected is not None and n:
@@ -326,14 +378,13 @@ class MicroBatcher:
         expired = 0
         while self._flows and len(batch) < self.max_batch_size:
             took = False
-            for flow_id in list(self._flows):
+            for flow_id in self._order(now):
                 if len(batch) >= self.max_batch_size:
                     break
                 flow = self._flows[flow_id]
                 while flow and (flow[0].future.done() or flow[0].deadline <= now):
                     p = flow.popleft()
-                    self._items -= 1
-                    self._tokens -= p.cost
+                    self._count(p, -1)
                     if not p.future.done():  # its deadline passed: the submitter is timing out
                         expired += 1
                         p.future.set_exception(
@@ -349,8 +400,7 @@ class MicroBatcher:
                 if batch and self.max_batch_tokens is not None and padded > self.max_batch_tokens:
                     continue  # a shorter item of another request may still fit
                 flow.popleft()
-                self._items -= 1
-                self._tokens -= p.cost
+                self._count(p, -1)
                 if not flow:
                     del self._flows[flow_id]
                 batch.append(p)
@@ -360,6 +410,23 @@ class MicroBatcher:
                 break
         self._count_rejected("expired", expired)
         return batch
+
+    def _order(self, now: float) -> list[int]:
+        """Cheapest waiting request first (a short query is not held behind a long text), except that on
+        every other call a request past half its time budget goes first: cheap traffic cannot starve an
+        expensive request, and an old expensive one holds the cheap ones back one call at a time only."""
+        self._turn = not self._turn
+        honour_age = self._turn
+
+        def key(flow_id: int):
+            flow = self._flows[flow_id]
+            if not flow:
+                return (0, 0, flow_id)
+            head = flow[0]
+            aged = honour_age and now - head.queued > 0.5 * (head.deadline - head.queued)
+            return (0 if aged else 1, head.cost, flow_id)
+
+        return sorted(self._flows, key=key)
 
     async def _collect(self) -> list[_Pending]:
         wake = self._wake
@@ -392,6 +459,8 @@ class MicroBatcher:
                     waited.observe(start - p.queued)
             self._in_flight += 1
             self._running_tokens += tokens
+            call = next(self._ids)
+            self._running[call] = (start, tokens)
             try:
                 if self.is_async:
                     outputs = await self.predict(inputs)
@@ -420,6 +489,7 @@ class MicroBatcher:
             finally:
                 self._in_flight -= 1
                 self._running_tokens -= tokens
+                del self._running[call]
             elapsed = time.perf_counter() - start
             w = 1.0 if self._batches == 0 else 0.1
             x, y = float(tokens), elapsed
