@@ -493,3 +493,43 @@ def test_serve_command_warns_beyond_loopback_and_takes_an_api_key(tmp_path, monk
     result = CliRunner().invoke(app, ["serve", "--config", str(path)], env={"LUODI_API_KEY": "k" * 12})
     assert result.exit_code == 0 and seen["key"] == "k" * 12 and "warning" not in result.output
     assert isinstance(seen["http"], HttpConfig)
+
+
+def test_cheapest_waiting_request_goes_first():
+    gate = threading.Event()
+    fake = Recorder(gate=gate)
+    batcher = MicroBatcher("intent", fake, max_batch_size=8, max_wait_ms=0, timeout_s=30, max_batch_tokens=64)
+
+    async def run():
+        first = asyncio.ensure_future(batcher.submit("占"))
+        await asyncio.sleep(0.05)  # running, blocked on the gate
+        long = asyncio.ensure_future(batcher.submit_many(["长" * 40] * 2))  # 42 tokens each: one per call
+        await asyncio.sleep(0.01)
+        short = asyncio.ensure_future(batcher.submit("短"))  # arrived later, costs 3 tokens
+        await asyncio.sleep(0.01)
+        gate.set()
+        await asyncio.gather(first, long, short)
+
+    asyncio.run(run())
+    assert fake.calls[0] == ["占"]
+    assert "短" in fake.calls[1], fake.calls  # not behind the long texts that were queued before it
+
+
+def test_max_queue_ms_bounds_the_work_ahead_of_an_admitted_request():
+    def at(ms):
+        return MicroBatcher("intent", Recorder(per_item=0.01), max_batch_size=1, max_wait_ms=0, timeout_s=10,
+                            max_queue_s=ms / 1000)  # fmt: skip
+
+    async def run(batcher):
+        for _ in range(3):
+            await batcher.submit("热身")  # history: ~10 ms a call
+        tasks = [asyncio.ensure_future(batcher.submit("等")) for _ in range(40)]
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        await batcher.stop()
+        return sum(isinstance(r, Overloaded) for r in results)
+
+    bounded = asyncio.run(run(at(50)))
+    default = asyncio.run(run(at(8000)))
+    # 40 x ~10 ms queued: at most ~50 ms of it may wait, the rest is refused at once; the loose bound
+    # admits everything
+    assert bounded >= 20 and default == 0, (bounded, default)
