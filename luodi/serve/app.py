@@ -252,16 +252,25 @@ class _Front:
         chunks, seen = [], 0
         deadline = time.monotonic() + self.body_timeout
         while True:
-            remaining = deadline - time.monotonic()
-            try:
-                if remaining <= 0:
-                    raise TimeoutError
-                message = await asyncio.wait_for(receive(), remaining)
-            except TimeoutError:
-                raise _Refuse(
-                    408, f"the request body did not arrive within {self.body_timeout:g} s", "body_timeout",
-                    {"Connection": "close"},
-                ) from None  # fmt: skip
+            # receive() runs as a task that is never cancelled while it may still deliver: waiting on it in
+            # slices lets a shutdown end a stalled body read without losing a message that arrives
+            pending = asyncio.ensure_future(receive())
+            while True:
+                remaining = deadline - time.monotonic()
+                done, _ = await asyncio.wait({pending}, timeout=max(0.0, min(remaining, 0.25)))
+                if done:
+                    message = pending.result()
+                    break
+                if self.service.closing or remaining <= 0:
+                    pending.cancel()
+                    if self.service.closing:  # uvicorn is shutting down: do not hold its exit for this body
+                        raise _Refuse(
+                            503, "the server is shutting down", "shutting_down", {"Connection": "close"}
+                        )
+                    raise _Refuse(
+                        408, f"the request body did not arrive within {self.body_timeout:g} s", "body_timeout",
+                        {"Connection": "close"},
+                    )  # fmt: skip
             if message["type"] == "http.disconnect":
                 return None
             body = message.get("body", b"")
@@ -390,6 +399,7 @@ class Service:
         self.loaded = False
         self.load_error: str | None = None
         self.draining = False  # set on SIGTERM: /readyz answers 503 so load balancers stop sending
+        self.closing = False  # set when the server stops: requests still waiting for their body give up
 
     def set_predictors(self, predictors: Mapping[str, Predictor | None]) -> None:
         for name, predict in predictors.items():

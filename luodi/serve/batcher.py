@@ -448,7 +448,8 @@ class MicroBatcher:
         loop = asyncio.get_running_loop()
         while True:
             batch = await self._collect()
-            if not batch:
+            if not batch:  # everything taken had expired or was cancelled
+                await asyncio.sleep(0)
                 continue
             inputs = [p.item for p in batch]
             tokens = max(p.cost for p in batch) * len(batch)

@@ -13,8 +13,9 @@ it lacks is added here:
   every connection open; here a connection beyond ``http.max_connections`` is closed at once;
 - a drain on SIGTERM: /readyz turns 503 at once (``service.draining``) so a load balancer stops sending,
   the socket stays open ``http.drain_s`` more, then uvicorn's graceful shutdown lets in-flight requests
-  finish for at most ``http.graceful_shutdown_s`` and cancels the rest: the process exits in bounded time
-  even with stalled clients. A second SIGTERM or SIGINT skips the drain.
+  finish for at most ``http.graceful_shutdown_s`` and cancels the rest, while requests still waiting for
+  their body are answered 503 at once: the process exits in bounded time even with stalled clients. A
+  second SIGTERM or SIGINT skips the drain.
 """
 
 from __future__ import annotations
@@ -113,6 +114,11 @@ class DrainingServer(uvicorn.Server):
             timer.start()
             return
         super().handle_exit(sig, frame)
+
+    async def shutdown(self, sockets=None) -> None:
+        if self.service is not None:
+            self.service.draining = self.service.closing = True  # stalled body reads end now (503)
+        await super().shutdown(sockets)
 
 
 def is_loopback(host: str) -> bool:
