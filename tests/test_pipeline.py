@@ -345,3 +345,21 @@ def test_an_unbroken_run_longer_than_the_intent_model_reads_becomes_pieces():
 
     doc = assistant(intent=Reads5())("边" * 12)
     assert [q["text"] for q in doc["queries"]] == ["边" * 5, "边" * 5, "边" * 2]  # nothing dropped
+
+
+def test_a_lexicon_type_no_stage_reads_is_warned_about(tmp_path, caplog):
+    import logging
+
+    class TypedIntent(KeywordIntent):
+        lexicon_types = ["singer"]
+
+    (tmp_path / "singer.txt").write_bytes("\ufeff新歌手\n".encode())  # a BOM, as Windows editors write
+    (tmp_path / "singr.txt").write_text("错字\n", encoding="utf-8")
+    caplog.set_level(logging.WARNING, logger="luodi.pipeline")
+    config = AssistantConfig(
+        threads=1, lexicons=[f"singer={tmp_path / 'singer.txt'}", f"singr={tmp_path / 'singr.txt'}"]
+    )
+    a = Assistant(config, intent=TypedIntent())
+    assert "新歌手" in a.gazetteer.words("singer")  # the BOM did not stick to the first entry
+    assert "singr" in caplog.text and "read by no model" in caplog.text
+    assert len([r for r in caplog.records if r.name == "luodi.pipeline"]) == 1  # singer is read: no warning

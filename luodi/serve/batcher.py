@@ -253,7 +253,14 @@ class MicroBatcher:
         if self._batches == 0:
             return 0.0
         k = _cost_class(cost) + 1
-        queued = self._work(sum(self._class_items[:k]), sum(self._class_tokens[:k]))
+        items, tokens = sum(self._class_items[:k]), sum(self._class_tokens[:k])
+        # only the calls that fill up before this item's: what still fits in the next call with it does
+        # not delay it (a queue shorter than one batch costs no wait, however slow a call is)
+        calls = max(
+            math.ceil(items / self.max_batch_size), math.ceil(tokens / (self.max_batch_tokens or math.inf))
+        )
+        full = max(items // self.max_batch_size, tokens // (self.max_batch_tokens or math.inf))
+        queued = self._work(items, tokens) * (full / calls) if calls else 0.0
         return (queued + (self._running_left() if running else 0.0)) / self.workers
 
     def _running_left(self) -> float:
