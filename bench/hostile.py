@@ -225,6 +225,9 @@ def main() -> None:
     ap.add_argument(
         "--max-queue-ms", type=float, default=50, help="The server's batching.max_queue_ms (0: its default)."
     )
+    ap.add_argument(
+        "--max-loop-lag-ms", type=float, default=0, help="The server's http.max_loop_lag_ms (0: off)."
+    )
     ap.add_argument("--port", type=int, default=18766)
     ap.add_argument("--null-model", action="store_true", help="A no-cost model: the service alone.")
     ap.add_argument("--no-write", action="store_true")
@@ -236,6 +239,8 @@ def main() -> None:
     base["batching"].update(max_queue=512, timeout_ms=2000)
     if args.max_queue_ms:
         base["batching"]["max_queue_ms"] = args.max_queue_ms
+    if args.max_loop_lag_ms:
+        base["http"] = {"max_loop_lag_ms": args.max_loop_lag_ms}
     tag = "null-model" if args.null_model else "int8"
     scenarios = [
         ("normal only", []),

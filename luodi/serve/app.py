@@ -201,6 +201,8 @@ class _Front:
             TokenBuckets(rl.per_client_rps, rl.burst, rl.max_clients) if rl.per_client_rps else None
         )
         self.api_key = config.api_key.encode() if config.api_key else None
+        lag = config.http.max_loop_lag_ms
+        self.max_lag = None if lag is None else lag / 1000
 
     # -- the cheap checks ---------------------------------------------------------------------------
     def _precheck(self, scope, headers: dict[bytes, bytes]) -> None:
@@ -239,6 +241,11 @@ class _Front:
                     429, f"over the rate limit of {self.buckets.rps:g} requests/s per client; retry in {wait:.2f} s",
                     "rate_limited", {"Retry-After": str(max(1, math.ceil(wait)))},
                 )  # fmt: skip
+        if self.max_lag is not None and self.service.loop_lag > self.max_lag:
+            raise _Refuse(
+                503, f"the server is short of CPU (event loop {self.service.loop_lag * 1000:.0f} ms late); retry "
+                "after the Retry-After seconds", "loop_lag", {"Retry-After": str(self.config.retry_after_s)},
+            )  # fmt: skip
         batcher = self.service.batchers.get(path[4:])
         if batcher is not None and batcher.saturated():
             raise _Refuse(
@@ -400,6 +407,16 @@ class Service:
         self.load_error: str | None = None
         self.draining = False  # set on SIGTERM: /readyz answers 503 so load balancers stop sending
         self.closing = False  # set when the server stops: requests still waiting for their body give up
+        self.loop_lag = 0.0  # seconds the event loop runs late (moving average; see watch_loop)
+
+    async def watch_loop(self, period: float = 0.05) -> None:
+        """Measure how late the event loop wakes up (a sleep of ``period`` that takes longer)."""
+        loop = asyncio.get_running_loop()
+        while True:
+            start = loop.time()
+            await asyncio.sleep(period)
+            lag = max(0.0, loop.time() - start - period)
+            self.loop_lag = 0.7 * self.loop_lag + 0.3 * lag
 
     def set_predictors(self, predictors: Mapping[str, Predictor | None]) -> None:
         for name, predict in predictors.items():
@@ -515,7 +532,10 @@ def create_app(
 
             thread = threading.Thread(target=load, name="luodi-load-models", daemon=True)
             thread.start()
+        watcher = asyncio.ensure_future(service.watch_loop()) if config.http.max_loop_lag_ms else None
         yield
+        if watcher is not None:
+            watcher.cancel()
         for b in list(service.batchers.values()):
             await b.stop()
 

@@ -115,6 +115,10 @@ class HttpConfig(_Strict):
     graceful_shutdown_s: float = Field(10.0, ge=0)  # after SIGTERM: how long in-flight requests may finish
     drain_s: float = Field(0.0, ge=0)  # after SIGTERM, /readyz answers 503 this long before the socket closes
     max_header_bytes: int = Field(65_536, ge=1024)  # h11 only: an incomplete request head larger -> 431
+    # Refuse /v1 requests (503) while the event loop runs this late (measured every 50 ms): when the
+    # process is short of CPU, requests queue in the kernel and in the loop where no model queue sees them,
+    # and refusing (0.16 ms) is the cheapest way to catch up. None: off.
+    max_loop_lag_ms: float | None = Field(None, gt=0)
 
 
 class RateLimitConfig(_Strict):

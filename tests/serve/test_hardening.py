@@ -533,3 +533,24 @@ def test_max_queue_ms_bounds_the_work_ahead_of_an_admitted_request():
     # 40 x ~10 ms queued: at most ~50 ms of it may wait, the rest is refused at once; the loose bound
     # admits everything
     assert bounded >= 20 and default == 0, (bounded, default)
+
+
+def test_a_late_event_loop_sheds_before_the_body_when_asked():
+    app = create_app({"intent": intent_out}, _config(http={"max_loop_lag_ms": 50}))
+    service = app.state.service
+
+    async def measure():
+        task = asyncio.ensure_future(service.watch_loop(period=0.01))
+        await asyncio.sleep(0.05)
+        time.sleep(0.3)  # the loop is blocked, as when the process is short of CPU
+        await asyncio.sleep(0.02)
+        task.cancel()
+        return service.loop_lag
+
+    assert asyncio.run(measure()) > 0.05
+    with TestClient(app) as c:
+        service.loop_lag = 1.0
+        r = c.post("/v1/intent", json={"texts": ["你好"]})
+        assert r.status_code == 503 and "short of CPU" in r.json()["detail"] and "retry-after" in r.headers
+        service.loop_lag = 0.0
+        assert c.post("/v1/intent", json={"texts": ["你好"]}).status_code == 200
