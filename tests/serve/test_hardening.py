@@ -554,3 +554,21 @@ def test_a_late_event_loop_sheds_before_the_body_when_asked():
         assert r.status_code == 503 and "short of CPU" in r.json()["detail"] and "retry-after" in r.headers
         service.loop_lag = 0.0
         assert c.post("/v1/intent", json={"texts": ["你好"]}).status_code == 200
+
+
+def test_serve_without_a_config_serves_every_shipped_release_model(monkeypatch):
+    from typer.testing import CliRunner
+
+    from luodi.cli import app
+    from luodi.serve import server
+
+    seen = {}
+    monkeypatch.setattr(server, "run", lambda application, cfg: seen.update(models=dict(cfg.models)))
+    result = CliRunner().invoke(app, ["serve"])
+    assert result.exit_code == 0, result.output
+    shipped = {"segment": "segmenter", "intent": "intent"}
+    expected = {"understand"} | {
+        n for n, d in shipped.items() if (ROOT / "release" / d / "model.onnx").is_file()
+    }
+    assert set(seen["models"]) == expected
+    assert "match" not in seen["models"] and "chat" not in seen["models"]
