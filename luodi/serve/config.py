@@ -57,8 +57,8 @@ class BatchingConfig(_Strict):
     # Work is counted in padded tokens (longest item x items; characters + 2 per text), as a transformer
     # spends it. One predictor call takes at most this many, so one huge request is split into several
     # calls and requests arriving meanwhile ride along instead of waiting for all of it.
-    # 512 = one full-length text: on CPU long texts gain nothing from sharing a call (int8 intent, 2 cores:
-    # 1 x 500 characters 83 ms, 8 x 500 579 ms), while a call of 8 would hold the model ~0.6 s.
+    # 512 = one full-length text: on CPU long texts gain nothing from sharing a call (cost ~linear in the
+    # texts: `python -m bench.overload_costs`), while a call of 8 would hold the model ~8 times as long.
     max_batch_tokens: int = Field(512, ge=1)
     # Tokens waiting for this model; a request beyond -> 503 with Retry-After (an idle model admits any
     # request within limits.max_request_tokens).
