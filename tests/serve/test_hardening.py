@@ -572,3 +572,30 @@ def test_serve_without_a_config_serves_every_shipped_release_model(monkeypatch):
     }
     assert set(seen["models"]) == expected
     assert "match" not in seen["models"] and "chat" not in seen["models"]
+
+
+def test_cheap_traffic_cannot_starve_an_expensive_request():
+    # a steady stream of short requests, one long request: cheapest-first alone would run the long text
+    # only when no short one waits; past half its time budget it goes first on every other call
+    fake = Recorder(per_item=0.005)
+    batcher = MicroBatcher(
+        "intent", fake, max_batch_size=4, max_wait_ms=0, timeout_s=1.0, max_batch_tokens=64
+    )
+
+    async def run():
+        stop = time.perf_counter() + 1.5
+
+        async def short_stream():
+            while time.perf_counter() < stop:
+                await asyncio.gather(*(batcher.submit("短") for _ in range(8)), return_exceptions=True)
+
+        streams = [asyncio.ensure_future(short_stream()) for _ in range(3)]
+        await asyncio.sleep(0.05)
+        result = await asyncio.gather(batcher.submit("长" * 40), return_exceptions=True)
+        for s in streams:
+            await s
+        await batcher.stop()
+        return result[0]
+
+    out = asyncio.run(run())
+    assert not isinstance(out, BaseException), out  # answered within its 1 s timeout
