@@ -103,7 +103,12 @@ def test_sigterm_drains_finishes_in_flight_work_and_exits_despite_stalled_client
             )
         )
         in_flight.start()
-        time.sleep(0.2)  # the request is in the model (0.5 s)
+        batcher = None
+        for _ in range(500):  # until the request is in the model (0.5 s there), however slow the machine
+            batcher = server.config.app.state.service.batchers.get("intent") if batcher is None else batcher
+            if batcher is not None and batcher._in_flight:
+                break
+            time.sleep(0.02)
         start = time.monotonic()
         server.handle_exit(signal.SIGTERM, None)
         ready = httpx.get(f"{url}/readyz", timeout=5)  # during the drain the socket is still open
