@@ -128,3 +128,13 @@ def test_sigterm_drains_finishes_in_flight_work_and_exits_despite_stalled_client
 def test_loopback_detection():
     assert is_loopback("127.0.0.1") and is_loopback("localhost") and is_loopback("::1")
     assert not is_loopback("0.0.0.0") and not is_loopback("192.0.2.1") and not is_loopback("example")
+
+
+def test_the_http_section_reaches_uvicorn():
+    config = ServeConfig(
+        http=HttpConfig(keep_alive_s=7, limit_concurrency=33, graceful_shutdown_s=4, max_header_bytes=4096)
+    )
+    uv = uvicorn_config(create_app({}, config), config)
+    assert (uv.timeout_keep_alive, uv.limit_concurrency, uv.timeout_graceful_shutdown) == (7, 33, 4)
+    assert uv.h11_max_incomplete_event_size == 4096 and uv.host == "127.0.0.1"
+    assert uv.http.__name__ == "GuardedHttpTools" and uv.access_log is False
