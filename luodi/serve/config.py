@@ -111,7 +111,9 @@ class HttpConfig(_Strict):
     body_timeout_s: float = Field(10.0, gt=0)  # from the request's start to the last byte of its body -> 408
     keep_alive_s: int = Field(30, ge=1)  # an idle keep-alive connection is closed after this
     max_connections: int = Field(1000, ge=1)  # open connections; beyond, a new one is closed at once
-    limit_concurrency: int = Field(512, ge=1)  # requests in progress; beyond -> 503 (uvicorn's own check)
+    # uvicorn's own check: beyond this many open connections *or* requests in progress, every new request
+    # gets 503. It counts idle keep-alive connections too, so it is not set below max_connections.
+    limit_concurrency: int = Field(1000, ge=1)
     graceful_shutdown_s: float = Field(10.0, ge=0)  # after SIGTERM: how long in-flight requests may finish
     drain_s: float = Field(0.0, ge=0)  # after SIGTERM, /readyz answers 503 this long before the socket closes
     max_header_bytes: int = Field(65_536, ge=1024)  # h11 only: an incomplete request head larger -> 431
