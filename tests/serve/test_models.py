@@ -142,18 +142,21 @@ def test_a_huge_request_on_the_real_intent_model_is_refused_by_default_and_block
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://t", timeout=30) as client:
+                big_start = time.perf_counter()
                 big = asyncio.ensure_future(client.post("/v1/intent", json=huge))
                 await asyncio.sleep(0.3)
                 t0 = time.perf_counter()
                 small = await client.post("/v1/intent", json={"texts": ["放首周杰伦的歌"]})
                 small_s = time.perf_counter() - t0
                 big_r = await big
+                big_s = time.perf_counter() - big_start
                 await asyncio.sleep(0.5)
-                return small, small_s, big_r
+                return small, small_s, big_r, big_s
 
-    small, small_s, big_r = asyncio.run(run())
+    small, small_s, big_r, big_s = asyncio.run(run())
     assert small.status_code == 200 and small.json()["results"][0]["intent"] == "PlayMusic"
     assert big_r.status_code in (200, 504)
     if big_r.status_code == 504:  # the usual case on a small machine: its unrun rest was dropped
         assert sum(ran) - 1 < 64, ran
-    assert small_s < 1.0, small_s  # one capped call (~0.1 s) ahead of it, not the whole request (seconds)
+    # one capped call ahead of it, not the whole request: a ratio, as both slow down on a busy machine
+    assert small_s < 0.5 * big_s, (small_s, big_s)
