@@ -21,6 +21,7 @@ Every component is optional: a stage whose model is not configured is skipped an
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
@@ -32,6 +33,7 @@ from typing import Any
 NON_SKILL_INTENTS = ("chat", "other", "Chat", "AskKnowledge", "OTHERS")
 FALLBACK_REPLY = "抱歉，我没听懂，可以换个说法吗？"
 CHATTERBOT = "chatterbot"  # in faq_files: the chatterbot Q->A pairs of the shared data (when present)
+_log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -143,9 +145,28 @@ class Assistant:
         self.gazetteer = self.intent.gazetteer if self.intent is not None else components.get("gazetteer")
         if self.gazetteer is not None:
             for spec in self.config.lexicons:
-                _add_lexicon(self.gazetteer, spec)
+                unused = set(_add_lexicon(self.gazetteer, spec)) - set(self.lexicon_types())
+                if unused:  # accepted (the gazetteer holds any type) but nothing would ever read it
+                    _log.warning(
+                        "lexicon %s: type(s) %s are read by no model here (known: %s); ignored by intent "
+                        "and segmentation", spec.rpartition("/")[2], ", ".join(sorted(unused)),
+                        ", ".join(self.lexicon_types()) or "none",
+                    )  # fmt: skip
         names = ("breaker", "segmenter", "intent", "faq", "generator")
         self.missing = [n for n in names if getattr(self, n) is None]
+
+    def lexicon_types(self) -> list[str]:
+        """Gazetteer types some stage reads: the intent model's label embeddings and the types the
+        segmenter keeps whole."""
+        return sorted(
+            set(getattr(self.intent, "lexicon_types", None) or []) | set(self.config.segment_keep_types)
+        )
+
+    def add_lexicon(self, spec: str) -> list[str]:
+        """``type=path`` or a folder of ``<type>.txt``; returns the types added."""
+        if self.gazetteer is None:
+            raise ValueError("this assistant has no gazetteer (no intent model): lexicons cannot be used")
+        return _add_lexicon(self.gazetteer, spec)
 
     @staticmethod
     def config_from_file(path: str | Path) -> AssistantConfig:
@@ -395,17 +416,19 @@ def _pieces(query: str, sentence: str, limit: int) -> list[tuple[str, str]]:
     return [(query[i : i + limit],) * 2 for i in range(0, len(query), limit)]
 
 
-def _add_lexicon(gazetteer, spec: str) -> None:
-    """``type=path`` adds one lexicon file; a folder adds every ``<type>.txt`` in it."""
+def _add_lexicon(gazetteer, spec: str) -> list[str]:
+    """``type=path`` adds one lexicon file; a folder adds every ``<type>.txt`` in it. Returns the types."""
     type_name, sep, path = spec.partition("=")
     if sep:
         gazetteer.add_file(type_name, Path(path).expanduser())
-        return
+        return [type_name]
     folder = Path(spec).expanduser()
     if not folder.is_dir():
         raise ValueError(f"lexicon {spec!r}: expected TYPE=FILE or a folder of <type>.txt files")
-    for file in sorted(folder.glob("*.txt")):
+    files = sorted(folder.glob("*.txt"))
+    for file in files:
         gazetteer.add_file(file.stem, file)
+    return [f.stem for f in files]
 
 
 def serve_predictor(config=None, **options) -> Callable[[list[str]], list[dict]]:

@@ -361,3 +361,21 @@ def test_a_filler_is_never_a_query_of_its_own():
     assert doc["sentences"] == ["播放周杰伦。", "然后讲个故事嗯。"]
     assert "然后" not in seen and "嗯" not in seen
     assert a("嗯|那个")["queries"] == []  # fillers alone: nothing to act on
+
+
+def test_a_lexicon_type_no_stage_reads_is_warned_about(tmp_path, caplog):
+    import logging
+
+    class TypedIntent(KeywordIntent):
+        lexicon_types = ["singer"]
+
+    (tmp_path / "singer.txt").write_bytes("\ufeff新歌手\n".encode())  # a BOM, as Windows editors write
+    (tmp_path / "singr.txt").write_text("错字\n", encoding="utf-8")
+    caplog.set_level(logging.WARNING, logger="luodi.pipeline")
+    config = AssistantConfig(
+        threads=1, lexicons=[f"singer={tmp_path / 'singer.txt'}", f"singr={tmp_path / 'singr.txt'}"]
+    )
+    a = Assistant(config, intent=TypedIntent())
+    assert "新歌手" in a.gazetteer.words("singer")  # the BOM did not stick to the first entry
+    assert "singr" in caplog.text and "read by no model" in caplog.text
+    assert len([r for r in caplog.records if r.name == "luodi.pipeline"]) == 1  # singer is read: no warning

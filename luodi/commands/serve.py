@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import typer
@@ -18,6 +19,13 @@ def serve(
     port: int = typer.Option(None, help="Port (default from the config: 8000)."),
     ray: bool = typer.Option(
         False, "--ray", help="Scale out on Ray Serve: a deployment per model with replicas."
+    ),
+    api_key: str = typer.Option(
+        None,
+        "--api-key",
+        envvar="LUODI_API_KEY",
+        show_envvar=True,
+        help="Require this key on /v1/* and /metrics (Authorization: Bearer KEY or X-API-Key); else 401.",
     ),
 ) -> None:
     """Serve the models over HTTP: /v1/understand, /v1/segment, /v1/intent, /v1/match, /v1/chat, /metrics, /docs."""
@@ -36,25 +44,39 @@ def serve(
         cfg.host = host
     if port is not None:
         cfg.port = port
+    if api_key:
+        try:
+            cfg.api_key = api_key
+        except ValueError:
+            console.print("[red]bad --api-key[/red]: use at least 8 characters")
+            raise typer.Exit(2) from None
     if config is None and not cfg.models:
-        # No config: serve the assistant with its default models (release set or trained models), so
-        # `luodi serve` alone gives a working /v1/understand and web page. If they cannot be loaded,
-        # /v1/understand answers 503 naming the cause.
-        from luodi.serve.config import ModelConfig
+        # No config: the assistant on /v1/understand and every task model shipped in release/ on its own
+        # endpoint; match and chat have no release model and answer 503 saying so.
+        from luodi.serve.predictors import default_models
 
-        cfg.models["understand"] = ModelConfig(kind="assistant")
+        cfg.models.update(default_models())
     if not cfg.models:
         console.print(
             "[yellow]no models configured[/yellow]: every /v1 endpoint will answer 503 (see --config)"
         )
+    _setup_logging()
+    from luodi.serve.server import is_loopback
+
+    if not is_loopback(cfg.host):
+        # exposing the models is a choice to make knowingly: say so, and whether anything guards them
+        guard = (
+            "an API key is required on /v1/* and /metrics" if cfg.api_key else "NO API key (see --api-key)"
+        )
+        console.print(f"[yellow]warning[/yellow]: binding to {cfg.host}, beyond this machine; {guard}")
+        logging.getLogger("luodi.serve").warning("binding to %s beyond loopback; %s", cfg.host, guard)
     if ray:
         from luodi.serve.ray_serve import run_ray
 
         run_ray(cfg)
         return
 
-    import uvicorn
-
+    from luodi.serve import server
     from luodi.serve.app import create_app
     from luodi.serve.predictors import load_predictors
 
@@ -64,12 +86,23 @@ def serve(
     console.print(
         f"serving on http://{cfg.host}:{cfg.port} (docs at /docs, page at /); models: {sorted(cfg.models)}"
     )
-    # keep-alive 30 s (uvicorn's 5 s default races with clients reusing an idle connection)
-    uvicorn.run(
-        application,
-        host=cfg.host,
-        port=cfg.port,
-        log_level="warning",
-        access_log=False,
-        timeout_keep_alive=30,
-    )
+    server.run(application, cfg)
+
+
+def _setup_logging() -> None:
+    """luodi's loggers to stderr: access lines as bare JSON (one object a line), the rest with a level."""
+    import sys
+
+    access = logging.getLogger("luodi.access")
+    if not access.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        access.addHandler(handler)
+        access.propagate = False
+        access.setLevel(logging.INFO)
+    root = logging.getLogger("luodi")
+    if not root.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        root.addHandler(handler)
+        root.setLevel(logging.INFO)

@@ -11,16 +11,28 @@ A *predictor* is ``list[input] -> list[output]`` (sync: run in a thread; or asyn
     chat        text -> reply str (or {"reply": ..., ...})
 
 Endpoints: POST /v1/understand /v1/segment /v1/intent /v1/match /v1/chat; GET /healthz (process up),
-/readyz (predictors loaded), /metrics (Prometheus), /docs (OpenAPI), / (the web page). An endpoint whose
-predictor is not configured answers 503 naming the missing model. Status codes: 413 over a limit, 422 bad
-shape, 400 invalid JSON, 503 + Retry-After when a queue is full, 504 on timeout, 500 only for server bugs.
+/readyz (predictors loaded, not draining), /metrics (Prometheus), /docs (Swagger UI, served offline), /
+(the web page). Status codes: 400 invalid JSON, 401 no or wrong API key (when one is set), 408 body not
+received in time, 413 over a limit (body bytes, text length, items, tokens), 415 body not JSON, 422 bad
+shape, 429 over the per-client rate, 503 + Retry-After when overloaded or still loading, 503 without
+Retry-After when the model is not configured or failed to load (retrying cannot help), 504 on timeout,
+500 for server bugs. Every response carries X-Request-ID (the client's, if it sent a usable one); every
+request is logged as one JSON line on the "luodi.access" logger, with the cause of a 4xx/5xx.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import hmac
+import json
+import logging
+import math
+import re
 import threading
 import time
+import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -28,6 +40,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -45,6 +58,7 @@ from luodi.serve.batcher import (
     Overloaded,
     Predictor,
     PredictorError,
+    RequestTooCostly,
 )
 from luodi.serve.config import ServeConfig
 from luodi.serve.schemas import (
@@ -66,10 +80,27 @@ WEB_DIR = Path(__file__).parent / "web"
 ENDPOINTS = ("understand", "segment", "intent", "match", "chat")
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+_access_log = logging.getLogger("luodi.access")
+_log = logging.getLogger("luodi.serve")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")  # echoed in a header and logs: no spaces, no CR/LF
+# An absolute POSIX path of two or more components: clients get its last component only (the server log
+# keeps the whole message): where the server keeps its files is none of their business.
+_ABS_PATH = re.compile(r"(?<![\w.~])(?:/[^\s'\":,;()\[\]<>/]+){2,}/?")
+_NO_RELEASE = {"match", "chat"}  # endpoints whose model ships in no release set (yet)
+
+
+def public(message: str) -> str:
+    """``message`` with every absolute path cut to its last component: safe to send to a client."""
+    return _ABS_PATH.sub(lambda m: "…/" + m.group(0).rstrip("/").rsplit("/", 1)[-1], message)
 
 
 class ModelUnavailable(Exception):
-    """No predictor for this endpoint (not configured, still loading, or failed to load) -> 503."""
+    """No predictor for this endpoint -> 503. ``retry``: the model is loading (Retry-After helps); a model
+    that is not configured or failed to load answers without Retry-After: retrying cannot help."""
+
+    def __init__(self, message: str, retry: bool = False):
+        super().__init__(message)
+        self.retry = retry
 
 
 class Metrics:
@@ -101,61 +132,268 @@ class Metrics:
                 "luodi_queue_wait_seconds", "Per item: submit to the start of its predictor call", ["model"],
                 buckets=_LATENCY_BUCKETS, registry=r,
             ),
+            queue_tokens=Gauge("luodi_queue_tokens", "Tokens waiting for a predictor", ["model"], registry=r),
         )  # fmt: skip
+        self.refused = Counter(
+            "luodi_refused", "Requests refused before the handler (reason)", ["reason"], registry=r
+        )
 
 
-class BodyTooLarge(Exception):
-    pass
+class _Refuse(Exception):
+    """Answer ``status`` with ``detail`` before the handler runs."""
+
+    def __init__(self, status: int, detail: str, reason: str, headers: dict[str, str] | None = None):
+        super().__init__(detail)
+        self.status, self.detail, self.reason, self.headers = status, detail, reason, headers or {}
 
 
-class _Instrument:
-    """Pure ASGI middleware (cheaper than BaseHTTPMiddleware): body-size limit, request counts and latency."""
+class TokenBuckets:
+    """Per-client token buckets (rate ``rps``, capacity ``burst``), the least recently seen dropped past
+    ``max_clients`` so memory stays bounded whatever the clients."""
 
-    def __init__(self, app, metrics: Metrics, max_body_bytes: int, known_paths: set[str]):
-        self.app, self.metrics, self.max_body, self.known = app, metrics, max_body_bytes, known_paths
+    def __init__(self, rps: float, burst: int, max_clients: int):
+        self.rps, self.burst, self.max_clients = rps, burst, max_clients
+        self.buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # key -> (tokens, last time)
 
+    def take(self, key: str, now: float | None = None) -> float:
+        """0 if the request may go, else the seconds until a token is there."""
+        now = time.monotonic() if now is None else now
+        tokens, last = self.buckets.pop(key, (float(self.burst), now))
+        tokens = min(float(self.burst), tokens + (now - last) * self.rps)
+        wait = 0.0
+        if tokens >= 1:
+            tokens -= 1
+        else:
+            wait = (1 - tokens) / self.rps
+        self.buckets[key] = (tokens, now)
+        while len(self.buckets) > self.max_clients:
+            self.buckets.popitem(last=False)
+        return wait
+
+
+_JSON_TYPES = re.compile(rb"^\s*application/([\w.+-]*\+)?json\s*(;.*)?$", re.IGNORECASE)
+
+
+class _Front:
+    """Pure ASGI middleware (cheaper than BaseHTTPMiddleware) in front of every request.
+
+    Cheap refusals first, before a byte of the body is read: API key (401), Content-Type (415), declared
+    size (413), per-client rate (429), a model that would shed the request anyway (503): under overload or
+    a retry storm a refusal must cost far less than the work it protects. Then the body is read whole, with
+    a size limit (413) and a deadline (408: a client trickling its body cannot hold a request slot), and
+    the handler runs while the connection is watched: if the client goes away, the handler is cancelled,
+    so its queued items are dropped before they reach a model. Request id, metrics and the access log for
+    every request.
+    """
+
+    def __init__(self, app, service: Service, metrics: Metrics, config: ServeConfig, known_paths: set[str]):
+        self.app, self.service, self.metrics, self.config, self.known = (
+            app,
+            service,
+            metrics,
+            config,
+            known_paths,
+        )
+        self.max_body = config.limits.max_body_bytes
+        self.body_timeout = config.http.body_timeout_s
+        rl = config.rate_limit
+        self.buckets = (
+            TokenBuckets(rl.per_client_rps, rl.burst, rl.max_clients) if rl.per_client_rps else None
+        )
+        self.api_key = config.api_key.encode() if config.api_key else None
+        lag = config.http.max_loop_lag_ms
+        self.max_lag = None if lag is None else lag / 1000
+
+    # -- the cheap checks ---------------------------------------------------------------------------
+    def _precheck(self, scope, headers: dict[bytes, bytes]) -> None:
+        path, method = scope["path"], scope["method"]
+        guarded = path.startswith("/v1/") or path == "/metrics"
+        if self.api_key is not None and guarded:
+            given = headers.get(b"x-api-key") or b""
+            auth = headers.get(b"authorization", b"")
+            if auth[:7].lower() == b"bearer ":
+                given = auth[7:].strip()
+            if not hmac.compare_digest(given, self.api_key):
+                raise _Refuse(
+                    401, "an API key is required: send Authorization: Bearer KEY or X-API-Key: KEY",
+                    "unauthorized", {"WWW-Authenticate": "Bearer"},
+                )  # fmt: skip
+        if not path.startswith("/v1/") or method != "POST":
+            return
+        ctype = headers.get(b"content-type")
+        if ctype is None or not _JSON_TYPES.match(ctype):
+            shown = ctype.decode("latin-1")[:80] if ctype else "none"
+            raise _Refuse(
+                415, f"the body must be JSON (Content-Type: application/json), got {shown}", "media_type"
+            )
+        length = headers.get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.max_body):
+            raise _Refuse(413, f"request body over the limit of {self.max_body} bytes", "body_too_large")
+        if self.buckets is not None:
+            key = (
+                headers.get(b"x-api-key")
+                or headers.get(b"authorization")
+                or (scope.get("client") or ("?",))[0]
+            )
+            wait = self.buckets.take(key if isinstance(key, str) else key.decode("latin-1"))
+            if wait:
+                raise _Refuse(
+                    429, f"over the rate limit of {self.buckets.rps:g} requests/s per client; retry in {wait:.2f} s",
+                    "rate_limited", {"Retry-After": str(max(1, math.ceil(wait)))},
+                )  # fmt: skip
+        if self.max_lag is not None and self.service.loop_lag > self.max_lag:
+            raise _Refuse(
+                503, f"the server is short of CPU (event loop {self.service.loop_lag * 1000:.0f} ms late); retry "
+                "after the Retry-After seconds", "loop_lag", {"Retry-After": str(self.config.retry_after_s)},
+            )  # fmt: skip
+        batcher = self.service.batchers.get(path[4:])
+        if batcher is not None and batcher.saturated():
+            raise _Refuse(
+                503, f"model {batcher.name!r} is overloaded ({batcher.depth()} items, {batcher.queued_tokens()} "
+                f"tokens queued); retry after the Retry-After seconds", "overloaded",
+                {"Retry-After": str(batcher.retry_after())},
+            )  # fmt: skip
+
+    async def _read_body(self, receive) -> bytes | None:
+        """The whole body (None if the client went away), within the size limit and the body deadline."""
+        chunks, seen = [], 0
+        deadline = time.monotonic() + self.body_timeout
+        while True:
+            # receive() runs as a task that is never cancelled while it may still deliver: waiting on it in
+            # slices lets a shutdown end a stalled body read without losing a message that arrives
+            pending = asyncio.ensure_future(receive())
+            while True:
+                remaining = deadline - time.monotonic()
+                done, _ = await asyncio.wait({pending}, timeout=max(0.0, min(remaining, 0.25)))
+                if done:
+                    message = pending.result()
+                    break
+                if self.service.closing or remaining <= 0:
+                    pending.cancel()
+                    if self.service.closing:  # uvicorn is shutting down: do not hold its exit for this body
+                        raise _Refuse(
+                            503, "the server is shutting down", "shutting_down", {"Connection": "close"}
+                        )
+                    raise _Refuse(
+                        408, f"the request body did not arrive within {self.body_timeout:g} s", "body_timeout",
+                        {"Connection": "close"},
+                    )  # fmt: skip
+            if message["type"] == "http.disconnect":
+                return None
+            body = message.get("body", b"")
+            seen += len(body)
+            if seen > self.max_body:
+                raise _Refuse(
+                    413, f"request body over the limit of {self.max_body} bytes", "body_too_large",
+                    {"Connection": "close"},
+                )  # fmt: skip
+            chunks.append(body)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
+
+    # -- the request --------------------------------------------------------------------------------
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        start = time.perf_counter()
         path = scope["path"]
         endpoint = path if path in self.known else "other"  # bounded label set, whatever clients send
-        start = time.perf_counter()
-        status = {"code": 500, "started": False}
+        headers = dict(scope["headers"])
+        given = headers.get(b"x-request-id", b"").decode("latin-1")
+        rid = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+        scope["luodi.request_id"] = rid
+        state = {"code": 0, "done": False, "bytes": 0}
 
         async def send_wrapper(message):
             if message["type"] == "http.response.start":
-                status["code"], status["started"] = message["status"], True
+                state["code"] = message["status"]
+                message = {
+                    **message,
+                    "headers": [*message.get("headers", []), (b"x-request-id", rid.encode())],
+                }
+            elif message["type"] == "http.response.body" and not message.get("more_body", False):
+                state["done"] = True
             await send(message)
 
         try:
-            length = dict(scope["headers"]).get(b"content-length")
-            if length is not None and (not length.isdigit() or int(length) > self.max_body):
-                await self._too_large(scope, receive, send_wrapper)
-            else:
-                seen = 0
-
-                async def receive_limited():
-                    nonlocal seen
-                    message = await receive()
-                    seen += len(message.get("body", b""))
-                    if seen > self.max_body:
-                        raise BodyTooLarge
-                    return message
-
-                try:
-                    await self.app(scope, receive_limited, send_wrapper)
-                except BodyTooLarge:
-                    if not status["started"]:
-                        await self._too_large(scope, receive, send_wrapper)
+            try:
+                self._precheck(scope, headers)
+                if path.startswith("/v1/") and scope["method"] == "POST":
+                    body = await self._read_body(receive)
+                    state["bytes"] = 0 if body is None else len(body)
+                    if body is None:
+                        state["code"], scope["luodi.cause"] = 499, "client closed the connection"
+                        return
+                    await self._run_watched(scope, body, receive, send_wrapper, state)
+                else:
+                    await self.app(scope, receive, send_wrapper)
+            except _Refuse as refuse:
+                self.metrics.refused.labels(refuse.reason).inc()
+                scope["luodi.cause"] = refuse.detail
+                await JSONResponse({"detail": refuse.detail}, refuse.status, headers=refuse.headers)(
+                    scope, receive, send_wrapper
+                )
+        except Exception as err:
+            scope.setdefault("luodi.cause", f"unhandled {type(err).__name__}: {err}")
+            state["code"] = state["code"] or 500
+            raise
         finally:
-            self.metrics.requests.labels(endpoint, str(status["code"])).inc()
-            self.metrics.latency.labels(endpoint).observe(time.perf_counter() - start)
+            code = state["code"] or 500
+            elapsed = time.perf_counter() - start
+            self.metrics.requests.labels(endpoint, str(code)).inc()
+            self.metrics.latency.labels(endpoint).observe(elapsed)
+            if self.config.access_log:
+                self._log(scope, rid, code, elapsed, state["bytes"])
 
-    async def _too_large(self, scope, receive, send):
-        body = JSONResponse(
-            {"detail": f"request body over the limit of {self.max_body} bytes"}, status_code=413
-        )
-        await body(scope, receive, send)
+    async def _run_watched(self, scope, body: bytes, receive, send, state) -> None:
+        """Run the handler on the buffered body; cancel it if the client disconnects before the answer."""
+        gone = asyncio.Event()
+        delivered = False
+
+        async def replay():
+            nonlocal delivered
+            if not delivered:
+                delivered = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            await gone.wait()
+            return {"type": "http.disconnect"}
+
+        handler = asyncio.ensure_future(self.app(scope, replay, send))
+
+        async def watch():
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    gone.set()
+                    if not state["done"]:
+                        handler.cancel()
+                    return
+
+        watcher = asyncio.ensure_future(watch())
+        try:
+            await handler
+        except asyncio.CancelledError:
+            if not gone.is_set():  # cancelled from outside (server shutting down): not the client's doing
+                raise
+            state["code"], scope["luodi.cause"] = 499, "client closed the connection before the answer"
+        finally:
+            watcher.cancel()
+
+    def _log(self, scope, rid: str, code: int, elapsed: float, nbytes: int) -> None:
+        record = {
+            "ts": round(time.time(), 3),
+            "request_id": rid,
+            "client": (scope.get("client") or ("-",))[0],
+            "method": scope["method"],
+            "path": scope["path"][:200],
+            "status": code,
+            "ms": round(elapsed * 1000, 2),
+            "bytes_in": nbytes,
+        }
+        if code >= 400 and "luodi.cause" in scope:
+            record["cause"] = str(scope["luodi.cause"])[:500]
+        level = logging.INFO if code < 400 else logging.WARNING if code < 500 else logging.ERROR
+        _access_log.log(level, json.dumps(record, ensure_ascii=False))
 
 
 class Service:
@@ -167,6 +405,18 @@ class Service:
         self.failed: dict[str, str] = {}  # model -> why it could not be loaded (the others still serve)
         self.loaded = False
         self.load_error: str | None = None
+        self.draining = False  # set on SIGTERM: /readyz answers 503 so load balancers stop sending
+        self.closing = False  # set when the server stops: requests still waiting for their body give up
+        self.loop_lag = 0.0  # seconds the event loop runs late (moving average; see watch_loop)
+
+    async def watch_loop(self, period: float = 0.05) -> None:
+        """Measure how late the event loop wakes up (a sleep of ``period`` that takes longer)."""
+        loop = asyncio.get_running_loop()
+        while True:
+            start = loop.time()
+            await asyncio.sleep(period)
+            lag = max(0.0, loop.time() - start - period)
+            self.loop_lag = 0.7 * self.loop_lag + 0.3 * lag
 
     def set_predictors(self, predictors: Mapping[str, Predictor | None]) -> None:
         for name, predict in predictors.items():
@@ -174,6 +424,7 @@ class Service:
                 continue
             if isinstance(predict, BaseException):
                 self.failed[name] = str(predict)
+                _log.error("model %s failed to load: %s", name, predict)
                 continue
             b = self.config.batching_for(name)
             self.batchers[name] = MicroBatcher(
@@ -186,6 +437,10 @@ class Service:
                 workers=b.workers,
                 metrics=self.metrics.batch,
                 retry_after_floor=self.config.retry_after_s,
+                max_batch_tokens=b.max_batch_tokens,
+                max_queue_tokens=b.max_queue_tokens,
+                max_request_tokens=self.config.limits.max_request_tokens,
+                max_queue_s=None if b.max_queue_ms is None else b.max_queue_ms / 1000,
             )
         self.loaded = True
 
@@ -193,14 +448,17 @@ class Service:
         if name in self.batchers:
             return self.batchers[name]
         if name in self.failed:
-            raise ModelUnavailable(f"model {name!r} is not available: {self.failed[name]}")
+            raise ModelUnavailable(
+                f"model {name!r} is not available: it failed to load: {public(self.failed[name])}"
+            )
         if self.load_error is not None:
-            raise ModelUnavailable(f"models failed to load: {self.load_error}")
+            raise ModelUnavailable(f"models failed to load: {public(self.load_error)}")
         if not self.loaded:
-            raise ModelUnavailable("models are still loading; see /readyz")
+            raise ModelUnavailable("models are still loading; see /readyz", retry=True)
+        missing = "no release model ships for it; " if name in _NO_RELEASE else ""
         raise ModelUnavailable(
-            f"model {name!r} is not configured on this server (add models.{name} to the config); "
-            f"configured: {', '.join(sorted(self.batchers)) or 'none'}"
+            f"model {name!r} is not configured on this server ({missing}add models.{name} to a serve config, "
+            f"see docs/serve.example.yaml); configured: {', '.join(sorted(self.batchers)) or 'none'}"
         )
 
     def status(self) -> dict[str, str]:
@@ -270,56 +528,83 @@ def create_app(
                     service.set_predictors(loader())
                 except Exception as err:  # noqa: BLE001 - reported by /readyz and every endpoint
                     service.load_error = f"{type(err).__name__}: {err}"
+                    _log.error("models failed to load: %s", service.load_error)
 
             thread = threading.Thread(target=load, name="luodi-load-models", daemon=True)
             thread.start()
+        watcher = asyncio.ensure_future(service.watch_loop()) if config.http.max_loop_lag_ms else None
         yield
+        if watcher is not None:
+            watcher.cancel()
         for b in list(service.batchers.values()):
             await b.stop()
 
     app = FastAPI(
+        docs_url=None,  # served below from the package's own Swagger UI files: /docs works offline
         title="luodi",
         summary="A Chinese voice assistant's models over HTTP: understanding, segmentation, intent, matching, chat.",
         version="0.1.0",
         lifespan=lifespan,
         responses={
-            413: {"model": ErrorResponse, "description": "Over a request limit"},
+            401: {
+                "model": ErrorResponse,
+                "description": "API key missing or wrong (when the server has one)",
+            },
+            408: {"model": ErrorResponse, "description": "The body did not arrive in time"},
+            413: {
+                "model": ErrorResponse,
+                "description": "Over a request limit (bytes, characters, items, tokens)",
+            },
+            415: {"model": ErrorResponse, "description": "The body is not JSON"},
             422: {"model": ErrorResponse, "description": "Malformed request"},
-            503: {"model": ErrorResponse, "description": "Model not configured / loading / overloaded"},
+            429: {"model": ErrorResponse, "description": "Over the per-client rate (Retry-After)"},
+            503: {
+                "model": ErrorResponse,
+                "description": "Overloaded or loading (Retry-After); not configured or failed (none)",
+            },
             504: {"model": ErrorResponse, "description": "Timed out"},
         },
     )
     app.state.service, app.state.metrics, app.state.config = service, metrics, config
 
     # -- errors -> status codes ---------------------------------------------------------------------
+    def error(
+        request: Request, code: int, detail: str, headers: dict[str, str] | None = None
+    ) -> JSONResponse:
+        request.scope["luodi.cause"] = detail  # for the access log
+        return JSONResponse({"detail": detail}, status_code=code, headers=headers)
+
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, err: RequestValidationError):
         code, message = _validation_message(list(err.errors()))
-        return JSONResponse({"detail": message}, status_code=code)
+        return error(request, code, message)
 
     @app.exception_handler(LimitExceeded)
     async def _limit(request: Request, err: LimitExceeded):
-        return JSONResponse({"detail": str(err)}, status_code=413)
+        return error(request, 413, str(err))
+
+    @app.exception_handler(RequestTooCostly)
+    async def _costly(request: Request, err: RequestTooCostly):
+        return error(request, 413, str(err))
 
     @app.exception_handler(Overloaded)
     async def _overloaded(request: Request, err: Overloaded):
-        return JSONResponse(
-            {"detail": str(err)}, status_code=503, headers={"Retry-After": str(err.retry_after)}
-        )
+        return error(request, 503, str(err), {"Retry-After": str(err.retry_after)})
 
     @app.exception_handler(BatchTimeout)
     async def _timeout(request: Request, err: BatchTimeout):
-        return JSONResponse({"detail": str(err)}, status_code=504)
+        return error(request, 504, str(err))
 
     @app.exception_handler(ModelUnavailable)
     async def _unavailable(request: Request, err: ModelUnavailable):
-        return JSONResponse(
-            {"detail": str(err)}, status_code=503, headers={"Retry-After": str(config.retry_after_s)}
-        )
+        # Retry-After only where a retry can succeed (loading); a missing or broken model stays so
+        headers = {"Retry-After": str(config.retry_after_s)} if err.retry else None
+        return error(request, 503, str(err), headers)
 
     @app.exception_handler(PredictorError)
     async def _predictor(request: Request, err: PredictorError):
-        return JSONResponse({"detail": str(err)}, status_code=500)
+        _log.error("request %s: %s", request.scope.get("luodi.request_id"), err)
+        return error(request, 500, public(str(err)))
 
     # -- model endpoints ----------------------------------------------------------------------------
     @app.post("/v1/understand", response_model=UnderstandResponse, tags=["pipeline"])
@@ -388,12 +673,15 @@ def create_app(
     @app.get("/readyz", tags=["ops"])
     async def readyz() -> JSONResponse:
         """Ready once the configured predictors are loaded (503 while loading or after a load failure)."""
-        ready = service.loaded and service.load_error is None and not service.failed
+        ready = service.loaded and service.load_error is None and not service.failed and not service.draining
         body = {"ready": ready, "models": service.status()}
-        if service.load_error:
-            body["error"] = service.load_error
+        if service.draining:
+            body["error"] = "shutting down: draining in-flight requests"
+            body["draining"] = True
+        elif service.load_error:
+            body["error"] = public(service.load_error)
         elif service.failed:
-            body["error"] = "; ".join(service.failed.values())
+            body["error"] = public("; ".join(service.failed.values()))
         elif not service.loaded:
             body["error"] = "models are still loading"
         return JSONResponse(body, status_code=200 if ready else 503)
@@ -406,6 +694,8 @@ def create_app(
     async def page() -> HTMLResponse:
         return HTMLResponse((WEB_DIR / "index.html").read_text(encoding="utf-8"))
 
+    _add_docs(app)
+
     known = {f"/v1/{e}" for e in ENDPOINTS} | {
         "/healthz",
         "/readyz",
@@ -414,7 +704,39 @@ def create_app(
         "/docs",
         "/openapi.json",
     }
-    app.add_middleware(
-        _Instrument, metrics=metrics, max_body_bytes=config.limits.max_body_bytes, known_paths=known
-    )
+    app.add_middleware(_Front, service=service, metrics=metrics, config=config, known_paths=known)
     return app
+
+
+def _swagger_dir() -> Path | None:
+    try:
+        import swagger_ui_bundle  # swagger-ui-bundle-v2: Swagger UI 5 (reads OpenAPI 3.1) as package data
+    except ImportError:
+        return None
+    folder = Path(swagger_ui_bundle.swagger_ui_path)
+    return folder if (folder / "swagger-ui-bundle.js").is_file() else None
+
+
+def _add_docs(app: FastAPI) -> None:
+    """/docs from local files: FastAPI's default page loads Swagger UI from a CDN, a blank page offline."""
+    folder = _swagger_dir()
+    if folder is not None:
+        from starlette.staticfiles import StaticFiles
+
+        app.mount("/docs/static", StaticFiles(directory=folder), name="swagger-static")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        if folder is None:  # no Swagger UI files installed: a plain page that still works offline
+            paths = "".join(f"<li><code>{p}</code></li>" for p in sorted(app.openapi()["paths"]))
+            return HTMLResponse(
+                f"<!doctype html><title>luodi API</title><h1>luodi API</h1><ul>{paths}</ul>"
+                '<p>The full schema: <a href="/openapi.json">/openapi.json</a></p>'
+            )
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url,
+            title=f"{app.title} - API docs",
+            swagger_js_url="/docs/static/swagger-ui-bundle.js",
+            swagger_css_url="/docs/static/swagger-ui.css",
+            swagger_favicon_url="/docs/static/favicon-32x32.png",
+        )

@@ -1,28 +1,41 @@
 """Dynamic micro-batching for one model: concurrent requests share one predictor call.
 
-A request puts its items on a bounded asyncio queue and awaits their futures. A worker task takes the first
-waiting item, then keeps collecting until ``max_batch_size`` items or ``max_wait_ms`` have passed, and runs
-the predictor (``list[input] -> list[output]``, the same batched function the Python API uses) in a thread
-so the event loop keeps accepting requests meanwhile. Why: a BERT forward pass on 16 queries costs far less
-than 16 passes on one, so under load batching buys throughput; when idle, the first item waits at most
-``max_wait_ms``.
+A request puts its items in the batcher and awaits their futures. A worker task takes what waits, up to
+``max_batch_size`` items and ``max_batch_tokens`` padded tokens per predictor call, and runs the predictor
+(``list[input] -> list[output]``, the same batched function the Python API uses) in a thread so the event
+loop keeps accepting requests meanwhile. Why: a BERT forward pass on 16 queries costs far less than 16
+passes on one, so under load batching buys throughput.
 
-Bounds, so memory never grows without limit:
-- the queue holds at most ``max_queue`` items; a request that does not fit raises ``Overloaded`` (the app
-  answers 503 with a Retry-After estimated from the backlog and the recent batch latency);
-- each request waits at most ``timeout_s`` (queue + predict); then ``BatchTimeout`` (504) and its items are
-  skipped if they have not started;
-- load shedding: a request that would wait longer than ``timeout_s`` behind the backlog (queued items x the
-  recent predictor time per item) is refused at once with ``Overloaded``, so overload gives fast 503s while
-  the admitted requests still finish in time, instead of every request timing out.
+Work is measured in tokens, not items: a transformer's cost grows with the padded length of the batch
+(``longest item x items``), so 64 texts of 510 characters cost ~100 times 64 texts of 5. Each item's cost
+comes from ``cost(item)`` (characters + 2 for text; the app passes one per model).
+
+- Admission: a request whose own cost is over ``max_request_tokens`` raises ``RequestTooCostly`` (413);
+  one that does not fit the queued-token budget ``max_queue_tokens`` (or ``max_queue`` items) raises
+  ``Overloaded`` (503 with a Retry-After from the measured drain time), and so does one whose queued work
+  ahead (the work scheduled before it, from a per-call + per-token model of the recent calls) is over
+  ``max_queue_s``, or whose wait (running calls included) plus own work would pass 0.8 x its timeout.
+  An idle batcher admits every request within the per-request limit: nothing is ahead to shed for.
+- Scheduling: items wait per request, and a predictor call takes items round-robin over the waiting
+  requests, cheapest first (on every other call, a request past half its time budget before all), until
+  ``max_batch_size`` items or ``max_batch_tokens`` padded tokens: a short query that arrives behind a huge request rides in
+  the next call instead of waiting for all of it, and one call holds the model for a bounded time.
+- Deadlines: each item carries its request's deadline. An item whose request timed out, or whose client
+  went away (the request task was cancelled), is dropped before it runs: no work for answers nobody reads.
+- No linger when idle: the first item of a batch waits up to ``max_wait_ms`` for company only while
+  traffic is dense (the last request arrived within ``max_wait_ms`` of another still unanswered, or
+  another call is running); a lone request at an idle batcher runs at once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import inspect
+import itertools
 import math
+import random
 import time
+from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -31,12 +44,37 @@ from typing import Any
 Predictor = Callable[[list[Any]], list[Any]]  # sync (run in a thread) or async (awaited on the loop)
 
 
-class Overloaded(Exception):
-    """The model's queue is full: retry after ``retry_after`` seconds."""
+def text_cost(item: Any) -> int:
+    """Tokens one item costs the model: characters + <s> and </s> (the encoders here read characters).
+    Dicts: the text fields a predictor encodes (segment's text; match's query and each candidate)."""
+    if isinstance(item, str):
+        return len(item) + 2
+    if isinstance(item, dict):
+        if "text" in item:
+            return len(item["text"]) + 2
+        if "query" in item:
+            return sum(len(t) + 2 for t in [item["query"], *(item.get("candidates") or [])])
+    return 1
 
-    def __init__(self, model: str, depth: int, retry_after: int):
-        super().__init__(f"model {model!r} is overloaded ({depth} items queued); retry after {retry_after} s")
+
+_CLASSES = 24
+
+
+def _cost_class(cost: int) -> int:
+    return min(_CLASSES - 1, max(0, int(cost)).bit_length())
+
+
+class Overloaded(Exception):
+    """The model has more work than it can finish in time: retry after ``retry_after`` seconds."""
+
+    def __init__(self, model: str, depth: int, retry_after: int, why: str = ""):
+        why = why or f"{depth} items queued"
+        super().__init__(f"model {model!r} is overloaded ({why}); retry after {retry_after} s")
         self.model, self.depth, self.retry_after = model, depth, retry_after
+
+
+class RequestTooCostly(Exception):
+    """One request costs more tokens than the per-request limit (-> 413, naming the limit)."""
 
 
 class BatchTimeout(Exception):
@@ -54,15 +92,18 @@ class BatchMetrics:
     batch_size: Any = None  # Histogram: items per predictor call
     queue_depth: Any = None  # Gauge: items waiting
     predict_seconds: Any = None  # Histogram: wall time of one predictor call
-    rejected: Any = None  # Counter(model, reason): overloaded / timeout
+    rejected: Any = None  # Counter(model, reason): overloaded / timeout / too_costly / expired / gone
     queue_seconds: Any = None  # Histogram: per item, time from submit to the start of its predictor call
+    queue_tokens: Any = None  # Gauge: tokens waiting
 
 
 @dataclass
 class _Pending:
     item: Any
     future: asyncio.Future
-    queued: float = 0.0  # time.perf_counter() at submit
+    queued: float  # time.perf_counter() at submit
+    deadline: float  # time.perf_counter() after which nobody waits for the answer
+    cost: int
 
 
 class MicroBatcher:
@@ -78,6 +119,11 @@ class MicroBatcher:
         executor: ThreadPoolExecutor | None = None,
         metrics: BatchMetrics | None = None,
         retry_after_floor: int = 1,
+        max_batch_tokens: int | None = None,
+        max_queue_tokens: int | None = None,
+        max_request_tokens: int | None = None,
+        cost: Callable[[Any], int] = text_cost,
+        max_queue_s: float | None = None,
     ):
         self.name = name
         self.predict = predict
@@ -89,31 +135,59 @@ class MicroBatcher:
         self.max_queue = max_queue
         self.timeout_s = timeout_s
         self.workers = workers
+        self.max_batch_tokens = max_batch_tokens
+        self.max_queue_tokens = max_queue_tokens
+        self.max_request_tokens = max_request_tokens
+        self.cost = cost
+        # shed when the measured backlog exceeds this (default: 0.8 x the timeout); lower it to bound the
+        # latency of what is admitted rather than only to avoid 504s
+        self.max_queue_s = 0.8 * timeout_s if max_queue_s is None else max_queue_s
         self.executor = executor or ThreadPoolExecutor(
             max_workers=workers, thread_name_prefix=f"predict-{name}"
         )
         self.metrics = metrics or BatchMetrics()
         self.retry_after_floor = retry_after_floor
-        self._queue: asyncio.Queue[_Pending] | None = None
+        self._flows: OrderedDict[int, deque[_Pending]] = OrderedDict()  # request -> its waiting items
+        self._ids = itertools.count()
+        self._items = 0  # waiting items (all flows)
+        self._tokens = 0  # their cost
+        # the same per cost class (class k: cost < 2**k), so the wait ahead of a request counts only the
+        # work scheduled before it (cheapest first, see _order)
+        self._class_items = [0] * _CLASSES
+        self._class_tokens = [0] * _CLASSES
+        self._running_tokens = 0  # cost of the calls running now
+        self._in_flight = 0  # predictor calls running now
+        self._running: dict[int, tuple[float, int]] = {}  # call -> (start, padded tokens)
+        self._turn = False  # alternates per call: whether aged requests go first (see _order)
+        self._last_arrival = -math.inf
+        self._dense = False  # the last arrival overlapped another within max_wait: worth lingering
+        self._open = 0  # requests submitted and not yet answered
+        self._wake: asyncio.Event | None = None
         self._tasks: list[asyncio.Task] = []
-        self._batch_seconds = 0.0  # moving average of one predictor call, for Retry-After
-        self._item_seconds = 0.0  # moving average of predictor time per item, for load shedding
+        # Predictor time of one call ~ a + b x padded tokens (a: per-call overhead, b: per token), fitted on
+        # exponentially weighted moments of the recent calls; used to shed and for Retry-After.
+        self._m = [0.0, 0.0, 0.0, 0.0]  # E[x], E[y], E[x^2], E[xy] with x = tokens, y = seconds
         self._batches = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         if self.metrics.queue_depth is not None:
             self.metrics.queue_depth.labels(name).set_function(self.depth)
+        if self.metrics.queue_tokens is not None:
+            self.metrics.queue_tokens.labels(name).set_function(lambda: self._tokens)
 
     # -- lifecycle ------------------------------------------------------------------------------------
-    def _ensure_started(self) -> asyncio.Queue:
-        # Started lazily on the loop that serves requests (the queue and tasks belong to that loop).
+    def _ensure_started(self) -> asyncio.Event:
+        # Started lazily on the loop that serves requests (the event and tasks belong to that loop).
         loop = asyncio.get_running_loop()
-        if self._queue is None or self._loop is not loop:
+        if self._wake is None or self._loop is not loop:
             self._loop = loop
-            self._queue = asyncio.Queue(maxsize=self.max_queue)
+            self._wake = asyncio.Event()
+            self._flows.clear()
+            self._items = self._tokens = 0
+            self._class_items, self._class_tokens = [0] * _CLASSES, [0] * _CLASSES
             self._tasks = [
                 loop.create_task(self._worker(), name=f"batcher-{self.name}") for _ in range(self.workers)
             ]
-        return self._queue
+        return self._wake
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -123,88 +197,278 @@ class MicroBatcher:
                 await task
             except (asyncio.CancelledError, Exception):  # noqa: BLE001 - shutting down
                 pass
-        self._tasks, self._queue, self._loop = [], None, None
+        for flow in self._flows.values():
+            for p in flow:
+                if not p.future.done():
+                    p.future.cancel()
+        self._flows.clear()
+        self._tasks, self._wake, self._loop = [], None, None
         self.executor.shutdown(wait=False, cancel_futures=True)
 
-    def depth(self) -> int:
-        return self._queue.qsize() if self._queue is not None else 0
+    def _count(self, p: _Pending, sign: int) -> None:
+        k = _cost_class(p.cost)
+        self._items += sign
+        self._tokens += sign * p.cost
+        self._class_items[k] += sign
+        self._class_tokens[k] += sign * p.cost
 
-    def _would_time_out(self, items: int) -> bool:
-        """Shed load early: if the backlog alone needs longer than the timeout, a fast 503 beats a slow 504
-        (and the work is not wasted on answers nobody waits for). Needs a few batches of history."""
-        if self._item_seconds == 0 or self._batches < 3:
-            return False
-        # 0.8: keep a fifth of the timeout for what the estimate leaves out (HTTP, JSON, thread hand-offs)
-        return items * self._item_seconds / self.workers > 0.8 * self.timeout_s
+    def depth(self) -> int:
+        return self._items
+
+    def queued_tokens(self) -> int:
+        return self._tokens
+
+    # -- admission ------------------------------------------------------------------------------------
+    def request_cost(self, items: Sequence[Any]) -> int:
+        """Padded tokens if the request ran as one call: its longest item x its items."""
+        return max((self.cost(i) for i in items), default=0) * len(items)
+
+    def call_model(self) -> tuple[float, float]:
+        """(a, b): seconds per call and per padded token, from the recent calls."""
+        mx, my, mxx, mxy = self._m
+        var, cov = mxx - mx * mx, mxy - mx * my
+        if var > (0.05 * mx) ** 2 and cov > 0:
+            b = cov / var
+            return max(0.0, my - b * mx), b
+        return my, 0.0  # calls of one size so far: charge it all per call
+
+    def _work(self, items: int, tokens: int) -> float:
+        a, b = self.call_model()
+        calls = max(
+            math.ceil(items / self.max_batch_size), math.ceil(tokens / (self.max_batch_tokens or math.inf))
+        )
+        return calls * a + tokens * b
+
+    def drain_seconds(self, extra_tokens: int = 0, extra_items: int = 0) -> float:
+        """Measured time to finish everything queued and running (plus a request of ``extra_*``); 0
+        without history."""
+        if self._batches == 0:
+            return 0.0
+        running = self._running_left()
+        return (self._work(self._items + extra_items, self._tokens + extra_tokens) + running) / self.workers
+
+    def wait_ahead(self, cost: int, running: bool = True) -> float:
+        """Measured time before an item of ``cost`` would start: the queued work of its cost class or
+        cheaper (scheduled first), and the time left of the running calls (``running``)."""
+        if self._batches == 0:
+            return 0.0
+        k = _cost_class(cost) + 1
+        items, tokens = sum(self._class_items[:k]), sum(self._class_tokens[:k])
+        # only the calls that fill up before this item's: what still fits in the next call with it does
+        # not delay it (a queue shorter than one batch costs no wait, however slow a call is)
+        calls = max(
+            math.ceil(items / self.max_batch_size), math.ceil(tokens / (self.max_batch_tokens or math.inf))
+        )
+        full = max(items // self.max_batch_size, tokens // (self.max_batch_tokens or math.inf))
+        queued = self._work(items, tokens) * (full / calls) if calls else 0.0
+        return (queued + (self._running_left() if running else 0.0)) / self.workers
+
+    def _running_left(self) -> float:
+        """Expected time left of the calls running now (expected duration less the time they have run)."""
+        a, b = self.call_model()
+        now = time.perf_counter()
+        return sum(max(0.0, a + tokens * b - (now - start)) for start, tokens in self._running.values())
 
     def retry_after(self) -> int:
-        """Seconds until the backlog has likely drained: batches ahead x recent batch time (at least the floor)."""
-        batches_ahead = math.ceil(self.depth() / self.max_batch_size) / self.workers
-        return max(self.retry_after_floor, math.ceil(batches_ahead * self._batch_seconds))
+        """Seconds until the backlog has likely drained (at least the floor), with up to 50 % jitter so
+        clients that honour it do not all come back in the same second."""
+        drain = self.drain_seconds()
+        return max(self.retry_after_floor, math.ceil(drain * random.uniform(1.0, 1.5)))
+
+    def saturated(self) -> bool:
+        """True when a new request would surely be refused: the cheap check the app runs before it even
+        reads the body."""
+        if self._items >= self.max_queue:
+            return True
+        if self.max_queue_tokens is not None and self._tokens >= self.max_queue_tokens:
+            return True
+        return self._items > 0 and self._shed_by_estimate(3, 0, 1)
+
+    def _shed_by_estimate(self, longest: int, tokens: int, items: int) -> bool:
+        # A fast 503 beats a slow 504: if the backlog alone needs longer than the timeout, the work would be
+        # wasted on answers nobody waits for. Needs a few calls of history. max_queue_s defaults to 0.8 x
+        # the timeout: a fifth kept for what the estimate leaves out (HTTP, JSON, thread hand-offs).
+        # A request waits for what is scheduled before it (wait_ahead), then its own work.
+        if self._batches < 3:
+            return False
+        # max_queue_s bounds the queued work ahead; the call running now is left out of it: it ends within
+        # one capped call whatever is decided here, and counting it would refuse cheap requests whenever a
+        # long text happens to be running.
+        if self.wait_ahead(longest, running=False) > self.max_queue_s:
+            return True
+        return self.wait_ahead(longest) + self._work(items, tokens) / self.workers > 0.8 * self.timeout_s
+
+    def admit(self, items: Sequence[Any]) -> int:
+        """Raise RequestTooCostly / Overloaded, or return the request's token cost."""
+        cost = sum(self.cost(i) for i in items)
+        padded = self.request_cost(items)
+        if self.max_request_tokens is not None and padded > self.max_request_tokens:
+            self._count_rejected("too_costly")
+            raise RequestTooCostly(
+                f"this request costs {padded} tokens ({len(items)} items x the longest, {padded // max(1, len(items))} "
+                f"tokens); the limit per request is {self.max_request_tokens} (max_request_tokens): send fewer "
+                "or shorter texts"
+            )
+        why = ""
+        if self._items + len(items) > self.max_queue:
+            why = f"{self._items} items queued"
+        elif (
+            self.max_queue_tokens is not None
+            and self._items > 0
+            and self._tokens + cost > self.max_queue_tokens
+        ):
+            why = f"{self._tokens} tokens queued"
+        elif (self._items > 0 or self._in_flight > 0) and self._shed_by_estimate(
+            max(self.cost(i) for i in items), cost, len(items)
+        ):
+            why = f"~{self.wait_ahead(max(self.cost(i) for i in items)) * 1000:.0f} ms of work ahead"
+        if why:
+            self._count_rejected("overloaded")
+            raise Overloaded(self.name, self._items, self.retry_after(), why)
+        return cost
 
     # -- requests -------------------------------------------------------------------------------------
-    async def submit(self, item: Any) -> Any:
-        return (await self.submit_many([item]))[0]
+    async def submit(self, item: Any, timeout_s: float | None = None) -> Any:
+        return (await self.submit_many([item], timeout_s))[0]
 
-    async def submit_many(self, items: Sequence[Any]) -> list[Any]:
-        """Queue all items of one request (all or none: a half-queued request would only waste work)."""
-        queue = self._ensure_started()
-        if queue.qsize() + len(items) > self.max_queue or self._would_time_out(queue.qsize() + len(items)):
-            self._count_rejected("overloaded")
-            raise Overloaded(self.name, queue.qsize(), self.retry_after())
+    async def submit_many(self, items: Sequence[Any], timeout_s: float | None = None) -> list[Any]:
+        """Queue all items of one request (all or none: a half-queued request would only waste work).
+        ``timeout_s``: this request's deadline from now (at most the model's timeout)."""
+        wake = self._ensure_started()
+        self.admit(items)
+        timeout = self.timeout_s if timeout_s is None else max(0.0, min(timeout_s, self.timeout_s))
         loop = asyncio.get_running_loop()
         now = time.perf_counter()
-        pending = [_Pending(item, loop.create_future(), now) for item in items]
+        deadline = now + timeout
+        pending = [_Pending(i, loop.create_future(), now, deadline, self.cost(i)) for i in items]
+        flow = next(self._ids)
+        self._flows[flow] = deque(pending)
         for p in pending:
-            queue.put_nowait(p)
+            self._count(p, +1)
+        self._last_arrival, previous = now, self._last_arrival
+        # dense traffic: this request overlaps another that arrived within max_wait (a lone request, or one
+        # after the previous has been answered, is not worth a wait)
+        self._open += 1
+        self._dense = self._open > 1 and now - previous <= self.max_wait
+        wake.set()
         futures = [p.future for p in pending]
         try:
-            return list(await asyncio.wait_for(asyncio.gather(*futures), timeout=self.timeout_s))
+            return list(await asyncio.wait_for(asyncio.gather(*futures), timeout=timeout))
         except TimeoutError:
-            for f in futures:  # not yet started items are skipped by the worker
-                f.cancel()
             self._count_rejected("timeout")
-            raise BatchTimeout(
-                f"model {self.name!r} did not answer within {self.timeout_s * 1000:.0f} ms"
-            ) from None
+            raise BatchTimeout(f"model {self.name!r} did not answer within {timeout * 1000:.0f} ms") from None
+        finally:
+            self._open -= 1
+            # Timed out, cancelled (the client went away) or done: whatever of it still waits is dropped
+            # now, so it neither runs nor holds queue budget.
+            for f in futures:
+                if not f.done():
+                    f.cancel()
+            self._drop_flow(flow)
 
-    def _count_rejected(self, reason: str) -> None:
-        if self.metrics.rejected is not None:
-            self.metrics.rejected.labels(self.name, reason).inc()
+    def _drop_flow(self, flow: int) -> None:
+        waiting = self._flows.pop(flow, None)
+        for p in waiting or ():
+            self._count(p, -1)
+
+    def _count_rejected(self, reason: str, n: int = 1) -> None:
+        if self.metrics.rejected is not None and n:
+            self.metrics.rejected.labels(self.name, reason).inc(n)
 
     # -- worker ---------------------------------------------------------------------------------------
-    async def _collect(self, queue: asyncio.Queue) -> list[_Pending]:
-        batch = [await queue.get()]
-        deadline = time.monotonic() + self.max_wait
-        while len(batch) < self.max_batch_size:
-            # Take whatever is already waiting without yielding; then wait (at most until the deadline).
-            try:
-                batch.append(queue.get_nowait())
-                continue
-            except asyncio.QueueEmpty:
-                pass
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
+    def _take(self) -> list[_Pending]:
+        """Round-robin over the waiting requests, one item each per turn, until the batch is full by items
+        or by padded tokens. Items nobody waits for any more are dropped here, before they run."""
+        batch: list[_Pending] = []
+        longest = 0
+        now = time.perf_counter()
+        expired = 0
+        while self._flows and len(batch) < self.max_batch_size:
+            took = False
+            for flow_id in self._order(now):
+                if len(batch) >= self.max_batch_size:
+                    break
+                flow = self._flows[flow_id]
+                while flow and (flow[0].future.done() or flow[0].deadline <= now):
+                    p = flow.popleft()
+                    self._count(p, -1)
+                    if not p.future.done():  # its deadline passed: the submitter is timing out
+                        expired += 1
+                        p.future.set_exception(
+                            BatchTimeout(
+                                f"model {self.name!r}: the request's deadline passed while it waited"
+                            )
+                        )
+                if not flow:
+                    del self._flows[flow_id]
+                    continue
+                p = flow[0]
+                padded = max(longest, p.cost) * (len(batch) + 1)
+                if batch and self.max_batch_tokens is not None and padded > self.max_batch_tokens:
+                    continue  # a shorter item of another request may still fit
+                flow.popleft()
+                self._count(p, -1)
+                if not flow:
+                    del self._flows[flow_id]
+                batch.append(p)
+                longest = max(longest, p.cost)
+                took = True
+            if not took:
                 break
-            try:
-                batch.append(await asyncio.wait_for(queue.get(), remaining))
-            except TimeoutError:
-                break
-        return [p for p in batch if not p.future.done()]  # drop items whose request timed out
+        self._count_rejected("expired", expired)
+        return batch
+
+    def _order(self, now: float) -> list[int]:
+        """Cheapest waiting request first (a short query is not held behind a long text), except that on
+        every other call a request past half its time budget goes first: cheap traffic cannot starve an
+        expensive request, and an old expensive one holds the cheap ones back one call at a time only."""
+        self._turn = not self._turn
+        honour_age = self._turn
+
+        def key(flow_id: int):
+            flow = self._flows[flow_id]
+            if not flow:
+                return (0, 0, flow_id)
+            head = flow[0]
+            aged = honour_age and now - head.queued > 0.5 * (head.deadline - head.queued)
+            return (0 if aged else 1, head.cost, flow_id)
+
+        return sorted(self._flows, key=key)
+
+    async def _collect(self) -> list[_Pending]:
+        wake = self._wake
+        while not self._items:
+            wake.clear()
+            await wake.wait()
+        # Linger for company only when traffic is dense; an idle batcher runs a lone request at once.
+        if self.max_wait > 0 and self._items < self.max_batch_size and (self._dense or self._in_flight):
+            end = time.perf_counter() + self.max_wait
+            while self._items < self.max_batch_size and (remaining := end - time.perf_counter()) > 0:
+                wake.clear()
+                try:
+                    await asyncio.wait_for(wake.wait(), remaining)
+                except TimeoutError:
+                    break
+        return self._take()
 
     async def _worker(self) -> None:
-        queue = self._queue
         loop = asyncio.get_running_loop()
         while True:
-            batch = await self._collect(queue)
-            if not batch:
+            batch = await self._collect()
+            if not batch:  # everything taken had expired or was cancelled
+                await asyncio.sleep(0)
                 continue
             inputs = [p.item for p in batch]
+            tokens = max(p.cost for p in batch) * len(batch)
             start = time.perf_counter()
             if self.metrics.queue_seconds is not None:
                 waited = self.metrics.queue_seconds.labels(self.name)
                 for p in batch:
                     waited.observe(start - p.queued)
+            self._in_flight += 1
+            self._running_tokens += tokens
+            call = next(self._ids)
+            self._running[call] = (start, tokens)
             try:
                 if self.is_async:
                     outputs = await self.predict(inputs)
@@ -230,14 +494,14 @@ class MicroBatcher:
                     if not p.future.done():
                         p.future.set_exception(error)
                 continue
+            finally:
+                self._in_flight -= 1
+                self._running_tokens -= tokens
+                del self._running[call]
             elapsed = time.perf_counter() - start
-            self._batch_seconds = (
-                elapsed if self._batch_seconds == 0 else 0.8 * self._batch_seconds + 0.2 * elapsed
-            )
-            per_item = elapsed / len(inputs)
-            self._item_seconds = (
-                per_item if self._item_seconds == 0 else 0.8 * self._item_seconds + 0.2 * per_item
-            )
+            w = 1.0 if self._batches == 0 else 0.1
+            x, y = float(tokens), elapsed
+            self._m = [(1 - w) * m + w * v for m, v in zip(self._m, (x, y, x * x, x * y), strict=True)]
             self._batches += 1
             if self.metrics.batch_size is not None:
                 self.metrics.batch_size.labels(self.name).observe(len(inputs))

@@ -14,7 +14,8 @@ Example::
       intent: {dir: release/intent}     # IntentModel: a saved PyTorch model or an ONNX release dir
       understand: {kind: assistant, options: {config: assistant.yaml}}   # luodi.pipeline.Assistant
       # (kind: assistant without options: the default assistant, luodi.pipeline.serve_predictor)
-    lexicons: [../shared/data/lexicons/music.txt]
+    lexicons: [singer=lexicons/singer.txt, lexicons/extra]   # TYPE=FILE, or a folder of <type>.txt
+                                                           # (read by intent and understand)
     thresholds: {match: 0.8}
     batching: {max_batch_size: 32, max_wait_ms: 2, max_queue: 512, timeout_ms: 2000}
     limits: {max_text_chars: 510, max_batch_items: 64}
@@ -22,6 +23,7 @@ Example::
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -30,6 +32,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 # The model names the service knows: one endpoint each (sentence breaking runs inside ``understand``).
 MODEL_NAMES = ("understand", "segment", "intent", "match", "chat")
+LEXICON_READERS = {"intent", "understand"}  # the models whose predictors take the config's lexicons
+_TYPE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")  # as luodi.text.gazetteer
 
 
 class ConfigError(ValueError):
@@ -50,6 +54,19 @@ class BatchingConfig(_Strict):
     max_queue: int = Field(512, ge=1, le=1_000_000)  # items waiting; beyond -> 503 + Retry-After
     timeout_ms: float = Field(2000.0, gt=0, le=600_000)  # queue wait + predict, per request -> 504
     workers: int = Field(1, ge=1, le=64)  # batches of this model running at once (threads)
+    # Work is counted in padded tokens (longest item x items; characters + 2 per text), as a transformer
+    # spends it. One predictor call takes at most this many, so one huge request is split into several
+    # calls and requests arriving meanwhile ride along instead of waiting for all of it.
+    # 512 = one full-length text: on CPU long texts gain nothing from sharing a call (cost ~linear in the
+    # texts: `python -m bench.overload_costs`), while a call of 8 would hold the model ~8 times as long.
+    max_batch_tokens: int = Field(512, ge=1)
+    # Tokens waiting for this model; a request beyond -> 503 with Retry-After (an idle model admits any
+    # request within limits.max_request_tokens).
+    max_queue_tokens: int = Field(65_536, ge=1)
+    # Shed (503) when the queued work ahead of a request (measured; the running call not counted) would
+    # take longer than this; None = 0.8 x timeout_ms. Lower it to bound the latency of what is admitted
+    # under overload, not only to avoid 504s.
+    max_queue_ms: float | None = Field(None, gt=0)
 
 
 class LimitsConfig(_Strict):
@@ -61,6 +78,10 @@ class LimitsConfig(_Strict):
     max_batch_items: int = Field(64, ge=1)  # texts per request (segment, intent) / candidates (match)
     max_body_bytes: int = Field(1 << 20, ge=1024)  # raw HTTP body, checked before JSON parsing
     max_k: int = Field(100, ge=1)  # match: results per query
+    # One request's padded tokens (its longest text + 2, times its texts): beyond -> 413 naming this limit.
+    # 8192 = 16 texts of 510 characters or 64 of 126; the default limits above allow 64 x 512 = 32,768,
+    # several seconds of one model on a 2-core machine.
+    max_request_tokens: int = Field(8192, ge=16)
 
 
 class ModelConfig(_Strict):
@@ -83,6 +104,33 @@ class ModelConfig(_Strict):
     batching: BatchingConfig | None = None  # overrides the service-wide batching for this model
 
 
+class HttpConfig(_Strict):
+    """Connection hygiene for uvicorn (``luodi serve``): slow or stalled clients cannot hold the server."""
+
+    header_timeout_s: float = Field(10.0, gt=0)  # from connect (or a request's first byte) to its last header
+    body_timeout_s: float = Field(10.0, gt=0)  # from the request's start to the last byte of its body -> 408
+    keep_alive_s: int = Field(30, ge=1)  # an idle keep-alive connection is closed after this
+    max_connections: int = Field(1000, ge=1)  # open connections; beyond, a new one is closed at once
+    # uvicorn's own check: beyond this many open connections *or* requests in progress, every new request
+    # gets 503. It counts idle keep-alive connections too, so it is not set below max_connections.
+    limit_concurrency: int = Field(1000, ge=1)
+    graceful_shutdown_s: float = Field(10.0, ge=0)  # after SIGTERM: how long in-flight requests may finish
+    drain_s: float = Field(0.0, ge=0)  # after SIGTERM, /readyz answers 503 this long before the socket closes
+    max_header_bytes: int = Field(65_536, ge=1024)  # h11 only: an incomplete request head larger -> 431
+    # Refuse /v1 requests (503) while the event loop runs this late (measured every 50 ms): when the
+    # process is short of CPU, requests queue in the kernel and in the loop where no model queue sees them,
+    # and refusing (0.16 ms) is the cheapest way to catch up. None: off.
+    max_loop_lag_ms: float | None = Field(None, gt=0)
+
+
+class RateLimitConfig(_Strict):
+    """Optional per-client token bucket (client = API key if given, else the peer address): -> 429."""
+
+    per_client_rps: float = Field(0.0, ge=0)  # 0: off
+    burst: int = Field(20, ge=1)
+    max_clients: int = Field(10_000, ge=1)  # buckets kept (least recently seen dropped first)
+
+
 class RayConfig(_Strict):
     replicas: int = Field(1, ge=1)  # replicas per model deployment
     num_cpus: float = Field(1.0, gt=0)  # CPUs each replica reserves
@@ -100,6 +148,12 @@ class ServeConfig(_Strict):
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     ray: RayConfig = Field(default_factory=RayConfig)
     retry_after_s: int = Field(1, ge=1)  # floor of the Retry-After header on 503
+    http: HttpConfig = Field(default_factory=HttpConfig)
+    rate_limit: RateLimitConfig = Field(default_factory=RateLimitConfig)
+    access_log: bool = True  # one JSON line per request on the "luodi.access" logger
+    # Requests to /v1/* and /metrics must carry it (Authorization: Bearer KEY or X-API-Key: KEY) -> else
+    # 401. Better given as LUODI_API_KEY or --api-key than written in a file.
+    api_key: str | None = Field(None, min_length=8)
 
     def batching_for(self, model: str) -> BatchingConfig:
         spec = self.models.get(model)
@@ -125,6 +179,30 @@ def _check_names(config: ServeConfig, source: str) -> None:
         if spec.factory is not None and ":" not in spec.factory:
             raise ConfigError(
                 f"{source}: models.{name}.factory: expected 'package.module:function', got {spec.factory!r}"
+            )
+    readers = sorted(LEXICON_READERS & set(config.models))
+    if config.lexicons and config.models and not readers:
+        # refused rather than ignored: a lexicon update that no model reads would look like one that works
+        raise ConfigError(
+            f"{source}: lexicons: no configured model reads lexicons (only {' and '.join(sorted(LEXICON_READERS))} "
+            f"do; configured: {', '.join(sorted(config.models))})"
+        )
+    for i, spec in enumerate(config.lexicons):
+        type_name, sep, _ = spec.partition("=")
+        if sep and not _TYPE_NAME.match(type_name):
+            raise ConfigError(
+                f"{source}: lexicons[{i}]: type {type_name!r}: use letters, digits and '_' (e.g. 'singer=singers.txt')"
+            )
+
+
+def _check_lexicon_files(config: ServeConfig, source: str) -> None:
+    for i, spec in enumerate(config.lexicons):
+        type_name, sep, path = spec.partition("=")
+        if sep and not Path(path).expanduser().is_file():
+            raise ConfigError(f"{source}: lexicons[{i}]: {path}: no such file")
+        if not sep and not Path(spec).expanduser().is_dir():
+            raise ConfigError(
+                f"{source}: lexicons[{i}]: {spec!r}: expected TYPE=FILE or a folder of <type>.txt files"
             )
 
 
@@ -167,5 +245,15 @@ def load_config(path: str | Path | None) -> ServeConfig:
         extra = spec.options.get("config") if spec.kind == "assistant" else None
         if isinstance(extra, str) and not Path(extra).expanduser().is_absolute():
             spec.options["config"] = str(base / extra)
-    config.lexicons = [l if Path(l).expanduser().is_absolute() else str(base / l) for l in config.lexicons]  # noqa: E741
+    config.lexicons = [_resolve_lexicon(spec, base) for spec in config.lexicons]
+    _check_lexicon_files(config, str(path))
     return config
+
+
+def _resolve_lexicon(spec: str, base: Path) -> str:
+    """``type=path`` or a folder, the path relative to the config file."""
+    type_name, sep, path = spec.partition("=")
+    target = path if sep else spec
+    if not Path(target).expanduser().is_absolute():
+        target = str(base / target)
+    return f"{type_name}={target}" if sep else target

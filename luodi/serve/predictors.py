@@ -14,12 +14,15 @@ model that is not configured costs nothing.
 from __future__ import annotations
 
 import importlib
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from luodi.serve.batcher import Predictor
 from luodi.serve.config import ModelConfig, ServeConfig
+
+_log = logging.getLogger("luodi.serve")
 
 
 def _set_threads(threads: int) -> None:
@@ -121,6 +124,11 @@ def list_predictor(model: Callable[[list[Any]], list[Any]]) -> Predictor:
 
     if getattr(model, "max_chars", None) is not None:  # the endpoint refuses longer text before batching it
         predict.max_chars = model.max_chars
+    types = getattr(model, "lexicon_types", None)
+    if getattr(model, "gazetteer", None) is not None and isinstance(types, (list, tuple)):
+        # an IntentModel: the serve config's lexicons go into its gazetteer (load_predictors)
+        predict.lexicon_types = list(model.lexicon_types)
+        predict.add_lexicon = model.add_lexicon
     return predict
 
 
@@ -130,11 +138,59 @@ def assistant_predictor(config: str | None = None) -> Predictor:
     from luodi import pipeline
 
     if config is None:
-        return pipeline.serve_predictor()
-    path = Path(config).expanduser()
-    if not path.is_file():
-        raise FileNotFoundError(f"assistant config {path} does not exist")
-    return list_predictor(pipeline.Assistant.from_config(path))
+        assistant = pipeline.Assistant()
+    else:
+        path = Path(config).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(f"assistant config {path} does not exist")
+        assistant = pipeline.Assistant.from_config(path)
+    predict = list_predictor(assistant)
+    if assistant.gazetteer is not None:  # the serve config's lexicons go into the pipeline's gazetteer
+        predict.lexicon_types = assistant.lexicon_types()
+        predict.add_lexicon = assistant.gazetteer.add_file
+    return predict
+
+
+def lexicon_files(specs: list[str]) -> list[tuple[str, Path]]:
+    """``type=path`` and folders of ``<type>.txt`` -> (type, file) pairs."""
+    pairs: list[tuple[str, Path]] = []
+    for spec in specs:
+        type_name, sep, path = spec.partition("=")
+        if sep:
+            pairs.append((type_name, Path(path).expanduser()))
+        else:
+            pairs += [(f.stem, f) for f in sorted(Path(spec).expanduser().glob("*.txt"))]
+    return pairs
+
+
+def apply_lexicons(predictors: dict[str, Any], specs: list[str]) -> list[str]:
+    """Add the serve config's lexicons to every loaded predictor that reads a gazetteer (intent, understand).
+    A type no such model reads is skipped with a warning (returned too): accepting it silently would look
+    like a lexicon update that works. Raises ValueError if lexicons are given but no model reads any."""
+    if not specs:
+        return []
+    readers = {n: p for n, p in predictors.items() if callable(getattr(p, "add_lexicon", None))}
+    if not readers:
+        raise ValueError(
+            "lexicons: none of the loaded models reads lexicons (a knowledge-fused intent model or the "
+            "assistant does)"
+        )
+    warnings = []
+    for name, predict in sorted(readers.items()):
+        unused = set()
+        for type_name, file in lexicon_files(specs):
+            if type_name in predict.lexicon_types:
+                predict.add_lexicon(type_name, file)
+            else:
+                unused.add(type_name)
+        if unused:
+            warnings.append(
+                f"lexicons: type(s) {', '.join(sorted(unused))} are not read by models.{name} "
+                f"(it reads {', '.join(predict.lexicon_types) or 'none'}); skipped"
+            )
+    for w in warnings:
+        _log.warning(w)
+    return warnings
 
 
 def _from_factory(spec: ModelConfig, config: ServeConfig) -> Predictor:
@@ -207,7 +263,23 @@ def load_predictors(config: ServeConfig, strict: bool = True) -> dict[str, Predi
             predictors[name] = build_predictor(name, spec, config)
         except Exception as err:
             error = ModelLoadError(f"models.{name}: could not load: {type(err).__name__}: {err}")
+            _log.error("%s", error)
             if strict:
                 raise error from err
             predictors[name] = error
+    loaded = {n: p for n, p in predictors.items() if not isinstance(p, BaseException)}
+    if config.lexicons and loaded:
+        apply_lexicons(loaded, config.lexicons)  # a ValueError here fails the load: refused, not ignored
     return predictors
+
+
+def default_models(release: Path | None = None) -> dict[str, ModelConfig]:
+    """What ``luodi serve`` without a config serves: the assistant on /v1/understand and every task model
+    shipped in ``release/`` on its own endpoint (segmenter -> /v1/segment, intent -> /v1/intent). No
+    release model exists for match and chat: those endpoints then say which model is missing."""
+    release = release or Path(__file__).resolve().parents[2] / "release"
+    models = {"understand": ModelConfig(kind="assistant")}
+    for name, folder in (("segment", "segmenter"), ("intent", "intent")):
+        if (release / folder / "model.onnx").is_file():
+            models[name] = ModelConfig(dir=str(release / folder))
+    return models

@@ -8,6 +8,12 @@ deployment runs ``create_app`` (same endpoints, limits, metrics, page) whose pre
 to a model deployment handle, so Ray spreads batches over replicas. The ingress's own batcher waits 0 ms:
 it only groups what is already queued, the model replicas do the real batching. Needs ``ray[serve]``
 (the ``ray`` extra: ``pip install -e '.[ray]'``); imported only here.
+
+A model whose replica cannot load fails the whole deployment: ``serve.run`` raises "Deploying application
+luodi failed" and ``luodi serve --ray`` stops at start, so the service never answers with a model missing
+(the per-endpoint 503 for a failed model is the uvicorn path's). The ingress runs the same app, so limits,
+admission, refusals, request ids and access logs apply; the uvicorn-level connection options (header
+deadline, connection cap, drain) do not: Ray's HTTP proxy serves the socket.
 """
 
 from __future__ import annotations

@@ -90,10 +90,11 @@ class Gazetteer:
         return folder
 
     def add_file(self, type_name: str, path: str | Path) -> int:
-        """One entry a line, UTF-8 (the NLPCC-2018 lexicon format)."""
+        """One entry a line, UTF-8 (the NLPCC-2018 lexicon format). A leading byte-order mark (Windows
+        editors write one) is dropped: it would otherwise glue an invisible character to the first entry."""
         path = Path(path)
         try:
-            lines = path.read_text(encoding="utf-8").splitlines()
+            lines = path.read_text(encoding="utf-8-sig").splitlines()
         except UnicodeDecodeError as err:
             raise LexiconError(f"{path}: not UTF-8 ({err})") from err
         return self.add(type_name, lines, source=str(path))

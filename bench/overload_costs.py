@@ -1,0 +1,103 @@
+"""Two costs behind the overload defaults, printed as JSON lines (no server, no network):
+
+    python -m bench.overload_costs
+
+1. the release int8 intent model on long texts (why ``batching.max_batch_tokens`` defaults to one
+   full-length text): ms per call for 1, 2, 4 and 8 texts of 500 characters, and a batch of short queries;
+2. the service in-process (ASGI, a no-cost model): ms per answered request and per request refused before
+   its body (the model queue full), over 2,000 requests each (why refusing is the cheap way out).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+import time
+from pathlib import Path
+
+RELEASE_INTENT = Path(__file__).resolve().parents[1] / "release" / "intent"
+LONG = "我想听周杰伦的稻香然后把空调调到二十六度" * 25  # 500 characters
+
+
+def model_costs() -> None:
+    from luodi.runtime.tasks import load_release
+
+    model = load_release("intent", RELEASE_INTENT, threads=1)
+    for n, text in [
+        (1, LONG),
+        (2, LONG),
+        (4, LONG),
+        (8, LONG),
+        (1, "放首周杰伦的歌"),
+        (32, "放首周杰伦的歌"),
+    ]:
+        model([text] * n)
+        start = time.perf_counter()
+        for _ in range(3):
+            model([text] * n)
+        ms = (time.perf_counter() - start) / 3 * 1000
+        print(json.dumps({"texts": n, "chars": len(text), "ms_per_call": round(ms, 1)}), flush=True)
+
+
+async def _asgi_costs(n: int) -> dict:
+    from luodi.serve.app import create_app
+
+    access = logging.getLogger("luodi.access")
+    access.addHandler(logging.StreamHandler(io.StringIO()))  # formatted like the real log, then dropped
+    access.setLevel(logging.INFO)
+    access.propagate = False
+    app = create_app({"intent": lambda texts: [{"intent": "x", "score": 1.0} for _ in texts]})
+    body = json.dumps({"texts": ["放首周杰伦的歌"]}).encode()
+    scope = {
+        "type": "http", "method": "POST", "path": "/v1/intent", "raw_path": b"/v1/intent", "query_string": b"",
+        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        "client": ("127.0.0.1", 1), "server": ("bench", 80), "scheme": "http", "http_version": "1.1",
+        "root_path": "", "asgi": {"version": "3.0"},
+    }  # fmt: skip
+
+    async def one() -> int:
+        sent: list[dict] = []
+        done = asyncio.Event()
+        delivered = False
+
+        async def receive():
+            nonlocal delivered
+            if not delivered:
+                delivered = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            await done.wait()
+            return {"type": "http.disconnect"}
+
+        async def send(message):
+            sent.append(message)
+            if message["type"] == "http.response.body" and not message.get("more_body"):
+                done.set()
+
+        await app(scope, receive, send)
+        return sent[0]["status"]
+
+    out = {}
+    async with app.router.lifespan_context(app):
+        for _ in range(50):
+            await one()
+        for label in ("answered", "refused"):
+            batcher = app.state.service.batchers["intent"]
+            if label == "refused":
+                batcher._items = batcher.max_queue  # looks full: every request is refused before its body
+            start = time.perf_counter()
+            statuses = {await one() for _ in range(n)}
+            out[f"{label}_ms"] = round((time.perf_counter() - start) / n * 1000, 3)
+            out[f"{label}_status"] = sorted(statuses)
+            batcher._items = 0
+    return out
+
+
+def main() -> None:
+    model_costs()
+    print(json.dumps({"requests": 2000, **asyncio.run(_asgi_costs(2000))}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
