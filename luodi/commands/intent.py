@@ -30,7 +30,11 @@ def model_path(variant: str, data: str, layers: int = 12) -> Path:
 @train_app.command("intent")
 def train_intent(
     model: str = typer.Option("fused", help=f"One of {', '.join(VARIANTS)}."),
-    data: str = typer.Option("cais", help="cais | nlpcc2018 | assistant (all sets on the skill schema)"),
+    data: str = typer.Option(
+        "cais",
+        help="cais | nlpcc2018 | assistant (all sets on the skill schema) | assistant-filtered (the same, without "
+        "NLPCC OTHERS utterances that ask for another set's skill)",
+    ),
     layers: int = typer.Option(12, help="Encoder layers (12 = the teacher; fewer = its first k)."),
     epochs: float = typer.Option(3.0),
     batch_size: int = typer.Option(32),
@@ -63,7 +67,7 @@ def train_intent(
                          learning_rate=learning_rate, seed=seed, threads=threads)  # fmt: skip
     start = time.perf_counter()
     if gazetteer_noise is None:
-        gazetteer_noise = 0.2 if data == "assistant" else 0.0
+        gazetteer_noise = 0.2 if data.startswith("assistant") else 0.0
     noise = (
         GazetteerNoise(drop=gazetteer_noise, add=1.5 * gazetteer_noise, seed=seed)
         if gazetteer_noise

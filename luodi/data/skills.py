@@ -97,8 +97,12 @@ def _every(n: int, k: int) -> bool:
     return n % k == 0
 
 
-def source_splits(root: Path | None = None) -> dict[str, dict[str, list[IntentExample]]]:
-    """{source: {"train", "select", "test"}} in schema names (see the module docstring for the splits)."""
+def source_splits(
+    root: Path | None = None, drop_foreign: bool = False
+) -> dict[str, dict[str, list[IntentExample]]]:
+    """{source: {"train", "select", "test"}} in schema names (see the module docstring for the splits).
+    ``drop_foreign``: leave out of NLPCC train the OTHERS utterances that ask for another set's skill
+    (``drop_foreign_skills``; the shipped model was trained without this filter, see docs/assistant.md)."""
     from luodi.data.dialogue import load_chatterbot, load_lccc_pairs
     from luodi.data.intent import load_cais, load_nlpcc2018, load_smp2020
 
@@ -126,7 +130,9 @@ def source_splits(root: Path | None = None) -> dict[str, dict[str, list[IntentEx
             "test": schema.unify(load_cais("test", root), "cais"),
         },
         "nlpcc2018": {
-            "train": drop_foreign_skills(nlpcc_train, cais_train + smp_train + chat),
+            "train": drop_foreign_skills(nlpcc_train, cais_train + smp_train + chat)
+            if drop_foreign
+            else nlpcc_train,
             "select": [e for e in nlpcc if held_out(e)],
             "test": schema.unify(load_nlpcc2018("dev", root), "nlpcc2018"),
         },
@@ -144,7 +150,9 @@ def source_splits(root: Path | None = None) -> dict[str, dict[str, list[IntentEx
     }
 
 
-def drop_foreign_skills(nlpcc: Sequence[IntentExample], others: Sequence[IntentExample]) -> list[IntentExample]:
+def drop_foreign_skills(
+    nlpcc: Sequence[IntentExample], others: Sequence[IntentExample]
+) -> list[IntentExample]:
     """NLPCC-2018 without the OTHERS utterances that ask for a skill of another data set. NLPCC labels
     everything outside music / navigation / phone OTHERS, so its 讲个故事, 播放新闻, 今天天气怎么样 would teach
     the model that those requests are noise, against CAIS and SMP2020. A char 1-3-gram TF-IDF + LinearSVC
@@ -196,10 +204,10 @@ def balance(
     return out
 
 
-def assistant_intent_data(root: Path | None = None, seed: int = 0):
+def assistant_intent_data(root: Path | None = None, seed: int = 0, drop_foreign: bool = False):
     """(train, select, tests): the shipped intent model's data. ``tests`` maps a source name to its
     test examples. Train adds filler-prefixed copies (10 %) and repeats rare intents."""
-    splits = source_splits(root)
+    splits = source_splits(root, drop_foreign)
     train = [e for s in splits.values() for e in s["train"]]
     train = balance(train + with_fillers(train, 0.1, seed), seed=seed)
     select = [e for s in splits.values() for e in s["select"]]

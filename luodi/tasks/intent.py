@@ -466,7 +466,7 @@ def write_card(out_dir: Path, info: dict) -> None:
 
 # ----------------------------------------------------------------------------- data and training
 
-DATASETS = ("cais", "nlpcc2018", "assistant")
+DATASETS = ("cais", "nlpcc2018", "assistant", "assistant-filtered")
 
 
 def load_splits(name: str) -> tuple[list[IntentExample], list[IntentExample], list[IntentExample]]:
@@ -487,10 +487,13 @@ def load_splits(name: str) -> tuple[list[IntentExample], list[IntentExample], li
             return int(hashlib.sha1(str(e.session).encode("utf-8")).hexdigest(), 16) % 10 == 1
 
         return [e for e in train if not held_out(e)], [e for e in train if held_out(e)], load_nlpcc2018("dev")
-    if name == "assistant":  # every intent set in the skill schema's names (luodi.data.skills)
+    if name in (
+        "assistant",
+        "assistant-filtered",
+    ):  # every intent set on the skill schema (luodi.data.skills)
         from luodi.data.skills import assistant_intent_data
 
-        train, select, tests = assistant_intent_data()
+        train, select, tests = assistant_intent_data(drop_foreign=name == "assistant-filtered")
         return train, select, [e for t in tests.values() for e in t]
     raise ValueError(f"unknown intent data set {name!r}: expected one of {DATASETS}")
 

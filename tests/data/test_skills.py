@@ -134,3 +134,17 @@ def test_docs_table_is_generated_from_the_schema():
     assert (REPO_ROOT / "docs/skills.md").read_text(encoding="utf-8") == render_docs(), (
         "docs/skills.md is stale: run `python -m luodi.data.skills`"
     )
+
+
+def test_nlpcc_others_asking_for_another_sets_skill_are_left_out():
+    from luodi.data.skills import drop_foreign_skills
+
+    def ex(text, intent):
+        return IntentExample(text, intent, ("O",) * len(text))
+
+    others = [ex(t, "joke.play") for t in ("讲个笑话", "给我讲个笑话吧", "来个笑话", "说个笑话听听")]
+    others += [ex(t, "weather.query") for t in ("明天天气怎么样", "今天天气", "天气如何", "后天下雨吗")]
+    others += [ex(t, "chat") for t in ("你好啊", "我好累", "哈哈哈", "吃饭了吗")]
+    nlpcc = [ex("讲个笑话", "other"), ex("米静", "other"), ex("播放稻香", "music.play")]
+    kept = [e.text for e in drop_foreign_skills(nlpcc, others)]
+    assert kept == ["米静", "播放稻香"]  # the joke request goes; noise and NLPCC's own skills stay
