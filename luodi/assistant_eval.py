@@ -10,6 +10,8 @@ are the gold queries' spans. Each gold query is judged by the predicted query th
 (so one extra break does not also count as a wrong intent): ``accuracy`` / ``macro_f1`` of its intent,
 ``slot_f1`` over (type, value) pairs. ``stream_exact``: breaks exact and every query's intent right (the
 figure a user feels: every request understood); ``stream_exact_slots`` also asks every slot right.
+``breaks_merged`` / ``breaks_split`` / ``breaks_shifted``: streams with fewer, more, or as many but misplaced
+queries; ``non_skill_swaps``: queries whose chat / other label was swapped (routed alike, so harmless).
 
 Error attribution (streams that are not wholly right: breaks, intents, slots, routing): the first of
 - ``breaking``: the spans differ from the gold queries';
@@ -31,6 +33,7 @@ from luodi.data.skills import SkillSchema, Stream
 from luodi.train.metrics import accuracy, macro_f1
 
 STAGES = ("breaking", "gazetteer", "intent", "slots", "routing")
+_NON_SKILL = frozenset(SkillSchema.load().non_skill)
 
 
 def _spans(lengths: Sequence[int]) -> list[tuple[int, int]]:
@@ -79,7 +82,11 @@ def judge_stream(stream: Stream, doc: dict, non_skill: set[str]) -> dict:
         blame = "slots"
     elif not all(q["routing_ok"] for q in queries):
         blame = "routing"
-    return {"breaks_ok": breaks_ok, "queries": queries, "blame": blame}
+    n_pred, n_gold = len(pred_spans), len(gold_spans)
+    breaks = (
+        "exact" if breaks_ok else "merged" if n_pred < n_gold else "split" if n_pred > n_gold else "shifted"
+    )
+    return {"breaks_ok": breaks_ok, "breaks": breaks, "queries": queries, "blame": blame}
 
 
 def _slot_f1(queries: Sequence[dict]) -> float:
@@ -106,6 +113,11 @@ def summarise(verdicts: Sequence[dict]) -> dict:
     }  # fmt: skip
     blames = Counter(v["blame"] for v in verdicts if v["blame"])
     row.update({f"blame_{stage}": 100.0 * blames[stage] / n for stage in STAGES})
+    breaks = Counter(v.get("breaks") for v in verdicts)
+    row.update({f"breaks_{kind}": 100.0 * breaks[kind] / n for kind in ("merged", "split", "shifted")})
+    # chit-chat heard as noise or the reverse: both non-skill, routed alike, so no difference to the user
+    row["non_skill_swaps"] = 100.0 * sum(q["gold"] != q["pred"] and {q["gold"], q["pred"]} <= _NON_SKILL
+                                         for q in queries) / max(1, len(queries))  # fmt: skip
     return row
 
 

@@ -57,6 +57,11 @@ def test_summary_figures():
     assert row["break_exact"] == 100.0 and row["accuracy"] == 75.0
     assert row["stream_exact"] == 50.0 and row["blame_intent"] == 50.0 and row["blame_breaking"] == 0.0
     assert row["slot_f1"] == 100.0
+    merged = judge_stream(STREAM, _doc(("放稻香下一首", "music.play", [], [], "action")), NON_SKILL)
+    assert merged["breaks"] == "merged" and summarise([right, merged])["breaks_merged"] == 50.0
+    chat = Stream("你好", (_q("你好", "chat"),), "mixed")
+    swapped = judge_stream(chat, _doc(("你好", "other", [], [], "faq")), NON_SKILL)
+    assert summarise([swapped])["non_skill_swaps"] == 100.0 and swapped["blame"] == "intent"
 
 
 def test_score_streams_calls_the_assistant_per_stream():

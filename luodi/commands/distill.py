@@ -32,6 +32,9 @@ def train_breaking(
     data: str = typer.Option(
         "default", help="default (the distillation tables' data) | assistant (+ spoken multi-query streams)"
     ),
+    session_chars: int = typer.Option(
+        0, help="--data assistant: characters of spoken streams to train on (0 = the default budget)."
+    ),
     out: Path = typer.Option(None, help="Output dir; default <models>/breaking-<layers>L-seed<seed>."),
 ) -> None:
     """Fine-tune a sentence breaker (no distillation) on the fixed breaking data."""
@@ -39,7 +42,12 @@ def train_breaking(
 
     tag = "" if data == "default" else f"-{data}"
     out = out or _model_dir(f"breaking{tag}-{layers}L-seed{seed}")
-    _, result = train_breaker(out, layers, seed, epochs, lr, batch_size, threads, max_steps, data=data)
+    budget = None
+    if session_chars:
+        from luodi.tasks.breaking import ASSISTANT_TRAIN_CHARS
+
+        budget = {**ASSISTANT_TRAIN_CHARS, "session": session_chars}
+    _, result = train_breaker(out, layers, seed, epochs, lr, batch_size, threads, max_steps, budget, data)
     console.print(f"best dev f1 {result.best_metric:.2f} in {result.train_seconds:.0f}s -> {out}")
 
 
