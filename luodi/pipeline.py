@@ -323,6 +323,8 @@ def _backend(obj) -> str:
     if isinstance(obj, TfidfFaq):
         return "tfidf"
     model = getattr(obj, "model", None)
+    if type(model).__name__ == "OnnxReplyModel":  # a generator exported with past keys/values
+        return f"onnx-{model.precision}"
     if type(model).__name__ == "OnnxTaskModule" or getattr(getattr(obj, "matcher", None), "onnx", None):
         return "onnx-int8"
     return "pytorch" if model is not None or hasattr(obj, "matcher") else type(obj).__name__
@@ -363,7 +365,7 @@ def load_component(kind: str, path: str | None, threads: int = 2):
     if kind == "generator":
         from luodi.tasks.generate import Generator
 
-        return Generator.load(path)
+        return Generator.load(path, threads=threads)  # threads: an ONNX generator directory's session
     raise ValueError(f"unknown component {kind!r}")
 
 
