@@ -325,7 +325,7 @@ def _notes(names, subset, examples, decodings, decode_settings, posts, relevance
         f"(a generic reply scores ~0 there, a post-specific one > 0). The `reference` row scores the human "
         f"replies the same way. tokens_per_s: greedy decoding of 16 pieces, one post at a time, {threads} "
         f"thread(s), PyTorch eager, with the KV cache and recomputing the whole sequence at each step "
-        f"(`_no_cache`). ONNX Runtime decoding with past key values is not done.",
+        f"(`_no_cache`). ONNX Runtime decoding with past key values (fp32 and int8): `python -m bench.generate_speed`, docs/generation_speed.md.",
         "",
         "## Results against the targets",
         "",
