@@ -142,3 +142,28 @@ def test_load_refuses_a_directory_of_another_kind(tmp_path: Path):
     (tmp_path / "luodi.json").write_text(meta)
     with pytest.raises(ValueError, match="not an ONNX generator"):
         OnnxReplyModel.load(tmp_path)
+
+
+def test_export_generator_command(zh_tokenizer, tmp_path: Path):
+    from typer.testing import CliRunner
+
+    from luodi.cli import app
+
+    model = _model("gpt", vocab=len(zh_tokenizer), mask=zh_tokenizer.mask_token_id)
+    source = model.save(tmp_path / "gen", zh_tokenizer)
+    runner = CliRunner()
+    args = ["export-generator", "--model-dir", str(source), "--arch", "gpt", "--out", str(tmp_path / "onnx"),
+            "--fp32", "--check-posts", "3", "--threads", "1"]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "equal to PyTorch's: 3/3" in result.output  # fp32: the same greedy replies
+    assert Generator.load(tmp_path / "onnx").model.precision == "fp32"
+    chat = runner.invoke(app, ["chat", "--model-dir", str(tmp_path / "onnx"), "--strategy", "greedy"],
+                         input="在吗\n今天好累啊\n")  # fmt: skip
+    assert chat.exit_code == 0 and len(chat.output.strip().splitlines()) == 2  # chat runs the ONNX dir
+    missing = runner.invoke(
+        app, ["export-generator", "--model-dir", str(tmp_path / "nope"), "--out", str(tmp_path)]
+    )
+    assert missing.exit_code == 1 and "luodi train generator" in missing.output
+    seq2seq = runner.invoke(app, ["export-generator", "--arch", "seq2seq", "--out", str(tmp_path)])
+    assert seq2seq.exit_code != 0 and "only unilm and gpt" in seq2seq.output
