@@ -687,3 +687,33 @@ def eval_faq(
         }
         js, md = merge_results("faq", [row], sections=sections)
         console.print(f"wrote {js} and {md}")
+
+
+@faq_app.command("build-replies")
+def faq_build_replies(
+    out: Path = typer.Option(..., "--out", help="Reply base directory to write."),
+    sources: str = typer.Option("lccc,chatterbot", help="Dialogue pairs: lccc (train split), chatterbot."),
+    matcher: str = typer.Option(None, help="Bi-encoder dir or pretrained:N (default: the trained one)."),
+    threshold: float = typer.Option(0.9, help="Cosine a stored post needs for its reply to be used."),
+    max_pairs: int = typer.Option(0, help="Keep only the first N pairs (0 = all)."),
+) -> None:
+    """A chit-chat reply base (``ReplyBase``): (post, reply) pairs indexed by the post's embedding, for the
+    assistant's ``reply_base:`` entry."""
+    import time
+
+    from luodi.tasks.reply_base import ReplyBase, dialogue_pairs
+
+    try:
+        pairs = dialogue_pairs([s.strip() for s in sources.split(",") if s.strip()])
+    except ValueError as err:
+        raise typer.BadParameter(str(err)) from None
+    except (FileNotFoundError, NotADirectoryError) as err:
+        from luodi.commands._models import fail
+
+        fail(f"no dialogue data ({err}): set LUODI_DATA to the folder holding SOURCES.md")
+    pairs = pairs[:max_pairs] if max_pairs else pairs
+    start = time.perf_counter()
+    base = ReplyBase.build(pairs, _load_matcher(matcher), threshold=threshold)
+    base.save(out)
+    console.print(f"{len(base):,} posts ({len(pairs):,} pairs) indexed in {time.perf_counter() - start:.1f} s"
+                  f" -> {out} (threshold {threshold:.3f})")  # fmt: skip
