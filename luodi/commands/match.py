@@ -649,6 +649,8 @@ def eval_faq(
     if index is not None:
         searcher = FaqIndex.load(index)
         label = f"index {index.name}"
+        if threshold is None:  # its hits are already cut there: every hit would be answered
+            threshold = searcher.threshold
     else:
         files = [f.strip() for f in faq_files.split(",") if f.strip()] or [str(release_dir() / "faq.tsv")]
         searcher = TfidfFaq.from_files(files)

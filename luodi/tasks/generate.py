@@ -36,6 +36,8 @@ and the evaluation's main rows use top-p sampling; see docs/generation.md for wh
 keys/values (``transformers.DynamicCache``; ``EncoderDecoderCache`` for seq2seq). The UniLM mask fits a
 plain cache because the context never attends to the reply: its keys/values are final after the prefix
 pass, and each new reply piece sees the context and the pieces before it, exactly the cache's contents.
+The decoding rules work on numpy logits, so the same ``decode`` also drives the ONNX Runtime export
+(``luodi.runtime.generate``: unilm / gpt with past keys/values); ``Generator.load`` reads either directory.
 """
 
 from __future__ import annotations

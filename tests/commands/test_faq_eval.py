@@ -33,3 +33,25 @@ def test_eval_faq_writes_a_row_per_searcher(tmp_path, monkeypatch):
         app, ["eval", "faq", "--faq-files", str(faq), "--paraphrases", str(para), "--no-write"]
     )
     assert bad.exit_code != 0 and "not in the FAQ" in bad.output
+
+
+def test_eval_faq_on_an_embedding_index_uses_its_threshold(zh_tokenizer, tmp_path):
+    import torch
+
+    from luodi.modeling import tiny_encoder_config
+    from luodi.tasks.match import BiEncoder, BiEncoderConfig, FaqIndex, Matcher
+
+    torch.manual_seed(0)
+    model_dir = BiEncoder(BiEncoderConfig(encoder=tiny_encoder_config(len(zh_tokenizer)))).save(
+        tmp_path / "bi", zh_tokenizer
+    )
+    pairs = [("明天天气怎么样", "明天晴"), ("怎么开通花呗", "在支付宝里开通")]
+    FaqIndex.build(pairs, Matcher.load(model_dir), threshold=0.999).save(tmp_path / "index")
+    para = tmp_path / "para.tsv"
+    para.write_text("明天天气怎么样\t明天天气怎么样\n怎么开通花呗\t怎么开通花呗\n")  # stored copies: cosine 1
+    result = CliRunner().invoke(
+        app, ["eval", "faq", "--index", str(tmp_path / "index"), "--paraphrases", str(para), "--no-write"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "'accuracy': 100.0" in result.output and "'answered_right': 100.0" in result.output
+    assert "'threshold': 0.999" in result.output and "'name': 'index index'" in result.output
