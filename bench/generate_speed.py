@@ -29,7 +29,8 @@ POSTS = ["今天好累啊", "周末一起去爬山吧", "你吃饭了吗", "这�
 def measure(model, tokenizer, posts: list[str], tokens: int, threads: int, int8: bool = True,
             workdir: str | Path | None = None) -> list[dict]:  # fmt: skip
     """Rows {"name", "tokens_per_s", "ms_per_token", "speedup", "same_as_pytorch", ...} for PyTorch and the
-    ONNX exports of ``model`` (fp32, and int8 when ``int8``); ``speedup`` is against the PyTorch row."""
+    ONNX exports of ``model`` (fp32, and when ``int8`` int8 and int8 with the output projection kept fp32);
+    ``speedup`` is against the PyTorch row."""
     import torch
 
     from luodi.runtime.generate import OnnxReplyModel, export_generator
@@ -42,20 +43,25 @@ def measure(model, tokenizer, posts: list[str], tokens: int, threads: int, int8:
     backends: dict[str, object] = {"pytorch (KV cache)": model}
     sizes: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="luodi-genspeed-", dir=workdir) as tmp:
-        for precision in ("fp32", "int8") if int8 else ("fp32",):
-            info = export_generator(model, None, Path(tmp) / precision, int8=precision == "int8")
-            name = f"onnxruntime {precision}"
-            backends[name] = OnnxReplyModel.load(Path(tmp) / precision, threads=threads)
+        variants = {"onnxruntime fp32": {}}
+        if int8:
+            variants["onnxruntime int8"] = {"int8": True}
+            variants["onnxruntime int8, fp32 output"] = {"int8": True, "int8_output": False}
+        for i, (name, options) in enumerate(variants.items()):
+            info = export_generator(model, None, Path(tmp) / str(i), **options)
+            backends[name] = OnnxReplyModel.load(Path(tmp) / str(i), threads=threads)
             sizes[name] = info["size_mb"]
         for backend in backends.values():  # warm-up: first-call allocations are not decoding speed
             decode(backend, contexts[:1], cfg)
         seconds = dict.fromkeys(backends, 0.0)
+        cpu = dict.fromkeys(backends, 0.0)
         replies: dict[str, list] = {name: [] for name in backends}
         for context in contexts:
             for name, backend in backends.items():
-                start = time.perf_counter()
+                start, start_cpu = time.perf_counter(), time.process_time()
                 replies[name] += decode(backend, [context], cfg)
                 seconds[name] += time.perf_counter() - start
+                cpu[name] += time.process_time() - start_cpu
     base = replies["pytorch (KV cache)"]
     produced = {name: sum(map(len, r)) for name, r in replies.items()}
     speed = {name: produced[name] / max(seconds[name], 1e-9) for name in backends}
@@ -68,6 +74,9 @@ def measure(model, tokenizer, posts: list[str], tokens: int, threads: int, int8:
                 "ms_per_token": round(1000 / max(speed[name], 1e-9), 3),
                 "speedup": round(speed[name] / speed["pytorch (KV cache)"], 2),
                 "same_as_pytorch": f"{sum(a == b for a, b in zip(replies[name], base, strict=True))}/{len(base)}",
+                # CPU time this process got while decoding / wall time: ~100 x threads when the machine is
+                # free, far less when other jobs take the cores (a busy machine shows here, not in load_avg)
+                "cpu_share": round(100 * cpu[name] / max(seconds[name], 1e-9), 1),
                 "size_mb": sizes.get(name),
                 "posts": len(contexts),
                 "tokens": produced[name],
@@ -87,10 +96,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--threads", type=int, default=1, help="torch and ORT intra-op threads")
     parser.add_argument("--no-write", action="store_true", help="print the rows, write nothing")
     args = parser.parse_args(argv)
+    import torch
+
     from luodi.encoders import load_tokenizer
     from luodi.tasks.generate import ReplyModel
 
     tokenizer = load_tokenizer("zh")
+    torch.manual_seed(0)  # the head and the <mask> row are initialised at random: the same model every run
     model = ReplyModel.from_encoder("unilm", layers=args.layers, tokenizer=tokenizer)
     posts = [POSTS[i % len(POSTS)] for i in range(args.posts)]
     rows = measure(model, tokenizer, posts, args.tokens, args.threads)
@@ -111,15 +123,21 @@ def main(argv: list[str] | None = None) -> list[dict]:
             "take turns post by post. PyTorch: `decode` on the model with its DynamicCache (eager). ONNX "
             "Runtime: `luodi.runtime.generate.export_generator` (one graph with past keys/values, "
             "prefill with an empty past), `OnnxReplyModel`, numpy between steps; int8 = dynamic "
-            "quantisation of the MatMuls (FFN down-projections kept fp32) and of the embedding Gather. "
+            "quantisation of the MatMuls (FFN down-projections kept fp32) and of the embedding Gather; "
+            "`int8, fp32 output` also keeps the output projection (hidden x vocab) fp32. "
             "`same_as_pytorch`: posts whose reply equals the PyTorch reply token for token (fp32 must be "
             f"all; int8 may differ). Best ONNX speedup: {best['speedup']}x ({best['name']}); target >= 3x.\n\n"
             "Why fp32 gains less than int8: at batch 1 each piece reads every weight once for one row of "
             "work, and the tied output matrix (27 k x 384, 42 MB in fp32) is two thirds of them, so a step "
             "is bound by memory traffic, which ONNX Runtime cannot shorten; what fp32 ORT saves is "
             "PyTorch's per-module Python overhead. int8 reads a quarter of the bytes. The untrained model's "
-            "logits are nearly flat, so int8's rounding flips the greedy choice easily (`same_as_pytorch`); "
-            "a trained model's agreement has to be measured on it before int8 ships.\n\n"
+            "logits are nearly flat, so int8's rounding flips the greedy choice easily (`same_as_pytorch`), "
+            "and keeping the output projection fp32 does not bring the replies back (the rounding in the "
+            "layers is enough) while giving up most of the speed: a trained model's agreement has to be "
+            "measured on it (`luodi export-generator` prints it) before int8 ships.\n\n"
+            "`cpu_share`: CPU time the benchmark process got while decoding, in % of the wall time (100 "
+            "per thread on an idle machine): below that, other jobs held the cores and every figure is "
+            "slowed, the ratios less so because the backends took turns.\n\n"
             f"Machine load: the 1-minute load average was {load} on 2 cores at the end of the run"
             + (
                 " (other jobs were running: every figure is contended, the ratios less so because "

@@ -403,6 +403,9 @@ def export_generator_cmd(
     arch: str = typer.Option("unilm", help="unilm | gpt (seq2seq has no ONNX export)."),
     model_dir: Path = typer.Option(None, help="Trained model (default: models_dir()/generator-<arch>)."),
     int8: bool = typer.Option(True, "--int8/--fp32", help="Dynamic int8 quantisation of the MatMuls."),
+    int8_output: bool = typer.Option(
+        True, "--int8-output/--fp32-output", help="With --int8: quantise the output projection too."
+    ),
     check_posts: int = typer.Option(
         20, help="LCCC valid posts (or built-in posts) decoded by both to compare."
     ),
@@ -430,7 +433,7 @@ def export_generator_cmd(
 
     model = loaded(lambda: load_model(source), f"the generator in {source}", "retrain it")
     tokenizer = AutoTokenizer.from_pretrained(str(source))
-    info = export_generator(model, tokenizer, out, int8=int8)
+    info = export_generator(model, tokenizer, out, int8=int8, int8_output=int8_output)
     console.print(f"wrote {out} ({info['precision']}, decoder.onnx {info['size_mb']} MB)")
     if check_posts <= 0:
         return

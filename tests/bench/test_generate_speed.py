@@ -23,13 +23,20 @@ def test_rows_compare_every_backend_on_the_same_pieces(zh_tokenizer, tmp_path):
     rows = measure(_model(zh_tokenizer), zh_tokenizer, ["今天好累啊", "你吃饭了吗"], tokens=5, threads=1,
                    workdir=tmp_path)  # fmt: skip
     by_name = {r["name"]: r for r in rows}
-    assert list(by_name) == ["pytorch (KV cache)", "onnxruntime fp32", "onnxruntime int8"]
+    assert list(by_name) == ["pytorch (KV cache)", "onnxruntime fp32", "onnxruntime int8",
+                             "onnxruntime int8, fp32 output"]  # fmt: skip
     assert all(r["tokens"] == 10 and r["tokens_per_s"] > 0 for r in rows)  # min = max length: 5 each
+    assert all(0 < r["cpu_share"] <= 400 for r in rows)  # a share of the wall time, in %
     assert by_name["pytorch (KV cache)"]["speedup"] == 1.0
     assert by_name["onnxruntime fp32"]["same_as_pytorch"] == "2/2"  # fp32 decodes exactly as PyTorch
-    assert by_name["onnxruntime int8"]["size_mb"] < by_name["onnxruntime fp32"]["size_mb"]
+    sizes = [
+        by_name[n]["size_mb"]
+        for n in ("onnxruntime int8", "onnxruntime int8, fp32 output", "onnxruntime fp32")
+    ]
+    assert sizes == sorted(sizes) and len(set(sizes)) == 3
     ratio = by_name["onnxruntime fp32"]["tokens_per_s"] / by_name["pytorch (KV cache)"]["tokens_per_s"]
-    assert by_name["onnxruntime fp32"]["speedup"] == pytest.approx(ratio, abs=0.01)
+    # tokens_per_s is rounded to 0.1: on a starved machine (a few tokens/s) that alone moves the ratio
+    assert by_name["onnxruntime fp32"]["speedup"] == pytest.approx(ratio, rel=0.05)
 
 
 def test_main_writes_results_and_docs(zh_tokenizer, tmp_path, monkeypatch):

@@ -108,6 +108,25 @@ def test_int8_export_is_smaller_and_close(tmp_path: Path):
     assert len(decode(onnx, CONTEXTS, DecodeConfig(strategy="greedy", max_length=5))) == 3
 
 
+def test_int8_can_keep_the_output_projection_fp32(tmp_path: Path):
+    from luodi.runtime.generate import output_matmuls
+
+    model = _model("unilm")
+    full = export_generator(model, None, tmp_path / "int8", int8=True)
+    kept = export_generator(model, None, tmp_path / "kept", int8=True, int8_output=False)
+    assert kept["precision"] == "int8-fp32-output" and full["precision"] == "int8"
+    size = {name: (tmp_path / name / "decoder.onnx").stat().st_size for name in ("int8", "kept")}
+    assert size["kept"] > size["int8"]  # 4 bytes a weight of the output matrix instead of 1
+    assert output_matmuls(tmp_path / "kept" / "decoder.onnx", VOCAB)  # still a float MatMul
+    assert not output_matmuls(tmp_path / "int8" / "decoder.onnx", VOCAB)  # quantized away
+    onnx = OnnxReplyModel.load(tmp_path / "kept", threads=1)
+    assert onnx.precision == "int8-fp32-output"
+    want = model.start(CONTEXTS)[1].numpy()
+    got = onnx.start(CONTEXTS)[1]
+    cos = (got * want).sum(1) / np.linalg.norm(got, axis=1) / np.linalg.norm(want, axis=1)
+    assert cos.min() > 0.98, cos
+
+
 def test_seq2seq_is_not_exported(tmp_path: Path):
     torch.manual_seed(0)
     cfg = GeneratorConfig(arch="seq2seq", encoder=tiny_encoder_config(VOCAB), mask_id=MASK)
@@ -158,6 +177,9 @@ def test_export_generator_command(zh_tokenizer, tmp_path: Path):
     assert result.exit_code == 0, result.output
     assert "equal to PyTorch's: 3/3" in result.output  # fp32: the same greedy replies
     assert Generator.load(tmp_path / "onnx").model.precision == "fp32"
+    kept = runner.invoke(app, [*args[:6], str(tmp_path / "kept"), "--fp32-output", "--check-posts", "0"])
+    assert kept.exit_code == 0, kept.output
+    assert Generator.load(tmp_path / "kept").model.precision == "int8-fp32-output"
     chat = runner.invoke(app, ["chat", "--model-dir", str(tmp_path / "onnx"), "--strategy", "greedy"],
                          input="在吗\n今天好累啊\n")  # fmt: skip
     assert chat.exit_code == 0 and len(chat.output.strip().splitlines()) == 2  # chat runs the ONNX dir
