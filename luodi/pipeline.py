@@ -13,7 +13,9 @@ Stages (each reads and writes keys of one output dict, HanLP-style namespaced ke
 4. ``intent``, ``slots``   intent + slots (knowledge-fused model reads the gazetteer)    IntentModel
 5. ``answer``     route: a query that is word for word a stored FAQ question -> its answer; a confident
                   skill intent -> a structured action; otherwise FAQ retrieval (FaqIndex); below the FAQ
-                  threshold -> a generated reply (Generator); else a fallback.
+                  threshold -> the reply of the nearest stored chit-chat post (ReplyBase, when one is
+                  configured and a post is close enough); else a generated reply (Generator); else a
+                  fallback.
 
 Every component is optional: a stage whose model is not configured is skipped and listed in
 ``Assistant.missing`` (and in each output under ``"skipped"``), so a partial deployment still answers.
@@ -46,6 +48,10 @@ class AssistantConfig:
     intent: str | None = None
     faq_index: str | None = None
     generator: str | None = None
+    # chit-chat by retrieval (a ReplyBase directory), tried after the FAQ and before generation; optional:
+    # not listed in ``missing`` when absent, so configs without it answer exactly as before
+    reply_base: str | None = None
+    reply_threshold: float | None = None  # cosine a stored post needs (None: the base's own threshold)
     faq_files: list[str] = field(
         default_factory=list
     )  # FAQ without an index: TSV/JSONL files or "chatterbot"
@@ -80,7 +86,7 @@ class AssistantConfig:
             def resolve(value: str) -> str:
                 return value if Path(value).expanduser().is_absolute() else str(base / value)
 
-            for name in ("breaker", "segmenter", "intent", "faq_index", "generator"):
+            for name in ("breaker", "segmenter", "intent", "faq_index", "generator", "reply_base"):
                 value = getattr(config, name)
                 if value:
                     setattr(config, name, resolve(value))
@@ -125,7 +131,7 @@ def default_config() -> AssistantConfig:
 class Assistant:
     def __init__(self, config: AssistantConfig | None = None, **components) -> None:
         """Loads every configured model. ``components`` (breaker=..., segmenter=..., intent=..., faq=...,
-        generator=...) inject ready objects instead (tests, custom deployments)."""
+        generator=..., replies=...) inject ready objects instead (tests, custom deployments)."""
         import torch
 
         self.config = config or default_config()
@@ -142,6 +148,11 @@ class Assistant:
         self.generator = components.get("generator") or load_component(
             "generator", self.config.generator, threads
         )
+        self.replies = components.get("replies") or load_component(
+            "reply_base", self.config.reply_base, threads
+        )
+        if self.replies is not None and self.config.reply_threshold is not None:
+            self.replies.threshold = self.config.reply_threshold
         self.gazetteer = self.intent.gazetteer if self.intent is not None else components.get("gazetteer")
         if self.gazetteer is not None:
             for spec in self.config.lexicons:
@@ -204,6 +215,8 @@ class Assistant:
         for name in ("breaker", "segmenter", "intent", "faq", "generator"):
             obj = getattr(self, name)
             parts.append(f"{name}={_backend(obj)}")
+        if self.replies is not None:
+            parts.append("replies=retrieval")
         return " ".join(parts) + f" threads={self.config.threads}"
 
     # ------------------------------------------------------------------ the online path
@@ -308,6 +321,12 @@ class Assistant:
             if hits and hits[0].score >= self.config.faq_threshold:
                 hit = hits[0]
                 return {"type": "faq", "question": hit.question, "answer": hit.answer, "score": hit.score}
+        if self.replies is not None:
+            with _timer(timings, "replies"):
+                near = self.replies.search(item["text"], k=1)
+            if near:
+                return {"type": "retrieved", "post": near[0].question, "answer": near[0].answer,
+                        "score": near[0].score}  # fmt: skip
         if self.generator is not None:
             with _timer(timings, "generate"):
                 reply = self.generator(item["text"], strategy=self.config.generation_strategy)
@@ -344,6 +363,8 @@ def _backend(obj) -> str:
     if isinstance(obj, TfidfFaq):
         return "tfidf"
     model = getattr(obj, "model", None)
+    if type(model).__name__ == "OnnxReplyModel":  # a generator exported with past keys/values
+        return f"onnx-{model.precision}"
     if type(model).__name__ == "OnnxTaskModule" or getattr(getattr(obj, "matcher", None), "onnx", None):
         return "onnx-int8"
     return "pytorch" if model is not None or hasattr(obj, "matcher") else type(obj).__name__
@@ -381,10 +402,14 @@ def load_component(kind: str, path: str | None, threads: int = 2):
         from luodi.tasks.match import FaqIndex
 
         return FaqIndex.load(path)
+    if kind == "reply_base":
+        from luodi.tasks.reply_base import ReplyBase
+
+        return ReplyBase.load(path)
     if kind == "generator":
         from luodi.tasks.generate import Generator
 
-        return Generator.load(path)
+        return Generator.load(path, threads=threads)  # threads: an ONNX generator directory's session
     raise ValueError(f"unknown component {kind!r}")
 
 

@@ -379,3 +379,41 @@ def test_a_lexicon_type_no_stage_reads_is_warned_about(tmp_path, caplog):
     assert "新歌手" in a.gazetteer.words("singer")  # the BOM did not stick to the first entry
     assert "singr" in caplog.text and "read by no model" in caplog.text
     assert len([r for r in caplog.records if r.name == "luodi.pipeline"]) == 1  # singer is read: no warning
+
+
+def test_a_close_stored_post_answers_chit_chat_before_generation(tmp_path):
+    import zlib
+
+    import numpy as np
+
+    from luodi.tasks.reply_base import ReplyBase
+
+    def chars(texts):
+        out = np.zeros((len(texts), 64), np.float32)
+        for i, t in enumerate(texts):
+            for ch in t:
+                out[i, zlib.crc32(ch.encode()) % 64] += 1
+        return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+    base = ReplyBase.build([("今天好累啊", "辛苦了，早点休息")], chars, threshold=0.7)
+    a = assistant(replies=base)
+    answers = [q["answer"] for q in a("你叫什么名字|今天好累啊|周末去哪玩")["queries"]]
+    assert answers[0]["type"] == "faq"  # the FAQ still comes first
+    assert answers[1]["score"] == pytest.approx(1.0, abs=1e-5)
+    assert {k: v for k, v in answers[1].items() if k != "score"} == {
+        "type": "retrieved",
+        "post": "今天好累啊",
+        "answer": "辛苦了，早点休息",
+    }
+    assert answers[2] == {"type": "generated", "answer": "好的：周末去哪玩"}  # no close post: generation
+    assert a.describe().endswith("replies=retrieval threads=1") and "replies" not in a.missing
+    # the config names a saved base (relative to the file) and may override its threshold
+    base.save(tmp_path / "replies")
+    (tmp_path / "a.yaml").write_text("reply_base: replies\nreply_threshold: 0.99\nthreads: 1\n")
+    config = Assistant.config_from_file(tmp_path / "a.yaml")
+    assert config.reply_base == str(tmp_path / "replies")
+    loaded = ReplyBase.load(config.reply_base, chars)
+    strict = Assistant(config, replies=loaded)
+    assert strict.replies.threshold == 0.99
+    doc = strict("今天好累呀")  # cosine below 0.99: no retrieved reply, and nothing else configured
+    assert doc["queries"][0]["answer"]["type"] == "fallback"

@@ -325,7 +325,7 @@ def _notes(names, subset, examples, decodings, decode_settings, posts, relevance
         f"(a generic reply scores ~0 there, a post-specific one > 0). The `reference` row scores the human "
         f"replies the same way. tokens_per_s: greedy decoding of 16 pieces, one post at a time, {threads} "
         f"thread(s), PyTorch eager, with the KV cache and recomputing the whole sequence at each step "
-        f"(`_no_cache`). ONNX Runtime decoding with past key values is not done.",
+        f"(`_no_cache`). ONNX Runtime decoding with past key values (fp32 and int8): `python -m bench.generate_speed`, docs/generation_speed.md.",
         "",
         "## Results against the targets",
         "",
@@ -393,3 +393,66 @@ def chat(
         reply = gen([history[-context_turns:]], strategy=strategy)[0]
         history.append(reply or "。")
         print(reply, flush=True)
+
+
+@app.command("export-generator")
+def export_generator_cmd(
+    out: Path = typer.Option(
+        ..., "--out", help="Directory to write (decoder.onnx + luodi.json + tokenizer)."
+    ),
+    arch: str = typer.Option("unilm", help="unilm | gpt (seq2seq has no ONNX export)."),
+    model_dir: Path = typer.Option(None, help="Trained model (default: models_dir()/generator-<arch>)."),
+    int8: bool = typer.Option(True, "--int8/--fp32", help="Dynamic int8 quantisation of the MatMuls."),
+    int8_output: bool = typer.Option(
+        True, "--int8-output/--fp32-output", help="With --int8: quantise the output projection too."
+    ),
+    check_posts: int = typer.Option(
+        20, help="LCCC valid posts (or built-in posts) decoded by both to compare."
+    ),
+    threads: int = typer.Option(2),
+) -> None:
+    """Export a trained reply generator to ONNX Runtime with past keys/values (``luodi.runtime.generate``);
+    the directory loads like the model itself (``generator:`` in the assistant config, ``luodi chat
+    --model-dir``). Prints how many greedy replies equal the PyTorch ones and the decoding speed of both."""
+    import time
+
+    import torch
+
+    from luodi.commands._models import fail, loaded
+    from luodi.modeling import load_model
+    from luodi.runtime.generate import OnnxReplyModel, export_generator
+    from luodi.tasks.generate import DecodeConfig, decode, encode_context
+
+    if arch not in ("unilm", "gpt"):
+        raise typer.BadParameter(f"--arch {arch!r}: only unilm and gpt export to ONNX")
+    source = model_dir or _model_dir(arch)
+    if not (source / "luodi.json").exists():
+        fail(f"no generator model in {source}: train one with `luodi train generator --arch {arch}`")
+    torch.set_num_threads(threads)
+    from transformers import AutoTokenizer
+
+    model = loaded(lambda: load_model(source), f"the generator in {source}", "retrain it")
+    tokenizer = AutoTokenizer.from_pretrained(str(source))
+    info = export_generator(model, tokenizer, out, int8=int8, int8_output=int8_output)
+    console.print(f"wrote {out} ({info['precision']}, decoder.onnx {info['size_mb']} MB)")
+    if check_posts <= 0:
+        return
+    try:
+        from luodi.data.dialogue import load_lccc_pairs
+
+        posts = [p for p, _ in load_lccc_pairs("valid")[:check_posts]]
+    except (FileNotFoundError, NotADirectoryError):  # no data root: a few everyday posts
+        posts = ["今天好累啊", "周末一起去爬山吧", "你吃饭了吗", "这部电影真好看", "外面下雨了"][:check_posts]
+    onnx = OnnxReplyModel.load(out, threads=threads)
+    cfg = DecodeConfig.for_strategy("greedy", max_length=16)
+    seconds, replies, pieces = {}, {}, {}
+    for name, backend in (("pytorch", model), ("onnx", onnx)):
+        start = time.perf_counter()
+        replies[name] = [decode(backend, [encode_context(tokenizer, p, model.config.max_context)], cfg)[0]
+                         for p in posts]  # fmt: skip
+        seconds[name] = time.perf_counter() - start
+        pieces[name] = sum(map(len, replies[name]))
+    same = sum(a == b for a, b in zip(replies["pytorch"], replies["onnx"], strict=True))
+    console.print(f"greedy replies equal to PyTorch's: {same}/{len(posts)}")
+    for name in ("pytorch", "onnx"):
+        console.print(f"{name}: {pieces[name] / max(seconds[name], 1e-9):.1f} pieces/s at batch 1")

@@ -608,3 +608,114 @@ def faq_ask(
         console.print(f"no good match (no stored question reaches cosine {index.threshold:.3f})")
     for h in hits:
         console.print(f"{h.score:.3f}  {h.question}  ->  {h.answer}")
+
+
+def _paraphrase_file() -> Path:
+    from luodi.pipeline import release_dir
+
+    return release_dir().parent / "bench" / "faq_paraphrases.tsv"
+
+
+@eval_app.command("faq")
+def eval_faq(
+    faq_files: str = typer.Option(
+        "",
+        help="FAQ files searched by TF-IDF, comma-separated; 'chatterbot' adds the shared Q->A pairs "
+        "(default: release/faq.tsv).",
+    ),
+    index: Path = typer.Option(None, help="A FaqIndex directory (`luodi faq build`) instead of TF-IDF."),
+    paraphrases: Path = typer.Option(
+        None, help="paraphrase<TAB>question lines (default: bench/faq_paraphrases.tsv)."
+    ),
+    k: int = typer.Option(5, help="Hits searched per paraphrase (recall_at_k)."),
+    threshold: float = typer.Option(
+        None,
+        help="Score an answer needs (default: release/assistant.yaml's faq_threshold for TF-IDF, the "
+        "index's own for an index).",
+    ),
+    name: str = typer.Option("", help="Row name (default: the searcher and its files)."),
+    write: bool = typer.Option(True, help="Merge the row into results/faq.json + docs/faq.md."),
+) -> None:
+    """FAQ paraphrase accuracy: the share of paraphrases whose top hit is the FAQ question they mean."""
+    from luodi.data.errors import DataFormatError
+    from luodi.pipeline import Assistant, TfidfFaq, release_dir
+    from luodi.tasks.match import FaqIndex, faq_accuracy, load_faq_file
+
+    paraphrases = paraphrases or _paraphrase_file()
+    try:
+        pairs = load_faq_file(paraphrases)
+    except (DataFormatError, FileNotFoundError) as err:
+        raise typer.BadParameter(str(err)) from None
+    if index is not None:
+        searcher = FaqIndex.load(index)
+        label = f"index {index.name}"
+        if threshold is None:  # its hits are already cut there: every hit would be answered
+            threshold = searcher.threshold
+    else:
+        files = [f.strip() for f in faq_files.split(",") if f.strip()] or [str(release_dir() / "faq.tsv")]
+        searcher = TfidfFaq.from_files(files)
+        label = "tfidf " + " + ".join(Path(f).name for f in files)
+        if threshold is None:
+            threshold = Assistant.config_from_file(release_dir() / "assistant.yaml").faq_threshold
+    try:
+        scores = faq_accuracy(searcher, pairs, k=k, threshold=threshold)
+    except ValueError as err:
+        raise typer.BadParameter(str(err)) from None
+    row = {"name": name or label, "accuracy": round(scores["accuracy"], 2),
+           f"recall_at_{k}": round(scores[f"recall_at_{k}"], 2)}  # fmt: skip
+    if "answered_right" in scores:
+        row |= {"answered_right": round(scores["answered_right"], 2),
+                "answered_wrong": round(scores["answered_wrong"], 2), "threshold": threshold}  # fmt: skip
+    row |= {"paraphrases": scores["paraphrases"], "questions": len(searcher.questions)}
+    console.print(row)
+    misses = scores["misses"]
+    for text, want, got in misses[:10]:
+        console.print(f"  miss: {text}  ->  {got}  (meant: {want})")
+    if write:
+        from luodi.results import merge_results
+
+        about = (
+            "Each row: an FAQ searcher asked the paraphrases of `bench/faq_paraphrases.tsv` (other wordings "
+            "of the questions in `release/faq.tsv`, kept out of the index). accuracy: the share whose top hit "
+            "is the question they paraphrase; recall_at_k: the share that has it among the k hits; "
+            "answered_right / answered_wrong: top hit at or above `threshold` and right / wrong (what the "
+            "assistant would answer; the rest falls through to generation or the fallback). "
+            "`luodi.tasks.match.faq_accuracy` works with any searcher offering `search(query, k)`."
+        )
+        shown = "; ".join(f"{t} -> {g or 'no hit'} (meant {w})" for t, w, g in misses[:8])
+        sections = {
+            "about": about,
+            f"misses {row['name']}": f"{row['name']}: {len(misses)} misses, e.g. {shown}.",
+        }
+        js, md = merge_results("faq", [row], sections=sections)
+        console.print(f"wrote {js} and {md}")
+
+
+@faq_app.command("build-replies")
+def faq_build_replies(
+    out: Path = typer.Option(..., "--out", help="Reply base directory to write."),
+    sources: str = typer.Option("lccc,chatterbot", help="Dialogue pairs: lccc (train split), chatterbot."),
+    matcher: str = typer.Option(None, help="Bi-encoder dir or pretrained:N (default: the trained one)."),
+    threshold: float = typer.Option(0.9, help="Cosine a stored post needs for its reply to be used."),
+    max_pairs: int = typer.Option(0, help="Keep only the first N pairs (0 = all)."),
+) -> None:
+    """A chit-chat reply base (``ReplyBase``): (post, reply) pairs indexed by the post's embedding, for the
+    assistant's ``reply_base:`` entry."""
+    import time
+
+    from luodi.tasks.reply_base import ReplyBase, dialogue_pairs
+
+    try:
+        pairs = dialogue_pairs([s.strip() for s in sources.split(",") if s.strip()])
+    except ValueError as err:
+        raise typer.BadParameter(str(err)) from None
+    except (FileNotFoundError, NotADirectoryError) as err:
+        from luodi.commands._models import fail
+
+        fail(f"no dialogue data ({err}): set LUODI_DATA to the folder holding SOURCES.md")
+    pairs = pairs[:max_pairs] if max_pairs else pairs
+    start = time.perf_counter()
+    base = ReplyBase.build(pairs, _load_matcher(matcher), threshold=threshold)
+    base.save(out)
+    console.print(f"{len(base):,} posts ({len(pairs):,} pairs) indexed in {time.perf_counter() - start:.1f} s"
+                  f" -> {out} (threshold {threshold:.3f})")  # fmt: skip

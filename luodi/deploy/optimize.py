@@ -16,6 +16,7 @@ accepts a graph without the segment embedding (the fused op then takes no segmen
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from pathlib import Path
 
 # the expected count of each fused family, as a multiple of the layer count (None: exactly 1)
@@ -118,7 +119,11 @@ def down_projection_matmuls(onnx_path: str | Path) -> list[str]:
 
 
 def quantize_int8(
-    onnx_in: str | Path, onnx_out: str | Path, per_channel: bool = False, keep_ffn_output_fp32: bool = True
+    onnx_in: str | Path,
+    onnx_out: str | Path,
+    per_channel: bool = False,
+    keep_ffn_output_fp32: bool = True,
+    keep_fp32: Sequence[str] = (),
 ) -> Path:
     """Dynamic int8: QInt8 weights, activations quantized per tensor at run time (no calibration data).
 
@@ -132,6 +137,7 @@ def quantize_int8(
     outlier activations that a per-tensor dynamic scale crushes; keeping those 1 matrix per layer in fp32
     is the default because the all-int8 model fails a 0.99 cosine check. ``keep_ffn_output_fp32=False``
     gives the fastest model when a task's accuracy gate accepts it. Per-channel: no gain, default off.
+    ``keep_fp32``: names of further nodes left unquantized (e.g. a generator's output projection).
     """
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -143,7 +149,8 @@ def quantize_int8(
         per_channel=per_channel,
         reduce_range=False,  # measured: much worse here (see above)
         weight_type=QuantType.QInt8,
-        nodes_to_exclude=down_projection_matmuls(onnx_in) if keep_ffn_output_fp32 else None,
+        nodes_to_exclude=(down_projection_matmuls(onnx_in) if keep_ffn_output_fp32 else []) + list(keep_fp32)
+        or None,
         # shape inference cannot type outputs of contrib ops (Attention, SkipLayerNormalization) in a
         # fused graph; everything in these graphs is float32
         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},

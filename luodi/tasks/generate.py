@@ -36,6 +36,8 @@ and the evaluation's main rows use top-p sampling; see docs/generation.md for wh
 keys/values (``transformers.DynamicCache``; ``EncoderDecoderCache`` for seq2seq). The UniLM mask fits a
 plain cache because the context never attends to the reply: its keys/values are final after the prefix
 pass, and each new reply piece sees the context and the pieces before it, exactly the cache's contents.
+The decoding rules work on numpy logits, so the same ``decode`` also drives the ONNX Runtime export
+(``luodi.runtime.generate``: unilm / gpt with past keys/values); ``Generator.load`` reads either directory.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -397,63 +400,105 @@ def _banned_ngram_pieces(row: list[int], n: int) -> list[int]:
     return [row[i + n - 1] for i in range(len(row) - n + 1) if tuple(row[i : i + n - 1]) == prefix]
 
 
-def _process(logits: torch.Tensor, generated: torch.Tensor, step: int, model, cfg: DecodeConfig):
-    """Rules applied to raw logits (batch, vocab) before choosing: penalties and forbidden pieces."""
-    logits = logits.clone()
-    mc = model.config
-    if cfg.repetition_penalty != 1.0 and generated.numel():
-        seen = logits.gather(1, generated)
-        seen = torch.where(seen > 0, seen / cfg.repetition_penalty, seen * cfg.repetition_penalty)
-        logits.scatter_(1, generated, seen)
-    if cfg.no_repeat_ngram > 0 and generated.size(1) >= cfg.no_repeat_ngram - 1:
+# The decoding rules below work on numpy arrays: the same code drives the PyTorch model (through
+# ``_TorchSteps``) and the ONNX Runtime decoder (``luodi.runtime.generate.OnnxReplyModel``), which runs
+# with no torch in its loop. A "steps" object offers ``config`` (the special ids), ``start(contexts,
+# use_cache) -> (state, logits)``, ``step(state, tokens) -> logits`` and ``reorder(state, index)``, logits
+# float32 (batch, vocab) and tokens / index int64 (batch,).
+
+
+def _process(logits: np.ndarray, generated: np.ndarray, step: int, mc, cfg: DecodeConfig) -> np.ndarray:
+    """Rules applied to raw logits (batch, vocab) before choosing: penalties and forbidden pieces.
+    ``generated`` (batch, t): the pieces fed so far; ``mc``: a config with the special ids."""
+    logits = np.array(logits, dtype=np.float32)  # a copy: the caller's logits stay as they were
+    if cfg.repetition_penalty != 1.0 and generated.size:
+        rows = np.arange(len(logits))[:, None]
+        seen = logits[rows, generated]
+        logits[rows, generated] = np.where(
+            seen > 0, seen / np.float32(cfg.repetition_penalty), seen * np.float32(cfg.repetition_penalty)
+        )
+    if cfg.no_repeat_ngram > 0 and generated.shape[1] >= cfg.no_repeat_ngram - 1:
         for i, row in enumerate(generated.tolist()):
             banned = _banned_ngram_pieces(row, cfg.no_repeat_ngram)
             if banned:
-                logits[i, banned] = -float("inf")
-    never = [mc.bos_id, mc.pad_id, mc.mask_id]
-    logits[:, never] = -float("inf")
+                logits[i, banned] = -np.inf
+    logits[:, [mc.bos_id, mc.pad_id, mc.mask_id]] = -np.inf
     if step < cfg.min_length:
-        logits[:, mc.eos_id] = -float("inf")
+        logits[:, mc.eos_id] = -np.inf
     return logits
 
 
-def _sample(logits: torch.Tensor, cfg: DecodeConfig, gen: torch.Generator | None) -> torch.Tensor:
-    logits = logits / max(cfg.temperature, 1e-6)
+def _log_softmax(x: np.ndarray) -> np.ndarray:
+    shifted = x - x.max(-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
+
+
+def _sample(logits: np.ndarray, cfg: DecodeConfig, rng: np.random.Generator) -> np.ndarray:
+    """One piece per row: temperature, then top-k / top-p filtering, then a draw (inverse CDF)."""
+    logits = logits / np.float32(max(cfg.temperature, 1e-6))
+    vocab = logits.shape[-1]
     if cfg.top_k > 0:
-        kth = logits.topk(min(cfg.top_k, logits.size(-1)), dim=-1).values[:, -1:]
-        logits = logits.masked_fill(logits < kth, -float("inf"))
+        k = min(cfg.top_k, vocab)
+        kth = np.partition(logits, vocab - k, axis=-1)[:, vocab - k : vocab - k + 1]  # the k-th largest
+        logits = np.where(logits < kth, -np.inf, logits)
     if 0 < cfg.top_p < 1:
-        sorted_logits, order = logits.sort(dim=-1, descending=True)
-        probs = sorted_logits.softmax(-1)
-        drop = probs.cumsum(-1) - probs > cfg.top_p  # keep the smallest set whose mass reaches top_p
-        logits = logits.scatter(1, order, sorted_logits.masked_fill(drop, -float("inf")))
-    return torch.multinomial(logits.softmax(-1), 1, generator=gen).squeeze(1)
+        order = np.argsort(-logits, axis=-1, kind="stable")
+        sorted_logits = np.take_along_axis(logits, order, -1)
+        probs = np.exp(_log_softmax(sorted_logits))
+        drop = np.cumsum(probs, -1) - probs > cfg.top_p  # keep the smallest set whose mass reaches top_p
+        logits = np.empty_like(logits)
+        np.put_along_axis(logits, order, np.where(drop, -np.inf, sorted_logits), -1)
+    cdf = np.cumsum(np.exp(_log_softmax(logits)), -1)
+    # u in (0, 1]: the first piece whose cumulative mass reaches u * total has a non-zero probability
+    u = (1.0 - rng.random(len(cdf)))[:, None] * cdf[:, -1:]
+    return np.minimum((cdf < u).sum(-1), vocab - 1).astype(np.int64)
 
 
-def _user_generated(state: dict, model) -> torch.Tensor:
-    gen = state["generated"]
-    return gen[:, 1:] if model.config.arch == "seq2seq" else gen  # seq2seq's leading <s> is not a reply piece
+class _TorchSteps:
+    """A ReplyModel's incremental API (``start`` / ``step`` / ``reorder``) seen through numpy arrays."""
+
+    def __init__(self, model: ReplyModel) -> None:
+        self.model, self.config = model, model.config
+
+    def start(self, contexts: Sequence[Sequence[int]], use_cache: bool = True) -> tuple[dict, np.ndarray]:
+        state, logits = self.model.start(contexts, use_cache)
+        return state, logits.numpy()
+
+    def step(self, state: dict, tokens: np.ndarray) -> np.ndarray:
+        return self.model.step(state, torch.from_numpy(np.asarray(tokens, np.int64))).numpy()
+
+    def reorder(self, state: dict, index: np.ndarray) -> None:
+        self.model.reorder(state, torch.from_numpy(np.asarray(index, np.int64)))
+
+
+def _steps(model):
+    if isinstance(model, nn.Module):
+        model.eval()
+        return _TorchSteps(model)
+    return model  # already a steps object (the ONNX Runtime decoder)
 
 
 @torch.no_grad()
-def decode(model: ReplyModel, contexts: Sequence[Sequence[int]], cfg: DecodeConfig,
+def decode(model, contexts: Sequence[Sequence[int]], cfg: DecodeConfig,
            use_cache: bool = True) -> list[list[int]]:  # fmt: skip
-    """Reply piece ids (</s> excluded) for each context (piece ids, no specials)."""
+    """Reply piece ids (</s> excluded) for each context (piece ids, no specials). ``model``: a ReplyModel
+    or an ONNX Runtime decoder (``luodi.runtime.generate.OnnxReplyModel``)."""
     if cfg.strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {cfg.strategy!r}: expected one of {', '.join(STRATEGIES)}")
     if cfg.max_length < 1:
         raise ValueError(f"max_length must be >= 1, got {cfg.max_length}")
-    model.eval()
+    steps = _steps(model)
     if cfg.strategy == "beam":
-        return [_beam(model, c, cfg, use_cache) for c in contexts]
-    gen = torch.Generator().manual_seed(cfg.seed) if cfg.seed is not None else None
-    state, logits = model.start(contexts, use_cache)
-    eos = model.config.eos_id
-    done = torch.zeros(len(contexts), dtype=torch.bool)
+        return [_beam(steps, c, cfg, use_cache) for c in contexts]
+    rng = np.random.default_rng(cfg.seed)
+    state, logits = steps.start(contexts, use_cache)
+    eos = steps.config.eos_id
+    done = np.zeros(len(contexts), dtype=bool)
+    generated = np.zeros((len(contexts), 0), np.int64)
     out: list[list[int]] = [[] for _ in contexts]
     for t in range(cfg.max_length):
-        logits = _process(logits, _user_generated(state, model), t, model, cfg)
-        tokens = logits.argmax(-1) if cfg.strategy == "greedy" else _sample(logits, cfg, gen)
+        logits = _process(logits, generated, t, steps.config, cfg)
+        tokens = logits.argmax(-1) if cfg.strategy == "greedy" else _sample(logits, cfg, rng)
         for i, tok in enumerate(tokens.tolist()):
             if not done[i]:
                 if tok == eos:
@@ -462,26 +507,31 @@ def decode(model: ReplyModel, contexts: Sequence[Sequence[int]], cfg: DecodeConf
                     out[i].append(tok)
         if done.all() or t == cfg.max_length - 1:
             break
-        logits = model.step(state, torch.where(done, eos, tokens))  # finished rows idle on </s>
+        fed = np.where(done, eos, tokens).astype(np.int64)  # finished rows idle on </s>
+        generated = np.concatenate([generated, fed[:, None]], 1)
+        logits = steps.step(state, fed)
     return out
 
 
-def _beam(model: ReplyModel, context: Sequence[int], cfg: DecodeConfig, use_cache: bool) -> list[int]:
+def _beam(steps, context: Sequence[int], cfg: DecodeConfig, use_cache: bool) -> list[int]:
     """Beam search for one context; the beams are the batch. Stops once ``beam_size`` replies ended."""
-    k, eos = cfg.beam_size, model.config.eos_id
-    state, logits = model.start([context] * k, use_cache)
-    scores = torch.full((k,), -float("inf"))
+    k, eos = cfg.beam_size, steps.config.eos_id
+    state, logits = steps.start([context] * k, use_cache)
+    scores = np.full(k, -np.inf, np.float32)
     scores[0] = 0.0  # all beams start identical: expand only the first
     seqs: list[list[int]] = [[] for _ in range(k)]
+    generated = np.zeros((k, 0), np.int64)
     finished: list[tuple[float, list[int]]] = []
     for t in range(cfg.max_length):
-        logp = _process(logits, _user_generated(state, model), t, model, cfg).log_softmax(-1)
-        cand = (scores[:, None] + logp).flatten()
-        top = cand.topk(2 * k)
+        logp = _log_softmax(_process(logits, generated, t, steps.config, cfg))
+        cand = (scores[:, None] + logp).ravel()
+        top = np.argpartition(-cand, 2 * k - 1)[: 2 * k] if cand.size > 2 * k else np.arange(cand.size)
+        top = top[np.argsort(-cand[top], kind="stable")]
         beams, tokens, new_scores = [], [], []
-        for score, flat in zip(top.values.tolist(), top.indices.tolist(), strict=True):
-            b, tok = divmod(flat, logp.size(1))
-            if score == -float("inf"):
+        for flat in top.tolist():
+            score = float(cand[flat])
+            b, tok = divmod(flat, logp.shape[1])
+            if score == -np.inf:
                 break
             if tok == eos:
                 finished.append((score / max(len(seqs[b]), 1) ** cfg.length_penalty, seqs[b]))
@@ -491,18 +541,20 @@ def _beam(model: ReplyModel, context: Sequence[int], cfg: DecodeConfig, use_cach
                 break
         if len(finished) >= k or not beams or t == cfg.max_length - 1:
             seqs = [seqs[b] + [tok] for b, tok in zip(beams, tokens, strict=True)]
-            scores = torch.tensor(new_scores)
+            scores = np.array(new_scores, np.float32)
             break
         while len(beams) < k:  # fewer live candidates than beams: pad with dead copies
-            beams.append(beams[0]), tokens.append(tokens[0]), new_scores.append(-float("inf"))
-        index = torch.tensor(beams)
-        model.reorder(state, index)
+            beams.append(beams[0]), tokens.append(tokens[0]), new_scores.append(-np.inf)
+        index = np.array(beams, np.int64)
+        steps.reorder(state, index)
         seqs = [seqs[b] + [tok] for b, tok in zip(beams, tokens, strict=True)]
-        scores = torch.tensor(new_scores)
-        logits = model.step(state, torch.tensor(tokens))
+        scores = np.array(new_scores, np.float32)
+        fed = np.array(tokens, np.int64)
+        generated = np.concatenate([generated[index], fed[:, None]], 1)
+        logits = steps.step(state, fed)
     if len(finished) < k:  # hit max_length: live beams compete as they are
         finished += [(s / max(len(q), 1) ** cfg.length_penalty, q)
-                     for s, q in zip(scores.tolist(), seqs, strict=True) if s > -float("inf")]  # fmt: skip
+                     for s, q in zip(scores.tolist(), seqs, strict=True) if s > -np.inf]  # fmt: skip
     return max(finished, key=lambda f: f[0])[1]
 
 
@@ -603,17 +655,23 @@ class Generator:
     Input: a string (one post) -> a string; a list -> a list, each item a post or a list of turns
     (multi-turn context, oldest first). Greedy and sampling are batched; beam search runs per context."""
 
-    def __init__(self, model: ReplyModel, tokenizer, batch_size: int = 32) -> None:
+    def __init__(self, model, tokenizer, batch_size: int = 32) -> None:  # a ReplyModel or an OnnxReplyModel
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.batch_size = batch_size
 
     @classmethod
-    def load(cls, model_dir: str | Path, **kwargs) -> Generator:
+    def load(cls, model_dir: str | Path, threads: int | None = None, **kwargs) -> Generator:
+        """A saved ReplyModel directory (PyTorch) or an exported one (``decoder.onnx``, see
+        ``luodi.runtime.generate``: runs on ONNX Runtime with ``threads`` intra-op threads, default 2)."""
         from transformers import AutoTokenizer
 
         from luodi.modeling import load_model
+        from luodi.runtime.generate import OnnxReplyModel, is_generator_onnx_dir
 
+        if is_generator_onnx_dir(model_dir):
+            model = OnnxReplyModel.load(model_dir, threads=threads or 2)
+            return cls(model, AutoTokenizer.from_pretrained(str(model_dir)), **kwargs)
         model = load_model(model_dir)
         if not isinstance(model, ReplyModel):
             raise TypeError(f"{model_dir} holds a {type(model).__name__}, not a ReplyModel")

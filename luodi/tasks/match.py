@@ -569,6 +569,45 @@ def load_faq_file(path: str | Path) -> list[tuple[str, str]]:
     return out
 
 
+def faq_accuracy(searcher, paraphrases: Sequence[tuple[str, str]], k: int = 5,
+                 threshold: float | None = None) -> dict:  # fmt: skip
+    """How well an FAQ searcher (anything with ``search(query, k) -> hits`` whose hits have ``.question``
+    and ``.score``: TfidfFaq, FaqIndex) finds the stored question a paraphrase means.
+
+    ``paraphrases``: (paraphrase, the stored question it means). Returns percentages (0-100):
+    ``accuracy`` (top hit is the right question), ``recall_at_k`` (it is among the k hits), and with a
+    ``threshold`` (the assistant's ``faq_threshold``) ``answered_right`` / ``answered_wrong`` (top hit at or
+    above the threshold and right / wrong: what the assistant would answer), plus ``misses``:
+    [(paraphrase, expected question, top question or None)]. A paraphrase whose question the searcher
+    does not hold could never be right: that raises ValueError."""
+    if not paraphrases:
+        raise ValueError("faq_accuracy needs at least one (paraphrase, question) pair")
+    stored = getattr(searcher, "questions", None)
+    if stored is not None:
+        absent = sorted({q for _, q in paraphrases} - set(stored))
+        if absent:
+            raise ValueError(f"{len(absent)} paraphrased question(s) are not in the FAQ, e.g. {absent[0]!r}")
+    right = in_k = answered_right = answered_wrong = 0
+    misses = []
+    for text, question in paraphrases:
+        hits = searcher.search(text, k)
+        top = hits[0] if hits else None
+        ok = top is not None and top.question == question
+        right += ok
+        in_k += any(h.question == question for h in hits)
+        if threshold is not None and top is not None and top.score >= threshold:
+            answered_right += ok
+            answered_wrong += not ok
+        if not ok:
+            misses.append((text, question, top.question if top is not None else None))
+    n = len(paraphrases)
+    out = {"accuracy": 100.0 * right / n, f"recall_at_{k}": 100.0 * in_k / n, "paraphrases": n,
+           "misses": misses}  # fmt: skip
+    if threshold is not None:
+        out |= {"answered_right": 100.0 * answered_right / n, "answered_wrong": 100.0 * answered_wrong / n}
+    return out
+
+
 # ----------------------------------------------------------------------------- data and training
 
 # Held out of every training run, for choosing thresholds (SOURCES.md's train split holds all of LCQMC

@@ -251,3 +251,29 @@ def test_generator_api_and_chat_command(zh_tokenizer, tmp_path: Path):
                                 input="在吗\n今天好累啊\n")  # fmt: skip
     assert result.exit_code == 0, result.output
     assert len(result.output.strip().splitlines()) == 2  # one reply per input line
+
+
+def test_numpy_rules_penalise_forbid_and_sample_within_the_nucleus():
+    import numpy as np
+
+    from luodi.tasks.generate import _process, _sample
+
+    mc = GeneratorConfig(bos_id=0, pad_id=1, eos_id=2, mask_id=3)
+    logits = np.array([[1.0, 1.0, 1.0, 1.0, 2.0, -2.0, 0.5]], np.float32)
+    cfg = DecodeConfig(repetition_penalty=2.0, min_length=1)
+    out = _process(logits, np.array([[4, 5, 4]]), 0, mc, cfg)
+    assert out[0, 4] == 1.0 and out[0, 5] == -4.0 and out[0, 6] == 0.5  # CTRL: divide > 0, multiply < 0
+    assert np.isneginf(out[0, :4]).all()  # <s> <pad> <mask>, and </s> before min_length
+    assert logits[0, 4] == 2.0  # the caller's logits are untouched
+    assert not np.isneginf(_process(logits, np.zeros((1, 0), np.int64), 1, mc, cfg)[0, 2])  # </s> allowed now
+    # top-p: one piece holds 95 % of the mass, so a nucleus of 0.9 is that piece alone
+    peaked = np.log(np.array([[0.95, 0.02, 0.02, 0.01]] * 64, np.float32))
+    rng = np.random.default_rng(0)
+    assert set(_sample(peaked, DecodeConfig(top_p=0.9), rng).tolist()) == {0}
+    # without the nucleus every piece is drawn now and then; top-k 2 keeps the two best only
+    wide = np.log(np.array([[0.4, 0.3, 0.2, 0.1]] * 2000, np.float32))
+    drawn = np.bincount(_sample(wide, DecodeConfig(top_p=1.0), rng), minlength=4) / 2000
+    assert np.allclose(drawn, [0.4, 0.3, 0.2, 0.1], atol=0.04)
+    assert set(_sample(wide, DecodeConfig(top_p=1.0, top_k=2), rng).tolist()) == {0, 1}
+    assert (_sample(wide[:5], DecodeConfig(seed=1), np.random.default_rng(7)) == _sample(
+        wide[:5], DecodeConfig(seed=1), np.random.default_rng(7))).all()  # fmt: skip

@@ -474,3 +474,29 @@ def test_match_and_faq_ask_commands_on_a_trained_bi_encoder(zh_tokenizer, tmp_pa
         and bad.stderr.count("\n") == 1
         and "luodi train matcher --kind cross" in bad.stderr
     )
+
+
+def test_faq_accuracy_counts_top_hits_recall_and_what_would_be_answered(matcher):
+    from luodi.pipeline import TfidfFaq
+    from luodi.tasks.match import faq_accuracy
+
+    faq = TfidfFaq(FAQ)
+    paraphrases = [
+        ("明天的天气怎么样", "明天天气怎么样"),  # shares most characters: the top hit
+        ("花呗怎么开通", "怎么开通花呗"),  # same characters reordered: still the top hit
+        ("打电话给妈妈", "导航到北京南站"),  # labelled with the wrong question: a miss, not in the top k
+        ("完全无关", "给妈妈打电话"),  # no shared character: no hit at all
+    ]
+    scores = faq_accuracy(faq, paraphrases, k=2, threshold=0.3)
+    assert scores["accuracy"] == 50.0 and scores["recall_at_2"] == 50.0 and scores["paraphrases"] == 4
+    assert scores["answered_right"] == 50.0 and scores["answered_wrong"] == 25.0  # the mislabelled one
+    assert scores["misses"] == [("打电话给妈妈", "导航到北京南站", "给妈妈打电话"),
+                                ("完全无关", "给妈妈打电话", None)]  # fmt: skip
+    assert "answered_right" not in faq_accuracy(faq, paraphrases, k=2)  # no threshold: no answered_*
+    # any searcher with search(query, k) and hits with .question: an embedding index too
+    index = FaqIndex.build(FAQ, matcher, threshold=-1.0)
+    assert faq_accuracy(index, [(q, q) for q, _ in FAQ], k=1)["accuracy"] == 100.0
+    with pytest.raises(ValueError, match="not in the FAQ"):
+        faq_accuracy(faq, [("怎么开花呗", "花呗怎么开")])
+    with pytest.raises(ValueError, match="at least one"):
+        faq_accuracy(faq, [])
