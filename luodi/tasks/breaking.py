@@ -396,7 +396,7 @@ TEST_CHARS = {"pku": 15_000, "weibo": 8_000, "stream": 12_000}
 
 
 # The assistant's breaker also learns spoken streams (``session``): the punctuation data keeps it general.
-ASSISTANT_TRAIN_CHARS = {**TRAIN_CHARS, "session": 400_000}
+ASSISTANT_TRAIN_CHARS = {**TRAIN_CHARS, "session": 400_000}  # the train streams hold 233 k: all of them
 ASSISTANT_DEV_CHARS = {**DEV_CHARS, "session": 6_000}
 ASSISTANT_TEST_CHARS = {**TEST_CHARS, "session": 40_000}
 
