@@ -545,7 +545,7 @@ def write_report(
     json_path, md_path = write_results(
         "bench", rows, command=command, notes=notes_for(rows, extra, cfg, plots, note), extra=extra
     )
-    # the issue asks for results/bench.json and docs/benchmarks.md: write_results names both after the
+    # the results file is results/bench.json and the table docs/benchmarks.md: write_results names both after the
     # topic, so the page is renamed here (and its title with it)
     target = md_path.with_name("benchmarks.md")
     text = md_path.read_text().replace("# bench\n", "# benchmarks\n", 1)

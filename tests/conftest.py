@@ -33,3 +33,14 @@ def full_tokenizer():
     from luodi.encoders import load_tokenizer
 
     return load_tokenizer("full")
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """torch on one thread for a test module of tiny tensors: extra threads only add synchronisation."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -445,7 +445,7 @@ def _teacher_budget(group: str) -> str | None:
 
 def _budget_notes(budget: str, groups, means, stds, label_budget: bool) -> list[str]:
     """The comparisons of one training budget (group-name infix ``budget``: "" or e.g. "2ep-"): per student
-    size, ensemble vs baseline against seed variance and the issue's targets, then the teachers' spread."""
+    size, ensemble vs baseline against seed variance and the targets, then the teachers' spread."""
     import statistics
 
     teacher_groups = sorted(g for g in groups if _teacher_budget(g) == budget)
@@ -549,7 +549,7 @@ def _budget_notes(budget: str, groups, means, stds, label_budget: bool) -> list[
 
 
 def _notes(groups, missing, train, test, train_chars, test_chars, mean_chars: float) -> str:
-    """The table's provenance, the comparisons against seed variance and the issue's targets."""
+    """The table's provenance, the comparisons against seed variance and the targets."""
     import statistics
 
     def seed1(group):  # the seed-1 row of a group: its batch / lr columns came from its train_log.json

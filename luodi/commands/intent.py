@@ -83,7 +83,7 @@ def train_intent(
     console.print(f"saved {out} ({minutes:.1f} min); valid: {json.dumps(scores)}")
 
 
-# row names as the issue spells them: NLPCC-2018's "test" here is the fixed dev part of its session split
+# row names as the reports spell them: NLPCC-2018's "test" here is the fixed dev part of its session split
 SET_NAMES = {"cais": ("CAIS", "test"), "nlpcc2018": ("NLPCC", "dev")}
 
 

@@ -222,7 +222,7 @@ def _jieba_parallel(texts: list[str], workers: int) -> float:
     return round(sum(map(len, texts)) / seconds)
 
 
-TARGETS = {"fine PKU": 96.5, "coarse MSR": 96.0}  # the F1 targets for the unified model
+TARGETS = {"fine PKU": 96.5, "coarse MSR": 96.0}  # the F1 targets for the unified model
 
 
 def learning_curve(rows: list[dict], family: str, split_chars: dict[str, int]) -> str:

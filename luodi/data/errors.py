@@ -54,3 +54,22 @@ def read_lines(path: Path) -> list[str]:
     if lines[-1] == "":
         lines.pop()
     return [line.removesuffix("\r") for line in lines]
+
+
+def json_lines(path: Path, what: str, parse):
+    """``parse(obj)`` of every non-blank JSON line of ``path``, in order. A line that is not JSON, or that
+    ``parse`` rejects (KeyError, TypeError, ValueError, AttributeError), is a DataFormatError naming the file,
+    the line and ``what`` the line should have been."""
+    import json
+
+    out = []
+    for lineno, line in enumerate(read_lines(Path(path)), start=1):
+        if not line.strip():
+            continue
+        try:
+            out.append(parse(json.loads(line)))
+        except DataFormatError:
+            raise
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as err:
+            raise DataFormatError(path, lineno, f"bad {what}: {err}") from err
+    return out

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from luodi.data.errors import DataFormatError, read_lines, require_dir, resolve_root
+from luodi.data.errors import DataFormatError, json_lines, read_lines, require_dir, resolve_root
 
 _TAG = re.compile(r"O|[BIES]-\w+")
 _MARKUP = re.compile(r"<(/?)([^<>]*)>")
@@ -229,31 +229,20 @@ def load_smp2020(split: Literal["train", "dev"] = "train", root: Path | None = N
     ``{"text", "domain", "intent", "slots": {type: value or [values]}}``; the intent label is ``domain.INTENT`` and a
     slot's span is the first occurrence of its value not overlapping a longer value's (longest placed
     first: 北京南站 before 北京). A value that is not in the text is a ``DataFormatError``."""
-    import json
-
     if split not in ("train", "dev"):
         raise ValueError(f"unknown split {split!r}: expected train or dev")
-    path = resolve_root(root) / f"intent/smp2020/{split}.jsonl"
-    out = []
-    for lineno, line in enumerate(read_lines(path), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-            text, domain, intent, slots = row["text"], row["domain"], row["intent"], row.get("slots") or {}
-        except (json.JSONDecodeError, KeyError, TypeError) as err:
-            raise DataFormatError(
-                path, lineno, f"expected a JSON object with text, domain, intent: {err}"
-            ) from err
+
+    def parse(row: dict) -> IntentExample:
+        text, domain, intent, slots = row["text"], row["domain"], row["intent"], row.get("slots") or {}
         if not isinstance(text, str) or not text.strip() or not isinstance(slots, dict):
-            raise DataFormatError(path, lineno, "text must be a non-empty string and slots an object")
+            raise ValueError("text must be a non-empty string and slots an object")
         taken = [False] * len(text)
         spans: list[tuple[str, int, int]] = []
         values = [(n, str(v)) for n, vs in slots.items() for v in (vs if isinstance(vs, list) else [vs])]
         for name, value in sorted(values, key=lambda nv: -len(nv[1])):
             start = text.find(value) if value else -1
             if start < 0:
-                raise DataFormatError(path, lineno, f"slot {name}={value!r} is not in the text {text!r}")
+                raise ValueError(f"slot {name}={value!r} is not in the text {text!r}")
             while start >= 0 and any(taken[start : start + len(value)]):
                 start = text.find(value, start + 1)
             if start < 0:
@@ -263,5 +252,7 @@ def load_smp2020(split: Literal["train", "dev"] = "train", root: Path | None = N
         spans.sort(key=lambda s: s[1])
         tags = spans_to_bioes(len(text), spans)
         slot_objs = tuple(Slot(n, s, e, text[s:e]) for n, s, e in spans)
-        out.append(IntentExample(text, f"{domain}.{intent}", tuple(tags), None, slot_objs))
-    return out
+        return IntentExample(text, f"{domain}.{intent}", tuple(tags), None, slot_objs)
+
+    path = resolve_root(root) / f"intent/smp2020/{split}.jsonl"
+    return json_lines(path, "SMP2020 utterance (text, domain, intent, slots)", parse)

@@ -329,27 +329,18 @@ def read_streams(path: str | Path) -> list[Stream]:
     """A user's own streams, JSON lines ``{"text": "放首歌明天天气怎么样", "queries": [{"text": "放首歌",
     "intent": "music.play", "slots": {"song": "..."}}, ...]}`` (the queries' texts must spell the stream's
     text in order; slots optional, each value a substring of its query). Errors name file and line."""
-    import json
+    from luodi.data.errors import json_lines
 
-    from luodi.data.errors import DataFormatError, read_lines
-
-    path = Path(path)
-    out = []
-    for lineno, line in enumerate(read_lines(path), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-            text, queries = row["text"], row["queries"]
-            if not isinstance(text, str) or not isinstance(queries, list) or not queries:
-                raise TypeError("text must be a string and queries a non-empty list")
-            examples = [query_example(q) for q in queries]
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as err:
-            raise DataFormatError(path, lineno, f"bad stream: {err}") from err
+    def parse(row: dict) -> Stream:
+        text, queries = row["text"], row["queries"]
+        if not isinstance(text, str) or not isinstance(queries, list) or not queries:
+            raise TypeError("text must be a string and queries a non-empty list")
+        examples = [query_example(q) for q in queries]
         if "".join(e.text for e in examples) != text:
-            raise DataFormatError(path, lineno, "the queries' texts joined do not spell the stream's text")
-        out.append(Stream(text, tuple(examples), "file"))
-    return out
+            raise ValueError("the queries' texts joined do not spell the stream's text")
+        return Stream(text, tuple(examples), "file")
+
+    return json_lines(Path(path), "stream", parse)
 
 
 def query_example(q: dict) -> IntentExample:
@@ -372,18 +363,9 @@ def query_example(q: dict) -> IntentExample:
 def read_queries(path: str | Path) -> list[IntentExample]:
     """Single utterances, JSON lines ``{"text": "放首稻香", "intent": "music.play", "slots": {"song": "稻香"}}``
     (``luodi eval intent --data FILE``). Errors name file and line."""
-    import json
+    from luodi.data.errors import json_lines
 
-    from luodi.data.errors import DataFormatError, read_lines
-
-    out = []
-    for lineno, line in enumerate(read_lines(Path(path)), start=1):
-        if line.strip():
-            try:
-                out.append(query_example(json.loads(line)))
-            except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as err:
-                raise DataFormatError(path, lineno, f"bad query: {err}") from err
-    return out
+    return json_lines(Path(path), "query", query_example)
 
 
 def write_streams(streams: Sequence[Stream], path: str | Path) -> None:

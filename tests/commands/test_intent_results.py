@@ -1,4 +1,4 @@
-"""`luodi eval intent` bookkeeping: the issue's row names, legacy rows renamed on a partial rerun, and the
+"""`luodi eval intent` bookkeeping: the reports' row names, legacy rows renamed on a partial rerun, and the
 example tables of an old docs page carried over as sections (no model, no data needed)."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from luodi.commands.intent import _legacy_sections, legacy_row_name, row_label
 from luodi.results import merge_results, write_results
 
 
-def test_row_labels_follow_the_issue():
+def test_row_labels_follow_the_report_names():
     assert row_label("cais", "test") == "CAIS test"
     assert row_label("nlpcc2018", "test") == "NLPCC dev"  # the fixed dev sessions
     assert row_label("nlpcc2018", "entity-swap") == "NLPCC entity-swap"

@@ -40,7 +40,9 @@ def test_smp_list_values_and_errors_name_the_line(tmp_path):
     ok = {"text": "恒大对阵鲁能", "domain": "match", "intent": "QUERY", "slots": {"name": ["恒大", "鲁能"]}}
     bad = {"text": "打开微信", "domain": "app", "intent": "LAUNCH", "slots": {"name": "QQ"}}
     root = _smp_root(tmp_path, [json.dumps(ok, ensure_ascii=False), json.dumps(bad, ensure_ascii=False)])
-    with pytest.raises(DataFormatError, match=r"train.jsonl:2: slot name='QQ' is not in the text"):
+    with pytest.raises(
+        DataFormatError, match=r"train.jsonl:2: bad SMP2020 .*slot name='QQ' is not in the text"
+    ):
         load_smp2020("train", root)
     (tmp_path / "intent/smp2020/train.jsonl").write_text(json.dumps(ok, ensure_ascii=False) + "\n")
     (e,) = load_smp2020("train", root)
@@ -120,7 +122,9 @@ def test_read_streams_round_trip_and_errors(tmp_path):
     path.write_text(
         '{"text": "放稻香", "queries": [{"text": "放歌", "intent": "music.play"}]}\n\n{"text": 1}\n'
     )
-    with pytest.raises(DataFormatError, match=r"s.jsonl:1: the queries' texts joined do not spell"):
+    with pytest.raises(
+        DataFormatError, match=r"s.jsonl:1: bad stream: the queries' texts joined do not spell"
+    ):
         read_streams(path)
     path.write_text('{"text": "x", "queries": [{"text": "x", "intent": "chat"}]}\n{"text": 1}\n')
     with pytest.raises(DataFormatError, match=r"s.jsonl:2: bad stream"):

@@ -16,12 +16,7 @@ LOGIT_ATOL = 1e-4  # fp32 ORT vs PyTorch: same function, only the order of float
 CONTEXTS = [[10, 11, 12], [13, 14, 15, 16, 17, 18], [19]]  # different lengths: a padded prefill batch
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _model(arch: str, seed: int = 0, vocab: int = VOCAB, mask: int = MASK) -> ReplyModel:
