@@ -147,7 +147,7 @@ def trim_char_vocabulary(model: nn.Module, tokenizer, chars: Iterable[str]) -> C
 # ----------------------------------------------------------------------------- the runtime stand-in
 
 
-EXECUTIONS = ("rows", "padded", "buckets")
+EXECUTIONS = ("auto", "rows", "padded", "buckets")
 
 
 class OnnxTaskModule:
@@ -157,15 +157,19 @@ class OnnxTaskModule:
     ``execution`` decides how a batch reaches the session, and so whether one row's answer can depend on
     the other rows:
 
-    - ``"rows"`` (default): every row runs alone, cut to its own length. The release graphs are dynamic
+    - ``"auto"`` (default): ``"rows"`` for a graph with dynamic activation scales (the release graphs),
+      ``"buckets"`` for one with calibrated static scales (``luodi.runtime.quant``), where nothing is
+      shared between rows and runs without padding are cheaper than one run per row.
+    - ``"rows"``: every row runs alone, cut to its own length. The release graphs are dynamic
       int8: each ``DynamicQuantizeLinear`` takes one scale and zero point from the min / max of the whole
       input tensor, so in a padded batch a row is quantised with a scale set by the other rows (the
       segmenter split 这是一家移动互联网公司 as 互 / 联网 next to 我爱北京天安门 and 互联网 alone). Alone,
       a row's output is a function of that row only, whatever the batch: the micro-batcher cannot change
       one user's answer with another user's request. Measured cost in docs/batch_invariance.md.
     - ``"padded"``: one run for the whole padded batch (the previous behaviour; batch-dependent).
-    - ``"buckets"``: one run per group of equal-length rows (no padding, still one shared scale per
-      group: batch-dependent too, kept to measure that).
+    - ``"buckets"``: one run per group of equal-length rows (no padding). On a dynamic graph the rows of
+      a group still share one scale (batch-dependent); on a static graph each row's output equals its
+      output alone (measured bit for bit on the three release models, tests/runtime/test_quant.py).
 
     ``numpy_io``: outputs are numpy arrays (the task classes' numpy path: no torch between runs); False
     returns torch tensors, as the PyTorch model does (the previous glue, kept for comparison)."""
@@ -173,7 +177,7 @@ class OnnxTaskModule:
     numpy_io = True
 
     def __init__(self, path: str | Path, config, threads: int = 2, spinning: bool = False,
-                 execution: str = "rows", numpy_io: bool = True) -> None:  # fmt: skip
+                 execution: str = "auto", numpy_io: bool = True) -> None:  # fmt: skip
         import onnxruntime as ort
 
         if execution not in EXECUTIONS:
@@ -200,6 +204,8 @@ class OnnxTaskModule:
         self._depth_axis = {a.name: _axis(a.shape, "labels") for a in self.session.get_inputs()}
         self.config = config
         self.threads = threads
+        if execution == "auto":
+            execution = "buckets" if has_static_scales(self.path) else "rows"
         self.execution = execution
         self.numpy_io = numpy_io
 
@@ -260,6 +266,15 @@ class OnnxTaskModule:
         return out
 
 
+def has_static_scales(path: str | Path) -> bool:
+    """True for an int8 graph whose activations all have fixed scales: ``QuantizeLinear`` nodes and no
+    ``DynamicQuantizeLinear`` (what ``luodi.runtime.quant.staticize`` makes)."""
+    import onnx
+
+    ops = {n.op_type for n in onnx.load(str(path), load_external_data=False).graph.node}
+    return "QuantizeLinear" in ops and "DynamicQuantizeLinear" not in ops
+
+
 def _axis(shape, name: str) -> int | None:
     return shape.index(name) if name in shape else None
 
@@ -277,10 +292,10 @@ def is_release_dir(path: str | Path) -> bool:
 
 
 def load_release(kind: str, release_dir: str | Path, threads: int = 2, spinning: bool = False,
-                 execution: str = "rows", numpy_io: bool = True):  # fmt: skip
+                 execution: str = "auto", numpy_io: bool = True):  # fmt: skip
     """The task object (``SentenceBreaker`` / ``Segmenter`` / ``IntentModel``) over a release directory.
-    ``spinning``: let ORT's idle threads busy-wait; ``execution``: how batches reach the session ("rows":
-    one row at a time, so answers never depend on the batch); ``numpy_io``: numpy glue (see
+    ``spinning``: let ORT's idle threads busy-wait; ``execution``: how batches reach the session (the
+    default never lets one row's answer depend on the others); ``numpy_io``: numpy glue (see
     ``OnnxTaskModule``)."""
     if kind not in KINDS:
         raise ValueError(f"unknown release model kind {kind!r}: expected one of {KINDS}")
@@ -441,9 +456,12 @@ def optimize_release(
 
 
 def export_release(model: nn.Module, tokenizer, out_dir: str | Path, chars: Iterable[str],
-                   lexicons: str | Path | None = None, ffn_fp32: bool = False) -> dict[str, Any]:  # fmt: skip
+                   lexicons: str | Path | None = None, ffn_fp32: bool = False, static: bool = False,
+                   calibration: dict[str, list[str]] | None = None) -> dict[str, Any]:  # fmt: skip
     """Trim ``model``'s vocabulary to ``chars`` (in place: pass a copy you can lose), export, optimise to
-    int8 and write the release directory. Returns {"kind", "vocab", "fused_counts", "size_mb"}."""
+    int8 and write the release directory. Returns {"kind", "vocab", "fused_counts", "size_mb"}.
+    ``static``: then calibrate fixed activation scales (``luodi.runtime.quant.static_release`` on
+    ``calibration`` texts, by default the task's training texts), so rows are independent in any batch."""
     import shutil
     import tempfile
 
@@ -463,5 +481,15 @@ def export_release(model: nn.Module, tokenizer, out_dir: str | Path, chars: Iter
         target = out_dir / "lexicons"
         shutil.rmtree(target, ignore_errors=True)
         shutil.copytree(lexicons, target)
+    if static:
+        from luodi.runtime.quant import calibrate, static_release
+
+        with tempfile.TemporaryDirectory(prefix="luodi-static-") as tmp:
+            info = static_release(
+                kind, out_dir, Path(tmp) / "static", stats=calibrate(kind, out_dir, calibration)
+            )
+            for name in (MODEL_FILE, "calibration.json"):
+                shutil.copyfile(Path(tmp) / "static" / name, out_dir / name)
     size = sum(p.stat().st_size for p in out_dir.rglob("*") if p.is_file() and p.name != "card.json")
-    return {"kind": kind, "vocab": len(vocab), "fused_counts": counts, "size_mb": round(size / 1e6, 2)}
+    out = {"kind": kind, "vocab": len(vocab), "fused_counts": counts, "size_mb": round(size / 1e6, 2)}
+    return {**out, "static_quantizers": info["replaced"]} if static else out

@@ -8,7 +8,7 @@ import pytest
 CHARS = "播放周杰伦的歌明天气怎么样我想听刘德华冰雨"
 
 
-def build_tiny_release(kind: str, out_dir):
+def build_tiny_release(kind: str, out_dir, **export_options):
     import torch
 
     from luodi.modeling import TokenClassifier, TokenClassifierConfig, tiny_encoder_config
@@ -35,7 +35,7 @@ def build_tiny_release(kind: str, out_dir):
         lexicons = out_dir.parent / f"{out_dir.name}-lexicons"
         # 杰伦 inside 周杰伦: two label sets on one character, so batches differ in knowledge depth
         Gazetteer({"singer": ["周杰伦", "杰伦", "刘德华"]}).save_dir(lexicons)
-    export_release(model.eval(), vocab, out_dir, CHARS, lexicons=lexicons)
+    export_release(model.eval(), vocab, out_dir, CHARS, lexicons=lexicons, **export_options)
     return out_dir
 
 
@@ -50,3 +50,9 @@ def tiny_release(tmp_path_factory):
         return built[kind]
 
     return get
+
+
+@pytest.fixture(scope="session")
+def build_release():
+    """``build_release(kind, out_dir, **export_release options)``: a fresh tiny release directory."""
+    return build_tiny_release
