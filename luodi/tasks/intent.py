@@ -368,8 +368,9 @@ class IntentModel:
 
     @functools.cached_property
     def tag_rules(self):
-        """BIOES transition rules: decoding never yields a fragment like ``I-song`` after ``O``."""
-        return transition_rules(self.config.slot_tags)
+        """BIOES transition rules: decoding never yields a fragment like ``I-song`` after ``O``. numpy, once:
+        viterbi would convert torch rules on every call."""
+        return tuple(r.numpy() for r in transition_rules(self.config.slot_tags))
 
     def __call__(self, texts: str | Sequence[str]):
         single = isinstance(texts, str)

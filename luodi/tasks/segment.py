@@ -204,7 +204,9 @@ def bigram_index(cfg: SegmenterConfig) -> dict[str, int]:
 
 # ----------------------------------------------------------------------------- constrained Viterbi
 
-BMES_RULES = transition_rules(TAGS)  # B -> M/E, M -> M/E, E/S -> B/S; start B/S, end E/S
+# B -> M/E, M -> M/E, E/S -> B/S; start B/S, end E/S. As numpy once: viterbi would convert torch rules on
+# every call, torch calls on the serving path
+BMES_RULES = tuple(r.numpy() for r in transition_rules(TAGS))
 
 
 def viterbi(

@@ -80,3 +80,46 @@ def test_intent_top_k_is_sorted_and_sums_to_one(tiny_release):
     scores = [t["score"] for t in out["top_k"]]
     assert scores == sorted(scores, reverse=True) and out["top_k"][0]["intent"] == out["intent"]
     assert len(out["top_k"]) == len(api.config.intents) == 3 and abs(sum(scores) - 1) < 1e-5
+
+
+class _TorchCalls:
+    """Records every torch function called inside the block (torch.overrides.TorchFunctionMode sees
+    factory functions such as torch.from_numpy / torch.tensor and every tensor method)."""
+
+    def __enter__(self):
+        from torch.overrides import TorchFunctionMode
+
+        calls = self.calls = []
+
+        class Mode(TorchFunctionMode):
+            def __torch_function__(self, func, types, args=(), kwargs=None):
+                calls.append(getattr(func, "__name__", str(func)))
+                return func(*args, **(kwargs or {}))
+
+        self.mode = Mode()
+        self.mode.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        self.mode.__exit__(*exc)
+
+
+@pytest.mark.parametrize("kind", ["breaker", "segmenter", "intent"])
+def test_release_tasks_call_no_torch_between_runs(tiny_release, kind):
+    from luodi.runtime.tasks import load_release
+
+    texts = ["播放周杰伦的歌", "明天天气怎么样我想听刘德华冰雨"]
+
+    def run(task):
+        def call():
+            return task(texts, granularity="fine") if kind == "segmenter" else task(texts)
+
+        call()  # once first: per-model set-up (the intent model's tag rules, cached) may use torch
+        with _TorchCalls() as seen:
+            call()
+        return seen.calls
+
+    assert run(load_release(kind, tiny_release(kind), threads=1)) == []
+    assert run(
+        load_release(kind, tiny_release(kind), threads=1, numpy_io=False)
+    )  # the recorder does see torch
