@@ -137,6 +137,29 @@ def _run_variant(first_on_path: Path, release: str, threads: int, execution, run
     return json.loads(out.stdout.split("ROWS ", 1)[1])
 
 
+REMAINING = """Where the rest of a call goes after the change (cProfile of ``intent(text)`` on the release model,
+and the stage columns above): ONNX Runtime is most of every call (``onnx_ms``). What is left is numpy and
+Python: for intent the BIOES Viterbi over 75 tags (one dense (1, 75, 75) step per character: about half
+of the glue), the gazetteer's label ids and the answer dicts; for the segmenter the windows, the
+per-window tag constraints, the BMES Viterbi and the stitching; for the breaker almost nothing (an argmax).
+Per row (``after rows``) adds one ONNX Runtime call per text at batch 16; at batch 1 it is the same call."""
+
+
+def summary(rows: list[dict]) -> str:
+    """Before / after figures per kind at batch 1, computed from the rows."""
+    by = {r["name"]: r for r in rows}
+    lines = []
+    for kind in KINDS:
+        before, after = by.get(f"{kind} batch=1 before"), by.get(f"{kind} batch=1 after rows")
+        if before and after:
+            lines.append(
+                f"- {kind} batch 1: glue {before['glue_ms']:.3f} -> {after['glue_ms']:.3f} ms, encode "
+                f"{before['encode_ms']:.3f} -> {after['encode_ms']:.3f} ms, whole call {before['cpu_ms']:.3f} -> "
+                f"{after['cpu_ms']:.3f} ms CPU, of which ONNX Runtime {after['onnx_ms'] / after['cpu_ms']:.0%}."
+            )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--release", default=str(Path("release").resolve()))
@@ -179,6 +202,10 @@ def main(argv: list[str] | None = None) -> None:
 
     notes = (
         __doc__.split("\n\n", 2)[2].strip()
+        + "\n\nThis run:\n\n"
+        + summary(out)
+        + "\n\n"
+        + REMAINING
         + f"\n\nBaseline {args.baseline}; {args.threads} thread(s) for ONNX Runtime and torch; best of {args.rounds} "
         f"rounds. 1-min load average at the end: {os.getloadavg()[0]:.2f} on 2 cores (two model trainings "
         "ran on the machine during the run: absolute times are upper bounds, compare rows of this table)."
