@@ -382,7 +382,7 @@ class IntentModel:
 
         intents, tags, logits = self.predict_tags(batch)
         probs = softmax(logits)
-        # top k by descending probability, ties to the lower index (as torch.topk on CPU)
+        # top k by descending probability, ties to the lower index (a stable sort): deterministic
         tops = np.argsort(-probs, axis=-1, kind="stable")[:, : min(self.top_k, probs.shape[-1])]
         results = []
         for text, intent, tag_seq, p, top in zip(batch, intents, tags, probs, tops, strict=True):
