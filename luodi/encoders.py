@@ -253,8 +253,11 @@ def trim_vocabulary(
 
 @dataclass
 class CharBatch:
-    input_ids: torch.Tensor  # (batch, 1 + extra + max_chars + 1): <s> [extra...] chars </s> <pad>...
-    attention_mask: torch.Tensor
+    # torch from ``CharAligner.batch``, numpy from ``CharAligner.arrays``
+    input_ids: (
+        torch.Tensor | np.ndarray
+    )  # (batch, 1 + extra + max_chars + 1): <s> [extra...] chars </s> <pad>...
+    attention_mask: torch.Tensor | np.ndarray
     lengths: list[int]  # characters per text (the positions 1+extra .. 1+extra+len-1 are the chars)
     fallbacks: int  # characters that fell back to <unk>
 
@@ -311,6 +314,13 @@ class CharAligner:
     def batch(self, texts: Sequence[str], prefix_ids: Sequence[Sequence[int]] | None = None) -> CharBatch:
         """Pad a batch: ``<s> [prefix ids] chars </s>``. ``prefix_ids`` lets a task put control tokens
         (e.g. a granularity marker) before the characters; all prefixes in a batch have equal length."""
+        b = self.arrays(texts, prefix_ids)
+        return CharBatch(
+            torch.from_numpy(b.input_ids), torch.from_numpy(b.attention_mask), b.lengths, b.fallbacks
+        )
+
+    def arrays(self, texts: Sequence[str], prefix_ids: Sequence[Sequence[int]] | None = None) -> CharBatch:
+        """``batch`` with numpy int64 arrays in the CharBatch (the ONNX Runtime path runs without torch)."""
         rows, lengths, fallbacks = [], [], 0
         for i, text in enumerate(texts):
             char_ids = self.ids(text)
@@ -327,7 +337,7 @@ class CharAligner:
         for i, row in enumerate(rows):
             input_ids[i, : len(row)] = row
             attention_mask[i, : len(row)] = 1
-        return CharBatch(torch.from_numpy(input_ids), torch.from_numpy(attention_mask), lengths, fallbacks)
+        return CharBatch(input_ids, attention_mask, lengths, fallbacks)
 
 
 # ----------------------------------------------------------------------------- sentence embeddings

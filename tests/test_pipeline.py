@@ -223,21 +223,25 @@ def test_trimmed_onnx_export_matches_pytorch(tmp_path, kind):
     )
     small.save(tmp_path / "vocab.json")
     config, _ = _read_config(tmp_path)
-    onnx_task = make(OnnxTaskModule(path, config, threads=1), CharVocab.load(tmp_path / "vocab.json"))
+    # padded: the graph itself on the whole batch, padding positions included, against PyTorch
+    module = OnnxTaskModule(path, config, threads=1, execution="padded")
+    onnx_task = make(module, CharVocab.load(tmp_path / "vocab.json"))
     texts = ["播放周杰伦的歌", "明天天气怎么样我想听", "的"]  # lengths differ from the traced example (9)
 
-    @torch.no_grad()
-    def logits_of(task, batch):
-        if kind == "breaker":
-            b = task.aligner.batch(batch)
-            return [task.model(input_ids=b.input_ids, attention_mask=b.attention_mask)["logits"].numpy()]
-        if kind == "segmenter":
-            from luodi.tasks.segment import encode_batch
+    def logits_of(task, batch):  # numpy outputs from either model (luodi.runtime.glue.forward)
+        from luodi.runtime.glue import forward
 
-            return [task.model(**encode_batch(task.model, task.aligner, batch, g, task.index))["logits"].numpy()
+        if kind == "breaker":
+            b = task.aligner.arrays(batch)
+            feed = {"input_ids": b.input_ids, "attention_mask": b.attention_mask}
+            return [forward(task.model, feed)["logits"]]
+        if kind == "segmenter":
+            from luodi.tasks.segment import encode_arrays
+
+            return [forward(task.model, encode_arrays(task.model, task.aligner, batch, g, task.index))["logits"]
                     for g in ("fine", "coarse")]  # fmt: skip
         intent, slots = task.logits(batch)
-        return [intent.numpy(), *[s.numpy() for s in slots]]
+        return [intent, *slots]
 
     _compare(original, onnx_task, texts, logits_of)
     # an unkept character is <unk> in the trimmed model, exactly as an unknown one in the original

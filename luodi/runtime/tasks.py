@@ -5,10 +5,17 @@ and the export that makes their small release artifacts.
     segmenter = load_release("segmenter", "release/segmenter")   # a Segmenter
     intent    = load_release("intent",    "release/intent")      # an IntentModel (+ its lexicons)
 
-The task classes stay unchanged: each is built around ``OnnxTaskModule``, a stand-in for the PyTorch
-``TaskModel`` with the same ``config`` and call signature (``module(**batch) -> {"logits": ...}``), and a
-``CharVocab``, a stand-in for the tokenizer with the interface ``CharAligner`` reads. So windowing,
-constrained Viterbi, gazetteer features and slot decoding are the very code the PyTorch path runs.
+The task classes are the PyTorch path's own: each is built around ``OnnxTaskModule``, a stand-in for the
+PyTorch ``TaskModel`` with the same ``config`` and call signature (``module(**batch) -> {"logits": ...}``,
+numpy arrays in and out), and a ``CharVocab``, a stand-in for the tokenizer with the interface
+``CharAligner`` reads. So windowing, constrained Viterbi, gazetteer features and slot decoding are the very
+code the PyTorch path runs; between model calls that code is numpy (``luodi.runtime.glue``), so serving
+makes no torch call.
+
+Answers do not depend on the batch: ``OnnxTaskModule`` runs each row alone by default, because the
+dynamic-int8 graphs take one activation scale per input tensor (``OnnxTaskModule``'s docstring;
+measurements in docs/batch_invariance.md). ``luodi.runtime.quant`` turns a release graph into one with
+calibrated fixed scales, whose rows are independent in any batch.
 
 Why a trimmed vocabulary: a char-aligned model only ever looks up single-character pieces (plus
 ``<s> </s> <pad> <unk> ▁`` and the segmenter's granularity markers). The zh-trimmed e5 vocabulary has
@@ -140,30 +147,69 @@ def trim_char_vocabulary(model: nn.Module, tokenizer, chars: Iterable[str]) -> C
 # ----------------------------------------------------------------------------- the runtime stand-in
 
 
+EXECUTIONS = ("auto", "rows", "padded", "buckets")
+
+
 class OnnxTaskModule:
     """An ONNX Runtime session that looks like the PyTorch task model to the task classes: same
-    ``config``, ``eval()``, ``prefix_len``, and ``module(**batch)`` -> dict of torch tensors."""
+    ``config``, ``eval()``, ``prefix_len``, and ``module(**batch)`` -> dict of arrays.
 
-    def __init__(self, path: str | Path, config, threads: int = 2, spinning: bool = False) -> None:
+    ``execution`` decides how a batch reaches the session, and so whether one row's answer can depend on
+    the other rows:
+
+    - ``"auto"`` (default): ``"rows"`` for a graph with dynamic activation scales (the release graphs),
+      ``"buckets"`` for one with calibrated static scales (``luodi.runtime.quant``), where nothing is
+      shared between rows: measured at batch 16, one run per length group cost less CPU per text than
+      one run per row for intent (short queries, many of one length) and within 5 % of it for the breaker
+      and the segmenter (docs/batch_invariance.md).
+    - ``"rows"``: every row runs alone, cut to its own length. The release graphs are dynamic
+      int8: each ``DynamicQuantizeLinear`` takes one scale and zero point from the min / max of the whole
+      input tensor, so in a padded batch a row is quantised with a scale set by the other rows (the
+      segmenter split 这是一家移动互联网公司 as 互 / 联网 next to 我爱北京天安门 and 互联网 alone). Alone,
+      a row's output is a function of that row only, whatever the batch: the micro-batcher cannot change
+      one user's answer with another user's request. Measured cost in docs/batch_invariance.md.
+    - ``"padded"``: one run for the whole padded batch (the previous behaviour; batch-dependent).
+    - ``"buckets"``: one run per group of equal-length rows (no padding). On a dynamic graph the rows of
+      a group still share one scale (batch-dependent); on a static graph each row's output equals its
+      output alone (measured bit for bit on the three release models, tests/runtime/test_quant.py).
+
+    ``numpy_io``: outputs are numpy arrays (the task classes' numpy path: no torch between runs); False
+    returns torch tensors, as the PyTorch model does (the previous glue, kept for comparison)."""
+
+    numpy_io = True
+
+    def __init__(self, path: str | Path, config, threads: int = 2, spinning: bool = False,
+                 execution: str = "auto", numpy_io: bool = True) -> None:  # fmt: skip
         import onnxruntime as ort
 
+        if execution not in EXECUTIONS:
+            raise ValueError(f"execution must be one of {EXECUTIONS}, got {execution!r}")
         self.path = Path(path)
         if not self.path.is_file():
             raise FileNotFoundError(f"{self.path}: no such ONNX model")
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
-        # No busy-waiting between runs: the task code calls torch between runs (collate, softmax, decoding)
-        # and torch's own thread pool then competes with ORT's spinning threads for the 2 cores; with both
-        # at 2 threads one intent query took 8.1 ms instead of 3.9 (python -m bench.intent_stages).
+        # No busy-waiting between runs: the task code runs Python between runs (collate, softmax, decoding)
+        # and spinning ORT threads compete with it for the 2 cores; with torch glue at 2 threads one intent
+        # query took 8.1 ms instead of 3.9 (python -m bench.intent_stages).
         options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.output_names = [o.name for o in self.session.get_outputs()]
+        # which axis of each input / output is the sequence (cut per row) or the label-set depth (knowledge
+        # ids: cut to the row's own depth); named by the export's dynamic axes
+        self._seq_axis = {a.name: _axis(a.shape, "seq") for a in self.session.get_inputs()}
+        self._seq_axis.update({a.name: _axis(a.shape, "seq") for a in self.session.get_outputs()})
+        self._depth_axis = {a.name: _axis(a.shape, "labels") for a in self.session.get_inputs()}
         self.config = config
         self.threads = threads
+        if execution == "auto":
+            execution = "buckets" if has_static_scales(self.path) else "rows"
+        self.execution = execution
+        self.numpy_io = numpy_io
 
     @property
     def prefix_len(self) -> int:  # SegmenterModel's: one granularity marker after <s> when unified
@@ -172,13 +218,67 @@ class OnnxTaskModule:
     def eval(self) -> OnnxTaskModule:
         return self
 
-    def __call__(self, **batch) -> dict[str, torch.Tensor]:
+    def __call__(self, **batch) -> dict[str, Any]:
         missing = [n for n in self.input_names if n not in batch]
         if missing:
             raise ValueError(f"{self.path}: missing model inputs {missing}")
-        feed = {n: np.ascontiguousarray(batch[n].numpy(), dtype=np.int64) for n in self.input_names}
-        outputs = self.session.run(self.output_names, feed)
-        return {n: torch.from_numpy(o) for n, o in zip(self.output_names, outputs, strict=True)}
+        feed = {n: np.ascontiguousarray(batch[n], dtype=np.int64) for n in self.input_names}
+        if self.execution == "padded":
+            outputs = dict(zip(self.output_names, self.session.run(self.output_names, feed), strict=True))
+        else:
+            outputs = self._run_groups(feed)
+        if self.numpy_io:
+            return outputs
+        return {n: torch.from_numpy(o) for n, o in outputs.items()}
+
+    def _run_groups(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run row groups (one row each, or the rows of one length) cut to their length, and scatter the
+        outputs back into the padded batch shape (zeros past each row's length: never read)."""
+        mask = feed["attention_mask"]
+        rows, width = mask.shape
+        lengths = mask.sum(1)
+        if self.execution == "rows":
+            groups = [np.array([i]) for i in range(rows)]
+        else:
+            groups = [np.flatnonzero(lengths == n) for n in np.unique(lengths)]
+        out: dict[str, np.ndarray] = {}
+        for idx in groups:
+            n = int(lengths[idx[0]])
+            part = {}
+            for name, value in feed.items():
+                value = value[idx]
+                if self._seq_axis.get(name) == 1:
+                    value = value[:, :n]
+                # label-set padding (0) past the deepest set of these rows
+                if self._depth_axis.get(name) == value.ndim - 1:
+                    used = np.flatnonzero(value.any(axis=tuple(range(value.ndim - 1))))
+                    value = value[..., : int(used[-1]) + 1 if used.size else 1]
+                part[name] = np.ascontiguousarray(value)
+            for name, value in zip(self.output_names, self.session.run(self.output_names, part), strict=True):
+                if name not in out:
+                    shape = list(value.shape)
+                    shape[0] = rows
+                    if self._seq_axis.get(name) == 1:
+                        shape[1] = width
+                    out[name] = np.zeros(shape, dtype=value.dtype)
+                if self._seq_axis.get(name) == 1:
+                    out[name][idx, :n] = value
+                else:
+                    out[name][idx] = value
+        return out
+
+
+def has_static_scales(path: str | Path) -> bool:
+    """True for an int8 graph whose activations all have fixed scales: ``QuantizeLinear`` nodes and no
+    ``DynamicQuantizeLinear`` (what ``luodi.runtime.quant.staticize`` makes)."""
+    import onnx
+
+    ops = {n.op_type for n in onnx.load(str(path), load_external_data=False).graph.node}
+    return "QuantizeLinear" in ops and "DynamicQuantizeLinear" not in ops
+
+
+def _axis(shape, name: str) -> int | None:
+    return shape.index(name) if name in shape else None
 
 
 def _read_config(release_dir: Path):
@@ -193,9 +293,12 @@ def is_release_dir(path: str | Path) -> bool:
     return (path / MODEL_FILE).is_file() and (path / VOCAB_FILE).is_file()
 
 
-def load_release(kind: str, release_dir: str | Path, threads: int = 2, spinning: bool = False):
+def load_release(kind: str, release_dir: str | Path, threads: int = 2, spinning: bool = False,
+                 execution: str = "auto", numpy_io: bool = True):  # fmt: skip
     """The task object (``SentenceBreaker`` / ``Segmenter`` / ``IntentModel``) over a release directory.
-    ``spinning``: let ORT's idle threads busy-wait (see ``OnnxTaskModule``)."""
+    ``spinning``: let ORT's idle threads busy-wait; ``execution``: how batches reach the session (the
+    default never lets one row's answer depend on the others); ``numpy_io``: numpy glue (see
+    ``OnnxTaskModule``)."""
     if kind not in KINDS:
         raise ValueError(f"unknown release model kind {kind!r}: expected one of {KINDS}")
     release_dir = Path(release_dir).expanduser()
@@ -207,7 +310,7 @@ def load_release(kind: str, release_dir: str | Path, threads: int = 2, spinning:
     if meta.get("kind", kind) != kind:
         raise ValueError(f"{release_dir} holds a {meta['kind']} model, not a {kind}")
     vocab = CharVocab.load(release_dir / VOCAB_FILE)
-    module = OnnxTaskModule(release_dir / MODEL_FILE, config, threads, spinning)
+    module = OnnxTaskModule(release_dir / MODEL_FILE, config, threads, spinning, execution, numpy_io)
     if kind == "breaker":
         from luodi.tasks.breaking import SentenceBreaker
 
@@ -355,9 +458,12 @@ def optimize_release(
 
 
 def export_release(model: nn.Module, tokenizer, out_dir: str | Path, chars: Iterable[str],
-                   lexicons: str | Path | None = None, ffn_fp32: bool = False) -> dict[str, Any]:  # fmt: skip
+                   lexicons: str | Path | None = None, ffn_fp32: bool = False, static: bool = False,
+                   calibration: dict[str, list[str]] | None = None) -> dict[str, Any]:  # fmt: skip
     """Trim ``model``'s vocabulary to ``chars`` (in place: pass a copy you can lose), export, optimise to
-    int8 and write the release directory. Returns {"kind", "vocab", "fused_counts", "size_mb"}."""
+    int8 and write the release directory. Returns {"kind", "vocab", "fused_counts", "size_mb"}.
+    ``static``: then calibrate fixed activation scales (``luodi.runtime.quant.static_release`` on
+    ``calibration`` texts, by default the task's training texts), so rows are independent in any batch."""
     import shutil
     import tempfile
 
@@ -377,5 +483,15 @@ def export_release(model: nn.Module, tokenizer, out_dir: str | Path, chars: Iter
         target = out_dir / "lexicons"
         shutil.rmtree(target, ignore_errors=True)
         shutil.copytree(lexicons, target)
+    if static:
+        from luodi.runtime.quant import calibrate, static_release
+
+        with tempfile.TemporaryDirectory(prefix="luodi-static-") as tmp:
+            info = static_release(
+                kind, out_dir, Path(tmp) / "static", stats=calibrate(kind, out_dir, calibration)
+            )
+            for name in (MODEL_FILE, "calibration.json"):
+                shutil.copyfile(Path(tmp) / "static" / name, out_dir / name)
     size = sum(p.stat().st_size for p in out_dir.rglob("*") if p.is_file() and p.name != "card.json")
-    return {"kind": kind, "vocab": len(vocab), "fused_counts": counts, "size_mb": round(size / 1e6, 2)}
+    out = {"kind": kind, "vocab": len(vocab), "fused_counts": counts, "size_mb": round(size / 1e6, 2)}
+    return {**out, "static_quantizers": info["replaced"]} if static else out

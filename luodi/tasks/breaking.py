@@ -224,16 +224,19 @@ def make_collate(aligner):
     return collate
 
 
-@torch.no_grad()
 def predict_labels(model, aligner, texts: Sequence[str], batch_size: int = 64) -> list[list[int]]:
-    """Argmax label per character of each text (texts must fit the model's positions)."""
+    """Argmax label per character of each text (texts must fit the model's positions). numpy between
+    model calls (``luodi.runtime.glue``): the ONNX path runs no torch."""
+    from luodi.runtime.glue import forward
+
     model.eval()
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     out: list[list[int]] = [[] for _ in texts]
     for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
-        batch = aligner.batch([texts[i] for i in idx])
-        logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask)["logits"]
+        batch = aligner.arrays([texts[i] for i in idx])
+        feed = {"input_ids": batch.input_ids, "attention_mask": batch.attention_mask}
+        logits = forward(model, feed)["logits"]
         pred = logits.argmax(-1)  # (batch, seq)
         for row, i in enumerate(idx):
             out[i] = pred[row, 1 : 1 + len(texts[i])].tolist()

@@ -190,6 +190,9 @@ class IntentCollator:
         self.label_id = {label: i + 2 for i, label in enumerate(config.knowledge_labels)}
 
     def knowledge(self, texts: Sequence[str], width: int) -> torch.Tensor:
+        return torch.from_numpy(self.knowledge_array(texts, width))
+
+    def knowledge_array(self, texts: Sequence[str], width: int) -> np.ndarray:
         sets = [self._label_ids(t) for t in texts]
         depth = max((len(s) for row in sets for s in row), default=1)
         # filled in numpy: one torch.tensor per character cost more than the int8 model at batch 32
@@ -197,7 +200,7 @@ class IntentCollator:
         for b, row in enumerate(sets):
             for t, labels in enumerate(row):
                 ids[b, 1 + t, : len(labels)] = labels  # position 0 is <s>
-        return torch.from_numpy(ids)
+        return ids
 
     def _label_ids(self, text: str) -> list[list[int]]:
         if self.gazetteer is None:
@@ -216,10 +219,14 @@ class IntentCollator:
         return out
 
     def encode(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
-        batch = self.aligner.batch(texts)
+        return {k: torch.from_numpy(v) for k, v in self.encode_arrays(texts).items()}
+
+    def encode_arrays(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
+        """``encode`` as numpy int64 arrays (the prediction path feeds these to either model)."""
+        batch = self.aligner.arrays(texts)
         out = {"input_ids": batch.input_ids, "attention_mask": batch.attention_mask}
         if self.config.knowledge:
-            out["knowledge_ids"] = self.knowledge(texts, batch.input_ids.size(1))
+            out["knowledge_ids"] = self.knowledge_array(texts, batch.input_ids.shape[1])
         return out
 
     def __call__(self, examples: Sequence[IntentExample]) -> dict[str, torch.Tensor]:
@@ -323,9 +330,11 @@ class IntentModel:
             self.aligner, self.config, gazetteer if gazetteer is not None else self.gazetteer, noise
         )
 
-    @torch.no_grad()
     def logits(self, texts: Sequence[str], gazetteer: Gazetteer | None = None):
-        """(intent logits (n, intents), slot logits per text (len, tags)), in input order."""
+        """(intent logits (n, intents), slot logits per text (len, tags)), in input order, numpy float32
+        for either model (``luodi.runtime.glue``: the ONNX path runs no torch)."""
+        from luodi.runtime.glue import forward
+
         for i, text in enumerate(texts):
             if len(text) > self.max_chars:  # the position embeddings end there; one such text fails a batch
                 raise ValueError(
@@ -334,31 +343,34 @@ class IntentModel:
                 )
         collate = self.collator(gazetteer)
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        intent_out: list = [None] * len(texts)
+        intent_out = np.zeros((len(texts), len(self.config.intents)), dtype=np.float32)
         slot_out: list = [None] * len(texts)
         for start in range(0, len(order), self.batch_size):
             idx = order[start : start + self.batch_size]
-            out = self.model(**collate.encode([texts[i] for i in idx]))
+            out = forward(self.model, collate.encode_arrays([texts[i] for i in idx]))
+            intent_out[idx] = out["logits"]
             for row, i in enumerate(idx):
-                intent_out[i] = out["logits"][row]
                 slot_out[i] = out["slot_logits"][row, 1 : 1 + len(texts[i])]
-        return torch.stack(intent_out) if texts else torch.empty(0, len(self.config.intents)), slot_out
+        return intent_out, slot_out
 
     def predict_tags(self, texts: Sequence[str], gazetteer: Gazetteer | None = None):
+        from luodi.runtime.glue import log_softmax
+
         intent_logits, slot_logits = self.logits(texts, gazetteer)
         intents = [self.config.intents[i] for i in intent_logits.argmax(-1).tolist()]
         lengths = [len(s) for s in slot_logits]
-        padded = torch.zeros(len(slot_logits), max(lengths, default=0), len(self.config.slot_tags))
+        padded = np.zeros((len(slot_logits), max(lengths, default=0), len(self.config.slot_tags)), np.float32)
         for row, scores in enumerate(slot_logits):
             padded[row, : len(scores)] = scores
-        paths = viterbi(padded.log_softmax(-1), lengths, self.tag_rules)  # one pass for the batch
+        paths = viterbi(log_softmax(padded), lengths, self.tag_rules)  # one pass for the batch
         tags = [[self.config.slot_tags[i] for i in path] for path in paths]
         return intents, tags, intent_logits
 
     @functools.cached_property
     def tag_rules(self):
-        """BIOES transition rules: decoding never yields a fragment like ``I-song`` after ``O``."""
-        return transition_rules(self.config.slot_tags)
+        """BIOES transition rules: decoding never yields a fragment like ``I-song`` after ``O``. numpy, once:
+        viterbi would convert torch rules on every call."""
+        return tuple(r.numpy() for r in transition_rules(self.config.slot_tags))
 
     def __call__(self, texts: str | Sequence[str]):
         single = isinstance(texts, str)
@@ -366,11 +378,14 @@ class IntentModel:
         for i, t in enumerate(batch):
             if not isinstance(t, str):
                 raise TypeError(f"text {i} is {type(t).__name__}, expected str")
+        from luodi.runtime.glue import softmax
+
         intents, tags, logits = self.predict_tags(batch)
-        probs = logits.softmax(-1)
+        probs = softmax(logits)
+        # top k by descending probability, ties to the lower index (a stable sort): deterministic
+        tops = np.argsort(-probs, axis=-1, kind="stable")[:, : min(self.top_k, probs.shape[-1])]
         results = []
-        for text, intent, tag_seq, p in zip(batch, intents, tags, probs, strict=True):
-            top = p.topk(min(self.top_k, p.numel()))
+        for text, intent, tag_seq, p, top in zip(batch, intents, tags, probs, tops, strict=True):
             score = float(p.max()) if text else 0.0
             results.append(
                 {
@@ -382,10 +397,7 @@ class IntentModel:
                         {"type": t, "value": text[s:e], "start": s, "end": e}
                         for t, s, e in bioes_spans(tag_seq)
                     ],
-                    "top_k": [
-                        {"intent": self.config.intents[i], "score": float(v)}
-                        for v, i in zip(top.values.tolist(), top.indices.tolist(), strict=True)
-                    ],
+                    "top_k": [{"intent": self.config.intents[i], "score": float(p[i])} for i in top.tolist()],
                 }
             )
         return results[0] if single else results

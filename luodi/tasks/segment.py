@@ -56,6 +56,7 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -171,20 +172,28 @@ def encode_batch(
     model: SegmenterModel, aligner: CharAligner, texts: Sequence[str], granularity: str, index=None
 ) -> dict[str, torch.Tensor]:
     """Model inputs for texts WITHOUT whitespace (Segmenter removes it). ``index``: bigram -> id."""
+    arrays = encode_arrays(model, aligner, texts, granularity, index)
+    return {k: torch.from_numpy(v) for k, v in arrays.items()}
+
+
+def encode_arrays(
+    model: SegmenterModel, aligner: CharAligner, texts: Sequence[str], granularity: str, index=None
+) -> dict[str, np.ndarray]:
+    """``encode_batch`` as numpy int64 arrays (what the decoding path feeds either model)."""
     cfg = model.config
     prefix = [[cfg.marker_ids[granularity]]] * len(texts) if cfg.unified else None
-    cb = aligner.batch(texts, prefix)
+    cb = aligner.arrays(texts, prefix)
     first = 1 + model.prefix_len  # position of the first character
-    char_mask = torch.zeros_like(cb.attention_mask)
+    char_mask = np.zeros_like(cb.attention_mask)
     for i, n in enumerate(cb.lengths):
         char_mask[i, first : first + n] = 1
     batch = {"input_ids": cb.input_ids, "attention_mask": cb.attention_mask, "char_mask": char_mask}
     if cfg.use_bigram:
-        ids = torch.full((*cb.input_ids.shape, 2), PAD, dtype=torch.long)
+        ids = np.full((*cb.input_ids.shape, 2), PAD, dtype=np.int64)
         for i, t in enumerate(texts):
             if t:
                 pairs = [(index.get(lb, UNK), index.get(rb, UNK)) for lb, rb in char_bigrams(t)]
-                ids[i, first : first + len(t)] = torch.tensor(pairs)
+                ids[i, first : first + len(t)] = pairs
         batch["bigram_ids"] = ids
     return batch
 
@@ -195,7 +204,9 @@ def bigram_index(cfg: SegmenterConfig) -> dict[str, int]:
 
 # ----------------------------------------------------------------------------- constrained Viterbi
 
-BMES_RULES = transition_rules(TAGS)  # B -> M/E, M -> M/E, E/S -> B/S; start B/S, end E/S
+# B -> M/E, M -> M/E, E/S -> B/S; start B/S, end E/S. As numpy once: viterbi would convert torch rules on
+# every call, torch calls on the serving path
+BMES_RULES = tuple(r.numpy() for r in transition_rules(TAGS))
 
 
 def viterbi(
@@ -215,19 +226,19 @@ def _is_alnum_ascii(ch: str) -> bool:
 
 def char_constraints(
     text: str, breaks: Sequence[int] = (), spans: Sequence[tuple[int, int]] = ()
-) -> torch.Tensor:
+) -> np.ndarray:
     """Allowed tags (N, 4) for ``text`` (no whitespace). ``breaks``: positions i where a word must start
     (whitespace was removed before i); ``spans``: forced words (start, end exclusive), non-overlapping.
 
     Always feasible: breaks give E|S before and B|S after; a run gives B|M .. M .. M|E and is cut at
     breaks; a run touching a forced span is dropped; forced spans are exact B M..M E (or S)."""
     n = len(text)
-    allowed = torch.ones((n, 4), dtype=torch.bool)
+    allowed = np.ones((n, 4), dtype=bool)  # numpy: built per window on the serving path
     for i in breaks:
         if 0 < i < n:
             allowed[i - 1, [B, M]] = False
             allowed[i, [M, E]] = False
-    in_span = torch.zeros(n, dtype=torch.bool)
+    in_span = np.zeros(n, dtype=bool)
     for s, e in spans:
         in_span[s:e] = True
     break_set = set(breaks)
@@ -337,18 +348,19 @@ class Segmenter:
                                  [(a - s, z - s) for a, z in spans if s <= a and z <= e]))  # fmt: skip
         return pieces
 
-    @torch.no_grad()
     def _decode(self, pieces: list[_Piece], granularity: str) -> None:
+        from luodi.runtime.glue import forward, log_softmax
+
         order = sorted(range(len(pieces)), key=lambda i: len(pieces[i].text))
         first = 1 + self.model.prefix_len
         for at in range(0, len(order), self.batch_size):
             chunk = [pieces[i] for i in order[at : at + self.batch_size]]
             texts = [p.text for p in chunk]
-            batch = encode_batch(self.model, self.aligner, texts, granularity, self.index)
-            logits = self.model(**batch)["logits"]
+            batch = encode_arrays(self.model, self.aligner, texts, granularity, self.index)
+            logits = forward(self.model, batch)["logits"]
             n = max(len(t) for t in texts)
-            scores = logits[:, first : first + n].log_softmax(-1)  # (B, N, 4)
-            allowed = torch.ones((len(chunk), n, 4), dtype=torch.bool)
+            scores = log_softmax(logits[:, first : first + n])  # (B, N, 4)
+            allowed = np.ones((len(chunk), n, 4), dtype=bool)
             for i, p in enumerate(chunk):
                 allowed[i, : len(p.text)] = char_constraints(p.text, p.breaks, p.spans)
             for p, path in zip(chunk, viterbi(scores, [len(t) for t in texts], allowed), strict=True):
