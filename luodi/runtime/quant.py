@@ -51,7 +51,7 @@ class _RecordingSession:
 def calibration_texts(kind: str, n: int = 400, root: Path | None = None) -> dict[str, list[str]]:
     """Training texts of ``kind``'s task, by granularity for the segmenter ({"": texts} otherwise):
     breaker: breaking train chunks (PKU, Weibo, synthetic and spoken streams); segmenter: PKU train
-    sentences (fine) and MSR train sentences (coarse); intent: CAIS train utterances. A stride over each
+    sentences (fine) and MSR train sentences (coarse); intent: the skill schema's training utterances. A stride over each
     set, so every source is represented."""
 
     def spread(items: list, k: int) -> list:
@@ -69,10 +69,10 @@ def calibration_texts(kind: str, n: int = 400, root: Path | None = None) -> dict
             g: spread(["".join(w) for w in sents], n // 2)
             for g, sents in cws_sentences("train", root).items()
         }
-    if kind == "intent":
-        from luodi.data.intent import load_cais
+    if kind == "intent":  # the skill schema's training data: CAIS, NLPCC-2018, SMP2020 and chat negatives
+        from luodi.data.skills import assistant_intent_data
 
-        return {"": spread([e.text for e in load_cais("train", root)], n)}
+        return {"": spread([e.text for e in assistant_intent_data(root)[0]], n)}
     raise ValueError(f"unknown release model kind {kind!r}")
 
 

@@ -27,6 +27,7 @@ KNOWN_MISSES: dict[str, str] = {  # what the shipped models do instead (luodi ev
     "打开微信": "打开微信 other",
     "播放新闻": "播放新闻 other",
     "今天是几号": "今天是几号 weather.query date=今天",
+    "放首周杰伦的歌明天天气怎么样": "放首周杰伦的歌 music.play singer=周杰伦 | 明天天气怎么样 weather.query (no date slot)",
 }
 
 
