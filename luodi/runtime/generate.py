@@ -200,7 +200,7 @@ class OnnxReplyModel:
 
     def __init__(self, path: str | Path, config, threads: int = 2, precision: str = "fp32",
                  spinning: bool = True) -> None:  # fmt: skip
-        import onnxruntime as ort
+        from luodi.runtime.ort import session
 
         self.path = Path(path)
         if not self.path.is_file():
@@ -212,15 +212,7 @@ class OnnxReplyModel:
         self.layers = bert.num_hidden_layers
         self.heads = bert.num_attention_heads
         self.head_dim = bert.hidden_size // self.heads
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        # Spinning on by default: between two steps only a few numpy operations run (no torch pool to
-        # compete with, unlike the task modules), so waking sleeping threads would cost more per step.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+        self.session = session(self.path, threads, spinning=spinning)  # spinning by default: see session()
         self.past_names, self.present_names = _names(self.layers)
 
     @classmethod

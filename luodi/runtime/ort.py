@@ -28,6 +28,36 @@ def _is_fused(onnx_path: Path) -> bool:
     return any(n.domain == "com.microsoft" and n.op_type in FUSED_ATTENTION for n in graph.node)
 
 
+def session(path: str | Path, threads: int = 2, spinning: bool | None = None, level: str = "all",
+            providers: list[str] | None = None):  # fmt: skip
+    """The one ONNX Runtime session policy of every luodi model: ``threads`` intra-op threads, one inter-op
+    thread, sequential execution, CPU provider unless ``providers`` says otherwise. ``spinning``: whether
+    idle threads busy-wait for the next run (None keeps ORT's default). The task models turn it off: Python
+    runs between their runs and spinning threads compete with it for the 2 cores (with torch glue at 2
+    threads one intent query took 8.1 ms instead of 3.9, python -m bench.intent_stages); the generator turns
+    it on, since only a few numpy operations separate two decoding steps."""
+    import onnxruntime as ort
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such ONNX model")
+    if level not in LEVELS:
+        raise ValueError(f"graph optimisation must be one of {LEVELS}, got {level!r}")
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    if spinning is not None:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = {
+        "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+        "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+        "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+        "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+    }[level]
+    return ort.InferenceSession(str(path), options, providers=providers or ["CPUExecutionProvider"])
+
+
 class OnnxModel:
     """An ONNX Runtime session with luodi's fixed signature: ``(input_ids, attention_mask) -> dict``."""
 
@@ -38,31 +68,14 @@ class OnnxModel:
         graph_optimization: str | None = None,
         providers: list[str] | None = None,
     ) -> None:
-        import onnxruntime as ort
-
         self.path = Path(path)
         if not self.path.exists():
             raise FileNotFoundError(f"{self.path}: no such ONNX model")
         if graph_optimization is None:
             graph_optimization = "extended" if _is_fused(self.path) else "all"
-        if graph_optimization not in LEVELS:
-            raise ValueError(f"graph_optimization must be one of {LEVELS}, got {graph_optimization!r}")
-        level = {
-            "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
-            "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-            "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-            "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
-        }[graph_optimization]
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.graph_optimization_level = level
         self.graph_optimization = graph_optimization
         self.threads = threads
-        self.session = ort.InferenceSession(
-            str(self.path), options, providers=providers or ["CPUExecutionProvider"]
-        )
+        self.session = session(self.path, threads, level=graph_optimization, providers=providers)
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.output_names = [o.name for o in self.session.get_outputs()]
 

@@ -180,23 +180,14 @@ class OnnxTaskModule:
 
     def __init__(self, path: str | Path, config, threads: int = 2, spinning: bool = False,
                  execution: str = "auto", numpy_io: bool = True) -> None:  # fmt: skip
-        import onnxruntime as ort
+        from luodi.runtime.ort import session
 
         if execution not in EXECUTIONS:
             raise ValueError(f"execution must be one of {EXECUTIONS}, got {execution!r}")
         self.path = Path(path)
         if not self.path.is_file():
             raise FileNotFoundError(f"{self.path}: no such ONNX model")
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        # No busy-waiting between runs: the task code runs Python between runs (collate, softmax, decoding)
-        # and spinning ORT threads compete with it for the 2 cores; with torch glue at 2 threads one intent
-        # query took 8.1 ms instead of 3.9 (python -m bench.intent_stages).
-        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+        self.session = session(self.path, threads, spinning=spinning)  # no spinning by default: see session()
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.output_names = [o.name for o in self.session.get_outputs()]
         # which axis of each input / output is the sequence (cut per row) or the label-set depth (knowledge
