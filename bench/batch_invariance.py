@@ -199,7 +199,7 @@ one scale (the ``no`` rows; the breaker's test texts are nearly all 64 character
 are nearly its padded batches). A padded batch is also the costly way to batch texts of unequal length:
 its padding is computed too (the segmenter's PKU sentences: several times the CPU per text of a per-row
 run). Rebuild: ``python -m luodi.runtime.quant --kind K release/K OUT`` (from an existing release
-directory) or ``export_release(..., static=True)`` (from the PyTorch source)."""
+directory) or ``luodi.runtime.quant.make_static`` on a fresh ``export_release`` directory."""
 
 
 def findings(rows: list[dict]) -> str:

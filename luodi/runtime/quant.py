@@ -181,6 +181,24 @@ def static_release(kind: str, release_dir: str | Path, out_dir: str | Path, quan
     return info
 
 
+def make_static(kind: str, release_dir: str | Path, calibration: dict[str, list[str]] | None = None) -> int:
+    """Calibrate ``release_dir``'s graph (on ``calibration`` texts, by default the task's training texts)
+    and replace it in place by its static copy; returns how many activation quantizers were fixed."""
+    import shutil
+    import tempfile
+
+    from luodi.runtime.tasks import MODEL_FILE
+
+    release_dir = Path(release_dir)
+    with tempfile.TemporaryDirectory(prefix="luodi-static-") as tmp:
+        info = static_release(
+            kind, release_dir, Path(tmp) / "static", stats=calibrate(kind, release_dir, calibration)
+        )
+        for name in (MODEL_FILE, "calibration.json"):
+            shutil.copyfile(Path(tmp) / "static" / name, release_dir / name)
+    return info["replaced"]
+
+
 def main(argv: list[str] | None = None) -> None:
     """``python -m luodi.runtime.quant --kind segmenter release/segmenter /tmp/segmenter-static``: a static
     copy of an existing release directory (the source is only read)."""

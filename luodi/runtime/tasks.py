@@ -449,12 +449,11 @@ def optimize_release(
 
 
 def export_release(model: nn.Module, tokenizer, out_dir: str | Path, chars: Iterable[str],
-                   lexicons: str | Path | None = None, ffn_fp32: bool = False, static: bool = False,
-                   calibration: dict[str, list[str]] | None = None) -> dict[str, Any]:  # fmt: skip
+                   lexicons: str | Path | None = None, ffn_fp32: bool = False) -> dict[str, Any]:  # fmt: skip
     """Trim ``model``'s vocabulary to ``chars`` (in place: pass a copy you can lose), export, optimise to
-    int8 and write the release directory. Returns {"kind", "vocab", "fused_counts", "size_mb"}.
-    ``static``: then calibrate fixed activation scales (``luodi.runtime.quant.static_release`` on
-    ``calibration`` texts, by default the task's training texts), so rows are independent in any batch."""
+    int8 and write the release directory. Returns {"kind", "vocab", "fused_counts", "size_mb"}. Fixed
+    activation scales, so that rows are independent in any batch: ``luodi.runtime.quant.make_static`` on
+    the directory this writes."""
     import shutil
     import tempfile
 
@@ -474,15 +473,5 @@ def export_release(model: nn.Module, tokenizer, out_dir: str | Path, chars: Iter
         target = out_dir / "lexicons"
         shutil.rmtree(target, ignore_errors=True)
         shutil.copytree(lexicons, target)
-    if static:
-        from luodi.runtime.quant import calibrate, static_release
-
-        with tempfile.TemporaryDirectory(prefix="luodi-static-") as tmp:
-            info = static_release(
-                kind, out_dir, Path(tmp) / "static", stats=calibrate(kind, out_dir, calibration)
-            )
-            for name in (MODEL_FILE, "calibration.json"):
-                shutil.copyfile(Path(tmp) / "static" / name, out_dir / name)
     size = sum(p.stat().st_size for p in out_dir.rglob("*") if p.is_file() and p.name != "card.json")
-    out = {"kind": kind, "vocab": len(vocab), "fused_counts": counts, "size_mb": round(size / 1e6, 2)}
-    return {**out, "static_quantizers": info["replaced"]} if static else out
+    return {"kind": kind, "vocab": len(vocab), "fused_counts": counts, "size_mb": round(size / 1e6, 2)}

@@ -116,9 +116,12 @@ def test_command_writes_a_static_copy(tiny_release, tmp_path, capsys):
     )
 
 
-def test_export_release_static_calibrates_the_exported_graph(build_release, tmp_path):
+def test_make_static_calibrates_an_exported_release_in_place(build_release, tmp_path):
+    from luodi.runtime.quant import make_static
+
     assert not has_static_scales(build_release("breaker", tmp_path / "dynamic") / MODEL_FILE)
-    out = build_release("breaker", tmp_path / "static", static=True, calibration={"": TEXTS})
+    out = build_release("breaker", tmp_path / "static")
+    assert make_static("breaker", out, {"": TEXTS}) > 0
     assert has_static_scales(out / MODEL_FILE) and (out / "calibration.json").is_file()
     assert load_release("breaker", out, threads=1).model.execution == "buckets"
 
