@@ -26,7 +26,7 @@ demo: $(STAMP)
 # ~70 min on 2 cores), then trim, export, fuse, int8, measure and write the cards. Not run in CI.
 LUODI = HF_HUB_OFFLINE=1 $(BIN)/luodi
 models: $(STAMP)
-	$(LUODI) train breaking --data assistant --layers 3 --seed 1 --epochs 2 --lr 2e-4 --batch-size 16 --threads 1
+	$(LUODI) train breaking --data assistant --layers 3 --seed 1 --epochs 2 --lr 2e-4 --batch-size 16 --threads 2
 	$(LUODI) train segment --variant unified --layers 3 --max-chars 1200000 --epochs 1 --threads 2 \
 		--learning-rate 3e-4 --dev-sentences 200
 	$(LUODI) train intent --model fused --data assistant --layers 3 --epochs 3 --batch-size 32 \

@@ -18,8 +18,6 @@ KNOWN_MISSES: dict[str, str] = {  # what the shipped models do instead (luodi ev
     "这是一家移动互联网公司": "这是一家移动互联网公司 navigation.route destination=家移动互联网公司",
     "我在哪": "我在哪 other",
     "取消拨打": "取消 navigation.cancel | 拨打 phone.call",
-    "给李娜发短信说我晚点到": "给李娜 other | 发短信说我晚点到 message.send content=我晚点到",
-    "北京今天天气怎么样": "北京 navigation.route destination=北京 | 今天天气怎么样 other",
     "给我讲个笑话": "给我讲个笑话 other",
     "讲个故事吧": "讲个故事吧 other",
     "背一首李白的静夜思": "背一首李白的静夜思 poem.play author=李白,song=静夜思",
