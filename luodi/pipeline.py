@@ -173,12 +173,6 @@ class Assistant:
             set(getattr(self.intent, "lexicon_types", None) or []) | set(self.config.segment_keep_types)
         )
 
-    def add_lexicon(self, spec: str) -> list[str]:
-        """``type=path`` or a folder of ``<type>.txt``; returns the types added."""
-        if self.gazetteer is None:
-            raise ValueError("this assistant has no gazetteer (no intent model): lexicons cannot be used")
-        return _add_lexicon(self.gazetteer, spec)
-
     @staticmethod
     def config_from_file(path: str | Path) -> AssistantConfig:
         """An ``AssistantConfig`` from YAML (``.yaml``/``.yml``) or TOML (``.toml``); relative paths in
@@ -443,17 +437,14 @@ def _pieces(query: str, sentence: str, limit: int) -> list[tuple[str, str]]:
 
 def _add_lexicon(gazetteer, spec: str) -> list[str]:
     """``type=path`` adds one lexicon file; a folder adds every ``<type>.txt`` in it. Returns the types."""
-    type_name, sep, path = spec.partition("=")
-    if sep:
-        gazetteer.add_file(type_name, Path(path).expanduser())
-        return [type_name]
-    folder = Path(spec).expanduser()
-    if not folder.is_dir():
+    from luodi.text.gazetteer import lexicon_files
+
+    if "=" not in spec and not Path(spec).expanduser().is_dir():
         raise ValueError(f"lexicon {spec!r}: expected TYPE=FILE or a folder of <type>.txt files")
-    files = sorted(folder.glob("*.txt"))
-    for file in files:
-        gazetteer.add_file(file.stem, file)
-    return [f.stem for f in files]
+    pairs = lexicon_files(spec)
+    for type_name, file in pairs:
+        gazetteer.add_file(type_name, file)
+    return [type_name for type_name, _ in pairs]
 
 
 def serve_predictor(config=None, **options) -> Callable[[list[str]], list[dict]]:
@@ -483,7 +474,7 @@ class TfidfFaq:
     uses this; a ``faq_index`` (FaqIndex with a Matcher) in the config replaces it. Same ``search`` API."""
 
     def __init__(self, pairs: Sequence[tuple[str, str]]) -> None:
-        from sklearn.feature_extraction.text import TfidfVectorizer
+        from luodi.text.ngrams import char_tfidf
 
         latest: dict[str, str] = {}
         for q, a in pairs:  # one entry per distinct question, the last answer wins (as FaqIndex)
@@ -491,7 +482,7 @@ class TfidfFaq:
         if not latest:
             raise ValueError("TfidfFaq needs at least one (question, answer) pair")
         self.questions, self.answers = list(latest), list(latest.values())
-        self.vectorizer = TfidfVectorizer(analyzer="char", ngram_range=(1, 3), sublinear_tf=True)
+        self.vectorizer = char_tfidf()
         self.matrix = self.vectorizer.fit_transform(self.questions)  # rows L2-normalised
 
     @classmethod

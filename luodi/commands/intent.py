@@ -9,7 +9,6 @@ from pathlib import Path
 
 import typer
 
-from luodi.assistant_eval import tfidf_svm
 from luodi.commands._apps import console, eval_app, predict_app, train_app
 
 VARIANTS = {  # name -> (knowledge, config overrides): the models of the comparison and the ablations
@@ -404,6 +403,18 @@ def _examples(api, test, swapped, title: str, n: int) -> str:
             gold = e.intent + "; " + ", ".join(f"{s.type}={e.text[s.start : s.end]}" for s in e.slots)
             lines.append(f"| {set_name} | {e.text} | {gold} | {p['intent']} ({p['score']:.2f}) | {slots} |")
     return "\n".join(lines)
+
+
+def tfidf_svm(train_data, test) -> tuple[dict, list[str]]:
+    """The classic baseline: char 1-3-gram TF-IDF + LinearSVC (intent only): (scores, predicted intents)."""
+    from luodi.text.ngrams import CharSvm
+    from luodi.train.metrics import accuracy, macro_f1
+
+    pred = CharSvm([e.text for e in train_data], [e.intent for e in train_data]).predict(
+        [e.text for e in test]
+    )
+    gold = [e.intent for e in test]
+    return {"accuracy": round(accuracy(gold, pred), 2), "macro_f1": round(macro_f1(gold, pred), 2)}, pred
 
 
 @predict_app.command("intent")

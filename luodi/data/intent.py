@@ -178,9 +178,19 @@ def parse_slot_markup(markup: str) -> tuple[str, list[Slot]]:
     return "".join(text), slots
 
 
+def _session_bucket(session: str) -> int:
+    return int(hashlib.sha1(session.encode("utf-8")).hexdigest(), 16) % 10
+
+
 def nlpcc_session_split(session: str) -> Literal["train", "dev"]:
     """The fixed NLPCC split of a session id: sha1 of the id mod 10 == 0 -> dev (~10 %)."""
-    return "dev" if int(hashlib.sha1(session.encode("utf-8")).hexdigest(), 16) % 10 == 0 else "train"
+    return "dev" if _session_bucket(session) == 0 else "train"
+
+
+def nlpcc_selects(session: str | None) -> bool:
+    """Whether a training session is held out for checkpoint selection (sha1 of the id mod 10 == 1): the
+    fixed dev part is the test set, so selection takes another tenth of the training sessions."""
+    return _session_bucket(str(session)) == 1
 
 
 def load_nlpcc2018(

@@ -18,10 +18,8 @@ sessions, SMP dev, LCCC valid posts. The end-to-end streams (``luodi eval assist
 from __future__ import annotations
 
 import functools
-import hashlib
 import random
-from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -104,15 +102,12 @@ def source_splits(
     ``drop_foreign``: leave out of NLPCC train the OTHERS utterances that ask for another set's skill
     (``drop_foreign_skills``; the shipped model was trained without this filter, see docs/assistant.md)."""
     from luodi.data.dialogue import load_chatterbot, load_lccc_pairs
-    from luodi.data.intent import load_cais, load_nlpcc2018, load_smp2020
+    from luodi.data.intent import load_cais, load_nlpcc2018, load_smp2020, nlpcc_selects
 
     schema = SkillSchema.load()
     cais = schema.unify(load_cais("train", root), "cais")
     nlpcc = schema.unify(load_nlpcc2018("train", root), "nlpcc2018")
     smp = schema.unify(load_smp2020("train", root), "smp2020")
-
-    def held_out(e: IntentExample) -> bool:
-        return int(hashlib.sha1(str(e.session).encode("utf-8")).hexdigest(), 16) % 10 == 1
 
     posts = [p for p, _ in load_lccc_pairs("train", root)]
     posts = random.Random(0).sample(posts, min(LCCC_TRAIN_POSTS, len(posts)))
@@ -122,7 +117,7 @@ def source_splits(
     chat = lccc_chat + chatterbot_chat
     cais_train = [e for i, e in enumerate(cais) if not _every(i, 20)]
     smp_train = [e for i, e in enumerate(smp) if not _every(i, 10)]
-    nlpcc_train = [e for e in nlpcc if not held_out(e)]
+    nlpcc_train = [e for e in nlpcc if not nlpcc_selects(e.session)]
     return {
         "cais": {
             "train": cais_train,
@@ -133,7 +128,7 @@ def source_splits(
             "train": drop_foreign_skills(nlpcc_train, cais_train + smp_train + chat)
             if drop_foreign
             else nlpcc_train,
-            "select": [e for e in nlpcc if held_out(e)],
+            "select": [e for e in nlpcc if nlpcc_selects(e.session)],
             "test": schema.unify(load_nlpcc2018("dev", root), "nlpcc2018"),
         },
         "smp2020": {
@@ -142,7 +137,7 @@ def source_splits(
             "test": schema.unify(load_smp2020("dev", root), "smp2020"),
         },
         "lccc": {
-            "train": negatives(posts, "lccc"),
+            "train": lccc_chat,
             "select": [],
             "test": negatives(valid_posts[:500], "lccc"),
         },
@@ -158,19 +153,17 @@ def drop_foreign_skills(
     the model that those requests are noise, against CAIS and SMP2020. A char 1-3-gram TF-IDF + LinearSVC
     trained on the other sets (skills and chat) reads each OTHERS utterance; one it puts in a skill with a
     positive margin is left out of training (the test sets keep their labels)."""
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.svm import LinearSVC
+    from luodi.text.ngrams import CharSvm
 
-    vectorizer = TfidfVectorizer(analyzer="char", ngram_range=(1, 3), sublinear_tf=True)
-    clf = LinearSVC(C=1.0).fit(vectorizer.fit_transform([e.text for e in others]), [e.intent for e in others])
+    svm = CharSvm([e.text for e in others], [e.intent for e in others])
     suspects = [e for e in nlpcc if e.intent == "other"]
     if not suspects:
         return list(nlpcc)
-    scores = clf.decision_function(vectorizer.transform([e.text for e in suspects]))
+    scores = svm.decision_function([e.text for e in suspects])
     skills = {name for name, spec in SkillSchema.load().intents.items() if spec["skill"]}
     foreign = {
         id(e) for e, row in zip(suspects, scores, strict=True)
-        if clf.classes_[row.argmax()] in skills and row.max() > 0
+        if svm.classes[row.argmax()] in skills and row.max() > 0
     }  # fmt: skip
     return [e for e in nlpcc if id(e) not in foreign]
 
@@ -215,10 +208,6 @@ def assistant_intent_data(root: Path | None = None, seed: int = 0, drop_foreign:
     return train, select, tests
 
 
-def intent_counts(examples: Sequence[IntentExample]) -> Counter:
-    return Counter(e.intent for e in examples)
-
-
 # ----------------------------------------------------------------------------- spoken streams
 
 
@@ -237,10 +226,10 @@ FILLER_SHARE = 0.3  # of the joins between two queries, how many carry a filler
 
 def _strip(e: IntentExample) -> IntentExample:
     """The example without its punctuation and spaces (ASR gives none): slots and tags follow the kept
-    characters (the sentence breaker's rule: every Unicode punctuation character and whitespace goes)."""
-    import unicodedata
+    characters (``luodi.text.asr``: the sentence breaker's rule)."""
+    from luodi.text.asr import is_dropped
 
-    plain = "".join(ch for ch in e.text if not (ch.isspace() or unicodedata.category(ch).startswith("P")))
+    plain = "".join(ch for ch in e.text if not is_dropped(ch))
     if plain == e.text:
         return e
     keep, j = [], 0
@@ -285,31 +274,46 @@ def spoken_streams(split: str = "dev", root: Path | None = None, seed: int = 0,
     SMP2020 / LCCC-post utterances, a filler (然后, 还有, 那个, 嗯 ...) before 30 % of the later queries.
     ``split``: "dev" (the benchmark: NLPCC dev sessions, CAIS valid, SMP dev, the first 500 LCCC valid
     posts), "train" or "select" (the skill data's training / checkpoint-selection splits)."""
+    return list(iter_spoken_streams(split, root, seed, filler_share))
+
+
+def iter_spoken_streams(split: str = "dev", root: Path | None = None, seed: int = 0,
+                        filler_share: float = FILLER_SHARE, passes: int = 1) -> Iterator[Stream]:  # fmt: skip
+    """``spoken_streams``, then the same utterances regrouped with seed + 1, seed + 2, ... (other
+    neighbours, other fillers) for ``passes`` passes in all: more training streams from one load of the
+    data. Pass k is exactly ``spoken_streams(split, root, seed + k)``."""
     from luodi.data.dialogue import load_lccc_pairs
     from luodi.data.intent import load_cais, load_nlpcc2018, load_smp2020
 
-    rng = random.Random(seed)
     schema = SkillSchema.load()
     if split == "dev":
         nlpcc = schema.unify(load_nlpcc2018("dev", root), "nlpcc2018")
         posts = [p for p, _ in load_lccc_pairs("valid", root)][:500]
-        mixed = (schema.unify(load_cais("valid", root), "cais") + schema.unify(load_smp2020("dev", root), "smp2020")
-                 + negatives(posts, "lccc"))  # fmt: skip
+        pool = (schema.unify(load_cais("valid", root), "cais") + schema.unify(load_smp2020("dev", root), "smp2020")
+                + negatives(posts, "lccc"))  # fmt: skip
     elif split in ("train", "select"):
         splits = source_splits(root)
         nlpcc = splits["nlpcc2018"][split]
-        mixed = [e for name in ("cais", "smp2020", "lccc") for e in splits[name][split]]
+        pool = [e for name in ("cais", "smp2020", "lccc") for e in splits[name][split]]
     else:
         raise ValueError(f"unknown split {split!r}: expected dev, train or select")
     sessions: dict[str, list[IntentExample]] = {}
     for e in nlpcc:
         sessions.setdefault(str(e.session), []).append(e)
-    rng.shuffle(mixed)
-    streams = [
-        make_stream(g, "nlpcc2018", rng, filler_share) for s in sessions.values() for g in _groups(s, rng)
-    ]
-    streams += [make_stream(g, "mixed", rng, filler_share) for g in _groups(mixed, rng)]
-    return [s for s in streams if s.text]
+    for k in range(passes):
+        rng = random.Random(seed + k)
+        mixed = list(pool)
+        rng.shuffle(mixed)
+        for session in sessions.values():
+            for group in _groups(session, rng):
+                if (stream := make_stream(group, "nlpcc2018", rng, filler_share)).text:
+                    yield stream
+        for group in _groups(mixed, rng):
+            if (stream := make_stream(group, "mixed", rng, filler_share)).text:
+                yield stream
+
+
+_FILLERS_LONGEST_FIRST = tuple(sorted(FILLERS, key=len, reverse=True))
 
 
 def is_filler(text: str) -> bool:
@@ -318,7 +322,7 @@ def is_filler(text: str) -> bool:
     if not rest:
         return False
     while rest:
-        head = next((f for f in sorted(FILLERS, key=len, reverse=True) if rest.startswith(f)), None)
+        head = next((f for f in _FILLERS_LONGEST_FIRST if rest.startswith(f)), None)
         if head is None:
             return False
         rest = rest[len(head) :]

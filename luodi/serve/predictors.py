@@ -21,6 +21,7 @@ from typing import Any
 
 from luodi.serve.batcher import Predictor
 from luodi.serve.config import ModelConfig, ServeConfig
+from luodi.text.gazetteer import lexicon_files
 
 _log = logging.getLogger("luodi.serve")
 
@@ -151,18 +152,6 @@ def assistant_predictor(config: str | None = None) -> Predictor:
     return predict
 
 
-def lexicon_files(specs: list[str]) -> list[tuple[str, Path]]:
-    """``type=path`` and folders of ``<type>.txt`` -> (type, file) pairs."""
-    pairs: list[tuple[str, Path]] = []
-    for spec in specs:
-        type_name, sep, path = spec.partition("=")
-        if sep:
-            pairs.append((type_name, Path(path).expanduser()))
-        else:
-            pairs += [(f.stem, f) for f in sorted(Path(spec).expanduser().glob("*.txt"))]
-    return pairs
-
-
 def apply_lexicons(predictors: dict[str, Any], specs: list[str]) -> list[str]:
     """Add the serve config's lexicons to every loaded predictor that reads a gazetteer (intent, understand).
     A type no such model reads is skipped with a warning (returned too): accepting it silently would look
@@ -178,7 +167,7 @@ def apply_lexicons(predictors: dict[str, Any], specs: list[str]) -> list[str]:
     warnings = []
     for name, predict in sorted(readers.items()):
         unused = set()
-        for type_name, file in lexicon_files(specs):
+        for type_name, file in (pair for spec in specs for pair in lexicon_files(spec)):
             if type_name in predict.lexicon_types:
                 predict.add_lexicon(type_name, file)
             else:

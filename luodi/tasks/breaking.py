@@ -37,6 +37,8 @@ from pathlib import Path
 
 import torch
 
+from luodi.text.asr import is_dropped
+
 LABELS = ["", "，", "。", "？", "！", "、"]
 FINAL = {2, 3, 4}
 CHUNK_CHARS = 64
@@ -60,12 +62,6 @@ _QUESTION_WORDS = (
 # ----------------------------------------------------------------------------- data
 
 
-def _is_dropped(ch: str) -> bool:
-    import unicodedata
-
-    return ch.isspace() or unicodedata.category(ch).startswith("P")
-
-
 def strip_punctuation(text: str) -> tuple[str, list[int]]:
     """``"你好，世界。"`` -> ``("你好世界", [0, 1, 0, 2])``: the plain characters and their labels."""
     chars: list[str] = []
@@ -75,7 +71,7 @@ def strip_punctuation(text: str) -> tuple[str, list[int]]:
         if label is not None:
             if chars and (labels[-1] not in FINAL):  # a final mark wins over a comma after the same char
                 labels[-1] = label
-        elif not _is_dropped(ch):
+        elif not is_dropped(ch):
             chars.append(ch)
             labels.append(0)
     return "".join(chars), labels
@@ -188,22 +184,20 @@ def _session_streams(split: str, max_chars: int, root: Path | None = None) -> li
     mixed CAIS / SMP2020 / LCCC utterances, fillers before 30 % of the later queries). train -> the skill
     data's train split, dev -> its selection split, test -> the assistant benchmark's dev streams. A
     command keeps its object (打电话给张伟) and a filler goes with the query it precedes."""
-    from luodi.data.skills import spoken_streams
+    from luodi.data.skills import iter_spoken_streams
 
     out, used = [], 0
     # the train split's utterances regrouped with a new seed each pass (other neighbours, other fillers)
     # until the budget is spent: one pass holds 233 k characters; dev and test are one fixed pass
-    for seed in range(100 if split == "train" else 1):
-        for stream in spoken_streams(
-            {"train": "train", "dev": "select", "test": "dev"}[split], root, seed=seed
-        ):
-            labels: list[int] = []
-            for q in stream.queries:
-                labels += [0] * (len(q.text) - 1) + [3 if is_question(q.text) else 2]
-            out.append(BreakExample(stream.text, labels, "session"))
-            used += len(stream.text)
-            if used >= max_chars:
-                return out
+    source = {"train": "train", "dev": "select", "test": "dev"}[split]
+    for stream in iter_spoken_streams(source, root, passes=100 if split == "train" else 1):
+        labels: list[int] = []
+        for q in stream.queries:
+            labels += [0] * (len(q.text) - 1) + [3 if is_question(q.text) else 2]
+        out.append(BreakExample(stream.text, labels, "session"))
+        used += len(stream.text)
+        if used >= max_chars:
+            break
     return out
 
 

@@ -42,11 +42,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from luodi.data.intent import IntentExample, Slot, span_tags, spans_to_bioes
+from luodi.data.intent import IntentExample, Slot, spans_to_bioes
 from luodi.decoding import transition_rules, viterbi
 from luodi.encoders import CharAligner
 from luodi.modeling import TaskConfig, TaskModel, load_model
-from luodi.text.gazetteer import Gazetteer
+from luodi.text.gazetteer import Gazetteer, Match
 from luodi.train.metrics import accuracy, bioes_spans, macro_f1, sentence_accuracy, span_f1
 
 PAD_LABEL, NONE_LABEL = 0, 1  # knowledge label ids: 0 = padding (specials, pad), 1 = "no match here"
@@ -162,13 +162,14 @@ class GazetteerNoise:
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
 
-    def __call__(self, text: str, matches: list) -> list[tuple[str, int, int]]:
-        spans = [(m.type, m.start, m.end) for m in matches if self.rng.random() >= self.drop]
+    def __call__(self, text: str, matches: list[Match]) -> list[Match]:
+        kept = [m for m in matches if self.rng.random() >= self.drop]
         if len(text) >= 2 and self.rng.random() < self.add:
             length = self.rng.randint(2, min(4, len(text)))
             start = self.rng.randint(0, len(text) - length)
-            spans.append((self.rng.choice(self.types), start, start + length))
-        return spans
+            end = start + length
+            kept.append(Match(start, end, self.rng.choice(self.types), text[start:end]))
+        return kept
 
 
 class IntentCollator:
@@ -205,15 +206,9 @@ class IntentCollator:
     def _label_ids(self, text: str) -> list[list[int]]:
         if self.gazetteer is None:
             return [[NONE_LABEL] for _ in text]
-        if self.noise is not None:
-            per_char: list[set[str]] = [set() for _ in text]
-            for type_name, start, end in self.noise(text, self.gazetteer.matches(text)):
-                for i, tag in enumerate(span_tags(type_name, end - start), start=start):
-                    per_char[i].add(tag)
-        else:
-            per_char = self.gazetteer.char_labels(text, types=set(self.gazetteer.types))
+        matches = self.noise(text, self.gazetteer.matches(text)) if self.noise is not None else None
         out = []
-        for labels in per_char:
+        for labels in self.gazetteer.char_labels(text, matches=matches):
             ids = sorted(self.label_id[lab] for lab in labels if lab in self.label_id)  # new types: ignored
             out.append(ids or [NONE_LABEL])
         return out
@@ -483,22 +478,17 @@ DATASETS = ("cais", "nlpcc2018", "assistant", "assistant-filtered")
 
 def load_splits(name: str) -> tuple[list[IntentExample], list[IntentExample], list[IntentExample]]:
     """(train, valid, test). ``assistant``: CAIS + NLPCC-2018 + SMP2020 + non-skill negatives mapped onto
-    the skill schema (``luodi.data.skills``; test = every source's test set). CAIS: its own splits. NLPCC-2018 has no test file: the fixed session split's
-    dev part is the test set here, and a tenth of the training sessions (sha1 % 10 == 1) selects the
+    the skill schema (``luodi.data.skills``; test = every source's test set). CAIS: its own splits.
+    NLPCC-2018 has no test file: the fixed session split's dev part is the test set here, and a tenth of the training sessions (sha1 % 10 == 1) selects the
     checkpoint, so nothing reported was used for model selection."""
-    import hashlib
-
-    from luodi.data.intent import load_cais, load_nlpcc2018
+    from luodi.data.intent import load_cais, load_nlpcc2018, nlpcc_selects
 
     if name == "cais":
         return load_cais("train"), load_cais("valid"), load_cais("test")
     if name == "nlpcc2018":
         train = load_nlpcc2018("train")
-
-        def held_out(e: IntentExample) -> bool:
-            return int(hashlib.sha1(str(e.session).encode("utf-8")).hexdigest(), 16) % 10 == 1
-
-        return [e for e in train if not held_out(e)], [e for e in train if held_out(e)], load_nlpcc2018("dev")
+        held_out = [e for e in train if nlpcc_selects(e.session)]
+        return [e for e in train if not nlpcc_selects(e.session)], held_out, load_nlpcc2018("dev")
     if name in (
         "assistant",
         "assistant-filtered",

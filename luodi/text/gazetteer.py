@@ -140,13 +140,16 @@ class Gazetteer:
             found.extend(Match(start, end_inclusive + 1, type_name, word) for type_name in types)
         return sorted(found)
 
-    def char_labels(self, text: str, types: Iterable[str] | None = None) -> list[set[str]]:
-        """Per character, the BIOES labels of every match covering it (empty set = no match)."""
+    def char_labels(
+        self, text: str, types: Iterable[str] | None = None, matches: Iterable[Match] | None = None
+    ) -> list[set[str]]:
+        """Per character, the BIOES labels of every match covering it (empty set = no match). ``matches``:
+        label these instead of this gazetteer's own (a training-time noisy copy of them)."""
         allowed = None if types is None else set(types)
         if allowed is not None and (unknown := allowed - set(self._entries)):
             raise LexiconError(f"unknown lexicon types {sorted(unknown)}; known: {self.types}")
         labels: list[set[str]] = [set() for _ in text]
-        for m in self.matches(text):
+        for m in self.matches(text) if matches is None else matches:
             if allowed is not None and m.type not in allowed:
                 continue
             for i, tag in enumerate(span_tags(m.type, m.end - m.start), start=m.start):
@@ -167,3 +170,12 @@ class Gazetteer:
                 for i in range(m.start, m.end):
                     taken[i] = True
         return sorted(chosen)
+
+
+def lexicon_files(spec: str) -> list[tuple[str, Path]]:
+    """A lexicon spec -> (type, file) pairs: ``type=path`` names one file; anything else is a folder whose
+    ``<type>.txt`` files are read in name order (the assistant's and the service's ``lexicons:`` entries)."""
+    type_name, sep, path = spec.partition("=")
+    if sep:
+        return [(type_name, Path(path).expanduser())]
+    return [(f.stem, f) for f in sorted(Path(spec).expanduser().glob("*.txt"))]
