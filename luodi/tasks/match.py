@@ -32,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -253,12 +254,20 @@ class Matcher:
         self.max_length = model.config.max_length if model is not None else MAX_LENGTH
 
     @classmethod
-    def load(cls, model_dir: str | Path, **kwargs) -> Matcher:
+    def load(cls, model_dir: str | Path, threads: int = 1, **kwargs) -> Matcher:
+        """A trained BiEncoder directory (PyTorch), a release directory (``luodi release --kind matcher``:
+        int8 ONNX, ``threads`` for its session) or ``pretrained:<layers>`` (zero-shot e5)."""
         from luodi.encoders import load_tokenizer
+        from luodi.runtime.matcher import ONNX_FILE, is_matcher_release
 
         if str(model_dir).startswith("pretrained:"):  # what a zero-shot matcher records as its source
             return cls.pretrained(layers=int(str(model_dir).split(":")[1]), **kwargs)
-        model_dir = Path(model_dir)
+        model_dir = Path(model_dir).expanduser()
+        if is_matcher_release(model_dir):
+            threshold = json.loads((model_dir / "matcher.json").read_text())["threshold"]
+            tokenizer = load_tokenizer(model_dir=model_dir)
+            return cls.from_onnx(model_dir / ONNX_FILE, tokenizer, threads, threshold=threshold,
+                                 source=str(model_dir), **kwargs)  # fmt: skip
         model = load_model(model_dir)
         if not isinstance(model, BiEncoder):
             raise TypeError(f"{model_dir} holds a {type(model).__name__}, not a BiEncoder")
@@ -512,7 +521,7 @@ class FaqIndex:
         np.save(out_dir / "vectors.npy", self.vectors, allow_pickle=False)
         meta = {"questions": self.questions, "answers": self.answers, "threshold": self.threshold,
                 "ann_min_size": self.ann_min_size, "nprobe": self.nprobe,
-                "matcher": self.matcher.source if self.matcher is not None else None}  # fmt: skip
+                "matcher": _portable(self.matcher.source if self.matcher is not None else None, out_dir)}  # fmt: skip
         (out_dir / "faq.json").write_text(json.dumps(meta, ensure_ascii=False))
         ann_path = out_dir / "ann.faiss"
         ann_path.unlink(missing_ok=True)
@@ -523,13 +532,17 @@ class FaqIndex:
         return out_dir
 
     @classmethod
-    def load(cls, index_dir: str | Path, matcher: Matcher | None = None) -> FaqIndex:
-        """Rebuild a saved index; the matcher is the one recorded at save time unless one is given."""
-        index_dir = Path(index_dir)
+    def load(cls, index_dir: str | Path, matcher: Matcher | None = None, threads: int = 1) -> FaqIndex:
+        """Rebuild a saved index; the matcher is the one recorded at save time (a relative path is
+        relative to the index) unless one is given; ``threads`` for an ONNX matcher's session."""
+        index_dir = Path(index_dir).expanduser()
         meta = json.loads((index_dir / "faq.json").read_text())
         vectors = np.load(index_dir / "vectors.npy", allow_pickle=False)
         if matcher is None and meta["matcher"]:
-            matcher = Matcher.load(meta["matcher"])
+            source = meta["matcher"]
+            if not source.startswith("pretrained:") and not Path(source).expanduser().is_absolute():
+                source = str(index_dir / source)
+            matcher = Matcher.load(source, threads=threads)
         index = cls(matcher, vectors.shape[1], meta["threshold"], meta["ann_min_size"], meta["nprobe"])
         index.questions, index.answers, index.vectors = meta["questions"], meta["answers"], vectors
         index._position = {q: i for i, q in enumerate(index.questions)}
@@ -538,6 +551,18 @@ class FaqIndex:
 
             index._ann = faiss.read_index(str(index_dir / "ann.faiss"))
         return index
+
+
+def _portable(source: str | None, index_dir: Path) -> str | None:
+    """The matcher's directory relative to the index when one tree holds both (a release folder that is
+    moved or cloned keeps working); anything else as given."""
+    if not source or source.startswith("pretrained:"):
+        return source
+    src, base = Path(source).expanduser().resolve(), index_dir.resolve()
+    common = Path(os.path.commonpath([src, base]))
+    if common == Path(common.anchor) or common == Path.home():
+        return str(src)
+    return os.path.relpath(src, base)
 
 
 def load_faq_file(path: str | Path) -> list[tuple[str, str]]:
