@@ -65,6 +65,9 @@ class AssistantConfig:
     # gazetteer types whose matches the segmenter keeps whole (at both granularities)
     segment_keep_types: list[str] = field(default_factory=lambda: ["singer"])
     generation_strategy: str = "greedy"
+    # > 1 (with strategy "sample"): sample this many replies and keep the one the matcher finds closest to
+    # the query (luodi.tasks.chat); needs a matcher (an FAQ index or a reply base)
+    generation_candidates: int = 1
     threads: int = 2
     max_chars: int = 2000  # longer input is refused (ValueError naming the limit), never truncated
 
@@ -153,6 +156,7 @@ class Assistant:
         )
         if self.replies is not None and self.config.reply_threshold is not None:
             self.replies.threshold = self.config.reply_threshold
+        self.generator = self._reranked(self.generator)
         self.gazetteer = self.intent.gazetteer if self.intent is not None else components.get("gazetteer")
         if self.gazetteer is not None:
             for spec in self.config.lexicons:
@@ -165,6 +169,18 @@ class Assistant:
                     )  # fmt: skip
         names = ("breaker", "segmenter", "intent", "faq", "generator")
         self.missing = [n for n in names if getattr(self, n) is None]
+
+    def _reranked(self, generator):
+        """With ``generation_candidates`` > 1 and a sentence encoder at hand (the FAQ index's or the reply
+        base's matcher), sampled replies are chosen by relevance (``luodi.tasks.chat``)."""
+        encoder = getattr(self.faq, "matcher", None) or getattr(
+            getattr(self.replies, "index", None), "matcher", None
+        )
+        if generator is None or self.config.generation_candidates <= 1 or encoder is None:
+            return generator
+        from luodi.tasks.chat import RerankedGenerator
+
+        return RerankedGenerator(generator, encoder, self.config.generation_candidates)
 
     def lexicon_types(self) -> list[str]:
         """Gazetteer types some stage reads: the intent model's label embeddings and the types the
@@ -356,6 +372,8 @@ def _backend(obj) -> str:
         return "none"
     if isinstance(obj, TfidfFaq):
         return "tfidf"
+    if hasattr(obj, "generator") and hasattr(obj, "candidates"):  # RerankedGenerator: its generator's backend
+        return f"{_backend(obj.generator)}+rerank{obj.candidates}"
     model = getattr(obj, "model", None)
     if type(model).__name__ == "OnnxReplyModel":  # a generator exported with past keys/values
         return f"onnx-{model.precision}"
