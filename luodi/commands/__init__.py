@@ -12,4 +12,5 @@ MODULES = [
     "luodi.commands.optimize",
     "luodi.commands.match",
     "luodi.commands.generate",
+    "luodi.commands.routing",
 ]

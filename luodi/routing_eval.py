@@ -1,0 +1,165 @@
+"""Which route answers, and how good the chit-chat answers are: the shipped assistant on LCCC valid posts
+(chit-chat it never trained its replies on) and on the FAQ paraphrases (questions about itself).
+
+    rows, samples = evaluate_routing(Assistant.from_config("release/assistant.yaml"), judge=Embedder(...))
+
+Per set, the share of queries each route answers (``action``, ``faq``, ``retrieved``, ``generated``,
+``fallback``), the latency of the whole answer (one query at a time, the assistant's threads), and for
+the chit-chat set the quality of the text replies, judged by an encoder that is not the assistant's own
+matcher (the 12-layer e5 encoder): ``relevance`` (mean cosine x 100 of post and reply), ``relevance_margin``
+(the same minus the reply's mean cosine with the other posts: a generic reply scores ~0, a post-specific
+one > 0), ``distinct_2`` (characters), ``top10_share`` (share of replies that are one of the 10 most frequent
+replies) and ``copy_share`` (share of replies that mostly repeat the post: a parrot scores high relevance).
+The human replies to the same posts are scored the same way as the reference.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+ROUTES = ("action", "faq", "retrieved", "generated", "fallback")
+PARAPHRASES = Path(__file__).resolve().parent.parent / "bench" / "faq_paraphrases.tsv"
+
+
+def reply_quality(posts: Sequence[str], replies: Sequence[str], judge) -> dict[str, float]:
+    """Relevance, margin, distinct-2, top-10 share and copy share of ``replies`` to ``posts`` (0-100);
+    ``judge.encode(list) -> (n, dim)`` L2-normalised rows."""
+    from luodi.tasks.chat import copy_share
+    from luodi.train.metrics import distinct_n
+
+    if len(posts) != len(replies) or len(posts) < 2:
+        raise ValueError(
+            f"need >= 2 posts and one reply each, got {len(posts)} posts, {len(replies)} replies"
+        )
+    p = np.asarray(judge.encode(list(posts)), np.float32)
+    r = np.asarray(judge.encode([x or "。" for x in replies]), np.float32)
+    sims = p @ r.T  # (posts, replies)
+    cos = np.diag(sims)
+    others = (sims.sum(0) - cos) / (len(replies) - 1)
+    top10 = {text for text, _ in Counter(replies).most_common(10)}
+    return {
+        "relevance": round(100 * float(cos.mean()), 2),
+        "relevance_margin": round(100 * float((cos - others).mean()), 2),
+        "distinct_2": round(distinct_n([list(x) for x in replies], 2), 2),
+        "top10_share": round(100 * sum(x in top10 for x in replies) / len(replies), 2),
+        "copy_share": round(
+            100 * sum(copy_share(a, b) > 0.5 for a, b in zip(posts, replies, strict=True)) / len(replies), 2
+        ),
+        "avg_len": round(sum(map(len, replies)) / len(replies), 2),
+    }
+
+
+def read_paraphrases(path: Path = PARAPHRASES) -> list[tuple[str, str]]:
+    """(paraphrase, FAQ question) pairs, ``paraphrase<TAB>question`` a line; errors name file:line."""
+    from luodi.data.errors import DataFormatError
+
+    pairs = []
+    for lineno, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        fields = line.split("\t")
+        if len(fields) != 2 or not all(f.strip() for f in fields):
+            raise DataFormatError(Path(path), lineno, f"expected 'paraphrase<TAB>question', got {line!r}")
+        pairs.append((fields[0].strip(), fields[1].strip()))
+    return pairs
+
+
+def _answers(assistant, texts: Sequence[str]) -> tuple[list[dict], list[float]]:
+    """The first query's answer for each text (one at a time, as a user sends them) and its latency."""
+    answers, ms = [], []
+    for text in texts:
+        start = time.perf_counter()
+        doc = assistant(text)
+        ms.append(1000 * (time.perf_counter() - start))
+        queries = doc["queries"]
+        answers.append(queries[0]["answer"] if queries else {"type": "fallback", "answer": ""})
+    return answers, ms
+
+
+def _route_shares(answers: Sequence[dict]) -> dict[str, float]:
+    counts = Counter(a["type"] for a in answers)
+    return {r: round(100 * counts[r] / len(answers), 2) for r in ROUTES}
+
+
+def _latency(ms: Sequence[float]) -> dict[str, float]:
+    return {
+        "p50_ms": round(float(np.percentile(ms, 50)), 2),
+        "p99_ms": round(float(np.percentile(ms, 99)), 2),
+    }
+
+
+def _reply_text(answer: dict) -> str | None:
+    return answer.get("answer") if answer["type"] != "action" else None
+
+
+def evaluate_routing(
+    assistant, judge, posts: int = 500, name: str = "release", samples: int = 25
+) -> tuple[list[dict], list[dict]]:
+    """Rows for results/assistant.json and ``2 * samples`` exchanges (LCCC posts, then FAQ paraphrases)."""
+    from luodi.data.dialogue import load_lccc_pairs
+
+    valid = load_lccc_pairs("valid")[:posts]
+    post_texts = [p for p, _ in valid]
+    answers, ms = _answers(assistant, post_texts)
+    rows = [
+        {
+            "name": f"{name} routing LCCC valid",
+            "queries": len(valid),
+            **_route_shares(answers),
+            **_latency(ms),
+        }
+    ]
+    chat_ms = [t for t, a in zip(ms, answers, strict=True) if a["type"] in ("retrieved", "generated")]
+    if chat_ms:
+        rows[0]["chat_p50_ms"] = round(float(np.percentile(chat_ms, 50)), 2)
+    texts = [(p, _reply_text(a)) for p, a in zip(post_texts, answers, strict=True)]
+    texted = [(p, r) for p, r in texts if r is not None]
+    if len(texted) >= 2:
+        rows.append({"name": f"{name} chat replies LCCC valid", "replies": len(texted),
+                     **reply_quality([p for p, _ in texted], [r for _, r in texted], judge)})  # fmt: skip
+    rows.append({"name": "human replies LCCC valid", "replies": len(valid),
+                 **reply_quality(post_texts, [r for _, r in valid], judge)})  # fmt: skip
+
+    faq = read_paraphrases()
+    f_answers, f_ms = _answers(assistant, [p for p, _ in faq])
+    right = sum(
+        a["type"] == "faq" and a.get("question") == q for a, (_, q) in zip(f_answers, faq, strict=True)
+    )
+    rows.append({"name": f"{name} routing FAQ paraphrases", "queries": len(faq), **_route_shares(f_answers),
+                 "faq_right": round(100 * right / len(faq), 2), **_latency(f_ms)})  # fmt: skip
+
+    exchanges = [{"set": "LCCC valid", "query": p, "route": a["type"], "answer": _show(a), "human": r}
+                 for (p, r), a in zip(valid[:samples], answers[:samples], strict=True)]  # fmt: skip
+    exchanges += [{"set": "FAQ paraphrase", "query": p, "route": a["type"], "answer": _show(a), "human": q}
+                  for (p, q), a in zip(faq[:samples], f_answers[:samples], strict=True)]  # fmt: skip
+    return rows, exchanges
+
+
+def _show(answer: dict) -> str:
+    if answer["type"] == "action":
+        slots = ", ".join(f"{k}={v}" for k, v in answer.get("slots", {}).items())
+        return f"{answer['skill']}({slots})"
+    return answer.get("answer", "")
+
+
+def exchanges_markdown(exchanges: Sequence[dict], command: str, date: str) -> str:
+    lines = [
+        "# Sample exchanges of the shipped assistant",
+        "",
+        f"Generated by `{command}` on {date}: the first LCCC valid posts and the first FAQ paraphrases "
+        "(`bench/faq_paraphrases.tsv`), asked one at a time; the figures are in results/assistant.json "
+        "(rows `... routing ...` and `... chat replies ...`). `reference` is the human reply (LCCC) or the FAQ "
+        "question the paraphrase means.",
+        "",
+        "| set | query | route | answer | reference |",
+        "|---|---|---|---|---|",
+    ]
+    for e in exchanges:
+        cells = [e["set"], e["query"], e["route"], e["answer"], e["human"]]
+        lines.append("| " + " | ".join(str(c).replace("|", "\\|").replace("\n", " ") for c in cells) + " |")
+    return "\n".join(lines) + "\n"

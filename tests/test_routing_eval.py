@@ -1,0 +1,71 @@
+"""luodi eval routing's measures on a fake assistant and a character-bag judge."""
+
+import numpy as np
+import pytest
+
+from luodi.data.errors import DataFormatError
+from luodi.routing_eval import evaluate_routing, exchanges_markdown, read_paraphrases, reply_quality
+
+
+class BagJudge:
+    def encode(self, texts):
+        rows = np.zeros(
+            (len(texts), 4096), np.float32
+        )  # one column per character (hashed): same space every call
+        for i, t in enumerate(texts):
+            for c in t:
+                rows[i, ord(c) % 4096] += 1
+        return rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-9)
+
+
+def test_reply_quality_rewards_post_specific_replies_and_flags_generic_and_parrots():
+    posts = ["今天加班好累", "周末去爬山吗", "这家火锅真好吃"]
+    specific = reply_quality(posts, ["加班辛苦了", "爬山好啊", "火锅我也爱吃"], BagJudge())
+    generic = reply_quality(posts, ["好的", "好的", "好的"], BagJudge())
+    parrot = reply_quality(posts, posts, BagJudge())
+    assert specific["relevance_margin"] > 0 and generic["relevance_margin"] == pytest.approx(0, abs=1e-6)
+    assert generic["top10_share"] == 100.0 and generic["distinct_2"] == pytest.approx(100 / 3, abs=0.01)
+    assert parrot["copy_share"] == 100.0 and specific["copy_share"] == 0.0
+    with pytest.raises(ValueError, match="one reply each"):
+        reply_quality(posts, ["好的"], BagJudge())
+
+
+def test_read_paraphrases_names_the_bad_line(tmp_path):
+    bad = tmp_path / "p.tsv"
+    bad.write_text("你是谁\t你叫什么名字\n只有一列\n", encoding="utf-8")
+    with pytest.raises(DataFormatError, match="p.tsv:2"):
+        read_paraphrases(bad)
+    assert len(read_paraphrases()) >= 100  # the shipped set
+
+
+class FakeAssistant:
+    """Questions of the FAQ are answered from it; anything mentioning 歌 is an action; the rest is chat."""
+
+    def __init__(self, paraphrases):
+        self.faq = dict(paraphrases)
+
+    def __call__(self, text):
+        if text in self.faq:
+            answer = {"type": "faq", "question": self.faq[text], "answer": "答"}
+        elif "歌" in text:
+            answer = {"type": "action", "skill": "play_music", "slots": {}}
+        else:
+            answer = {"type": "generated", "answer": text[:2] + "呢"}
+        return {"queries": [{"answer": answer}]}
+
+
+def test_evaluate_routing_counts_routes_and_right_faq_answers(data_root):
+    paraphrases = read_paraphrases()
+    half = dict(paraphrases[: len(paraphrases) // 2])
+    rows, exchanges = evaluate_routing(FakeAssistant(half.items()), BagJudge(), posts=40, samples=5)
+    by_name = {r["name"]: r for r in rows}
+    lccc = by_name["release routing LCCC valid"]
+    assert lccc["queries"] == 40 and sum(
+        lccc[r] for r in ("action", "faq", "retrieved", "generated", "fallback")
+    ) == pytest.approx(100)
+    faq = by_name["release routing FAQ paraphrases"]
+    assert faq["faq_right"] == pytest.approx(100 * len(half) / len(paraphrases), abs=0.01)
+    assert "human replies LCCC valid" in by_name and "release chat replies LCCC valid" in by_name
+    assert len(exchanges) == 10 and exchanges[0]["set"] == "LCCC valid"
+    md = exchanges_markdown(exchanges, "luodi eval routing --write", "2026-12-06")
+    assert md.count("\n| ") == 11  # the header and 10 exchanges
