@@ -151,9 +151,7 @@ class Assistant:
         self.generator = components.get("generator") or load_component(
             "generator", self.config.generator, threads
         )
-        self.replies = components.get("replies") or load_component(
-            "reply_base", self.config.reply_base, threads
-        )
+        self.replies = components.get("replies") or self._reply_base(threads)
         if self.replies is not None and self.config.reply_threshold is not None:
             self.replies.threshold = self.config.reply_threshold
         self.generator = self._reranked(self.generator)
@@ -169,6 +167,17 @@ class Assistant:
                     )  # fmt: skip
         names = ("breaker", "segmenter", "intent", "faq", "generator")
         self.missing = [n for n in names if getattr(self, n) is None]
+
+    def _reply_base(self, threads: int):
+        """The reply base, or None with a warning when its directory is not built: it is made on the user's
+        machine from their copy of the dialogue data (`make demo` runs `luodi faq build-replies`), since
+        the LCCC license does not allow shipping its replies; without it chit-chat goes to the generator."""
+        path = self.config.reply_base
+        if path and not Path(path).expanduser().exists():
+            _log.warning("reply base %s is not built (`luodi faq build-replies --out %s`); chit-chat is "
+                         "answered without it", path, path)  # fmt: skip
+            return None
+        return load_component("reply_base", path, threads)
 
     def _reranked(self, generator):
         """With ``generation_candidates`` > 1 and a sentence encoder at hand (the FAQ index's or the reply

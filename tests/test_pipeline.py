@@ -421,3 +421,13 @@ def test_a_close_stored_post_answers_chit_chat_before_generation(tmp_path):
     assert strict.replies.threshold == 0.99
     doc = strict("今天好累呀")  # cosine below 0.99: no retrieved reply, and nothing else configured
     assert doc["queries"][0]["answer"]["type"] == "fallback"
+
+
+def test_an_unbuilt_reply_base_is_skipped_with_a_warning_that_says_how_to_build_it(tmp_path, caplog):
+    (tmp_path / "a.yaml").write_text("reply_base: replies\nthreads: 1\n")
+    config = Assistant.config_from_file(tmp_path / "a.yaml")
+    with caplog.at_level("WARNING", logger="luodi.pipeline"):
+        a = Assistant(config)
+    assert a.replies is None and "replies" not in a.missing
+    assert "luodi faq build-replies --out" in caplog.text and str(tmp_path / "replies") in caplog.text
+    assert a("今天好累啊")["queries"][0]["answer"]["type"] == "fallback"
