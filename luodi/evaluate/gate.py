@@ -35,9 +35,9 @@ def eval_gate(
 
     from luodi.commands.optimize import ENCODER_NAMES
     from luodi.data.similarity import similarity_split
-    from luodi.deploy import accuracy_gate, agreement, encoder_artifacts, export_onnx
+    from luodi.deploy import encoder_artifacts, export_onnx
     from luodi.deploy.evaluators import ZeroShotMatcher
-    from luodi.deploy.gate import onnx_predict, torch_predict
+    from luodi.deploy.gate import torch_predict
     from luodi.encoders import load_encoder, load_tokenizer
     from luodi.paths import cache_home
 
@@ -78,26 +78,36 @@ def eval_gate(
                         layer.output.dense.weight.zero_()  # every FFN down-projection
                 candidates.append(("broken-ffn-zeroed", export_onnx(bad, Path(tmp) / "broken.onnx")))
             for variant, path in candidates:
-                t0 = time.perf_counter()
-                acc, pred = matcher(onnx_predict(path, threads))
-                result = accuracy_gate(ref_acc, acc, agreement(ref_pred, pred))
-                row = {
-                    "name": f"zero-shot-{n}L {variant} LCQMC test",
-                    "accuracy": round(acc, 2),
-                    "accuracy_delta": round(acc - ref_acc, 2),
-                    "agreement": round(result.agreement, 2),
-                    "gate": "passed" if result.passed else "refused",
-                    "pairs": len(pred),
-                    "size_mb": round(Path(path).stat().st_size / 1e6, 1),
-                    "seconds": round(time.perf_counter() - t0, 1),
-                }
-                rows.append(row)
-                console.print(row)
+                rows.append(_candidate_row(f"zero-shot-{n}L {variant} LCQMC test", path, matcher, ref_acc,
+                                           ref_pred, threads))  # fmt: skip
+                console.print(rows[-1])
         del model
         _write(write, rows, limit, dev_limit, load, threads, started)
     for path in model_dir or []:
         rows += _gate_task_model(path, threads)
         _write(write, rows, limit, dev_limit, load, threads, started)
+
+
+def _candidate_row(name: str, path, matcher, ref_acc: float, ref_pred, threads: int) -> dict:
+    """One optimised artifact scored by ``matcher`` and gated against the PyTorch reference."""
+    import time
+
+    from luodi.deploy import accuracy_gate, agreement
+    from luodi.deploy.gate import onnx_predict
+
+    t0 = time.perf_counter()
+    acc, pred = matcher(onnx_predict(path, threads))
+    result = accuracy_gate(ref_acc, acc, agreement(ref_pred, pred))
+    return {
+        "name": name,
+        "accuracy": round(acc, 2),
+        "accuracy_delta": round(acc - ref_acc, 2),
+        "agreement": round(result.agreement, 2),
+        "gate": "passed" if result.passed else "refused",
+        "pairs": len(pred),
+        "size_mb": round(Path(path).stat().st_size / 1e6, 1),
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
 
 
 def _gate_task_model(path: Path, threads: int) -> list[dict]:

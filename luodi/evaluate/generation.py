@@ -40,47 +40,15 @@ def eval_generator(
     from luodi.data.dialogue import load_lccc_pairs
     from luodi.encoders import Embedder, load_encoder, load_tokenizer
     from luodi.results import write_results
-    from luodi.tasks.generate import STRATEGIES, DecodeConfig, Generator, build_examples, decode, perplexity
-    from luodi.train.metrics import bleu, distinct_n
+    from luodi.tasks.generate import DecodeConfig, Generator, build_examples, perplexity
 
     torch.set_num_threads(threads)
-    names = [a.strip() for a in archs.split(",") if a.strip()]
-    for arch in names:
-        _check_arch(arch)
-        if not (_model_dir(arch) / "luodi.json").exists():
-            raise typer.BadParameter(
-                f"no model in {_model_dir(arch)}: run `luodi train generator --arch {arch}`"
-            )
-    decodings = [s.strip() for s in strategies.split(",") if s.strip()]
-    if not decodings or any(s not in STRATEGIES for s in decodings):
-        raise typer.BadParameter(f"--strategies {strategies!r}: expected a list of {', '.join(STRATEGIES)}")
-    if posts < 2:
-        raise typer.BadParameter(f"--posts must be >= 2, got {posts}")
+    names, decodings = _checked(archs, strategies, posts)
     valid = load_lccc_pairs("valid")
     subset = valid[:posts]
-    refs = [_chars(r) for _, r in subset]
     embedder = Embedder(model=load_encoder(layers=12, vocab="zh"), tokenizer=load_tokenizer("zh"))
-    post_vecs = embedder.encode([p for p, _ in subset])
     cosines: dict[str, torch.Tensor] = {}
-
-    def text_scores(name: str, replies: list[str]) -> dict:
-        hyps = [_chars(r) for r in replies]
-        sims = post_vecs @ embedder.encode([r or "。" for r in replies]).T  # (posts, replies)
-        cos = sims.diagonal()
-        cosines[name] = cos
-        # e5 cosines are anisotropic (any two short Chinese texts score ~0.8), so a generic reply scores
-        # high everywhere; the margin over the same reply's mean cosine with the *other* posts does not
-        others = (sims.sum(0) - cos) / (len(replies) - 1)
-        return {
-            "bleu_2": round(bleu(refs, hyps, 2), 2),
-            "bleu_4": round(bleu(refs, hyps, 4), 2),
-            "distinct_1": round(distinct_n(hyps, 1), 2),
-            "distinct_2": round(distinct_n(hyps, 2), 2),
-            "avg_len": round(sum(map(len, hyps)) / len(hyps), 2),
-            "relevance": round(100 * float(cos.mean()), 2),
-            "relevance_ci95": round(100 * 1.96 * float(cos.std()) / len(cos) ** 0.5, 2),
-            "relevance_margin": round(100 * float((cos - others).mean()), 2),
-        }
+    text_scores = _TextScores(subset, embedder, cosines)
 
     def row_name(arch: str, strategy: str) -> str:
         return arch if strategy == decodings[0] else f"{arch}-{strategy}"
@@ -92,13 +60,9 @@ def eval_generator(
         scored = valid[:ppl_pairs] if ppl_pairs else valid
         ppl = perplexity(model, build_examples(tok, [([p], r) for p, r in scored], model.config))
         # decoding speed: one post at a time, greedy, fixed 16 pieces (no early </s>), cached vs recomputed
-        contexts = [tok(p, add_special_tokens=False)["input_ids"] for p, _ in subset[:speed_posts]]
-        speed = {}
-        for use_cache in (True, False):
-            cfg = DecodeConfig(strategy="greedy", max_length=16, min_length=16)
-            t0 = time.perf_counter()
-            n = sum(len(decode(model, [c], cfg, use_cache=use_cache)[0]) for c in contexts)
-            speed[use_cache] = n / (time.perf_counter() - t0)
+        speed = _decode_speed(
+            model, [tok(p, add_special_tokens=False)["input_ids"] for p, _ in subset[:speed_posts]]
+        )
         for strategy in decodings:
             options = {"seed": seed} if strategy == "sample" else {}
             decode_settings[strategy] = dataclasses.asdict(DecodeConfig.for_strategy(strategy, **options))
@@ -117,12 +81,7 @@ def eval_generator(
         settings[arch] = {**_train_summary(arch, full=True), "losses": _loss_weights(model.config)}
     rows.append({"name": "reference (human reply)", **text_scores("reference", [r for _, r in subset])})
     relevance = sorted(names, key=lambda a: -float(cosines[a].mean()))
-    pairs = []  # paired differences of the per-post cosines, main decoding
-    for i, a in enumerate(relevance):
-        for b in relevance[i + 1 :]:
-            diff = cosines[a] - cosines[b]
-            ci = 1.96 * float(diff.std()) / len(diff) ** 0.5
-            pairs.append(f"{a} - {b}: {100 * float(diff.mean()):+.2f} ± {100 * ci:.2f}")
+    pairs = _paired_differences(relevance, cosines)  # per-post cosines, main decoding
     facts = {"archs": names, "decodings": decodings, "posts": posts, "ppl_pairs": ppl_pairs, "threads": threads,
              "examples": [{"post": p, "human": r, **{k: v[i] for k, v in examples.items()}}
                           for i, (p, r) in enumerate(subset[:20])]}  # fmt: skip
@@ -131,6 +90,83 @@ def eval_generator(
     if write:
         js, md = write_results("generation", rows, extra=extra)
         console.print(f"wrote {js}" + (f" and {md}" if md else ""))
+
+
+def _checked(archs: str, strategies: str, posts: int) -> tuple[list[str], list[str]]:
+    """The archs (each trained) and decodings asked for, or a clear error naming the bad option."""
+    from luodi.tasks.generate import STRATEGIES
+
+    names = [a.strip() for a in archs.split(",") if a.strip()]
+    for arch in names:
+        _check_arch(arch)
+        if not (_model_dir(arch) / "luodi.json").exists():
+            raise typer.BadParameter(
+                f"no model in {_model_dir(arch)}: run `luodi train generator --arch {arch}`"
+            )
+    decodings = [s.strip() for s in strategies.split(",") if s.strip()]
+    if not decodings or any(s not in STRATEGIES for s in decodings):
+        raise typer.BadParameter(f"--strategies {strategies!r}: expected a list of {', '.join(STRATEGIES)}")
+    if posts < 2:
+        raise typer.BadParameter(f"--posts must be >= 2, got {posts}")
+    return names, decodings
+
+
+def _paired_differences(order: list[str], cosines: dict) -> list[str]:
+    """``a - b: mean ± 95 % interval`` (x 100) of the per-post cosine differences of every pair."""
+    out = []
+    for i, a in enumerate(order):
+        for b in order[i + 1 :]:
+            diff = cosines[a] - cosines[b]
+            ci = 1.96 * float(diff.std()) / len(diff) ** 0.5
+            out.append(f"{a} - {b}: {100 * float(diff.mean()):+.2f} ± {100 * ci:.2f}")
+    return out
+
+
+class _TextScores:
+    """BLEU, distinct-n, length and relevance of replies to ``subset``'s posts; each call keeps the
+    per-post cosines under its name in ``cosines`` (for the paired differences)."""
+
+    def __init__(self, subset, embedder, cosines: dict) -> None:
+        self.refs = [_chars(r) for _, r in subset]
+        self.embedder, self.cosines = embedder, cosines
+        self.post_vecs = embedder.encode([p for p, _ in subset])
+
+    def __call__(self, name: str, replies: list[str]) -> dict:
+        from luodi.train.metrics import bleu, distinct_n
+
+        hyps = [_chars(r) for r in replies]
+        sims = self.post_vecs @ self.embedder.encode([r or "。" for r in replies]).T  # (posts, replies)
+        cos = sims.diagonal()
+        self.cosines[name] = cos
+        # e5 cosines are anisotropic (any two short Chinese texts score ~0.8), so a generic reply scores
+        # high everywhere; the margin over the same reply's mean cosine with the *other* posts does not
+        others = (sims.sum(0) - cos) / (len(replies) - 1)
+        return {
+            "bleu_2": round(bleu(self.refs, hyps, 2), 2),
+            "bleu_4": round(bleu(self.refs, hyps, 4), 2),
+            "distinct_1": round(distinct_n(hyps, 1), 2),
+            "distinct_2": round(distinct_n(hyps, 2), 2),
+            "avg_len": round(sum(map(len, hyps)) / len(hyps), 2),
+            "relevance": round(100 * float(cos.mean()), 2),
+            "relevance_ci95": round(100 * 1.96 * float(cos.std()) / len(cos) ** 0.5, 2),
+            "relevance_margin": round(100 * float((cos - others).mean()), 2),
+        }
+
+
+def _decode_speed(model, contexts: list[list[int]]) -> dict[bool, float]:
+    """Pieces/s decoding one post at a time, greedy, a fixed 16 pieces (no early </s>), with the KV cache
+    (True) and recomputing the whole sequence each step (False)."""
+    import time
+
+    from luodi.tasks.generate import DecodeConfig, decode
+
+    speed = {}
+    for use_cache in (True, False):
+        cfg = DecodeConfig(strategy="greedy", max_length=16, min_length=16)
+        t0 = time.perf_counter()
+        n = sum(len(decode(model, [c], cfg, use_cache=use_cache)[0]) for c in contexts)
+        speed[use_cache] = n / (time.perf_counter() - t0)
+    return speed
 
 
 def _loss_weights(config) -> dict:

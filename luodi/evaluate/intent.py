@@ -79,19 +79,12 @@ def eval_intent(
         return
 
     from luodi.data.intent import load_lexicons
-    from luodi.paths import resolve_model_dir
     from luodi.results import merge_results
     from luodi.tasks.intent import IntentModel, entity_swap, load_splits, training_values
 
     torch.set_num_threads(threads)
-    if models:  # model dirs -> (path, variant, layers, data) from the card `luodi train intent` wrote
-        chosen = []
-        for name in models:
-            path = resolve_model_dir(name)
-            card = _card(path)
-            if not (path / "luodi.json").exists() or not card.get("data"):
-                raise typer.BadParameter(f"{path}: not a model saved by `luodi train intent` (no card.json)")
-            chosen.append((path, card["variant"], card["layers"], card["data"]))
+    if models:
+        chosen = _chosen(models)
         data = list(SET_NAMES)  # every data set's notes (cheap); models only where chosen
     rows, sections, missing = [], {}, []
     svm_pred: dict[str, list[str]] = {}  # data -> the baseline's test predictions, for the error analysis
@@ -131,6 +124,20 @@ def eval_intent(
     if write:  # rows not recomputed (models not in the cache) are kept, never dropped
         js, md = merge_results("intent", rows, sections)
         console.print(f"wrote {js}" + (f" and {md}" if md else ""))
+
+
+def _chosen(models: list[str]) -> list[tuple[Path, str, int, str]]:
+    """Model dirs -> (path, variant, layers, data) from the card `luodi train intent` wrote."""
+    from luodi.paths import resolve_model_dir
+
+    chosen = []
+    for name in models:
+        path = resolve_model_dir(name)
+        card = _card(path)
+        if not (path / "luodi.json").exists() or not card.get("data"):
+            raise typer.BadParameter(f"{path}: not a model saved by `luodi train intent` (no card.json)")
+        chosen.append((path, card["variant"], card["layers"], card["data"]))
+    return chosen
 
 
 def _eval_file(path: Path, models: list[str], threads: int) -> None:
