@@ -65,7 +65,7 @@ def main() -> None:
     notes = (f"Commit {head}, cloned beside the data as CI does; a new virtualenv, `PIP_NO_CACHE_DIR=1` (every "
              "package downloaded again from PyPI; torch 2.13.0 from the machine's local wheel) and an empty model "
              f"cache (`LUODI_HOME`). The machine's other load counts too: 1-min load average "
-             f"{os.getloadavg()[0]:.1f} at the end on {os.cpu_count()} cores. Log: {log}.")  # fmt: skip
+             f"{os.getloadavg()[0]:.1f} at the end on {os.cpu_count()} cores. Log: {log.name} in the temp dir.")  # fmt: skip
     js, md = write_results("setup", rows, command="python -m bench.fresh_demo", notes=notes)
     print(f"wrote {js} and {md}")
 

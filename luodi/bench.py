@@ -523,7 +523,7 @@ def notes_for(rows: Sequence[dict], extra: dict, cfg: BenchConfig, plots: dict[s
 
 def write_report(
     rows: list[dict], extra: dict, cfg: BenchConfig, command: str | None = None, note: str = ""
-) -> tuple[Path, Path]:
+) -> tuple[Path, Path | None]:
     """results/bench.json, docs/benchmarks.md (the table, notes, plots) and the PNG plots in docs/."""
     from luodi.paths import docs_dir, results_dir
     from luodi.results import write_results
@@ -542,16 +542,10 @@ def write_report(
         extra["accuracy_plot"] = "skipped: no results/gate.json (run `luodi eval gate` first)"
     extra["plots"] = list(plots.values())
     extra["note"] = note
-    json_path, md_path = write_results(
+    # experiments/render.py names the page of the topic "bench" docs/benchmarks.md
+    return write_results(
         "bench", rows, command=command, notes=notes_for(rows, extra, cfg, plots, note), extra=extra
     )
-    # the results file is results/bench.json and the table docs/benchmarks.md: write_results names both after the
-    # topic, so the page is renamed here (and its title with it)
-    target = md_path.with_name("benchmarks.md")
-    text = md_path.read_text().replace("# bench\n", "# benchmarks\n", 1)
-    target.write_text(text)
-    md_path.unlink()
-    return json_path, target
 
 
 def replot(note: str = "") -> tuple[Path, Path]:

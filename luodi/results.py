@@ -1,13 +1,20 @@
-"""Write figures the one way every eval/bench command does: results/<topic>.json plus docs/<topic>.md.
+"""Write figures the one way every eval/bench command does: ``results/<topic>.json``.
 
 Schema: {"command": ..., "date": ..., "machine": {...}, "rows": [{"name": ..., "<metric>": ...}, ...]}
 with metric keys in lower snake case and percentages on a 0-100 scale, so that every number in the
-README and docs can be traced to the command that produced it.
+README and docs can be traced to the command that produced it. Optional keys: ``commands`` (the runs a
+merged file holds), ``sections`` (measured tables such as example predictions, by name) and whatever a
+topic adds through ``extra`` (e.g. ``facts``: the data sizes a report quotes).
+
+The package only measures and writes the JSON. The reports (docs/<topic>.md: tables, prose, targets)
+belong to the repository checkout: ``experiments/render.py`` renders them, and ``render_doc`` calls it
+when the checkout has it (an installed package has no docs to render).
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import importlib
 import json
 import os
 import platform
@@ -18,7 +25,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from luodi.paths import docs_dir, results_dir
+from luodi.paths import REPO_ROOT, cache_home, docs_dir, models_dir, results_dir
 
 _KEY = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -44,22 +51,27 @@ def machine_info() -> dict[str, Any]:
     }
 
 
+def portable(text: str) -> str:
+    """``text`` with this machine's directories spelled as a reader can retype them elsewhere: the model
+    dir as ``<models>``, the cache as ``<cache>``, the checkout as a relative path."""
+    for path, name in ((models_dir(), "<models>"), (cache_home(), "<cache>"), (REPO_ROOT, ".")):
+        text = text.replace(f"{path}/", f"{name}/").replace(str(path), name)
+    return text.replace("./", "") if text.startswith("./") else text
+
+
 def current_command() -> str:
-    """The command line that is running, as a reader would retype it (``luodi eval ...``)."""
+    """The command line that is running, as a reader would retype it (``luodi eval ...``,
+    ``python -m bench.load ...``), with no machine-specific directory in it."""
     argv = list(sys.argv)
     if argv and Path(argv[0]).name in {"luodi", "cli.py", "__main__.py"}:
         argv[0] = "luodi"
-    return " ".join(shlex.quote(a) for a in argv)
+    elif argv and argv[0].endswith(".py") and Path(argv[0]).resolve().parent.name == "bench":
+        argv[0] = f"python -m bench.{Path(argv[0]).stem}"
+    head, rest = argv[:1], argv[1:]
+    return " ".join(head + [portable(shlex.quote(a)) for a in rest])
 
 
-def write_results(
-    topic: str,
-    rows: Sequence[dict[str, Any]],
-    command: str | None = None,
-    notes: str = "",
-    extra: dict[str, Any] | None = None,
-) -> tuple[Path, Path]:
-    """Validate and write ``results/<topic>.json`` and the Markdown table ``docs/<topic>.md``."""
+def _validate(topic: str, rows: Sequence[dict[str, Any]]) -> None:
     if not rows:
         raise ValueError(f"results for {topic!r}: no rows to write")
     for row in rows:
@@ -68,21 +80,43 @@ def write_results(
         bad = [k for k in row if not _KEY.match(k)]
         if bad:
             raise ValueError(f"results for {topic!r}: metric keys must be lower snake case, got {bad}")
+
+
+def write_results(
+    topic: str,
+    rows: Sequence[dict[str, Any]],
+    command: str | None = None,
+    notes: str = "",
+    extra: dict[str, Any] | None = None,
+) -> tuple[Path, Path | None]:
+    """Validate and write ``results/<topic>.json``, then render docs/<topic>.md (``render_doc``).
+    ``notes``: a paragraph kept as the section ``notes`` (the bench scripts' remarks)."""
+    _validate(topic, rows)
     payload = {
         "command": command or current_command(),
         "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "machine": machine_info(),
         "rows": [dict(r) for r in rows],
     }
+    if notes:
+        payload["sections"] = {"notes": notes}
     if extra:
         payload.update(extra)
     json_path = results_dir() / f"{topic}.json"
     json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps(payload, ensure_ascii=False, indent=2) + "\n")
-    md_path = docs_dir() / f"{topic}.md"
-    md_path.parent.mkdir(parents=True, exist_ok=True)
-    md_path.write_text(render_markdown(topic, payload, notes))
-    return json_path, md_path
+    return json_path, render_doc(topic)
+
+
+def render_doc(topic: str) -> Path | None:
+    """Render docs/<topic>.md from results/<topic>.json with the checkout's ``experiments/render.py``;
+    None when this is not a checkout (the package installed elsewhere has no report templates)."""
+    if not (REPO_ROOT / "experiments" / "render.py").is_file():
+        return None
+    if str(REPO_ROOT) not in sys.path:
+        sys.path.insert(0, str(REPO_ROOT))
+    render = importlib.import_module("experiments.render")
+    return render.render(topic, results=results_dir(), docs=docs_dir())
 
 
 def _previous(topic: str, fresh: bool) -> dict[str, Any]:
@@ -105,8 +139,7 @@ def merged_rows(
     fresh: bool = False,
     rename: Callable[[str], str] | None = None,
 ) -> list[dict[str, Any]]:
-    """The rows ``merge_results`` with these arguments will write, before it writes them: for notes
-    computed from the whole table (a learning curve, findings) when only part of it was rerun."""
+    """The rows ``merge_results`` with these arguments will write, before it writes them."""
     return _kept_rows(_previous(topic, fresh), new_rows, rename) + list(new_rows)
 
 
@@ -117,15 +150,16 @@ def merge_results(
     fresh: bool = False,
     extra: dict[str, Any] | None = None,
     rename: Callable[[str], str] | None = None,
-) -> tuple[Path, Path]:
+) -> tuple[Path, Path | None]:
     """Write ``new_rows`` into results/<topic>.json, replacing rows of the same name and keeping the rest.
 
     Why: on a 2-core machine the parts of a table are run separately (and a fresh model cache cannot
     rerun rows whose models are gone), so a partial run must not wipe the others. Each row gets a ``run``
     number pointing into ``commands``, the list of commands that produced the file's rows (the first one
     of a file written before merging is its ``command``; a command none of whose rows is left is dropped
-    and the runs renumbered). ``sections`` are named paragraphs of notes; a
-    section not given again (e.g. the speed note of a model not rerun) is kept from the earlier file.
+    and the runs renumbered). ``sections`` are named measured tables (e.g. example predictions); a
+    section not given again is kept from the earlier file, and so are ``extra`` keys: a dict value is
+    merged key by key (e.g. ``facts`` of one data set are kept when another is rerun).
     ``fresh`` starts the file anew. ``rename`` maps the kept rows' names (when a topic's naming changed:
     the figures stay, under the names new rows use)."""
     old = _previous(topic, fresh)
@@ -141,49 +175,16 @@ def merge_results(
     commands = [commands[i - 1] for i in used]
     rows = [{**r, "run": used.index(r["run"]) + 1} for r in rows]
     kept = {**(old.get("sections") or {}), **(sections or {})}
-    notes = "\n\n".join(kept.values())
-    notes += "\n\nRuns (the `run` column):\n" + "\n".join(f"{i}. `{c}`" for i, c in enumerate(commands, 1))
-    return write_results(topic, rows, command="; ".join(commands), notes=notes,
-                         extra={**(extra or {}), "commands": commands, "sections": kept})  # fmt: skip
-
-
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        if 0 < abs(value) < 1:
-            return f"{value:.4f}"  # small rates (e.g. a 0.0167 % fallback) must not round to 0.02
-        return f"{value:.2f}" if abs(value) < 1e6 else f"{value:.3g}"
-    if isinstance(value, int):
-        return f"{value:,}"
-    return str(value).replace("|", "\\|")
-
-
-def render_markdown(topic: str, payload: dict[str, Any], notes: str = "") -> str:
-    rows = payload["rows"]
-    columns = ["name"] + sorted(
-        {k for r in rows for k in r if k != "name"}, key=lambda k: _column_order(rows, k)
-    )
-    lines = [
-        f"# {topic}",
-        "",
-        f"Generated by `{payload['command']}` on {payload['date']} "
-        f"({payload['machine']['cpu']}, {payload['machine']['cores']} cores). "
-        f"Machine-readable: `results/{topic}.json`.",
-        "",
-        "| " + " | ".join(columns) + " |",
-        "|" + "|".join("---" for _ in columns) + "|",
-    ]
-    for r in rows:
-        lines.append("| " + " | ".join(_fmt(r.get(c, "")) for c in columns) + " |")
-    if notes:
-        lines += ["", notes.strip()]
-    return "\n".join(lines) + "\n"
-
-
-def _column_order(rows: Sequence[dict[str, Any]], key: str) -> int:
-    # keep the order in which rows first mention a column
-    seen: list[str] = []
-    for r in rows:
-        for k in r:
-            if k not in seen:
-                seen.append(k)
-    return seen.index(key)
+    merged_extra = {}
+    for key, value in (extra or {}).items():
+        before = old.get(key)
+        merged_extra[key] = (
+            {**before, **value} if isinstance(value, dict) and isinstance(before, dict) else value
+        )
+    kept_extra = {
+        k: v
+        for k, v in old.items()
+        if k not in {"command", "date", "machine", "rows", "commands", "sections"}
+    }
+    return write_results(topic, rows, command="; ".join(commands),
+                         extra={**kept_extra, **merged_extra, "commands": commands, "sections": kept})  # fmt: skip

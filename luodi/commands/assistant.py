@@ -9,7 +9,7 @@ from pathlib import Path
 
 import typer
 
-from luodi.commands._apps import app, console, eval_app
+from luodi.commands._apps import app, console
 
 SAMPLES = [
     "放首周杰伦的歌明天天气怎么样",
@@ -262,74 +262,3 @@ def release_cmd(
         },
     )
     console.print(f"wrote {js} and {md}")
-
-
-# ----------------------------------------------------------------------------- latency
-
-
-@eval_app.command("pipeline")
-def eval_pipeline(
-    config: Path = typer.Option(None, help="Assistant YAML (default: release/assistant.yaml)."),
-    runs: int = typer.Option(200, help="Timed calls per query set (after 20 warm-up calls)."),
-    threads: list[int] = typer.Option(
-        [1, 2], help="ONNX Runtime / torch threads (overrides the config); one row set each."
-    ),
-) -> None:
-    """Single-query latency of the Python API (``assistant(text)``), p50/p90/p99 per stage and end to end,
-    on the skill queries and on the demo samples -> results/pipeline.json."""
-    from luodi.pipeline import Assistant, AssistantConfig, default_config
-    from luodi.results import write_results
-
-    base = Assistant.config_from_file(config) if config else default_config()
-    rows = []
-    for n in threads:
-        assistant = Assistant(AssistantConfig(**{**vars(base), "threads": n}))
-        console.print(f"[bold]assistant[/bold] {assistant.describe()}")
-        rows += _latency_rows(assistant, runs, n)
-    for r in rows:
-        console.print(r)
-    js, md = write_results(
-        "pipeline",
-        rows,
-        notes=f"`assistant(text)` wall time in-process (Python API, no HTTP), {assistant.describe()}. "
-        "'one skill query' cycles 4 single-query skill utterances; 'demo samples' cycles the `luodi demo` "
-        "inputs (some hold 2 queries, some go to FAQ retrieval). Stage rows: the per-stage timings the "
-        "assistant reports (a stage that does not run for a query has no entry). The machine's 2 cores were "
-        "shared with other jobs, so these are upper bounds.",
-    )
-    console.print(f"wrote {js} and {md}")
-
-
-def _latency_rows(assistant, runs: int, threads: int) -> list[dict]:
-    import statistics
-    import time
-
-    sets = {
-        "one skill query": ["播放周杰伦的稻香", "我想听刘德华的冰雨", "明天天气怎么样", "来一首轻音乐"],
-        "demo samples": SAMPLES,
-    }
-    rows: list[dict] = []
-    for name, texts in sets.items():
-        for i in range(20):
-            assistant(texts[i % len(texts)])
-        stage_times: dict[str, list[float]] = {}
-        wall = []
-        for i in range(runs):
-            start = time.perf_counter()
-            doc = assistant(texts[i % len(texts)])
-            wall.append((time.perf_counter() - start) * 1000)
-            for k, v in doc["timings"].items():
-                stage_times.setdefault(k, []).append(v)
-
-        def pct(xs: list[float], q: float) -> float:
-            xs = sorted(xs)
-            return round(xs[min(len(xs) - 1, int(q * len(xs)))], 3)
-
-        rows.append({"name": f"{name} end to end threads={threads}", "p50_ms": pct(wall, 0.5), "p90_ms": pct(wall, 0.9),
-                     "p99_ms": pct(wall, 0.99), "mean_ms": round(statistics.mean(wall), 3), "runs": runs,
-                     "threads": threads})  # fmt: skip
-        for stage, xs in stage_times.items():
-            if stage != "total":
-                rows.append({"name": f"{name} stage {stage} threads={threads}", "p50_ms": pct(xs, 0.5), "p99_ms": pct(xs, 0.99),
-                             "runs": len(xs), "threads": threads})  # fmt: skip
-    return rows

@@ -4,12 +4,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import typer
 
-from luodi.commands._apps import app, console, eval_app
+from luodi.commands._apps import app, console
 
 ENCODER_NAMES = {12: "teacher-12L", 6: "student-6L", 3: "student-3L"}
 
@@ -96,163 +95,6 @@ def optimize_cmd(
         console.print(f"[{style}]{report.gate.message}[/{style}]")
     console.print(f"fused operators: {report.fused_counts}")
     console.print(f"wrote {report.path} ({report.size_mb:.1f} MB) and {out / 'optimize.json'}")
-
-
-@eval_app.command("gate")
-def eval_gate(
-    layers: list[int] = typer.Option([12, 6, 3], help="Encoder depths to evaluate (teacher 12, students 6, 3)."),
-    fp16_layers: list[int] = typer.Option([12], help="Depths whose fp16 artifact is also checked (slow on CPU)."),
-    limit: int = typer.Option(0, help="First N pairs of LCQMC test only (0 = all 12,500)."),
-    dev_limit: int = typer.Option(0, help="First N pairs of LCQMC dev for the threshold (0 = all 8,802)."),
-    int8_full: bool = typer.Option(True, help="Also check the all-int8 artifact (preset int8-avx2-full)."),
-    broken: bool = typer.Option(True, help="Also gate a deliberately broken artifact (FFN down-projections zeroed)."),
-    threads: int = typer.Option(1, help="Threads for PyTorch and ONNX Runtime (accuracy only: 1 suits a shared CPU)."),
-    rebuild: bool = typer.Option(False, help="Rebuild the cached ONNX artifacts."),
-    encoders: bool = typer.Option(True, help="Gate the zero-shot encoders on LCQMC (--no-encoders: task models only)."),
-    model_dir: list[Path] = typer.Option(None, help="Saved task models to gate too, each with its task's evaluator (e.g. intent on CAIS)."),
-) -> None:  # fmt: skip
-    """The accuracy gate on LCQMC for the zero-shot e5 encoder as a matcher (cosine >= a threshold chosen on
-    LCQMC dev by the PyTorch model): accuracy, delta and agreement of int8 / fp16 vs PyTorch fp32.
-    Writes results/gate.json and docs/gate.md."""
-    import copy
-    import tempfile
-    import time
-
-    import torch
-
-    from luodi.data.similarity import similarity_split
-    from luodi.deploy import accuracy_gate, agreement, encoder_artifacts, export_onnx
-    from luodi.deploy.evaluators import ZeroShotMatcher
-    from luodi.deploy.gate import onnx_predict, torch_predict
-    from luodi.encoders import load_encoder, load_tokenizer
-    from luodi.paths import cache_home
-    from luodi.results import write_results
-
-    torch.set_num_threads(threads)
-    rows = []
-    started = time.perf_counter()
-    load = os.getloadavg()[0]
-    dev, test = similarity_split("train")["lcqmc"], similarity_split("test")["lcqmc"]
-    for n in layers if encoders else []:
-        name = ENCODER_NAMES.get(n, f"student-{n}L")
-        paths, _ = encoder_artifacts(n, cache_home() / "onnx" / f"{name}-zh", rebuild=rebuild)
-        model = load_encoder(layers=n, vocab="zh")
-        matcher = ZeroShotMatcher(load_tokenizer("zh"), dev[: dev_limit or None], test[: limit or None])
-        t0 = time.perf_counter()
-        ref_acc, ref_pred = matcher(torch_predict(model))
-        rows.append(
-            {
-                "name": f"zero-shot-{n}L pytorch-fp32 LCQMC test",
-                "accuracy": round(ref_acc, 2),
-                "dev_accuracy": round(matcher.dev_accuracy, 2),
-                "dev_pairs": len(matcher.dev_pairs),
-                "threshold": round(matcher.threshold, 4),
-                "pairs": len(ref_pred),
-                "seconds": round(time.perf_counter() - t0, 1),
-            }
-        )
-        console.print(rows[-1])
-        candidates = [("int8", paths["ort-fused-int8"])]
-        if int8_full:
-            candidates.append(("int8-full", paths["ort-fused-int8-full"]))
-        if n in fp16_layers:
-            candidates.append(("fp16", paths["ort-fused-fp16"]))
-        with tempfile.TemporaryDirectory() as tmp:
-            if broken and n == min(layers):
-                bad = copy.deepcopy(model)
-                with torch.no_grad():
-                    for layer in bad.encoder.layer:
-                        layer.output.dense.weight.zero_()  # every FFN down-projection
-                candidates.append(("broken-ffn-zeroed", export_onnx(bad, Path(tmp) / "broken.onnx")))
-            for variant, path in candidates:
-                t0 = time.perf_counter()
-                acc, pred = matcher(onnx_predict(path, threads))
-                result = accuracy_gate(ref_acc, acc, agreement(ref_pred, pred))
-                row = {
-                    "name": f"zero-shot-{n}L {variant} LCQMC test",
-                    "accuracy": round(acc, 2),
-                    "accuracy_delta": round(acc - ref_acc, 2),
-                    "agreement": round(result.agreement, 2),
-                    "gate": "passed" if result.passed else "refused",
-                    "pairs": len(pred),
-                    "size_mb": round(Path(path).stat().st_size / 1e6, 1),
-                    "seconds": round(time.perf_counter() - t0, 1),
-                }
-                rows.append(row)
-                console.print(row)
-        del model
-        js, md = write_results("gate", rows, notes=_gate_notes(limit, dev_limit, load, threads, started))
-        console.print(f"wrote {js} and {md}")
-    for path in model_dir or []:
-        rows += _gate_task_model(path, threads)
-        js, md = write_results("gate", rows, notes=_gate_notes(limit, dev_limit, load, threads, started))
-        console.print(f"wrote {js} and {md}")
-
-
-def _gate_task_model(path: Path, threads: int) -> list[dict]:
-    """Rows for one saved TaskModel: its PyTorch metric, then int8 and fp16 through its registered gate."""
-    import tempfile
-    import time
-
-    from luodi.deploy import GateContext, evaluator_for, export_onnx, gate, optimize
-    from luodi.deploy.gate import METRIC_NAMES
-    from luodi.modeling import load_model
-
-    model = load_model(path)
-    name, evaluate_fn = evaluator_for(GateContext(model=model, model_dir=Path(path)))
-    metric = METRIC_NAMES.get(name, "metric")
-    name = name.rsplit(".", 1)[-1]  # the evaluator: a task model class or a free name
-    cfg = model.encoder.config
-    rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        exported = export_onnx(model, Path(tmp) / "model.onnx")
-        for precision, preset in (("int8", "int8-avx2"), ("fp16", "fp16")):
-            t0 = time.perf_counter()
-            out = optimize(
-                exported, Path(tmp) / precision, preset, cfg.num_attention_heads, cfg.hidden_size,
-                cfg.num_hidden_layers,
-            )  # fmt: skip
-            report = gate(model, out.path, evaluate_fn, threads=threads, metric_name=metric)
-            r = report.result
-            if not rows:
-                rows.append({"name": f"{Path(path).name} pytorch-fp32 (gate {name})", metric: round(r.reference_metric, 2),
-                             "predictions": report.predictions})  # fmt: skip
-            rows.append({
-                "name": f"{Path(path).name} {precision} (gate {name})",
-                metric: round(r.candidate_metric, 2),
-                f"{metric}_delta": round(r.candidate_metric - r.reference_metric, 2),
-                "agreement": round(r.agreement, 2),
-                "gate": "passed" if r.passed else "refused",
-                "predictions": report.predictions,
-                "size_mb": round(out.path.stat().st_size / 1e6, 1),
-                "seconds": round(time.perf_counter() - t0, 1),
-            })  # fmt: skip
-            console.print(rows[-1])
-    return rows
-
-
-def _gate_notes(limit: int, dev_limit: int, load: float, threads: int, started: float) -> str:
-    import time
-
-    return (  # fmt: skip
-        "e5-small (vocab 'zh') used zero-shot as a matcher: `query: ` prefix, mean pooling, L2, cosine; "
-        "the pair is 'same' when the cosine reaches a threshold chosen to maximise accuracy on LCQMC dev "
-        "(`dev_pairs`) with the PyTorch fp32 model, and the same threshold is used for its optimised "
-        "artifacts (a deployed matcher ships its threshold). Metric: accuracy on LCQMC test (all 12,500 pairs unless "
-        "limited below). "
-        "`agreement`: % of test pairs with the same same/different decision as PyTorch fp32. Gate: "
-        "`passed` when accuracy drops by at most 1 point and agreement is at least 99 % "
-        "(luodi.deploy.gate.accuracy_gate). Variants: `int8` = preset int8-avx2 (FFN down-projections kept "
-        "fp32), `int8-full` = every MatMul int8, `fp16` = float16 weights and compute with fp32 inputs/"
-        "outputs, checked with the CPU provider (accuracy only: GPU speed was not measured here). "
-        "`broken-ffn-zeroed`: the PyTorch model with every FFN down-projection weight zeroed, exported "
-        "fp32: it must be refused. `seconds`: wall time of the evaluation, "
-        f"{threads} thread(s)."
-        + (f" Test limited to its first {limit} pairs." if limit else "")
-        + (f" Threshold chosen on the first {dev_limit} LCQMC dev pairs." if dev_limit else "")
-        + f" 1-min load average {load:.1f} at the start on {os.cpu_count()} cores (other jobs shared the "
-        f"CPU); {time.perf_counter() - started:.0f} s so far."
-    )
 
 
 @app.command("bench")

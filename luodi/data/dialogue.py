@@ -166,3 +166,16 @@ def load_chatterbot(root: Path | None = None) -> list[tuple[str, str]]:
         for turns in _conversations(path)
         for question, answer in zip(turns, turns[1:], strict=False)
     ]
+
+
+def generator_train_dialogues() -> list[tuple[list[str], str]]:
+    """LCCC toy pairs (10,000) + every (turns before, turn) of the 1,000 LCCC multi-turn train dialogues."""
+    out = [([post], reply) for post, reply in load_lccc_pairs("train")]
+    for turns in load_lccc_multiturn("train"):
+        out += [(turns[:i], turns[i]) for i in range(1, len(turns))]
+    return out
+
+
+def generator_select_dialogues() -> list[tuple[list[str], str]]:
+    """Model selection on the multi-turn valid split (last turn given the others): LCCC valid stays unseen."""
+    return [(turns[:-1], turns[-1]) for turns in load_lccc_multiturn("valid")]

@@ -30,7 +30,6 @@ Model: ``TokenClassifier`` on the char-aligned encoder (``CharAligner``: one tok
 from __future__ import annotations
 
 import random
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -275,30 +274,6 @@ def gate_evaluator(aligner, examples: Sequence[BreakExample]):
         return score_labels(examples, pred)["f1"], np.array([x for p in pred for x in p], dtype=np.int64)
 
     return evaluate_fn
-
-
-def latency_ms(model, aligner, texts: Sequence[str], runs: int = 100) -> tuple[float, float]:
-    """(median, minimum) wall time in ms of one forward pass at batch 1 over ``texts`` (cycled), after 10
-    warm-ups. ``model``: a PyTorch model or an ``OnnxModel`` (both take ``input_ids=``, ``attention_mask=``).
-    On a shared CPU the median includes waiting for other processes; the minimum is close to the
-    uncontended time."""
-    if isinstance(model, torch.nn.Module):
-        model.eval()
-    times = []
-    with torch.no_grad():
-        for i in range(runs + 10):
-            batch = aligner.batch([texts[i % len(texts)]])
-            t0 = time.perf_counter()
-            model(input_ids=batch.input_ids, attention_mask=batch.attention_mask)
-            if i >= 10:
-                times.append((time.perf_counter() - t0) * 1000)
-    times.sort()
-    return times[len(times) // 2], times[0]
-
-
-def latency_p50_ms(model, aligner, texts: Sequence[str], runs: int = 100) -> float:
-    """The median of ``latency_ms``."""
-    return latency_ms(model, aligner, texts, runs)[0]
 
 
 # ----------------------------------------------------------------------------- the breaker

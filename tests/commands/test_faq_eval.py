@@ -19,7 +19,9 @@ def test_eval_faq_writes_a_row_per_searcher(tmp_path, monkeypatch):
         "# comment\n明天的天气怎么样\t明天天气怎么样\n花呗如何开通\t怎么开通花呗\n随便\t给妈妈打电话\n"
     )
     runner = CliRunner()
-    result = runner.invoke(app, ["eval", "faq", "--faq-files", str(faq), "--paraphrases", str(para)])
+    result = runner.invoke(
+        app, ["eval", "faq", "--faq-files", str(faq), "--paraphrases", str(para), "--write"]
+    )
     assert result.exit_code == 0, result.output
     saved = json.loads((tmp_path / "results" / "faq.json").read_text())
     row = saved["rows"][0]

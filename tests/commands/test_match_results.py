@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from luodi.commands import match
+from luodi.evaluate import matching as match
 
 
 @pytest.fixture

@@ -311,7 +311,7 @@ def test_exact_search_k_and_single_query_paths():
 def test_eval_pair_caps_per_set():
     import typer
 
-    from luodi.commands.match import _per_set
+    from luodi.evaluate.matching import _per_set
 
     assert _per_set("2000", "--max-pairs") == {"lcqmc": 2000, "pawsx": 2000, "oppo": 2000}
     assert _per_set("lcqmc=2000,oppo=500", "--max-pairs") == {"lcqmc": 2000, "pawsx": 0, "oppo": 500}

@@ -6,7 +6,9 @@ from __future__ import annotations
 import torch
 from transformers import BertConfig, BertModel
 
-from luodi.commands.segment import encoder_flops_per_token
+from luodi.evaluate.segmentation import encoder_flops_per_token
+
+TARGETS = {"fine PKU": 96.5, "coarse MSR": 96.0}
 
 
 def test_flops_per_token_are_two_per_weight_of_the_layers_linear_maps():
@@ -18,14 +20,14 @@ def test_flops_per_token_are_two_per_weight_of_the_layers_linear_maps():
 
 
 def test_learning_curve_fits_the_gain_per_doubling_and_extrapolates():
-    from luodi.commands.segment import learning_curve
+    from experiments.segmentation import learning_curve
 
     rows = [{"name": f"unified-3L-{k}k fine PKU", "train_chars": k * 1000, "f1": f}
             for k, f in [(150, 90.0), (300, 91.0), (600, 92.0)]]  # fmt: skip
     rows += [{"name": "unified-3L fine PKU", "train_chars": 1_200_000, "f1": 93.0},
              {"name": "unified-3L-int8 fine PKU", "train_chars": 1_200_000, "f1": 10.0},  # not the family
              {"name": "unified-12L fine PKU", "train_chars": 800_000, "f1": 92.5}]  # fmt: skip
-    note = learning_curve(rows, "unified-3L", {"PKU": 1_000_000, "MSR": 100_000})
+    note = learning_curve(rows, "unified-3L", {"PKU": 1_000_000, "MSR": 100_000}, TARGETS)
     assert "+1.00 F1 per doubling over all points, +1.00 over the last one" in note
     # 96.5 is 3.5 doublings above 93.0 at 1.2 M: 1.2 M * 2**3.5 = 13.6 M characters, half of them PKU
     assert (
@@ -34,4 +36,4 @@ def test_learning_curve_fits_the_gain_per_doubling_and_extrapolates():
     )
     assert "12-layer encoder reached 92.50 on 800 k" in note
     assert "coarse MSR" not in note.split("\n")[1]  # no MSR points: no MSR line
-    assert learning_curve(rows[:2], "unified-3L", {"PKU": 1, "MSR": 1}) == ""  # < 3 sizes: nothing
+    assert learning_curve(rows[:2], "unified-3L", {"PKU": 1, "MSR": 1}, TARGETS) == ""  # < 3 sizes: nothing

@@ -8,23 +8,6 @@ import typer
 
 from luodi.commands._apps import console, eval_app
 
-NOTES = """Streams of 1-3 spoken queries joined without punctuation, built only from dev splits
-(`luodi.data.skills.spoken_streams("dev")`: NLPCC-2018 dev sessions, their consecutive utterances in order;
-CAIS valid, SMP2020 dev and 500 LCCC valid posts shuffled together; a filler such as 然后 / 还有 / 嗯 before
-30 % of the later queries), every label in the skill schema's names (docs/skills.md). `luodi eval assistant
---export FILE` writes them in the `--data` format, so a reader can inspect them or replace them with their
-own traffic.
-
-Columns (0-100): `break_exact` streams whose queries were broken exactly; `accuracy` / `macro_f1` per gold
-query, judged by the predicted query that overlaps it most; `slot_f1` over (type, value) pairs;
-`stream_exact` breaks exact and every intent right; `stream_exact_slots` also every slot right and every
-query routed as its intent asks (skill -> action, chat / other -> retrieval or generation); `blame_*` share of
-all streams whose first wrong stage is breaking, gazetteer (a wrong intent with a lexicon hit that is not a
-gold slot), intent, slots or routing (luodi/assistant_eval.py). Rows `... intent <set> test` score the
-intent model alone on each source's test utterances beside a char 1-3-gram TF-IDF + LinearSVC trained on
-the same training data (the skill schema's train split); their `macro_f1` is over the intents of that
-source's gold labels (a query given another source's intent costs its gold intent's recall)."""
-
 
 @eval_app.command("assistant")
 def eval_assistant(
@@ -78,10 +61,10 @@ def eval_assistant(
     if write:
         from luodi.results import merge_results
 
-        sections = {"about": NOTES, f"examples {prefix} {set_name}": (
+        sections = {f"examples {prefix} {set_name}": (
             f"### Wrong streams, {prefix} {set_name} (first 12)\n\n" + examples_table(streams, result))}  # fmt: skip
         js, md = merge_results("assistant", rows, sections=sections)
-        console.print(f"wrote {js} and {md}")
+        console.print(f"wrote {js}" + (f" and {md}" if md else ""))
 
 
 class _Relabelled:

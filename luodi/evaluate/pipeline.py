@@ -1,0 +1,72 @@
+"""``luodi eval pipeline``: single-query latency of the Python API per stage (results/pipeline.json)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from luodi.commands._apps import console, eval_app
+
+
+@eval_app.command("pipeline")
+def eval_pipeline(
+    config: Path = typer.Option(None, help="Assistant YAML (default: release/assistant.yaml)."),
+    runs: int = typer.Option(200, help="Timed calls per query set (after 20 warm-up calls)."),
+    threads: list[int] = typer.Option(
+        [1, 2], help="ONNX Runtime / torch threads (overrides the config); one row set each."
+    ),
+    write: bool = typer.Option(False, help="Write results/pipeline.json (+ docs/pipeline.md in a checkout)."),
+) -> None:
+    """Single-query latency of the Python API (``assistant(text)``), p50/p90/p99 per stage and end to end,
+    on the skill queries and on the demo samples -> results/pipeline.json."""
+    from luodi.commands.assistant import SAMPLES
+    from luodi.pipeline import Assistant, AssistantConfig, default_config
+    from luodi.results import write_results
+
+    base = Assistant.config_from_file(config) if config else default_config()
+    rows = []
+    for n in threads:
+        assistant = Assistant(AssistantConfig(**{**vars(base), "threads": n}))
+        console.print(f"[bold]assistant[/bold] {assistant.describe()}")
+        rows += _latency_rows(assistant, runs, n, SAMPLES)
+    for r in rows:
+        console.print(r)
+    if write:
+        js, md = write_results("pipeline", rows, extra={"facts": {"assistant": assistant.describe()}})
+        console.print(f"wrote {js}" + (f" and {md}" if md else ""))
+
+
+def _latency_rows(assistant, runs: int, threads: int, samples: list[str]) -> list[dict]:
+    import statistics
+    import time
+
+    sets = {
+        "one skill query": ["播放周杰伦的稻香", "我想听刘德华的冰雨", "明天天气怎么样", "来一首轻音乐"],
+        "demo samples": samples,
+    }
+    rows: list[dict] = []
+    for name, texts in sets.items():
+        for i in range(20):
+            assistant(texts[i % len(texts)])
+        stage_times: dict[str, list[float]] = {}
+        wall = []
+        for i in range(runs):
+            start = time.perf_counter()
+            doc = assistant(texts[i % len(texts)])
+            wall.append((time.perf_counter() - start) * 1000)
+            for k, v in doc["timings"].items():
+                stage_times.setdefault(k, []).append(v)
+
+        def pct(xs: list[float], q: float) -> float:
+            xs = sorted(xs)
+            return round(xs[min(len(xs) - 1, int(q * len(xs)))], 3)
+
+        rows.append({"name": f"{name} end to end threads={threads}", "p50_ms": pct(wall, 0.5), "p90_ms": pct(wall, 0.9),
+                     "p99_ms": pct(wall, 0.99), "mean_ms": round(statistics.mean(wall), 3), "runs": runs,
+                     "threads": threads})  # fmt: skip
+        for stage, xs in stage_times.items():
+            if stage != "total":
+                rows.append({"name": f"{name} stage {stage} threads={threads}", "p50_ms": pct(xs, 0.5), "p99_ms": pct(xs, 0.99),
+                             "runs": len(xs), "threads": threads})  # fmt: skip
+    return rows
