@@ -45,8 +45,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from luodi.data.dialogue import load_lccc_pairs
     from luodi.encoders import Embedder, load_encoder, load_tokenizer
+    from luodi.evaluate.routing import reply_quality
     from luodi.results import merge_results
-    from luodi.routing_eval import reply_quality
     from luodi.tasks.chat import RerankedGenerator
     from luodi.tasks.generate import Generator
     from luodi.tasks.match import Matcher

@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
-from luodi.data.errors import DataFormatError
-from luodi.routing_eval import evaluate_routing, exchanges_markdown, read_paraphrases, reply_quality
+from luodi.evaluate.faq import _paraphrase_file
+from luodi.evaluate.routing import evaluate_routing, exchanges_markdown, reply_quality
+from luodi.tasks.match import load_faq_file
 
 
 class BagJudge:
@@ -30,14 +31,6 @@ def test_reply_quality_rewards_post_specific_replies_and_flags_generic_and_parro
         reply_quality(posts, ["好的"], BagJudge())
 
 
-def test_read_paraphrases_names_the_bad_line(tmp_path):
-    bad = tmp_path / "p.tsv"
-    bad.write_text("你是谁\t你叫什么名字\n只有一列\n", encoding="utf-8")
-    with pytest.raises(DataFormatError, match="p.tsv:2"):
-        read_paraphrases(bad)
-    assert len(read_paraphrases()) >= 100  # the shipped set
-
-
 class FakeAssistant:
     """Questions of the FAQ are answered from it; anything mentioning 歌 is an action; the rest is chat."""
 
@@ -55,7 +48,7 @@ class FakeAssistant:
 
 
 def test_evaluate_routing_counts_routes_and_right_faq_answers(data_root):
-    paraphrases = read_paraphrases()
+    paraphrases = load_faq_file(_paraphrase_file())
     half = dict(paraphrases[: len(paraphrases) // 2])
     rows, exchanges = evaluate_routing(FakeAssistant(half.items()), BagJudge(), posts=40, samples=5)
     by_name = {r["name"]: r for r in rows}

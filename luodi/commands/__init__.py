@@ -13,6 +13,5 @@ MODULES = [
     "luodi.commands.optimize",
     "luodi.commands.match",
     "luodi.commands.generate",
-    "luodi.commands.routing",
 ]
 MODULES += EVAL_MODULES  # the `luodi eval` group: measuring code, one module per topic

@@ -13,4 +13,5 @@ MODULES = [
     "luodi.evaluate.intent",
     "luodi.evaluate.matching",
     "luodi.evaluate.segmentation",
+    "luodi.evaluate.routing",
 ]

@@ -18,12 +18,15 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+import typer
+
+from luodi.commands._apps import console, eval_app
 
 ROUTES = ("action", "faq", "retrieved", "generated", "fallback")
-PARAPHRASES = Path(__file__).resolve().parent.parent / "bench" / "faq_paraphrases.tsv"
 
 
 def reply_quality(posts: Sequence[str], replies: Sequence[str], judge) -> dict[str, float]:
@@ -52,21 +55,6 @@ def reply_quality(posts: Sequence[str], replies: Sequence[str], judge) -> dict[s
         ),
         "avg_len": round(sum(map(len, replies)) / len(replies), 2),
     }
-
-
-def read_paraphrases(path: Path = PARAPHRASES) -> list[tuple[str, str]]:
-    """(paraphrase, FAQ question) pairs, ``paraphrase<TAB>question`` a line; errors name file:line."""
-    from luodi.data.errors import DataFormatError
-
-    pairs = []
-    for lineno, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip() or line.startswith("#"):
-            continue
-        fields = line.split("\t")
-        if len(fields) != 2 or not all(f.strip() for f in fields):
-            raise DataFormatError(Path(path), lineno, f"expected 'paraphrase<TAB>question', got {line!r}")
-        pairs.append((fields[0].strip(), fields[1].strip()))
-    return pairs
 
 
 def _answers(assistant, texts: Sequence[str]) -> tuple[list[dict], list[float]]:
@@ -125,7 +113,10 @@ def evaluate_routing(
     rows.append({"name": "human replies LCCC valid", "replies": len(valid),
                  **reply_quality(post_texts, [r for _, r in valid], judge)})  # fmt: skip
 
-    faq = read_paraphrases()
+    from luodi.evaluate.faq import _paraphrase_file
+    from luodi.tasks.match import load_faq_file
+
+    faq = load_faq_file(_paraphrase_file())  # (paraphrase, the FAQ question it means)
     f_answers, f_ms = _answers(assistant, [p for p, _ in faq])
     right = sum(
         a["type"] == "faq" and a.get("question") == q for a, (_, q) in zip(f_answers, faq, strict=True)
@@ -163,3 +154,32 @@ def exchanges_markdown(exchanges: Sequence[dict], command: str, date: str) -> st
         cells = [e["set"], e["query"], e["route"], e["answer"], e["human"]]
         lines.append("| " + " | ".join(str(c).replace("|", "\\|").replace("\n", " ") for c in cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+@eval_app.command("routing")
+def eval_routing(
+    config: Path = typer.Option(None, help="Assistant YAML (default: release/assistant.yaml)."),
+    name: str = typer.Option(None, help="Row name prefix (default: 'release', or the config file's stem)."),
+    posts: int = typer.Option(500, help="LCCC valid posts asked (the first N)."),
+    samples: int = typer.Option(25, help="Exchanges per set written to docs/routing-samples.md."),
+    write: bool = typer.Option(False, "--write", help="Merge the rows into results/assistant.json + docs."),
+) -> None:
+    """Ask the assistant every LCCC valid post and FAQ paraphrase: route shares, latency, reply quality."""
+    from luodi.commands.assistant import load_assistant
+    from luodi.encoders import Embedder, load_encoder, load_tokenizer
+    from luodi.paths import docs_dir
+    from luodi.results import current_command, merge_results
+
+    if posts < 2:
+        raise typer.BadParameter(f"--posts must be >= 2, got {posts}")
+    assistant = load_assistant(config)
+    judge = Embedder(model=load_encoder(layers=12, vocab="zh"), tokenizer=load_tokenizer("zh"))
+    prefix = name or ("release" if config is None else config.stem)
+    rows, exchanges = evaluate_routing(assistant, judge, posts=posts, name=prefix, samples=samples)
+    for row in rows:
+        console.print(row)
+    if write:
+        merge_results("assistant", rows)
+        date = datetime.now(UTC).date().isoformat()
+        (docs_dir() / "routing-samples.md").write_text(exchanges_markdown(exchanges, current_command(), date))
+        console.print("wrote results/assistant.json, docs/assistant.md and docs/routing-samples.md")
