@@ -373,9 +373,10 @@ def _set_nice(nice: int | None):
     return preexec
 
 
-def start_server(config: dict, port: int, log: Path, nice: int | None = None) -> subprocess.Popen:
-    """``luodi serve`` on 127.0.0.1:port with ``config``, once /readyz answers 200. ``nice``: the server's
-    niceness, so a load client run under ``nice`` need not slow the server it measures."""
+def start_server(config: dict, port: int, log: Path, nice: int | None = None, ready=None) -> subprocess.Popen:
+    """``luodi serve`` on 127.0.0.1:port with ``config``, once /readyz answers 200 (or ``ready(response)``
+    of /readyz is true: a server with a model that is meant to fail is never all ready). ``nice``: the
+    server's niceness, so a load client run under ``nice`` need not slow the server it measures."""
     path = Path(tempfile.mkdtemp(prefix="luodi-load-")) / "serve.yaml"
     path.write_text(yaml.safe_dump(config, allow_unicode=True))
     luodi = shutil.which("luodi", path=str(Path(sys.executable).parent)) or "luodi"
@@ -393,7 +394,8 @@ def start_server(config: dict, port: int, log: Path, nice: int | None = None) ->
         if proc.poll() is not None:
             raise SystemExit(f"server exited ({proc.returncode}); see {log}")
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+            r = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1)
+            if r.status_code == 200 if ready is None else ready(r):
                 return proc
         except httpx.HTTPError:
             pass
