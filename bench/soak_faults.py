@@ -420,12 +420,12 @@ def docs_section(rows: list[dict], command: str) -> str:
         f"{t['errors_4xx']} 4xx; {t['ok']:,} answered 200, p50 {t['p50_ms']} ms, p99 {t['p99_ms']} ms "
         "(from the scheduled start to the final answer, retries included).",
         f"- Retries: {t['retried']:,} requests needed more than one attempt ({t['transport_errors']:,} "
-        f"transport errors while the server restarted, {t['shed']:,} 503/429 with Retry-After), "
+        f"transport errors: refused while the server restarted, or a keep-alive connection closed under the request, {t['shed']:,} 503/429 with Retry-After), "
         f"{t['recovered']:,} of them answered 200 in the end.",
         f"- Failed model: {t['fault_503']:,} answers from /v1/segment were 503 without Retry-After, "
         f"{t['fault_wrong']} were anything else; /readyz was 503 naming segment as failed in "
         f"{t['readyz_checks_naming_failed_model']} of {t['readyz_checks']} checks (one per window).",
-        f"- SIGTERM: the old server exited {t.get('exit_s')} s after it (exit code {t.get('exit_code')}); the "
+        f"- SIGTERM: the old server exited {t.get('exit_s')} s after it (exit code {t.get('exit_code')}; -15: uvicorn re-raises the SIGTERM once its graceful shutdown is done); the "
         f"new one answered /readyz {t.get('restart_s')} s after the SIGTERM (loading its models).",
         f"- Server RSS: {t.get('rss_start_mb')} MB at the start, {t.get('rss_before_sigterm_mb')} MB before "
         f"the SIGTERM, {t.get('rss_new_server_mb')} MB for the new server once ready, {t.get('rss_end_mb')} MB "
