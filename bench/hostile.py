@@ -27,12 +27,14 @@ import argparse
 import asyncio
 import json
 import os
+import sys
 import tempfile
 import time
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 from bench.load import DEFAULT_CONFIGS, NULL_CONFIG, QUERIES, start_server
 
@@ -178,7 +180,18 @@ async def closed_capacity(port, clients, duration) -> float:
     return stats[200] / duration
 
 
-async def scenario(port, name, kinds, capacity, share, duration, hostile_clients, hostile_share) -> dict:
+async def expensive_capacity(port, duration) -> float:
+    """Expensive requests answered per second with the 4 expensive clients alone (no normal traffic)."""
+    stats = {"expensive": Counter()}
+    end = asyncio.get_running_loop().time() + duration
+    t0 = time.perf_counter()
+    await asyncio.gather(*(hostile_client(port, "expensive", end, stats, 0, key=f"e{i}") for i in range(4)))
+    return stats["expensive"][200] / (time.perf_counter() - t0)
+
+
+async def scenario(
+    port, name, kinds, capacity, share, duration, hostile_clients, hostile_share, exp_capacity=None
+) -> dict:
     stats = {"normal": Counter(), "normal_ms": [], **{k: Counter() for k in ("naive", "polite", "expensive")}}
     loop = asyncio.get_running_loop()
     end = loop.time() + duration
@@ -210,6 +223,12 @@ async def scenario(port, name, kinds, capacity, share, duration, hostile_clients
         "errors": counts["error"] + counts["dropped"],
         "expensive_ok": stats["expensive"][200],
     }
+    if exp_capacity:
+        # the work done as a share of what the model can do: each answer weighed by the capacity of its
+        # kind (an expensive request is worth 1/exp_capacity seconds of the model, a short one 1/capacity)
+        short_ok = counts[200] - stats["expensive"][200]
+        work = short_ok / capacity + stats["expensive"][200] / exp_capacity
+        row["work_pct"] = round(100 * work / elapsed, 1)
     print(json.dumps(row, ensure_ascii=False), flush=True)
     return row
 
@@ -231,7 +250,24 @@ def main() -> None:
     ap.add_argument("--port", type=int, default=18766)
     ap.add_argument("--null-model", action="store_true", help="A no-cost model: the service alone.")
     ap.add_argument("--no-write", action="store_true")
+    ap.add_argument("--server-nice", type=int, help="The server's niceness (default: this process's).")
+    ap.add_argument(
+        "--only",
+        default="",
+        help="Comma-separated scenario kinds to run (normal,naive,polite,expensive,ratelimit).",
+    )
+    ap.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE",
+        help="Override a server batching option (e.g. --set max_call_ms=30); repeatable.",
+    )  # fmt: skip
+    ap.add_argument(
+        "--out",
+        type=Path,
+        help="Also write the rows as JSON here (a scratch comparison; implies --no-write).",
+    )
     args = ap.parse_args()
+    if args.out:
+        args.no_write = True
     if args.duration * 7 > 300 or args.hostile_clients > 200:
         raise SystemExit("bounded: at most ~300 s of load and 200 hostile clients")
     base = json.loads(json.dumps(NULL_CONFIG if args.null_model else DEFAULT_CONFIGS["intent"]))
@@ -241,6 +277,11 @@ def main() -> None:
         base["batching"]["max_queue_ms"] = args.max_queue_ms
     if args.max_loop_lag_ms:
         base["http"] = {"max_loop_lag_ms": args.max_loop_lag_ms}
+    for option in args.set:
+        key, sep, value = option.partition("=")
+        if not sep:
+            raise SystemExit(f"--set {option!r}: expected KEY=VALUE")
+        base["batching"][key] = yaml.safe_load(value)
     tag = "null-model" if args.null_model else "int8"
     scenarios = [
         ("normal only", []),
@@ -248,30 +289,42 @@ def main() -> None:
         ("polite retriers (Retry-After)", ["polite"]),
         ("expensive mix", ["expensive"]),
     ]
+    only = {k for k in args.only.split(",") if k}
+    if only - {"normal", "naive", "polite", "expensive", "ratelimit"}:
+        raise SystemExit(
+            f"--only: unknown scenario kinds {sorted(only - {'normal', 'naive', 'polite', 'expensive', 'ratelimit'})}"
+        )
+    if only:
+        scenarios = [(n, k) for n, k in scenarios if (k[0] if k else "normal") in only]
     rows = []
     capacity = 0.0
-    for limited in (False, True):
+    for limited in (False, True) if not only or "ratelimit" in only else (False,):
         config = json.loads(json.dumps(base))
         if limited:
             config["rate_limit"] = {"per_client_rps": 4, "burst": 4}
         log = Path(tempfile.gettempdir()) / f"luodi-hostile-{int(limited)}.log"
-        proc = start_server(config, args.port, log)
+        proc = start_server(config, args.port, log, nice=args.server_nice)
         try:
 
             async def run(limited=limited, capacity=capacity):
                 nonlocal_capacity = capacity
-                out = []
+                out, exp_cap = [], None
                 if not limited:  # measured once, without the rate limit (its clients share one address)
                     nonlocal_capacity = await closed_capacity(args.port, 16, args.duration)
                     out.append({"name": f"intent {tag} capacity closed c=16", "rps": round(nonlocal_capacity, 1),
                                 "goodput_pct": 100.0})  # fmt: skip
                     todo = scenarios
+                    if any("expensive" in k for _, k in todo):
+                        exp_cap = await expensive_capacity(args.port, args.duration)
+                        out.append({"name": f"intent {tag} expensive capacity closed c=4",
+                                    "rps": round(exp_cap, 2)})  # fmt: skip
                 else:
                     todo = [("naive retry storm + rate limit 4/s per client", ["naive"])]
                 for name, kinds in todo:
                     out.append(await scenario(args.port, f"intent {tag} {name}", kinds, nonlocal_capacity,
                                               args.normal_share, args.duration, args.hostile_clients,
-                                              args.hostile_share))  # fmt: skip
+                                              args.hostile_share,
+                                              exp_cap if "expensive" in kinds else None))  # fmt: skip
                 return out, nonlocal_capacity
 
             out, capacity = asyncio.run(run())
@@ -279,9 +332,11 @@ def main() -> None:
         finally:
             proc.terminate()
             proc.wait(30)
+    if args.out:
+        args.out.write_text(json.dumps({"command": "python -m bench.hostile " + " ".join(sys.argv[1:]),
+                                        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                                        "load_avg": round(os.getloadavg()[0], 1), "rows": rows}, indent=1))  # fmt: skip
     if not args.no_write:
-        import sys
-
         from luodi.results import merge_results
 
         sys.argv = ["python", "-m", "bench.hostile", *sys.argv[1:]]  # the command as a reader retypes it

@@ -359,7 +359,24 @@ async def _run_mode(
     return rows
 
 
-def start_server(config: dict, port: int, log: Path) -> subprocess.Popen:
+def _set_nice(nice: int | None):
+    """A preexec function giving the server process niceness ``nice`` (None: the caller's)."""
+    if nice is None:
+        return None
+
+    def preexec() -> None:
+        try:
+            os.setpriority(os.PRIO_PROCESS, 0, nice)
+        except OSError as err:  # lowering niceness needs privileges: keep the caller's
+            print(f"server niceness {nice} not set: {err}", file=sys.stderr)
+
+    return preexec
+
+
+def start_server(config: dict, port: int, log: Path, nice: int | None = None, ready=None) -> subprocess.Popen:
+    """``luodi serve`` on 127.0.0.1:port with ``config``, once /readyz answers 200 (or ``ready(response)``
+    of /readyz is true: a server with a model that is meant to fail is never all ready). ``nice``: the
+    server's niceness, so a load client run under ``nice`` need not slow the server it measures."""
     path = Path(tempfile.mkdtemp(prefix="luodi-load-")) / "serve.yaml"
     path.write_text(yaml.safe_dump(config, allow_unicode=True))
     luodi = shutil.which("luodi", path=str(Path(sys.executable).parent)) or "luodi"
@@ -370,13 +387,15 @@ def start_server(config: dict, port: int, log: Path) -> subprocess.Popen:
         "PYTHONPATH": os.pathsep.join(filter(None, [repo, os.environ.get("PYTHONPATH")])),
     }
     proc = subprocess.Popen([luodi, "serve", "--config", str(path), "--host", "127.0.0.1", "--port", str(port)],
-                            stdout=log.open("w"), stderr=subprocess.STDOUT, env=env)  # fmt: skip
+                            stdout=log.open("w"), stderr=subprocess.STDOUT, env=env,
+                            preexec_fn=_set_nice(nice))  # fmt: skip
     deadline = time.time() + 180
     while time.time() < deadline:
         if proc.poll() is not None:
             raise SystemExit(f"server exited ({proc.returncode}); see {log}")
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+            r = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1)
+            if r.status_code == 200 if ready is None else ready(r):
                 return proc
         except httpx.HTTPError:
             pass

@@ -8,7 +8,7 @@ batching on), loopback only, bounded (at most 900 s, at most --max-inflight requ
 beyond that are counted as errors, never queued). Capacity = the highest achieved rate of the
 ``intent int8 batching rate=*`` rows of results/serving.json that had no errors and p99 <= --p99-ms.
 
-Writes results/soak.json (one row per window + a total row: rps, p50_ms, p99_ms, errors, the server's RSS)
+Merges into results/soak.json (one row per window + a total row: rps, p50_ms, p99_ms, errors, the server's RSS)
 and the "Soak" section of docs/serving.md. RSS growth is measured from the end of the first window (after
 warm-up allocations) to the end of the run.
 """
@@ -188,12 +188,14 @@ def main() -> None:
         proc.wait(30)
     if args.no_write:
         return
-    from luodi.results import write_results
+    from luodi.results import merge_results
 
-    command = "python -m bench.soak " + " ".join(sys.argv[1:])
+    sys.argv = ["python", "-m", "bench.soak", *sys.argv[1:]]  # the command as a reader retypes it
+    command = " ".join(sys.argv)
     notes = (f"Open loop at {args.rate} req/s ({basis}) on /v1/intent, config `{json.dumps(config, ensure_ascii=False)}`; "
              f"1-min load average at the end {os.getloadavg()[0]:.1f}. See docs/serving.md (Soak).")  # fmt: skip
-    js, _ = write_results("soak", rows, command=command, notes=notes, extra={"config": config})
+    # merged: the fault soak's rows (bench.soak_faults) share the file
+    js, _ = merge_results("soak", rows, sections={"soak": notes}, extra={"config": config})
     write_docs(docs_section(rows, command, basis))
     print(f"wrote {js} and docs/serving.md (Soak)")
 

@@ -441,6 +441,7 @@ class Service:
                 max_queue_tokens=b.max_queue_tokens,
                 max_request_tokens=self.config.limits.max_request_tokens,
                 max_queue_s=None if b.max_queue_ms is None else b.max_queue_ms / 1000,
+                long_item_tokens=b.long_item_tokens if b.enabled else None,
             )
         self.loaded = True
 

@@ -20,6 +20,11 @@ comes from ``cost(item)`` (characters + 2 for text; the app passes one per model
   requests, cheapest first (on every other call, a request past half its time budget before all), until
   ``max_batch_size`` items or ``max_batch_tokens`` padded tokens: a short query that arrives behind a huge request rides in
   the next call instead of waiting for all of it, and one call holds the model for a bounded time.
+- Lanes (``long_item_tokens``): items costing that much or more wait in a long lane served by a worker
+  thread of its own, with its own measured call model and its own shedding. A call on a long text then
+  runs next to the cheap calls instead of in front of them (it held short queries ~100-160 ms here), long
+  texts together get one thread of the model's time at most, and a backlog of long texts neither sheds
+  nor delays short queries. Without it, one lane serves all.
 - Deadlines: each item carries its request's deadline. An item whose request timed out, or whose client
   went away (the request task was cancelled), is dropped before it runs: no work for answers nobody reads.
 - No linger when idle: the first item of a batch waits up to ``max_wait_ms`` for company only while
@@ -106,6 +111,82 @@ class _Pending:
     cost: int
 
 
+class _Lane:
+    """One queue of a batcher and the worker(s) that serve it, with its own measured call model.
+
+    A batcher has one lane, or two with ``long_item_tokens``: items costing that much or more wait in the
+    long lane and run on its own worker thread, so a call on a long text (100+ ms here) never holds the
+    cheap items back: they keep running, on the other core, in calls of their own."""
+
+    def __init__(self, name: str, workers: int, executor: ThreadPoolExecutor):
+        self.name, self.workers, self.executor = name, workers, executor
+        self.flows: OrderedDict[int, deque[_Pending]] = OrderedDict()  # request -> its waiting items
+        self.items = 0  # waiting items
+        self.tokens = 0  # their cost
+        # the same per cost class (class k: cost < 2**k), so the wait ahead of a request counts only the
+        # work scheduled before it (cheapest first, see order)
+        self.class_items = [0] * _CLASSES
+        self.class_tokens = [0] * _CLASSES
+        self.in_flight = 0  # predictor calls running now
+        self.running: dict[int, tuple[float, int]] = {}  # call -> (start, padded tokens)
+        self.turn = False  # alternates per call: whether aged requests go first (see order)
+        # Predictor time of one call ~ a + b x padded tokens (a: per-call overhead, b: per token), fitted on
+        # exponentially weighted moments of the recent calls; used to shed and for Retry-After.
+        self.m = [0.0, 0.0, 0.0, 0.0]  # E[x], E[y], E[x^2], E[xy] with x = tokens, y = seconds
+        self.batches = 0
+        self.wake: asyncio.Event | None = None
+
+    def reset(self) -> None:
+        self.flows.clear()
+        self.items = self.tokens = 0
+        self.class_items, self.class_tokens = [0] * _CLASSES, [0] * _CLASSES
+
+    def count(self, p: _Pending, sign: int) -> None:
+        k = _cost_class(p.cost)
+        self.items += sign
+        self.tokens += sign * p.cost
+        self.class_items[k] += sign
+        self.class_tokens[k] += sign * p.cost
+
+    def observe(self, tokens: int, seconds: float) -> None:
+        w = 1.0 if self.batches == 0 else 0.1
+        x, y = float(tokens), seconds
+        self.m = [(1 - w) * m + w * v for m, v in zip(self.m, (x, y, x * x, x * y), strict=True)]
+        self.batches += 1
+
+    def call_model(self) -> tuple[float, float]:
+        """(a, b): seconds per call and per padded token, from the recent calls."""
+        mx, my, mxx, mxy = self.m
+        var, cov = mxx - mx * mx, mxy - mx * my
+        if var > (0.05 * mx) ** 2 and cov > 0:
+            b = cov / var
+            return max(0.0, my - b * mx), b
+        return my, 0.0  # calls of one size so far: charge it all per call
+
+    def running_left(self) -> float:
+        """Expected time left of the calls running now (expected duration less the time they have run)."""
+        a, b = self.call_model()
+        now = time.perf_counter()
+        return sum(max(0.0, a + tokens * b - (now - start)) for start, tokens in self.running.values())
+
+    def order(self, now: float) -> list[int]:
+        """Cheapest waiting request first (a short query is not held behind a long text), except that on
+        every other call a request past half its time budget goes first: cheap traffic cannot starve an
+        expensive request, and an old expensive one holds the cheap ones back one call at a time only."""
+        self.turn = not self.turn
+        honour_age = self.turn
+
+        def key(flow_id: int):
+            flow = self.flows[flow_id]
+            if not flow:
+                return (0, 0, flow_id)
+            head = flow[0]
+            aged = honour_age and now - head.queued > 0.5 * (head.deadline - head.queued)
+            return (0 if aged else 1, head.cost, flow_id)
+
+        return sorted(self.flows, key=key)
+
+
 class MicroBatcher:
     def __init__(
         self,
@@ -124,6 +205,7 @@ class MicroBatcher:
         max_request_tokens: int | None = None,
         cost: Callable[[Any], int] = text_cost,
         max_queue_s: float | None = None,
+        long_item_tokens: int | None = None,
     ):
         self.name = name
         self.predict = predict
@@ -142,32 +224,28 @@ class MicroBatcher:
         # shed when the measured backlog exceeds this (default: 0.8 x the timeout); lower it to bound the
         # latency of what is admitted rather than only to avoid 504s
         self.max_queue_s = 0.8 * timeout_s if max_queue_s is None else max_queue_s
-        self.executor = executor or ThreadPoolExecutor(
-            max_workers=workers, thread_name_prefix=f"predict-{name}"
-        )
+        self.long_item_tokens = long_item_tokens
         self.metrics = metrics or BatchMetrics()
         self.retry_after_floor = retry_after_floor
-        self._flows: OrderedDict[int, deque[_Pending]] = OrderedDict()  # request -> its waiting items
+        self.lanes = [
+            _Lane(
+                "short" if long_item_tokens else "all",
+                workers,
+                executor or ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"predict-{name}"),
+            )
+        ]
+        if long_item_tokens is not None:
+            # one worker: long texts get at most one thread of the model's time, whatever their number
+            self.lanes.append(
+                _Lane("long", 1, ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"predict-{name}-long"))
+            )
         self._ids = itertools.count()
-        self._items = 0  # waiting items (all flows)
+        self._items = 0  # waiting items (all lanes)
         self._tokens = 0  # their cost
-        # the same per cost class (class k: cost < 2**k), so the wait ahead of a request counts only the
-        # work scheduled before it (cheapest first, see _order)
-        self._class_items = [0] * _CLASSES
-        self._class_tokens = [0] * _CLASSES
-        self._running_tokens = 0  # cost of the calls running now
-        self._in_flight = 0  # predictor calls running now
-        self._running: dict[int, tuple[float, int]] = {}  # call -> (start, padded tokens)
-        self._turn = False  # alternates per call: whether aged requests go first (see _order)
         self._last_arrival = -math.inf
         self._dense = False  # the last arrival overlapped another within max_wait: worth lingering
         self._open = 0  # requests submitted and not yet answered
-        self._wake: asyncio.Event | None = None
         self._tasks: list[asyncio.Task] = []
-        # Predictor time of one call ~ a + b x padded tokens (a: per-call overhead, b: per token), fitted on
-        # exponentially weighted moments of the recent calls; used to shed and for Retry-After.
-        self._m = [0.0, 0.0, 0.0, 0.0]  # E[x], E[y], E[x^2], E[xy] with x = tokens, y = seconds
-        self._batches = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         if self.metrics.queue_depth is not None:
             self.metrics.queue_depth.labels(name).set_function(self.depth)
@@ -175,19 +253,20 @@ class MicroBatcher:
             self.metrics.queue_tokens.labels(name).set_function(lambda: self._tokens)
 
     # -- lifecycle ------------------------------------------------------------------------------------
-    def _ensure_started(self) -> asyncio.Event:
-        # Started lazily on the loop that serves requests (the event and tasks belong to that loop).
+    def _ensure_started(self) -> None:
+        # Started lazily on the loop that serves requests (the events and tasks belong to that loop).
         loop = asyncio.get_running_loop()
-        if self._wake is None or self._loop is not loop:
+        if self._loop is not loop:
             self._loop = loop
-            self._wake = asyncio.Event()
-            self._flows.clear()
             self._items = self._tokens = 0
-            self._class_items, self._class_tokens = [0] * _CLASSES, [0] * _CLASSES
-            self._tasks = [
-                loop.create_task(self._worker(), name=f"batcher-{self.name}") for _ in range(self.workers)
-            ]
-        return self._wake
+            self._tasks = []
+            for lane in self.lanes:
+                lane.reset()
+                lane.wake = asyncio.Event()
+                self._tasks += [
+                    loop.create_task(self._worker(lane), name=f"batcher-{self.name}-{lane.name}")
+                    for _ in range(lane.workers)
+                ]
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -197,20 +276,30 @@ class MicroBatcher:
                 await task
             except (asyncio.CancelledError, Exception):  # noqa: BLE001 - shutting down
                 pass
-        for flow in self._flows.values():
-            for p in flow:
-                if not p.future.done():
-                    p.future.cancel()
-        self._flows.clear()
-        self._tasks, self._wake, self._loop = [], None, None
-        self.executor.shutdown(wait=False, cancel_futures=True)
+        for lane in self.lanes:
+            for flow in lane.flows.values():
+                for p in flow:
+                    if not p.future.done():
+                        p.future.cancel()
+            lane.reset()
+            lane.wake = None
+            lane.executor.shutdown(wait=False, cancel_futures=True)
+        self._tasks, self._loop = [], None
 
-    def _count(self, p: _Pending, sign: int) -> None:
-        k = _cost_class(p.cost)
+    @property
+    def _in_flight(self) -> int:
+        return sum(lane.in_flight for lane in self.lanes)
+
+    def lane_of(self, cost: int) -> _Lane:
+        """The lane an item of ``cost`` waits in."""
+        if self.long_item_tokens is not None and cost >= self.long_item_tokens:
+            return self.lanes[1]
+        return self.lanes[0]
+
+    def _count(self, lane: _Lane, p: _Pending, sign: int) -> None:
+        lane.count(p, sign)
         self._items += sign
         self._tokens += sign * p.cost
-        self._class_items[k] += sign
-        self._class_tokens[k] += sign * p.cost
 
     def depth(self) -> int:
         return self._items
@@ -223,84 +312,80 @@ class MicroBatcher:
         """Padded tokens if the request ran as one call: its longest item x its items."""
         return max((self.cost(i) for i in items), default=0) * len(items)
 
-    def call_model(self) -> tuple[float, float]:
-        """(a, b): seconds per call and per padded token, from the recent calls."""
-        mx, my, mxx, mxy = self._m
-        var, cov = mxx - mx * mx, mxy - mx * my
-        if var > (0.05 * mx) ** 2 and cov > 0:
-            b = cov / var
-            return max(0.0, my - b * mx), b
-        return my, 0.0  # calls of one size so far: charge it all per call
+    def call_model(self, lane: _Lane | None = None) -> tuple[float, float]:
+        """(a, b): seconds per call and per padded token, from the recent calls (of ``lane``; default the
+        cheap one)."""
+        return (lane or self.lanes[0]).call_model()
 
-    def _work(self, items: int, tokens: int) -> float:
-        a, b = self.call_model()
+    def _work(self, lane: _Lane, items: int, tokens: int) -> float:
+        a, b = lane.call_model()
         calls = max(
             math.ceil(items / self.max_batch_size), math.ceil(tokens / (self.max_batch_tokens or math.inf))
         )
         return calls * a + tokens * b
 
-    def drain_seconds(self, extra_tokens: int = 0, extra_items: int = 0) -> float:
-        """Measured time to finish everything queued and running (plus a request of ``extra_*``); 0
-        without history."""
-        if self._batches == 0:
+    def drain_seconds(self, lane: _Lane | None = None) -> float:
+        """Measured time to finish everything queued and running in ``lane`` (default: the slowest lane to
+        drain); 0 without history."""
+        if lane is None:
+            return max(self.drain_seconds(la) for la in self.lanes)
+        if lane.batches == 0:
             return 0.0
-        running = self._running_left()
-        return (self._work(self._items + extra_items, self._tokens + extra_tokens) + running) / self.workers
+        return (self._work(lane, lane.items, lane.tokens) + lane.running_left()) / lane.workers
 
     def wait_ahead(self, cost: int, running: bool = True) -> float:
-        """Measured time before an item of ``cost`` would start: the queued work of its cost class or
-        cheaper (scheduled first), and the time left of the running calls (``running``)."""
-        if self._batches == 0:
+        """Measured time before an item of ``cost`` would start: the queued work of its lane in its cost
+        class or cheaper (scheduled first), and the time left of the lane's running calls (``running``)."""
+        lane = self.lane_of(cost)
+        if lane.batches == 0:
             return 0.0
         k = _cost_class(cost) + 1
-        items, tokens = sum(self._class_items[:k]), sum(self._class_tokens[:k])
+        items, tokens = sum(lane.class_items[:k]), sum(lane.class_tokens[:k])
         # only the calls that fill up before this item's: what still fits in the next call with it does
         # not delay it (a queue shorter than one batch costs no wait, however slow a call is)
         calls = max(
             math.ceil(items / self.max_batch_size), math.ceil(tokens / (self.max_batch_tokens or math.inf))
         )
         full = max(items // self.max_batch_size, tokens // (self.max_batch_tokens or math.inf))
-        queued = self._work(items, tokens) * (full / calls) if calls else 0.0
-        return (queued + (self._running_left() if running else 0.0)) / self.workers
+        queued = self._work(lane, items, tokens) * (full / calls) if calls else 0.0
+        return (queued + (lane.running_left() if running else 0.0)) / lane.workers
 
-    def _running_left(self) -> float:
-        """Expected time left of the calls running now (expected duration less the time they have run)."""
-        a, b = self.call_model()
-        now = time.perf_counter()
-        return sum(max(0.0, a + tokens * b - (now - start)) for start, tokens in self._running.values())
-
-    def retry_after(self) -> int:
-        """Seconds until the backlog has likely drained (at least the floor), with up to 50 % jitter so
-        clients that honour it do not all come back in the same second."""
-        drain = self.drain_seconds()
+    def retry_after(self, lane: _Lane | None = None) -> int:
+        """Seconds until the backlog (of ``lane``, default the slowest) has likely drained (at least the
+        floor), with up to 50 % jitter so clients that honour it do not all come back in the same second."""
+        drain = self.drain_seconds(lane)
         return max(self.retry_after_floor, math.ceil(drain * random.uniform(1.0, 1.5)))
 
     def saturated(self) -> bool:
         """True when a new request would surely be refused: the cheap check the app runs before it even
-        reads the body."""
+        reads the body (so it asks about the cheapest request: the cheap lane)."""
         if self._items >= self.max_queue:
             return True
         if self.max_queue_tokens is not None and self._tokens >= self.max_queue_tokens:
             return True
-        return self._items > 0 and self._shed_by_estimate(3, 0, 1)
+        return self.lanes[0].items > 0 and self._shed_by_estimate(3, 0, 1)
 
     def _shed_by_estimate(self, longest: int, tokens: int, items: int) -> bool:
         # A fast 503 beats a slow 504: if the backlog alone needs longer than the timeout, the work would be
         # wasted on answers nobody waits for. Needs a few calls of history. max_queue_s defaults to 0.8 x
         # the timeout: a fifth kept for what the estimate leaves out (HTTP, JSON, thread hand-offs).
         # A request waits for what is scheduled before it (wait_ahead), then its own work.
-        if self._batches < 3:
+        lane = self.lane_of(longest)
+        if lane.batches < 3:
             return False
         # max_queue_s bounds the queued work ahead; the call running now is left out of it: it ends within
         # one capped call whatever is decided here, and counting it would refuse cheap requests whenever a
         # long text happens to be running.
         if self.wait_ahead(longest, running=False) > self.max_queue_s:
             return True
-        return self.wait_ahead(longest) + self._work(items, tokens) / self.workers > 0.8 * self.timeout_s
+        return (
+            self.wait_ahead(longest) + self._work(lane, items, tokens) / lane.workers > 0.8 * self.timeout_s
+        )
 
     def admit(self, items: Sequence[Any]) -> int:
         """Raise RequestTooCostly / Overloaded, or return the request's token cost."""
-        cost = sum(self.cost(i) for i in items)
+        costs = [self.cost(i) for i in items]
+        cost = sum(costs)
         padded = self.request_cost(items)
         if self.max_request_tokens is not None and padded > self.max_request_tokens:
             self._count_rejected("too_costly")
@@ -309,7 +394,7 @@ class MicroBatcher:
                 f"tokens); the limit per request is {self.max_request_tokens} (max_request_tokens): send fewer "
                 "or shorter texts"
             )
-        why = ""
+        why, refusing = "", self.lanes[0]
         if self._items + len(items) > self.max_queue:
             why = f"{self._items} items queued"
         elif (
@@ -318,13 +403,21 @@ class MicroBatcher:
             and self._tokens + cost > self.max_queue_tokens
         ):
             why = f"{self._tokens} tokens queued"
-        elif (self._items > 0 or self._in_flight > 0) and self._shed_by_estimate(
-            max(self.cost(i) for i in items), cost, len(items)
-        ):
-            why = f"~{self.wait_ahead(max(self.cost(i) for i in items)) * 1000:.0f} ms of work ahead"
+        else:
+            # each lane judges the items that would wait in it: long texts are shed by the long lane's
+            # backlog alone, and never make a short query look late
+            for lane in self.lanes:
+                mine = [c for c in costs if self.lane_of(c) is lane]
+                if (
+                    mine
+                    and (lane.items > 0 or lane.in_flight > 0)
+                    and self._shed_by_estimate(max(mine), sum(mine), len(mine))
+                ):
+                    why, refusing = f"~{self.wait_ahead(max(mine)) * 1000:.0f} ms of work ahead", lane
+                    break
         if why:
             self._count_rejected("overloaded")
-            raise Overloaded(self.name, self._items, self.retry_after(), why)
+            raise Overloaded(self.name, self._items, self.retry_after(refusing), why)
         return cost
 
     # -- requests -------------------------------------------------------------------------------------
@@ -334,23 +427,28 @@ class MicroBatcher:
     async def submit_many(self, items: Sequence[Any], timeout_s: float | None = None) -> list[Any]:
         """Queue all items of one request (all or none: a half-queued request would only waste work).
         ``timeout_s``: this request's deadline from now (at most the model's timeout)."""
-        wake = self._ensure_started()
+        self._ensure_started()
         self.admit(items)
         timeout = self.timeout_s if timeout_s is None else max(0.0, min(timeout_s, self.timeout_s))
         loop = asyncio.get_running_loop()
         now = time.perf_counter()
         deadline = now + timeout
         pending = [_Pending(i, loop.create_future(), now, deadline, self.cost(i)) for i in items]
-        flow = next(self._ids)
-        self._flows[flow] = deque(pending)
-        for p in pending:
-            self._count(p, +1)
+        flows = []  # (lane, flow id): one flow per lane the request has items in
+        for lane in self.lanes:
+            mine = [p for p in pending if self.lane_of(p.cost) is lane]
+            if mine:
+                flow = next(self._ids)
+                lane.flows[flow] = deque(mine)
+                for p in mine:
+                    self._count(lane, p, +1)
+                flows.append((lane, flow))
+                lane.wake.set()
         self._last_arrival, previous = now, self._last_arrival
         # dense traffic: this request overlaps another that arrived within max_wait (a lone request, or one
         # after the previous has been answered, is not worth a wait)
         self._open += 1
         self._dense = self._open > 1 and now - previous <= self.max_wait
-        wake.set()
         futures = [p.future for p in pending]
         try:
             return list(await asyncio.wait_for(asyncio.gather(*futures), timeout=timeout))
@@ -364,34 +462,32 @@ class MicroBatcher:
             for f in futures:
                 if not f.done():
                     f.cancel()
-            self._drop_flow(flow)
-
-    def _drop_flow(self, flow: int) -> None:
-        waiting = self._flows.pop(flow, None)
-        for p in waiting or ():
-            self._count(p, -1)
+            for lane, flow in flows:
+                for p in lane.flows.pop(flow, None) or ():
+                    self._count(lane, p, -1)
 
     def _count_rejected(self, reason: str, n: int = 1) -> None:
         if self.metrics.rejected is not None and n:
             self.metrics.rejected.labels(self.name, reason).inc(n)
 
     # -- worker ---------------------------------------------------------------------------------------
-    def _take(self) -> list[_Pending]:
-        """Round-robin over the waiting requests, one item each per turn, until the batch is full by items
-        or by padded tokens. Items nobody waits for any more are dropped here, before they run."""
+    def _take(self, lane: _Lane) -> list[_Pending]:
+        """Round-robin over the lane's waiting requests, one item each per turn, until the batch is full by
+        items or by padded tokens. Items nobody waits for any more are dropped here, before they run."""
         batch: list[_Pending] = []
         longest = 0
         now = time.perf_counter()
         expired = 0
-        while self._flows and len(batch) < self.max_batch_size:
+        flows = lane.flows
+        while flows and len(batch) < self.max_batch_size:
             took = False
-            for flow_id in self._order(now):
+            for flow_id in lane.order(now):
                 if len(batch) >= self.max_batch_size:
                     break
-                flow = self._flows[flow_id]
+                flow = flows[flow_id]
                 while flow and (flow[0].future.done() or flow[0].deadline <= now):
                     p = flow.popleft()
-                    self._count(p, -1)
+                    self._count(lane, p, -1)
                     if not p.future.done():  # its deadline passed: the submitter is timing out
                         expired += 1
                         p.future.set_exception(
@@ -400,16 +496,16 @@ class MicroBatcher:
                             )
                         )
                 if not flow:
-                    del self._flows[flow_id]
+                    del flows[flow_id]
                     continue
                 p = flow[0]
                 padded = max(longest, p.cost) * (len(batch) + 1)
                 if batch and self.max_batch_tokens is not None and padded > self.max_batch_tokens:
                     continue  # a shorter item of another request may still fit
                 flow.popleft()
-                self._count(p, -1)
+                self._count(lane, p, -1)
                 if not flow:
-                    del self._flows[flow_id]
+                    del flows[flow_id]
                 batch.append(p)
                 longest = max(longest, p.cost)
                 took = True
@@ -418,43 +514,26 @@ class MicroBatcher:
         self._count_rejected("expired", expired)
         return batch
 
-    def _order(self, now: float) -> list[int]:
-        """Cheapest waiting request first (a short query is not held behind a long text), except that on
-        every other call a request past half its time budget goes first: cheap traffic cannot starve an
-        expensive request, and an old expensive one holds the cheap ones back one call at a time only."""
-        self._turn = not self._turn
-        honour_age = self._turn
-
-        def key(flow_id: int):
-            flow = self._flows[flow_id]
-            if not flow:
-                return (0, 0, flow_id)
-            head = flow[0]
-            aged = honour_age and now - head.queued > 0.5 * (head.deadline - head.queued)
-            return (0 if aged else 1, head.cost, flow_id)
-
-        return sorted(self._flows, key=key)
-
-    async def _collect(self) -> list[_Pending]:
-        wake = self._wake
-        while not self._items:
+    async def _collect(self, lane: _Lane) -> list[_Pending]:
+        wake = lane.wake
+        while not lane.items:
             wake.clear()
             await wake.wait()
         # Linger for company only when traffic is dense; an idle batcher runs a lone request at once.
-        if self.max_wait > 0 and self._items < self.max_batch_size and (self._dense or self._in_flight):
+        if self.max_wait > 0 and lane.items < self.max_batch_size and (self._dense or lane.in_flight):
             end = time.perf_counter() + self.max_wait
-            while self._items < self.max_batch_size and (remaining := end - time.perf_counter()) > 0:
+            while lane.items < self.max_batch_size and (remaining := end - time.perf_counter()) > 0:
                 wake.clear()
                 try:
                     await asyncio.wait_for(wake.wait(), remaining)
                 except TimeoutError:
                     break
-        return self._take()
+        return self._take(lane)
 
-    async def _worker(self) -> None:
+    async def _worker(self, lane: _Lane) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            batch = await self._collect()
+            batch = await self._collect(lane)
             if not batch:  # everything taken had expired or was cancelled
                 await asyncio.sleep(0)
                 continue
@@ -465,15 +544,14 @@ class MicroBatcher:
                 waited = self.metrics.queue_seconds.labels(self.name)
                 for p in batch:
                     waited.observe(start - p.queued)
-            self._in_flight += 1
-            self._running_tokens += tokens
+            lane.in_flight += 1
             call = next(self._ids)
-            self._running[call] = (start, tokens)
+            lane.running[call] = (start, tokens)
             try:
                 if self.is_async:
                     outputs = await self.predict(inputs)
                 else:
-                    outputs = await loop.run_in_executor(self.executor, self.predict, inputs)
+                    outputs = await loop.run_in_executor(lane.executor, self.predict, inputs)
                 outputs = list(outputs)
                 if len(outputs) != len(inputs):
                     raise PredictorError(
@@ -495,14 +573,10 @@ class MicroBatcher:
                         p.future.set_exception(error)
                 continue
             finally:
-                self._in_flight -= 1
-                self._running_tokens -= tokens
-                del self._running[call]
+                lane.in_flight -= 1
+                del lane.running[call]
             elapsed = time.perf_counter() - start
-            w = 1.0 if self._batches == 0 else 0.1
-            x, y = float(tokens), elapsed
-            self._m = [(1 - w) * m + w * v for m, v in zip(self._m, (x, y, x * x, x * y), strict=True)]
-            self._batches += 1
+            lane.observe(tokens, elapsed)
             if self.metrics.batch_size is not None:
                 self.metrics.batch_size.labels(self.name).observe(len(inputs))
             if self.metrics.predict_seconds is not None:

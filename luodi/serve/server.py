@@ -31,15 +31,31 @@ from luodi.serve.config import ServeConfig
 
 _log = logging.getLogger("luodi.serve")
 
+# Retry-After on both refusals of the transport (a retry helps: the connections or requests in progress drop)
 _CLOSE_503 = (
     b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nconnection: close\r\n"
-    b'content-length: 52\r\n\r\n{"detail": "too many connections; try again later"}\n'
+    b'retry-after: 1\r\ncontent-length: 52\r\n\r\n{"detail": "too many connections; try again later"}\n'
 )
+
+
+async def _over_concurrency(scope, receive, send) -> None:
+    """uvicorn's answer beyond ``limit_concurrency``, with Retry-After and a JSON detail like the app's."""
+    body = b'{"detail": "too many requests in progress; try again later"}'
+    await send({"type": "http.response.start", "status": 503, "headers": [
+        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+        (b"connection", b"close"), (b"retry-after", b"1"),
+    ]})  # fmt: skip
+    await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
 def guarded_protocol(header_timeout_s: float, max_connections: int) -> type[asyncio.Protocol]:
     """uvicorn's httptools protocol with a header deadline and a connection cap."""
+    from uvicorn.protocols.http import httptools_impl
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    # the protocol module picks this app for a request over limit_concurrency; uvicorn's own says nothing
+    # of when to come back
+    httptools_impl.service_unavailable = _over_concurrency
 
     class GuardedHttpTools(HttpToolsProtocol):
         _header_timer: asyncio.TimerHandle | None = None

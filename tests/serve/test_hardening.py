@@ -188,7 +188,8 @@ def test_an_idle_server_admits_an_expensive_request_whatever_its_history():
             for _ in range(5):
                 await _post_all(app, [{"texts": ["短"]}])
             batcher = app.state.service.batchers["intent"]
-            batcher._m = [3.0, 10.0, 9.0, 30.0]  # pretend each call took 10 s: shedding would refuse anything
+            for lane in batcher.lanes:  # pretend each call took 10 s: shedding would refuse anything
+                lane.m = [3.0, 10.0, 9.0, 30.0]
             batcher_ref["b"] = batcher
             return await _post_all(app, [{"texts": ["长" * 500] * 64}])
 
@@ -204,7 +205,7 @@ def test_retry_after_follows_the_measured_drain_time():
     async def run():
         for _ in range(3):
             await batcher.submit("热身")
-        batcher._m = [4.0, 0.5, 16.0, 2.0]  # measured: 0.5 s a call
+        batcher.lanes[0].m = [4.0, 0.5, 16.0, 2.0]  # measured: 0.5 s a call
         blockers = [asyncio.ensure_future(batcher.submit("等")) for _ in range(20)]
         await asyncio.sleep(0)
         with pytest.raises(Overloaded) as err:

@@ -74,6 +74,7 @@ def test_connections_beyond_the_cap_are_closed_at_once():
         extra = socket.create_connection(("127.0.0.1", port))
         answer = _closed_within(extra, 10)
         assert answer is not None and answer.startswith(b"HTTP/1.1 503")
+        assert b"retry-after: 1" in answer.lower()  # a retry helps once connections close: say when
         for s in held:
             s.close()
         time.sleep(0.2)
@@ -138,3 +139,14 @@ def test_the_http_section_reaches_uvicorn():
     assert (uv.timeout_keep_alive, uv.limit_concurrency, uv.timeout_graceful_shutdown) == (7, 33, 4)
     assert uv.h11_max_incomplete_event_size == 4096 and uv.host == "127.0.0.1"
     assert uv.http.__name__ == "GuardedHttpTools" and uv.access_log is False
+
+
+def test_requests_beyond_limit_concurrency_get_503_with_retry_after():
+    with serving(limit_concurrency=2) as (_, _, url, port):
+        held = [socket.create_connection(("127.0.0.1", port)) for _ in range(2)]  # uvicorn counts these
+        time.sleep(0.2)
+        r = httpx.get(f"{url}/healthz", timeout=10)
+        assert r.status_code == 503 and r.headers["retry-after"] == "1", (r.status_code, r.headers)
+        assert "try again later" in r.json()["detail"]
+        for s in held:
+            s.close()
