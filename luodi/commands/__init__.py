@@ -13,4 +13,5 @@ MODULES = [
     "luodi.commands.match",
     "luodi.commands.generate",
     "luodi.commands.routing",
+    "luodi.commands.release_size",
 ]

@@ -44,6 +44,7 @@ SHRINK_FILE = "shrink.json"
 # files that describe an artifact rather than make it up: not counted in its size (export_release's
 # size_mb is taken before card.json / CARD.md are written)
 NOT_ARTIFACT = {"card.json", "CARD.md", SHRINK_FILE}
+UNK_ROWS = ("keep", "mean")
 FIRST_ROW = 2  # rows 0 (PAD) and 1 (UNK) come before the vocabulary (luodi.tasks.segment.PAD / UNK)
 
 
@@ -167,16 +168,24 @@ def artifact_mb(release_dir: str | Path) -> float:
 
 def shrink_bigrams(release_dir: str | Path, out_dir: str | Path, min_count: int,
                    counts: Mapping[str, int] | None = None, max_chars: int | None = None,
-                   seed: int | None = None, root: Path | None = None) -> dict[str, Any]:  # fmt: skip
+                   seed: int | None = None, root: Path | None = None, unk: str = "keep") -> dict[str, Any]:  # fmt: skip
     """Write a copy of the segmenter release ``release_dir`` to ``out_dir`` (new or empty) keeping only
     the bigrams seen >= ``min_count`` times in the training sample. ``counts``: bigram -> count (default:
     ``training_bigram_counts(release_dir, max_chars, seed, root)``; every bigram of the vocabulary must be in it).
-    Returns {"min_count", "bigrams", "dropped", "size_mb"}."""
+    ``unk``: "keep" leaves the UNK row as trained (the default: only the table's length changes);
+    "mean" replaces it by the mean of the dropped rows, an experiment (``luodi eval release-size
+    --unk mean``): the trained UNK row only ever stood for edge bigrams seen once (``build_bigram_vocab``
+    keeps every bigram counted twice), while the rare rows are barely moved from their random init, so
+    their mean (~0) may stand in for them better. It changes the answer for every bigram not in the
+    vocabulary, not only the dropped ones.
+    Returns {"min_count", "bigrams", "dropped", "size_mb", "unk"}."""
     import onnx
     from onnx import numpy_helper
 
     if isinstance(min_count, bool) or not isinstance(min_count, (int, np.integer)) or min_count < 1:
         raise ValueError(f"min_count must be an integer >= 1, got {min_count!r}")
+    if unk not in UNK_ROWS:
+        raise ValueError(f"unk must be one of {UNK_ROWS}, got {unk!r}")
     release_dir, out_dir = Path(release_dir), Path(out_dir)
     meta = _segmenter_meta(release_dir)
     vocab = meta["config"]["bigrams"]
@@ -203,7 +212,14 @@ def shrink_bigrams(release_dir: str | Path, out_dir: str | Path, min_count: int,
                          f"({len(vocab)} bigrams + PAD + UNK) as {CONFIG_FILE} says")  # fmt: skip
     rows = np.concatenate([np.arange(FIRST_ROW), np.asarray(keep, dtype=np.int64) + FIRST_ROW])
     # in place in the initializer list: the graph's other bytes serialise exactly as before
-    table.CopyFrom(numpy_helper.from_array(np.ascontiguousarray(weights[rows]), table.name))
+    new = np.ascontiguousarray(weights[rows])
+    dropped = np.setdiff1d(np.arange(FIRST_ROW, len(weights)), rows)
+    if unk == "mean" and dropped.size:
+        # an int8 table has one scale and zero point: the mean of the stored integers, rounded, is the
+        # quantised mean of the rows
+        mean = weights[dropped].astype(np.float64).mean(0)
+        new[FIRST_ROW - 1] = np.rint(mean) if np.issubdtype(new.dtype, np.integer) else mean
+    table.CopyFrom(numpy_helper.from_array(new, table.name))
 
     raw = (release_dir / CONFIG_FILE).read_text(encoding="utf-8")
     new_meta = {**meta, "config": {**meta["config"], "bigrams": [vocab[i] for i in keep]}}
@@ -220,10 +236,11 @@ def shrink_bigrams(release_dir: str | Path, out_dir: str | Path, min_count: int,
     onnx.save(model, str(out_dir / MODEL_FILE))
     (out_dir / CONFIG_FILE).write_text(text, encoding="utf-8")
     info = {"min_count": int(min_count), "bigrams": len(keep), "dropped": len(vocab) - len(keep),
-            "size_mb": artifact_mb(out_dir)}  # fmt: skip
+            "size_mb": artifact_mb(out_dir), "unk": unk}  # fmt: skip
     record = {**info, "source_bigrams": len(vocab), "source_size_mb": artifact_mb(release_dir), **source,
-              "note": "bigrams seen fewer than min_count times in the training sample map to UNK; "
-              "card.json / CARD.md are the source artifact's, unchanged"}  # fmt: skip
+              "note": "bigrams seen fewer than min_count times in the training sample map to UNK "
+              + ("(row unchanged); " if unk == "keep" else "(row = the mean of the dropped rows); ")
+              + "card.json / CARD.md are the source artifact's, unchanged"}  # fmt: skip
     (out_dir / SHRINK_FILE).write_text(json.dumps(record, ensure_ascii=False, indent=2) + "\n")
     return info
 
@@ -239,10 +256,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", type=Path, required=True, help="Where to write the copy (new or empty dir).")
     ap.add_argument("--max-chars", type=int, help="Training sample size (default: the card's command).")
     ap.add_argument("--seed", type=int, help="Training sample seed (default: the card's command).")
+    ap.add_argument(
+        "--unk", choices=UNK_ROWS, default="keep", help="UNK row: as trained, or the dropped rows' mean."
+    )
     args = ap.parse_args(argv)
     try:
         info = shrink_bigrams(
-            args.release, args.out, args.min_count, max_chars=args.max_chars, seed=args.seed
+            args.release, args.out, args.min_count, max_chars=args.max_chars, seed=args.seed, unk=args.unk
         )
     except (ValueError, FileNotFoundError, FileExistsError) as err:
         ap.exit(2, f"error: {err}\n")
