@@ -114,7 +114,9 @@ def eval_release_size(
     console.print(verdict)
     sections = {
         "about": (
-            "`luodi eval release-size` (luodi.runtime.shrink): copies of the segmenter release without the "
+            "`luodi eval release-size [--min-count K ...] [--limit N] [--unk keep|mean] [--candidate DIR]` "
+            "measures; `python -m luodi.runtime.shrink release/segmenter --min-count K --out DIR` writes one "
+            "copy. Both (luodi.runtime.shrink) make copies of the segmenter release without the "
             "bigram-table rows of bigrams seen fewer than `min_count` times in the training sample (recounted "
             f"from the card's `luodi train segment` sample, max_chars {sample['max_chars']:,}, seed "
             f"{sample['seed']}, checked to reproduce the shipped vocabulary exactly); those bigrams map to the "

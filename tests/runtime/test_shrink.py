@@ -204,3 +204,19 @@ def test_pick_takes_the_smallest_copy_within_the_drop_on_both_metrics():
     assert pick(rows, original, 0.5)["min_count"] == 10
     assert pick(rows, original, 0.1)["min_count"] == 3
     assert pick(rows[1:], original, 0.1) is None
+
+
+def test_unk_mean_replaces_the_unk_row_by_the_dropped_rows_mean(source, tmp_path):
+    # one dropped bigram: the mean of the dropped rows is its own row
+    shrink_bigrams(source, tmp_path / "mean", 3, counts={"周杰": 5, "杰伦": 2}, unk="mean")
+    old_rows, new_rows = _table(source), _table(tmp_path / "mean")
+    assert np.array_equal(new_rows, old_rows[[0, 3, 2]]) and not np.array_equal(old_rows[1], old_rows[3])
+    old = load_release("segmenter", source, threads=1)
+    new = load_release("segmenter", tmp_path / "mean", threads=1)
+    # every bigram outside the vocabulary (播放, 的歌, ..., now 杰伦 too) reads old row 3
+    ids, got = _logits(new, BOTH)
+    assert (ids == UNK).sum() > 2
+    np.testing.assert_array_equal(got, _logits(old, BOTH, replace={UNK: 3})[1])
+    assert json.loads((tmp_path / "mean" / SHRINK_FILE).read_text())["unk"] == "mean"
+    with pytest.raises(ValueError, match="unk must be one of"):
+        shrink_bigrams(source, tmp_path / "bad", 3, counts={"周杰": 5, "杰伦": 2}, unk="zero")
