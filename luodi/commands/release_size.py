@@ -91,7 +91,7 @@ def eval_release_size(
         built = {}
         for k in sorted(set(min_counts)):
             built[k] = Path(tmp) / f"min_count_{k}"
-            info = shrink_bigrams(release, built[k], k, counts=counts, unk=unk)
+            info = shrink_bigrams(release, built[k], k, counts=counts, unk=unk, sample=sample)
             label = f"segmenter bigrams min_count={k}" + (", unk=mean" if unk == "mean" else "")
             r = row(label, built[k], info["bigrams"])
             for m in ("pku_fine_f1", "msr_coarse_f1"):

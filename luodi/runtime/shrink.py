@@ -2,11 +2,14 @@
 
     python -m luodi.runtime.shrink release/segmenter --min-count 5 --out /tmp/segmenter-small
 
-Why: the bigram table (``model.bigram.weight_quantized``, one int8 row of ``bigram_dim`` per bigram seen
->= 2 times in the training sample, ``luodi.tasks.segment.build_bigram_vocab``) is half of the
-segmenter's ONNX file, and its vocabulary is most of ``luodi.json``. A bigram seen 2-4 times in training
-got few updates; mapping it to the unknown row (UNK = 1) costs little accuracy (measured by ``luodi eval
-release-size``, docs/release_size.md) and halves the table.
+Why: the bigram table (``model.bigram.weight_quantized``, one int8 row of ``bigram_dim`` per bigram
+counted >= 2 times in the training sample, ``luodi.tasks.segment.build_bigram_vocab``) is half of the
+segmenter's ONNX file, and its vocabulary is most of ``luodi.json``. Counts are ``build_bigram_vocab``'s:
+a bigram inside a text counts twice (right bigram of one character, left of the next), so the shipped
+vocabulary holds every bigram that occurs once, and ``min_count`` 3 drops exactly those (half the rows).
+Measured (``luodi eval release-size``, docs/release_size.md): dropped bigrams read through the trained
+UNK row cost more F1 than their rows' near-random values suggest, because that row was only ever
+trained on sentence-edge bigrams; ``unk="mean"`` (the dropped rows' mean as the UNK row) costs far less.
 
 What ``shrink_bigrams`` changes, and nothing else (every other file and every other byte of the graph
 stay identical):
@@ -14,9 +17,11 @@ stay identical):
 - ``model.onnx``: the initializer read by the ``Gather`` over the graph input ``bigram_ids`` keeps rows
   0 (PAD) and 1 (UNK) and the rows of the kept bigrams, in their old order; the per-tensor int8 scale and
   zero point are untouched, so a kept row dequantises to exactly the same values.
-- ``luodi.json``: ``config.bigrams`` keeps the same bigrams in the same order, so bigram i of the list
-  has id i + 2 in the new table as in the old one (``bigram_index``); a dropped bigram is no longer in
-  the index and the segmenter looks it up as UNK, as it does any bigram unseen in training.
+- ``luodi.json``: ``config.bigrams`` keeps the kept bigrams in their old order, lined up with the new
+  table (bigram j of the list is row j + 2, ``bigram_index``; the shipped list is ordered by count, so
+  the kept bigrams are a prefix and keep their ids). A dropped bigram is no longer in the index and the
+  segmenter looks it up as UNK, as it does any bigram unseen in training.
+- with ``unk="mean"`` only: the UNK row (row 1) becomes the mean of the dropped rows.
 - ``shrink.json`` (new): what was done (min_count, counts before / after, the sample that was counted).
 
 The counts are the training sample's: ``training_bigram_counts`` rebuilds the sample ``luodi train
@@ -168,7 +173,8 @@ def artifact_mb(release_dir: str | Path) -> float:
 
 def shrink_bigrams(release_dir: str | Path, out_dir: str | Path, min_count: int,
                    counts: Mapping[str, int] | None = None, max_chars: int | None = None,
-                   seed: int | None = None, root: Path | None = None, unk: str = "keep") -> dict[str, Any]:  # fmt: skip
+                   seed: int | None = None, root: Path | None = None, unk: str = "keep",
+                   sample: dict[str, int] | None = None) -> dict[str, Any]:  # fmt: skip
     """Write a copy of the segmenter release ``release_dir`` to ``out_dir`` (new or empty) keeping only
     the bigrams seen >= ``min_count`` times in the training sample. ``counts``: bigram -> count (default:
     ``training_bigram_counts(release_dir, max_chars, seed, root)``; every bigram of the vocabulary must be in it).
@@ -178,6 +184,7 @@ def shrink_bigrams(release_dir: str | Path, out_dir: str | Path, min_count: int,
     keeps every bigram counted twice), while the rare rows are barely moved from their random init, so
     their mean (~0) may stand in for them better. It changes the answer for every bigram not in the
     vocabulary, not only the dropped ones.
+    ``sample``: with ``counts``, the sample they were counted from (recorded in shrink.json).
     Returns {"min_count", "bigrams", "dropped", "size_mb", "unk"}."""
     import onnx
     from onnx import numpy_helper
@@ -197,7 +204,7 @@ def shrink_bigrams(release_dir: str | Path, out_dir: str | Path, min_count: int,
         counts = training_bigram_counts(release_dir, max_chars, seed, root)
         source = {"sample": resolve_sample(release_dir, max_chars, seed)}
     else:
-        source = {"sample": "counts given by the caller"}
+        source = {"sample": sample or "counts given by the caller"}
     missing = [b for b in vocab if counts.get(b, 0) < 1]
     if missing:
         raise ValueError(f"{len(missing):,} bigrams of the vocabulary have no count (e.g. {missing[0]!r}): "
