@@ -14,4 +14,5 @@ MODULES = [
     "luodi.evaluate.matching",
     "luodi.evaluate.segmentation",
     "luodi.evaluate.routing",
+    "luodi.evaluate.release_size",
 ]

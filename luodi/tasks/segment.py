@@ -163,8 +163,14 @@ def char_bigrams(text: str) -> list[tuple[str, str]]:
     return [(padded[i : i + 2], padded[i + 1 : i + 3]) for i in range(len(text))]
 
 
+def bigram_counts(texts: Sequence[str]) -> Counter:
+    """Occurrences of each bigram (left and right of every character) in ``texts``: what
+    ``build_bigram_vocab`` selects from and ``luodi.runtime.shrink`` recounts."""
+    return Counter(b for t in texts for pair in char_bigrams(t) for b in pair)
+
+
 def build_bigram_vocab(texts: Sequence[str], min_count: int = 2, max_size: int = 200_000) -> list[str]:
-    counts = Counter(b for t in texts for pair in char_bigrams(t) for b in pair)
+    counts = bigram_counts(texts)
     return [b for b, c in counts.most_common(max_size) if c >= min_count]
 
 
