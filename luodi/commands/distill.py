@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import typer
@@ -69,7 +67,7 @@ def break_text(
     from luodi.commands._models import load_task
 
     torch.set_num_threads(threads)
-    breaker = load_task("breaker", model, threads)
+    breaker = load_task("breaking", model, threads)
     for result in breaker(text):
         console.print(result.text)
         for q in result.queries:
@@ -77,65 +75,6 @@ def break_text(
 
 
 # ----------------------------------------------------------------------------- distillation
-
-
-@dataclass
-class DistillTask:
-    """What ``luodi distill`` needs from a task: its training data and how to batch, score and save."""
-
-    train: list
-    collate: Callable
-    evaluate: Callable  # student -> {metric: value} on the task's dev set
-    metric: str  # the key of evaluate()'s result that picks the best checkpoint
-    save: Callable  # (student, out_dir) -> None
-
-
-def _breaking_task(teacher_dirs: list[Path]) -> DistillTask:
-    from luodi.encoders import CharAligner, load_tokenizer
-    from luodi.tasks.breaking import load_splits, make_collate, score
-
-    tokenizer = load_tokenizer("zh")
-    aligner = CharAligner(tokenizer)
-    train, dev, _ = load_splits()
-    return DistillTask(
-        train,
-        make_collate(aligner),
-        lambda m: score(m, aligner, dev),
-        "f1",
-        lambda m, out: m.save(out, tokenizer),
-    )
-
-
-def _segment_task(teachers: list, max_chars: int) -> DistillTask:
-    """The segmenter's balanced PKU/MSR sample; the student shares the teacher's config (granularities,
-    bigram vocabulary), so the cached teacher logits line up with the student's positions."""
-    from luodi.encoders import CharAligner, load_tokenizer
-    from luodi.tasks.segment import balanced_sample, cws_sentences, dev_evaluator, make_collate
-
-    teacher = teachers[0]
-    grans = teacher.config.granularities
-    train = balanced_sample(
-        {g: s for g, s in cws_sentences("train").items() if g in grans}, max_chars, seed=0
-    )
-    dev = {g: s[:200] for g, s in cws_sentences("dev").items() if g in grans}
-    tokenizer = load_tokenizer("zh")
-    return DistillTask(
-        train,
-        make_collate(teacher, CharAligner(tokenizer)),
-        dev_evaluator(tokenizer, dev),
-        "f1",
-        lambda m, out: m.save(out, tokenizer),
-    )
-
-
-TASKS = {  # task -> (loaded teachers, training characters) -> DistillTask
-    "breaking": lambda teachers, max_chars: _breaking_task(teachers),
-    "segment": _segment_task,
-}
-SUPPORTED = (
-    *TASKS,
-    "intent",
-)  # intent: luodi.tasks.intent.distill_intent_model (per-teacher gazetteer input)
 
 
 def teacher_cache(teacher_dir: Path, teacher, task: str, train, collate):
@@ -154,7 +93,11 @@ def teacher_cache(teacher_dir: Path, teacher, task: str, train, collate):
 
 @app.command("distill")
 def distill_cmd(
-    task: str = typer.Option(..., help="breaking | intent (CAIS) | segment (PKU + MSR sample)."),
+    task: str = typer.Option(
+        ...,
+        help="A task with a distillation adaptor (luodi.tasks.spec): breaking, "
+        "segment (PKU + MSR sample), intent (CAIS).",
+    ),
     teachers: list[Path] = typer.Option(..., help="Teacher model dir(s); several -> ensemble."),
     student_layers: int = typer.Option(3, help="Student = the first k encoder layers (see --init)."),
     init: str = typer.Option(
@@ -185,14 +128,20 @@ def distill_cmd(
     import torch
 
     from luodi.distill import DistillConfig, TeacherCache, dev_weights, distill, make_student
-    from luodi.modeling import load_model
+    from luodi.tasks.spec import distillable, lookup
     from luodi.train.trainer import TrainConfig
 
-    if task not in SUPPORTED:
+    try:
+        spec = lookup(task)
+    except ValueError as err:
+        raise typer.BadParameter(str(err)) from None
+    if spec.distill is None:
+        supported = ", ".join(s.name for s in distillable())
         raise typer.BadParameter(
-            f"task {task!r} is not supported yet by `luodi distill` (supported: {', '.join(SUPPORTED)}); "
+            f"task {task!r} is not supported yet by `luodi distill` (supported: {supported}); "
             "use luodi.distill from Python (see its docstring)"
         )
+    task = spec.name
     if init not in ("teacher", "pretrained"):
         raise typer.BadParameter(f"--init must be teacher or pretrained, got {init!r}")
     missing = [str(t) for t in teachers if not (Path(t) / "luodi.json").exists()]
@@ -220,34 +169,32 @@ def distill_cmd(
     config = DistillConfig(
         alpha=alpha, temperature=temperature, ensemble=ensemble, weights=weights, hidden_weight=hidden_weight
     )
-    if task == "intent":  # each teacher (plain or knowledge-fused) is cached with its own input
-        from luodi.tasks.intent import distill_intent_model, load_splits
-
-        train, dev, _ = load_splits("cais")
+    adaptor = spec.distill(list(teachers), max_chars)
+    if adaptor.run is not None:  # the task runs its own loop (teachers that need inputs of their own)
         torch.manual_seed(seed)
-        api = distill_intent_model(
-            teachers, train, dev, train_config, student_layers, ensemble, alpha, temperature, init=init
-        )
-        api.save(out)
-        best = json.loads((out / "train_log.json").read_text())["best_metric"]
+        best = adaptor.run(out, train_config, student_layers, ensemble, alpha, temperature, init)
         _write_meta(out, teachers, config, best, init)
-        console.print(f"best dev {train_config.metric} {best:.2f} -> {out}")
+        console.print(f"best dev {adaptor.metric} {best:.2f} -> {out}")
         return
-    models = [load_model(t) for t in teachers]
-    spec = TASKS[task](models, max_chars)
+    models = adaptor.teachers
     cache = TeacherCache.merge(
-        [teacher_cache(d, m, task, spec.train, spec.collate) for d, m in zip(teachers, models, strict=True)]
+        [
+            teacher_cache(d, m, task, adaptor.train, adaptor.collate)
+            for d, m in zip(teachers, models, strict=True)
+        ]
     )
     torch.manual_seed(seed)  # the student's head initialisation
     student = make_student(models[0], student_layers, init=init, vocab="zh")
-    train_config.metric = spec.metric
+    train_config.metric = adaptor.metric
     result = distill(
-        student, spec.train, spec.collate, spec.evaluate, train_config, config, cache=cache,
+        student, adaptor.train, adaptor.collate, adaptor.evaluate, train_config, config, cache=cache,
         teachers=models if hidden_weight > 0 else None,
     )  # fmt: skip
-    spec.save(student, out)
+    adaptor.save(student, out)
     _write_meta(out, teachers, config, result.best_metric, init)
-    console.print(f"best dev {spec.metric} {result.best_metric:.2f} in {result.train_seconds:.0f}s -> {out}")
+    console.print(
+        f"best dev {adaptor.metric} {result.best_metric:.2f} in {result.train_seconds:.0f}s -> {out}"
+    )
 
 
 def _kd_columns(meta: dict) -> dict:

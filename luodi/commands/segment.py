@@ -47,7 +47,7 @@ def segment_cmd(
     if (text is None) == (input is None):
         raise typer.BadParameter("give either a TEXT argument or --input FILE")
     torch.set_num_threads(threads)
-    seg = load_task("segmenter", model, threads)
+    seg = load_task("segment", model, threads)
     if granularity not in seg.granularities:
         fail(f"--granularity {granularity}: this segmenter knows {', '.join(seg.granularities)}", code=2)
     words = None
@@ -174,19 +174,21 @@ def _predict_cached(model_dir: Path, load, corpus: str, texts: list[str], granul
 
 
 def _int8_segmenter(model_dir: Path, threads: int):
-    """The int8 ONNX Runtime segmenter of ``model_dir`` (``luodi.runtime.tasks.export_release``: char
+    """The int8 ONNX Runtime segmenter of ``model_dir`` (``luodi.deploy.release.export_release``: char
     vocabulary trimmed to the training characters, fused encoder, dynamic int8), built once into
     ``<model>/eval/int8/`` and rebuilt when the weights are newer."""
+    from luodi.deploy.release import export_release
+    from luodi.deploy.trim import release_chars
     from luodi.encoders import load_tokenizer
     from luodi.modeling import load_model
-    from luodi.runtime.tasks import MODEL_FILE, export_release, load_release, release_chars
+    from luodi.runtime.tasks import MODEL_FILE, load_release
 
     out = model_dir / "eval" / "int8"
     if not _fresh(out / MODEL_FILE, model_dir / "model.safetensors"):
         model = load_model(model_dir)  # a fresh copy: export_release trims its vocabulary in place
         info = export_release(model, load_tokenizer(model_dir=model_dir), out, release_chars())
         (out / "export.json").write_text(json.dumps(info))
-    return load_release("segmenter", out, threads)
+    return load_release("segment", out, threads)
 
 
 def encoder_flops_per_token(encoder: dict) -> int:
@@ -420,7 +422,7 @@ def eval_segment(
     )
     if int8_seg is not None:
         sections["int8"] = (
-            f"`{label}-int8`: the same model through ONNX Runtime (`luodi.runtime.tasks.export_release`: "
+            f"`{label}-int8`: the same model through ONNX Runtime (`luodi.deploy.release.export_release`: "
             "character vocabulary trimmed to the training characters, ORT BERT fusion, dynamic int8), same "
             "windowing and constrained Viterbi."
         )
