@@ -133,9 +133,9 @@ def distill_cmd(
 
     try:
         spec = lookup(task)
-    except ValueError as err:
-        raise typer.BadParameter(str(err)) from None
-    if spec.distill is None:
+    except ValueError:
+        spec = None
+    if spec is None or spec.distill is None:
         supported = ", ".join(s.name for s in distillable())
         raise typer.BadParameter(
             f"task {task!r} is not supported yet by `luodi distill` (supported: {supported}); "

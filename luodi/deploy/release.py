@@ -169,7 +169,7 @@ def release_from_source(
         "source": recipe.source if recipe else source.name,
         "data": recipe.data if recipe else "",
         "metric_data": recipe.metric_data if recipe else "",
-        "limit_note": f" (first {limit} items)" if limit and spec.name != "breaking" else "",
+        "limit_note": f" (first {limit} items)" if limit and (recipe is None or recipe.uses_limit) else "",
         "training_commands": list(recipe.commands) if recipe else [],
         "release_command": command,
     }

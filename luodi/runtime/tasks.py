@@ -1,9 +1,13 @@
 """ONNX adapters for the char-aligned task models (sentence breaking, segmentation, intent + slots),
 loaded from the small release artifacts that ``luodi.deploy.release`` makes.
 
-    breaker   = load_release("breaker",   "release/breaker")     # a SentenceBreaker running ONNX Runtime
-    segmenter = load_release("segmenter", "release/segmenter")   # a Segmenter
-    intent    = load_release("intent",    "release/intent")      # an IntentModel (+ its lexicons)
+    breaker   = load_release("breaking", "release/breaker")     # a SentenceBreaker running ONNX Runtime
+    segmenter = load_release("segment",  "release/segmenter")   # a Segmenter
+    intent    = load_release("intent",   "release/intent")      # an IntentModel (+ its lexicons)
+    anything  = load_task("segment", "release/segmenter")       # a release dir, or a PyTorch model dir
+
+Task names are the registry's (``luodi.tasks.spec``); the release folder names (``breaker``,
+``segmenter``) are accepted too, as the ``kind`` recorded in each release's luodi.json.
 
 The task classes are the PyTorch path's own: each is built around ``OnnxTaskModule``, a stand-in for the
 PyTorch ``TaskModel`` with the same ``config`` and call signature (``module(**batch) -> {"logits": ...}``,

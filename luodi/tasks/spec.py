@@ -36,6 +36,7 @@ class ReleaseRecipe:
     data: str
     metric_data: str
     commands: tuple[str, ...]
+    uses_limit: bool = True  # False: the test set is fixed, ``luodi release --limit`` does not cut it
 
 
 @dataclass(frozen=True)
@@ -249,6 +250,7 @@ _BUILTIN = (
                 "luodi train breaking --data assistant --layers 3 --seed 1 --epochs 2 --lr 2e-4 --batch-size 16 "
                 "--threads 2",
             ),
+            uses_limit=False,
         ),
         distill=_distill_breaking,
     ),
