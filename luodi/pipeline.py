@@ -30,6 +30,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from luodi.tasks.spec import components as components_of_registry
+
 # Intents that are not skills: the query is a question or chit-chat, answered by retrieval/generation.
 # chat / other: the skill schema's (luodi/data/skills.yaml); the rest: CAIS / NLPCC models' own labels.
 NON_SKILL_INTENTS = ("chat", "other", "Chat", "AskKnowledge", "OTHERS")
@@ -89,7 +91,7 @@ class AssistantConfig:
             def resolve(value: str) -> str:
                 return value if Path(value).expanduser().is_absolute() else str(base / value)
 
-            for name in ("breaker", "segmenter", "intent", "faq_index", "generator", "reply_base"):
+            for name in (spec.config_key for spec in components_of_registry()):
                 value = getattr(config, name)
                 if value:
                     setattr(config, name, resolve(value))
@@ -140,18 +142,17 @@ class Assistant:
         self.config = config or default_config()
         threads = self.config.threads
         torch.set_num_threads(threads)
-        self.breaker = components.get("breaker") or load_component("breaker", self.config.breaker, threads)
-        self.segmenter = components.get("segmenter") or load_component(
-            "segmenter", self.config.segmenter, threads
-        )
-        self.intent = components.get("intent") or load_component("intent", self.config.intent, threads)
-        self.faq = components.get("faq") or load_component("faq_index", self.config.faq_index, threads)
+        for spec in components_of_registry():
+            obj = components.get(spec.component)
+            if obj is None:
+                obj = self._load(spec, threads)
+            setattr(self, spec.component, obj)
         if self.faq is None and self.config.faq_files:
             self.faq = TfidfFaq.from_files(self.config.faq_files)
-        self.generator = components.get("generator") or load_component(
-            "generator", self.config.generator, threads
-        )
-        self.replies = components.get("replies") or self._reply_base(threads)
+        if self.faq is not None and not callable(getattr(self.faq, "search", None)):
+            raise ValueError(
+                f"faq_index: {self.config.faq_index} is a matcher, not a FAQ index (`luodi faq build`)"
+            )
         if self.replies is not None and self.config.reply_threshold is not None:
             self.replies.threshold = self.config.reply_threshold
         self.generator = self._reranked(self.generator)
@@ -165,19 +166,18 @@ class Assistant:
                         "and segmentation", spec.rpartition("/")[2], ", ".join(sorted(unused)),
                         ", ".join(self.lexicon_types()) or "none",
                     )  # fmt: skip
-        names = ("breaker", "segmenter", "intent", "faq", "generator")
-        self.missing = [n for n in names if getattr(self, n) is None]
+        stages = [s.component for s in components_of_registry() if s.reported_missing]
+        self.missing = [n for n in stages if getattr(self, n) is None]
 
-    def _reply_base(self, threads: int):
-        """The reply base, or None with a warning when its directory is not built: it is made on the user's
-        machine from their copy of the dialogue data (`make demo` runs `luodi faq build-replies`), since
-        the LCCC license does not allow shipping its replies; without it chit-chat goes to the generator."""
-        path = self.config.reply_base
-        if path and not Path(path).expanduser().exists():
-            _log.warning("reply base %s is not built (`luodi faq build-replies --out %s`); chit-chat is "
-                         "answered without it", path, path)  # fmt: skip
+    def _load(self, spec, threads: int):
+        """``spec``'s component from the config; one built on the user's machine (the reply base, made from
+        their dialogue data by `make demo`) and not built yet is skipped with a warning saying how."""
+        path = getattr(self.config, spec.config_key)
+        if spec.built_locally and path and not Path(path).expanduser().exists():
+            _log.warning("%s %s is not built (`%s --out %s`); answering without it", spec.title, path,
+                         spec.train_command, path)  # fmt: skip
             return None
-        return load_component("reply_base", path, threads)
+        return load_component(spec.name, path, threads)
 
     def _reranked(self, generator):
         """With ``generation_candidates`` > 1 and a sentence encoder at hand (the FAQ index's or the reply
@@ -231,9 +231,9 @@ class Assistant:
     def describe(self) -> str:
         """Which implementation runs each stage, e.g. ``breaker=onnx segmenter=onnx ... faq=tfidf``."""
         parts = []
-        for name in ("breaker", "segmenter", "intent", "faq", "generator"):
-            obj = getattr(self, name)
-            parts.append(f"{name}={_backend(obj)}")
+        for spec in components_of_registry():
+            if spec.reported_missing:
+                parts.append(f"{spec.component}={_backend(getattr(self, spec.component))}")
         if self.replies is not None:
             parts.append("replies=retrieval")
         return " ".join(parts) + f" threads={self.config.threads}"
@@ -391,47 +391,20 @@ def _backend(obj) -> str:
     return "pytorch" if model is not None or hasattr(obj, "matcher") else type(obj).__name__
 
 
-RELEASE_KINDS = {"breaker": "breaker", "segmenter": "segmenter", "intent": "intent"}
-
-
-def load_component(kind: str, path: str | None, threads: int = 2):
-    """A component from ``path``: a release directory (int8 ONNX, ``luodi release``) or a model
-    directory with an ONNX release in ``<dir>/release`` load through ONNX Runtime; else PyTorch."""
+def load_component(name: str, path: str | None, threads: int = 2):
+    """Task ``name``'s component from ``path`` (``luodi.runtime.tasks.load_task``: a release directory, or a
+    model directory with one in ``<dir>/release``, through ONNX Runtime; else PyTorch); None if no path."""
     if not path:
         return None
+    from luodi.runtime.tasks import load_task
+    from luodi.tasks.spec import lookup
+
+    spec = lookup(name)
     if not Path(path).expanduser().exists():
-        raise FileNotFoundError(f"{kind}: {path} does not exist (train it, or remove it from the config)")
-    if kind in RELEASE_KINDS:
-        from luodi.runtime.tasks import is_release_dir, load_release
-
-        for candidate in (Path(path).expanduser(), Path(path).expanduser() / "release"):
-            if is_release_dir(candidate):
-                return load_release(RELEASE_KINDS[kind], candidate, threads)
-    if kind == "breaker":
-        from luodi.tasks.breaking import SentenceBreaker
-
-        return SentenceBreaker.load(path)
-    if kind == "segmenter":
-        from luodi.tasks.segment import Segmenter
-
-        return Segmenter.load(path)
-    if kind == "intent":
-        from luodi.tasks.intent import IntentModel
-
-        return IntentModel.load(path)
-    if kind == "faq_index":
-        from luodi.tasks.match import FaqIndex
-
-        return FaqIndex.load(path)
-    if kind == "reply_base":
-        from luodi.tasks.reply_base import ReplyBase
-
-        return ReplyBase.load(path)
-    if kind == "generator":
-        from luodi.tasks.generate import Generator
-
-        return Generator.load(path, threads=threads)  # threads: an ONNX generator directory's session
-    raise ValueError(f"unknown component {kind!r}")
+        raise FileNotFoundError(
+            f"{spec.config_key or spec.name}: {path} does not exist (train it, or remove it from the config)"
+        )
+    return load_task(spec.name, path, threads)
 
 
 def _attach_fillers(pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:

@@ -56,8 +56,9 @@ TINY_CHARS = "播放周杰伦的歌明天气怎么样我想听刘德华冰雨"
 def build_tiny_release(kind: str, out_dir, **export_options):
     import torch
 
+    from luodi.deploy.release import export_release
     from luodi.modeling import TokenClassifier, TokenClassifierConfig, tiny_encoder_config
-    from luodi.runtime.tasks import CharVocab, export_release
+    from luodi.runtime.tasks import CharVocab
     from luodi.tasks.intent import IntentConfig, JointIntentSlotModel
     from luodi.tasks.segment import SegmenterConfig, SegmenterModel
     from luodi.text.gazetteer import Gazetteer

@@ -187,8 +187,10 @@ def test_trimmed_onnx_export_matches_pytorch(tmp_path, kind):
 
     import torch
 
+    from luodi.deploy.release import export_task
+    from luodi.deploy.trim import trim_char_vocabulary
     from luodi.modeling import TokenClassifier, TokenClassifierConfig, tiny_encoder_config
-    from luodi.runtime.tasks import CharVocab, OnnxTaskModule, _read_config, export_task, trim_char_vocabulary
+    from luodi.runtime.tasks import CharVocab, OnnxTaskModule, _read_config
     from luodi.tasks.breaking import SentenceBreaker
     from luodi.tasks.intent import IntentConfig, IntentModel, JointIntentSlotModel
     from luodi.tasks.segment import Segmenter, SegmenterConfig, SegmenterModel

@@ -2,8 +2,8 @@
 each runs by default and one-line errors for a model that is missing or does not load.
 
 A fresh clone has no trained PyTorch model, only the int8 ONNX release set in ``release/``, so the
-char-aligned tasks (breaker, segmenter, intent) default to it. A task with no release model (matcher,
-generator, FAQ index) says what is missing and the command that makes it, instead of a traceback.
+released tasks (``luodi.tasks.spec.released``) default to it. A task with no release model says what is
+missing and the command that makes it (``TaskSpec.train_command``), instead of a traceback.
 """
 
 from __future__ import annotations
@@ -16,13 +16,6 @@ import typer
 
 T = TypeVar("T")
 
-# release kind -> (what the user calls it, the command that trains it)
-TASKS = {
-    "breaker": ("sentence breaker", "luodi train breaking"),
-    "segmenter": ("segmenter", "luodi train segment"),
-    "intent": ("intent model", "luodi train intent"),
-}
-
 
 def fail(message: str, code: int = 1) -> NoReturn:
     """``error: <message>`` as ONE line on stderr (whitespace runs collapsed, no rich wrapping), then exit
@@ -31,22 +24,26 @@ def fail(message: str, code: int = 1) -> NoReturn:
     raise typer.Exit(code)
 
 
-def release_model(kind: str) -> Path:
-    """The shipped release directory of ``kind`` (``release/<kind>``)."""
+def release_model(name: str) -> Path:
+    """The shipped release directory of task ``name`` (``release/<its release folder>``)."""
     from luodi.pipeline import release_dir
+    from luodi.tasks.spec import lookup
 
-    return release_dir() / kind
+    return release_dir() / lookup(name).release
 
 
-def load_task(kind: str, model: str | Path | None, threads: int = 2):
-    """The ``SentenceBreaker`` / ``Segmenter`` / ``IntentModel`` a command runs. ``model``: a release
-    directory (int8 ONNX), a trained PyTorch model directory, or a name under the models dir; None = the
-    shipped ``release/<kind>``. Exits with a one-line error when it is missing or does not load."""
+def load_task(name: str, model: str | Path | None, threads: int = 2):
+    """The task object (``SentenceBreaker`` / ``Segmenter`` / ``IntentModel``, ...) a command runs.
+    ``model``: a release directory (int8 ONNX), a trained PyTorch model directory, or a name under the
+    models dir; None = the shipped release directory. Exits with a one-line error when it is missing or
+    does not load."""
     from luodi.paths import resolve_model_dir
     from luodi.pipeline import load_component
+    from luodi.tasks.spec import lookup
 
-    what, make = TASKS[kind]
-    path = release_model(kind) if model is None else resolve_model_dir(model)
+    spec = lookup(name)
+    what, make = spec.title, spec.train_command
+    path = release_model(name) if model is None else resolve_model_dir(model)
     if not path.exists():
         if model is None:
             fail(
@@ -55,7 +52,7 @@ def load_task(kind: str, model: str | Path | None, threads: int = 2):
             )
         fail(f"no {what} at {path}: train one with `{make}`, or pass --model DIR")
     remedy = f"pass --model with a release directory (model.onnx + vocab.json) or a model saved by `{make}`"
-    return loaded(lambda: load_component(kind, str(path), threads), f"the {what} in {path}", remedy)
+    return loaded(lambda: load_component(spec.name, str(path), threads), f"the {what} in {path}", remedy)
 
 
 def loaded(load: Callable[[], T], what: str, remedy: str) -> T:

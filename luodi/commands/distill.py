@@ -8,7 +8,6 @@ from pathlib import Path
 import typer
 
 from luodi.commands._apps import app, console, train_app
-from luodi.distill.tasks import breaking_task, segment_task
 
 
 def _model_dir(name: str) -> Path:
@@ -66,26 +65,20 @@ def break_text(
     from luodi.commands._models import load_task
 
     torch.set_num_threads(threads)
-    breaker = load_task("breaker", model, threads)
+    breaker = load_task("breaking", model, threads)
     for result in breaker(text):
         console.print(result.text)
         for q in result.queries:
             console.print(f"  {q}")
 
 
-TASKS = {  # task -> (loaded teachers, training characters) -> DistillTask
-    "breaking": lambda teachers, max_chars: breaking_task(teachers),
-    "segment": segment_task,
-}
-SUPPORTED = (
-    *TASKS,
-    "intent",
-)  # intent: luodi.tasks.intent.distill_intent_model (per-teacher gazetteer input)
-
-
 @app.command("distill")
 def distill_cmd(
-    task: str = typer.Option(..., help="breaking | intent (CAIS) | segment (PKU + MSR sample)."),
+    task: str = typer.Option(
+        ...,
+        help="A task with a distillation adaptor (luodi.tasks.spec): breaking, "
+        "segment (PKU + MSR sample), intent (CAIS).",
+    ),
     teachers: list[Path] = typer.Option(..., help="Teacher model dir(s); several -> ensemble."),
     student_layers: int = typer.Option(3, help="Student = the first k encoder layers (see --init)."),
     init: str = typer.Option(
@@ -117,14 +110,20 @@ def distill_cmd(
 
     from luodi.distill import DistillConfig, TeacherCache, dev_weights, distill, make_student
     from luodi.distill.tasks import teacher_cache
-    from luodi.modeling import load_model
+    from luodi.tasks.spec import distillable, lookup
     from luodi.train.trainer import TrainConfig
 
-    if task not in SUPPORTED:
+    try:
+        spec = lookup(task)
+    except ValueError:
+        spec = None
+    if spec is None or spec.distill is None:
+        supported = ", ".join(s.name for s in distillable())
         raise typer.BadParameter(
-            f"task {task!r} is not supported yet by `luodi distill` (supported: {', '.join(SUPPORTED)}); "
+            f"task {task!r} is not supported yet by `luodi distill` (supported: {supported}); "
             "use luodi.distill from Python (see its docstring)"
         )
+    task = spec.name
     if init not in ("teacher", "pretrained"):
         raise typer.BadParameter(f"--init must be teacher or pretrained, got {init!r}")
     missing = [str(t) for t in teachers if not (Path(t) / "luodi.json").exists()]
@@ -152,37 +151,32 @@ def distill_cmd(
     config = DistillConfig(
         alpha=alpha, temperature=temperature, ensemble=ensemble, weights=weights, hidden_weight=hidden_weight
     )
-    if task == "intent":  # each teacher (plain or knowledge-fused) is cached with its own input
-        from luodi.tasks.intent import distill_intent_model, load_splits
-
-        train, dev, _ = load_splits("cais")
+    adaptor = spec.distill(list(teachers), max_chars)
+    if adaptor.run is not None:  # the task runs its own loop (teachers that need inputs of their own)
         torch.manual_seed(seed)
-        api = distill_intent_model(
-            teachers, train, dev, train_config, student_layers, ensemble, alpha, temperature, init=init
-        )
-        api.save(out)
-        best = json.loads((out / "train_log.json").read_text())["best_metric"]
+        best = adaptor.run(out, train_config, student_layers, ensemble, alpha, temperature, init)
         _write_meta(out, teachers, config, best, init)
-        console.print(f"best dev {train_config.metric} {best:.2f} -> {out}")
+        console.print(f"best dev {adaptor.metric} {best:.2f} -> {out}")
         return
-    models = [load_model(t) for t in teachers]
-    spec = TASKS[task](models, max_chars)
+    models = adaptor.teachers
     cache = TeacherCache.merge(
         [
-            teacher_cache(d, m, task, spec.train, spec.collate, console.print)
+            teacher_cache(d, m, task, adaptor.train, adaptor.collate, console.print)
             for d, m in zip(teachers, models, strict=True)
         ]
     )
     torch.manual_seed(seed)  # the student's head initialisation
     student = make_student(models[0], student_layers, init=init, vocab="zh")
-    train_config.metric = spec.metric
+    train_config.metric = adaptor.metric
     result = distill(
-        student, spec.train, spec.collate, spec.evaluate, train_config, config, cache=cache,
+        student, adaptor.train, adaptor.collate, adaptor.evaluate, train_config, config, cache=cache,
         teachers=models if hidden_weight > 0 else None,
     )  # fmt: skip
-    spec.save(student, out)
+    adaptor.save(student, out)
     _write_meta(out, teachers, config, result.best_metric, init)
-    console.print(f"best dev {spec.metric} {result.best_metric:.2f} in {result.train_seconds:.0f}s -> {out}")
+    console.print(
+        f"best dev {adaptor.metric} {result.best_metric:.2f} in {result.train_seconds:.0f}s -> {out}"
+    )
 
 
 def _write_meta(out: Path, teachers, config, best: float, init: str) -> None:

@@ -47,7 +47,7 @@ def segment_cmd(
     if (text is None) == (input is None):
         raise typer.BadParameter("give either a TEXT argument or --input FILE")
     torch.set_num_threads(threads)
-    seg = load_task("segmenter", model, threads)
+    seg = load_task("segment", model, threads)
     if granularity not in seg.granularities:
         fail(f"--granularity {granularity}: this segmenter knows {', '.join(seg.granularities)}", code=2)
     words = None

@@ -2,10 +2,13 @@
 
     export_onnx(load_encoder(layers=3, vocab="zh"), "student.onnx")   -> output "last_hidden_state"
     export_onnx(load_model("runs/intent"), "intent.onnx")             -> output "logits"
+    export_onnx(model, "m.onnx", lookup("intent").signature(model))   -> every input the task reads
 
-Inputs are always ``input_ids`` and ``attention_mask`` (int64, shape (batch, seq)); no ``token_type_ids``
-(e5 uses a single segment: the exporter folds the all-zero token type embedding into the graph, and ORT's
-EmbedLayerNormalization fusion still fires without it, see ``optimize.py``).
+Without a signature the inputs are ``input_ids`` and ``attention_mask`` (int64, shape (batch, seq)); no
+``token_type_ids`` (e5 uses a single segment: the exporter folds the all-zero token type embedding into
+the graph, and ORT's EmbedLayerNormalization fusion still fires without it, see ``optimize.py``). A task's
+``ExportSignature`` (``luodi.tasks.spec``) adds the inputs its config asks for (bigram ids, gazetteer label
+ids) and its other outputs (slot logits); the release path and ``luodi optimize`` share this exporter.
 
 Uses the legacy TorchScript exporter (``dynamo=False``): its graph is the one ONNX Runtime's transformer
 optimizer pattern-matches. Two traps, both handled here:
@@ -16,8 +19,10 @@ optimizer pattern-matches. Two traps, both handled here:
 
 from __future__ import annotations
 
+import math
 import warnings
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -28,6 +33,15 @@ DEFAULT_OPSET = 17
 
 class ExportError(RuntimeError):
     pass
+
+
+class ExportSignature(NamedTuple):
+    """What a graph reads and returns: example inputs (name -> tensor, traced in this order), their
+    dynamic axes, and the outputs (name -> dynamic axes) taken from the model's output dict."""
+
+    inputs: dict[str, torch.Tensor]
+    input_axes: dict[str, dict[int, str]]
+    outputs: dict[str, dict[int, str]]
 
 
 def _encoder_of(model: nn.Module) -> nn.Module:
@@ -46,41 +60,9 @@ def is_task_model(model: nn.Module) -> bool:
     return not hasattr(model, "embeddings")
 
 
-class _Wrapper(nn.Module):
-    """Fixed positional signature (input_ids, attention_mask) -> one tensor, for the tracer."""
-
-    def __init__(self, model: nn.Module, task: bool) -> None:
-        super().__init__()
-        self.model = model
-        self.task = task
-
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        if self.task:
-            return self.model(input_ids=input_ids, attention_mask=attention_mask)["logits"]
-        return self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-
-
-def export_onnx(
-    model: nn.Module,
-    out_path: str | Path,
-    opset: int = DEFAULT_OPSET,
-    example_batch: int = 2,
-    example_seq: int = 8,
-) -> Path:
-    """Export ``model`` to ``out_path``; returns the path. The output is ``logits`` for a TaskModel and
-    ``last_hidden_state`` for an encoder; batch and sequence axes are dynamic."""
-    impl = attn_implementation(model)
-    if impl != "eager":
-        raise ExportError(
-            f"model uses attn_implementation={impl!r}; export needs 'eager' "
-            "(ONNX Runtime's attention fusion cannot match the SDPA graph). "
-            "Load it with load_encoder(..., attn_implementation='eager')."
-        )
-    task = is_task_model(model)
-    output = "logits" if task else "last_hidden_state"
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-
+def default_signature(model: nn.Module, example_batch: int = 2, example_seq: int = 8) -> ExportSignature:
+    """(input_ids, attention_mask) -> ``logits`` for a TaskModel (no sequence axis when it pools) or
+    ``last_hidden_state`` for an encoder."""
     vocab = _encoder_of(model).config.vocab_size
     gen = torch.Generator().manual_seed(0)
     # ids >= 4 avoid the special tokens; a padded row makes the tracer keep the mask path
@@ -88,36 +70,120 @@ def export_onnx(
     attention_mask = torch.ones_like(input_ids)
     attention_mask[-1, example_seq // 2 :] = 0
     axes = {0: "batch", 1: "seq"}
-    dynamic_axes = {"input_ids": axes, "attention_mask": axes, output: axes}
-
-    was_training = model.training
-    wrapper = _Wrapper(model, task).eval()  # see the module docstring: the wrapper's mode is restored
-    try:
+    output = "logits" if is_task_model(model) else "last_hidden_state"
+    out_axes = dict(axes)
+    if is_task_model(model):
+        was_training = model.training
         with torch.no_grad():
-            probe = wrapper(input_ids, attention_mask)
-            if probe.dim() == 2:  # (batch, labels): a sequence classifier has no sequence axis
-                dynamic_axes[output] = {0: "batch"}
-            with warnings.catch_warnings():
-                # expected and harmless here: the legacy-exporter deprecation notice, tracer notes about
-                # shape checks in transformers' mask code (constant for any shape), aten::index
-                warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
-                warnings.filterwarnings("ignore", category=DeprecationWarning, message=".*legacy TorchScript")
-                warnings.filterwarnings(
-                    "ignore", category=DeprecationWarning, message="The feature will be removed"
-                )
-                warnings.filterwarnings("ignore", message=".*aten::index operator of advanced indexing")
-                torch.onnx.export(
-                    wrapper,
-                    (input_ids, attention_mask),
-                    str(out_path),
-                    input_names=list(INPUT_NAMES),
-                    output_names=[output],
-                    dynamic_axes=dynamic_axes,
-                    opset_version=opset,
-                    do_constant_folding=True,
-                    dynamo=False,
-                )
+            probe = model.eval()(input_ids=input_ids, attention_mask=attention_mask)["logits"]
+        model.train(was_training)
+        if probe.dim() == 2:  # (batch, labels): a sequence classifier has no sequence axis
+            out_axes = {0: "batch"}
+    inputs = dict(zip(INPUT_NAMES, (input_ids, attention_mask), strict=True))
+    return ExportSignature(inputs, {n: dict(axes) for n in INPUT_NAMES}, {output: out_axes})
+
+
+class _Positional(nn.Module):
+    """Fixed positional signature (the signature's inputs, in order) -> a tuple of the named outputs,
+    for the tracer."""
+
+    def __init__(self, model: nn.Module, inputs: list[str], outputs: list[str]) -> None:
+        super().__init__()
+        self.model, self.inputs, self.outputs = model, inputs, outputs
+        self.encoder_only = not is_task_model(model)
+
+    def forward(self, *args):
+        out = self.model(**dict(zip(self.inputs, args, strict=True)))
+        if self.encoder_only:
+            return out.last_hidden_state
+        return tuple(out[name] for name in self.outputs)
+
+
+class _ExportAttention(nn.Module):
+    """Self-attention with ``nn.MultiheadAttention``'s weights, written so the legacy tracer keeps the
+    batch and sequence sizes dynamic (the traced ``nn.MultiheadAttention`` bakes the example's sequence
+    length into its reshapes). Same maths: in-projection, scaled dot product with key padding, out."""
+
+    def __init__(self, mha: nn.MultiheadAttention) -> None:
+        super().__init__()
+        if not mha._qkv_same_embed_dim or mha.in_proj_weight is None or not mha.batch_first:
+            raise ExportError("only batch-first self-attention with a packed in-projection is exportable")
+        self.mha = mha
+
+    def forward(self, query, key, value, key_padding_mask=None, need_weights=False, **_):
+        mha = self.mha
+        heads, width = mha.num_heads, query.shape[-1]
+        batch = query.shape[0]
+        q, k, v = nn.functional.linear(query, mha.in_proj_weight, mha.in_proj_bias).chunk(3, dim=-1)
+        q, k, v = (t.reshape(batch, -1, heads, width // heads).transpose(1, 2) for t in (q, k, v))
+        scores = q @ k.transpose(-1, -2) / math.sqrt(width // heads)  # (B, heads, T, T)
+        if key_padding_mask is not None:
+            scores = scores.masked_fill(key_padding_mask[:, None, None, :], torch.finfo(scores.dtype).min)
+        out = (scores.softmax(-1) @ v).transpose(1, 2).reshape(batch, -1, width)
+        return mha.out_proj(out), None
+
+
+def traceable(model: nn.Module) -> nn.Module:
+    """Swap every ``nn.MultiheadAttention`` (segmenter, knowledge fusion) for ``_ExportAttention``, in
+    place (same weights, same outputs). Returns ``model``."""
+    for name, child in list(model.named_children()):
+        if isinstance(child, nn.MultiheadAttention):
+            setattr(model, name, _ExportAttention(child))
+        else:
+            traceable(child)
+    return model
+
+
+def export_onnx(
+    model: nn.Module,
+    out_path: str | Path,
+    signature: ExportSignature | None = None,
+    opset: int = DEFAULT_OPSET,
+) -> Path:
+    """Export ``model`` to ``out_path``; returns the path. ``signature`` (a task's, from its
+    ``TaskSpec``) names every input and output; by default the output is ``logits`` for a TaskModel and
+    ``last_hidden_state`` for an encoder. Batch and sequence axes are dynamic. Attention layers of the
+    task head are swapped for traceable ones in place (same weights, same outputs)."""
+    impl = attn_implementation(model)
+    if impl != "eager":
+        raise ExportError(
+            f"model uses attn_implementation={impl!r}; export needs 'eager' "
+            "(ONNX Runtime's attention fusion cannot match the SDPA graph). "
+            "Load it with load_encoder(..., attn_implementation='eager')."
+        )
+    signature = signature or default_signature(model)
+    names, outputs = list(signature.inputs), list(signature.outputs)
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    was_training = model.training
+    traceable(model)
+    wrapper = _Positional(model.eval(), names, outputs).eval()  # see the module docstring: modes restored
+    fastpath = torch.backends.mha.get_fastpath_enabled()
+    # nn.MultiheadAttention's inference fast path is one fused aten op with no ONNX symbolic
+    torch.backends.mha.set_fastpath_enabled(False)
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            # expected and harmless here: the legacy-exporter deprecation notice, tracer notes about
+            # shape checks in transformers' mask code (constant for any shape), aten::index
+            warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+            warnings.filterwarnings("ignore", category=DeprecationWarning, message=".*legacy TorchScript")
+            warnings.filterwarnings(
+                "ignore", category=DeprecationWarning, message="The feature will be removed"
+            )
+            warnings.filterwarnings("ignore", message=".*aten::index operator of advanced indexing")
+            torch.onnx.export(
+                wrapper,
+                tuple(signature.inputs[n] for n in names),
+                str(out_path),
+                input_names=names,
+                output_names=outputs,
+                dynamic_axes={**signature.input_axes, **signature.outputs},
+                opset_version=opset,
+                do_constant_folding=True,
+                dynamo=False,
+            )
     finally:
+        torch.backends.mha.set_fastpath_enabled(fastpath)
         model.train(was_training)
     return out_path
 

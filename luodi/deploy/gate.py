@@ -80,7 +80,63 @@ def accuracy_gate(
     )
 
 
-def check_gate(result: GateResult, force: bool = False) -> GateResult:
+@dataclasses.dataclass(frozen=True)
+class MetricsGateResult:
+    """The release gate over several task metrics (percentages): each may drop by at most ``max_drop``."""
+
+    reference: dict[str, float]
+    candidate: dict[str, float]
+    max_drop: float
+
+    @property
+    def drops(self) -> dict[str, float]:
+        return {k: self.reference[k] - self.candidate[k] for k in self.reference}
+
+    @property
+    def failures(self) -> dict[str, float]:
+        """metric -> drop, for every metric over the limit (NaN counts as over)."""
+        return {k: d for k, d in self.drops.items() if not (np.isfinite(d) and d <= self.max_drop)}
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+    @property
+    def message(self) -> str:
+        verdict = "passed" if self.passed else "FAILED"
+        parts = ", ".join(
+            f"{k} {self.reference[k]:.2f} -> {self.candidate[k]:.2f} (drop {d:.2f})"
+            for k, d in self.drops.items()
+        )
+        return f"accuracy gate {verdict}: {parts}; allowed drop {self.max_drop:.2f} per metric"
+
+    def as_dict(self) -> dict:
+        drops = self.drops
+        return {
+            "passed": self.passed,
+            "max_drop": self.max_drop,
+            "largest_drop": round(max(drops.values()), 3),
+            "drops": {k: round(d, 3) for k, d in drops.items()},
+            "failures": {
+                k: {"drop": round(d, 3), "over_by": round(d - self.max_drop, 3)}
+                for k, d in self.failures.items()
+            },
+        }
+
+
+def metrics_gate(
+    reference: dict[str, float], candidate: dict[str, float], max_drop: float = 1.0
+) -> MetricsGateResult:
+    """Compare task metrics (higher is better) of a reference and a candidate; both must name the same
+    metrics."""
+    if set(reference) != set(candidate):
+        raise ValueError(f"metrics differ: reference {sorted(reference)}, candidate {sorted(candidate)}")
+    if not reference:
+        raise ValueError("no metrics to compare")
+    return MetricsGateResult(dict(reference), dict(candidate), max_drop)
+
+
+def check_gate(result: GateResult | MetricsGateResult, force: bool = False):
     """Raise ``GateError`` (naming the numbers) unless the gate passed; ``force=True`` warns instead."""
     if not result.passed:
         if not force:

@@ -60,7 +60,7 @@ from luodi.serve.batcher import (
     PredictorError,
     RequestTooCostly,
 )
-from luodi.serve.config import ServeConfig
+from luodi.serve.config import MODEL_NAMES, ServeConfig
 from luodi.serve.schemas import (
     ChatResponse,
     ErrorResponse,
@@ -75,9 +75,10 @@ from luodi.serve.schemas import (
     UnderstandResponse,
     check_limits,
 )
+from luodi.tasks.spec import served
 
 WEB_DIR = Path(__file__).parent / "web"
-ENDPOINTS = ("understand", "segment", "intent", "match", "chat")
+ENDPOINTS = MODEL_NAMES  # one POST /v1/<name> per model name (luodi.tasks.spec)
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 _access_log = logging.getLogger("luodi.access")
@@ -86,7 +87,7 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")  # echoed in a header and 
 # An absolute POSIX path of two or more components: clients get its last component only (the server log
 # keeps the whole message): where the server keeps its files is none of their business.
 _ABS_PATH = re.compile(r"(?<![\w.~])(?:/[^\s'\":,;()\[\]<>/]+){2,}/?")
-_NO_RELEASE = {"match", "chat"}  # endpoints whose model ships in no release set (yet)
+_NO_RELEASE = {t.endpoint for t in served() if not t.release}  # endpoints whose model ships in no release set
 
 
 def public(message: str) -> str:
@@ -664,6 +665,22 @@ def create_app(
         check_limits(req, config.limits)
         out = _plain(await service.batcher("chat").submit(req.text))
         return {"reply": out} if isinstance(out, str) else out
+
+    # -- the endpoint of a registered task without a handler of its own above: texts in, one result each
+    def _generic(name: str):
+        async def handler(req: TextsRequest) -> Any:
+            batcher = service.batcher(name)
+            check_limits(req, config.limits, getattr(batcher.predict, "max_chars", None), name)
+            return {"results": [_plain(o) for o in await batcher.submit_many(req.texts)]}
+
+        handler.__name__ = f"task_{name}"
+        handler.__doc__ = f"The {name} task on each text (list in, list out)."
+        return handler
+
+    routed = {getattr(r, "path", None) for r in app.routes}
+    for name in ENDPOINTS:
+        if f"/v1/{name}" not in routed:
+            app.post(f"/v1/{name}", tags=["tasks"])(_generic(name))
 
     # -- operations ---------------------------------------------------------------------------------
     @app.get("/healthz", tags=["ops"])

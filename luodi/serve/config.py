@@ -30,9 +30,13 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-# The model names the service knows: one endpoint each (sentence breaking runs inside ``understand``).
-MODEL_NAMES = ("understand", "segment", "intent", "match", "chat")
-LEXICON_READERS = {"intent", "understand"}  # the models whose predictors take the config's lexicons
+from luodi.tasks.spec import served
+
+# The model names the service knows: one endpoint each, the assistant's and every task's with an endpoint
+# (luodi.tasks.spec; sentence breaking runs inside ``understand``).
+MODEL_NAMES = ("understand", *(task.endpoint for task in served()))
+# the models whose predictors take the config's lexicons
+LEXICON_READERS = {"understand", *(task.endpoint for task in served() if task.reads_lexicons)}
 _TYPE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")  # as luodi.text.gazetteer
 
 

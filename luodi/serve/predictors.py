@@ -188,12 +188,20 @@ def _from_factory(spec: ModelConfig, config: ServeConfig) -> Predictor:
     return factory(config=config, **spec.options)
 
 
-RELEASE_KIND = {"segment": "segmenter", "intent": "intent"}  # endpoint -> luodi.runtime.tasks kind
+def match_predictor(task) -> Predictor:
+    """The match endpoint over what the match task loads: a FAQ index (ranks candidates with its matcher,
+    or searches itself) or a bare matcher (candidates required)."""
+    matcher = getattr(task, "matcher", None)
+    if matcher is not None and callable(getattr(task, "search_batch", None)):
+        return faq_match_predictor(matcher, task)
+    return faq_match_predictor(task)
 
 
 def build_predictor(name: str, spec: ModelConfig, config: ServeConfig) -> Predictor:
     """One model's predictor from its config entry (see ``ModelConfig``). ``dir`` is a saved PyTorch
-    model or, for segment and intent, an ONNX release directory (``luodi release``)."""
+    model of the task whose endpoint is ``name`` (``luodi.tasks.spec``) or, for a released task, an ONNX
+    release directory (``luodi release``: the same task class over ONNX Runtime, so answers have the
+    PyTorch model's shape)."""
     if spec.factory is not None:
         return _from_factory(spec, config)
     if spec.kind == "assistant":
@@ -206,35 +214,19 @@ def build_predictor(name: str, spec: ModelConfig, config: ServeConfig) -> Predic
                 model=load_encoder(layers=spec.layers, vocab="zh").eval(), tokenizer=load_tokenizer("zh")
             )
         )
+    from luodi.runtime.tasks import is_release_dir, load_release
+    from luodi.tasks.spec import lookup
+
+    task = lookup(name)
     path = Path(spec.dir).expanduser()
     if not path.exists():
         raise FileNotFoundError(f"models.{name}.dir: {path} does not exist")
-    if name in RELEASE_KIND and (path / "model.onnx").is_file():
-        # an ONNX release directory (``luodi release``: int8, trimmed vocabulary): the same task class
-        # over ONNX Runtime, so answers have the PyTorch model's shape
-        from luodi.runtime.tasks import load_release
-
-        task = load_release(RELEASE_KIND[name], path, threads=config.threads)
-        return segment_predictor(task) if name == "segment" else list_predictor(task)
-    if name == "segment":
-        from luodi.tasks.segment import Segmenter
-
-        return segment_predictor(Segmenter.load(path, **spec.options))
-    if name == "intent":
-        from luodi.tasks.intent import IntentModel
-
-        return list_predictor(IntentModel.load(path, **spec.options))
-    if name == "chat":
-        from luodi.tasks.generate import Generator
-
-        return list_predictor(Generator.load(path, **spec.options))
-    if name == "match":
-        from luodi.tasks.match import FaqIndex, Matcher
-
-        matcher = Matcher.load(path)
-        index_dir = spec.options.get("faq_index")
-        return faq_match_predictor(matcher, FaqIndex.load(index_dir, matcher) if index_dir else None)
-    raise ValueError(f"models.{name}: no built-in loader for a model dir; use factory: 'module:function'")
+    if task.release and is_release_dir(path):
+        model = load_release(task.name, path, threads=config.threads)
+    else:
+        model = task.load(path, config.threads, spec.options)
+    module_name, _, attr = task.predictor.partition(":")
+    return getattr(importlib.import_module(module_name), attr)(model)
 
 
 class ModelLoadError(RuntimeError):
@@ -264,11 +256,13 @@ def load_predictors(config: ServeConfig, strict: bool = True) -> dict[str, Predi
 
 def default_models(release: Path | None = None) -> dict[str, ModelConfig]:
     """What ``luodi serve`` without a config serves: the assistant on /v1/understand and every task model
-    shipped in ``release/`` on its own endpoint (segmenter -> /v1/segment, intent -> /v1/intent). No
-    release model exists for match and chat: those endpoints then say which model is missing."""
+    shipped in ``release/`` on its task's endpoint (``release/segmenter`` -> /v1/segment, ...). Endpoints
+    of tasks with no release model then say which model is missing."""
+    from luodi.tasks.spec import served
+
     release = release or Path(__file__).resolve().parents[2] / "release"
     models = {"understand": ModelConfig(kind="assistant")}
-    for name, folder in (("segment", "segmenter"), ("intent", "intent")):
-        if (release / folder / "model.onnx").is_file():
-            models[name] = ModelConfig(dir=str(release / folder))
+    for task in served():
+        if task.release and (release / task.release / "model.onnx").is_file():
+            models[task.endpoint] = ModelConfig(dir=str(release / task.release))
     return models
