@@ -49,10 +49,10 @@ def _int8_segmenter(model_dir: Path, threads: int):
     """The int8 ONNX Runtime segmenter of ``model_dir`` (``luodi.deploy.release.export_release``: char
     vocabulary trimmed to the training characters, fused encoder, dynamic int8), built once into
     ``<model>/eval/int8/`` and rebuilt when the weights are newer."""
-    from luodi.encoders import load_tokenizer
-    from luodi.modeling import load_model
     from luodi.deploy.release import export_release
     from luodi.deploy.trim import release_chars
+    from luodi.encoders import load_tokenizer
+    from luodi.modeling import load_model
     from luodi.runtime.tasks import MODEL_FILE, load_release
 
     out = model_dir / "eval" / "int8"
