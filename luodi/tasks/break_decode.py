@@ -93,15 +93,17 @@ def uncertain_positions(boundary: np.ndarray, settings: JointBreaking) -> list[i
 
 def segmentations(boundary: np.ndarray, uncertain: Sequence[int]) -> list[tuple[list[int], float]]:
     """Every setting of the ``uncertain`` positions: (boundary positions, breaker log-probability of the
-    setting). The other positions break where the probability is at least one half; the first entry is
-    the breaker's own decision."""
+    setting). The other positions break where the probability is at least one half, and the last
+    character always ends a query (the stream ends there); the first entry is the breaker's own decision."""
     n = len(boundary)
+    if n == 0:
+        return [([], 0.0)]
     fixed = [i for i in range(n - 1) if boundary[i] >= 0.5 and i not in set(uncertain)]
     own = tuple(bool(boundary[i] >= 0.5) for i in uncertain)
     settings = [own] + [s for s in itertools.product((False, True), repeat=len(uncertain)) if s != own]
     out = []
     for setting in settings:
-        breaks = sorted(fixed + [i for i, on in zip(uncertain, setting, strict=True) if on])
+        breaks = sorted(fixed + [i for i, on in zip(uncertain, setting, strict=True) if on]) + [n - 1]
         logp = sum(
             math.log(max(float(boundary[i]) if on else 1.0 - float(boundary[i]), 1e-12))
             for i, on in zip(uncertain, setting, strict=True)
