@@ -137,7 +137,7 @@ BREAK_NOTES = """The shipped assistant with joint breaking off (the breaker alon
 character whose likeliest label is 。？！) and on (`joint_breaking` in release/assistant.yaml,
 luodi/tasks/break_decode.py: boundaries with probability in [low, high], at most `max_uncertain` per
 stream, decided with the intent model; elsewhere a boundary where the 。？！ probability is >= 0.5). `tune` streams: `luodi.data.skills.spoken_streams("tune")`
-regrouped three times (train-split utterances no model was trained on: the NLPCC select sessions, the CAIS
+regrouped three times (train-split utterances held out of every model's training: the NLPCC select sessions, the CAIS
 and SMP select utterances, LCCC train posts outside the intent model's sample); the settings were chosen on
 these. `dev-streams`: the `luodi eval assistant` benchmark, scored once per kept setting. Columns as in
 docs/assistant.md; `joint_share`: streams whose boundaries the intent model helped decide;
