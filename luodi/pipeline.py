@@ -70,6 +70,9 @@ class AssistantConfig:
     # > 1 (with strategy "sample"): sample this many replies and keep the one the matcher finds closest to
     # the query (luodi.tasks.chat); needs a matcher (an FAQ index or a reply base)
     generation_candidates: int = 1
+    # uncertain query boundaries decided with the intent model (luodi.tasks.break_decode): false / true
+    # (the tuned settings) / a mapping of JointBreaking's fields; needs a breaker and an intent model
+    joint_breaking: bool | dict = False
     threads: int = 2
     max_chars: int = 2000  # longer input is refused (ValueError naming the limit), never truncated
 
@@ -84,6 +87,9 @@ class AssistantConfig:
         for name in ("lexicons", "faq_files", "non_skill_intents", "segment_keep_types"):
             if not isinstance(getattr(config, name), list):
                 raise ValueError(f"{source}: {name} must be a list, got {getattr(config, name)!r}")
+        from luodi.tasks.break_decode import JointBreaking
+
+        JointBreaking.from_value(config.joint_breaking, source)  # a bad value fails at load, naming the key
         if not isinstance(config.threads, int) or config.threads < 1:
             raise ValueError(f"{source}: threads must be a positive integer, got {config.threads!r}")
         if base is not None:  # paths relative to the config file
@@ -168,6 +174,7 @@ class Assistant:
                     )  # fmt: skip
         stages = [s.component for s in components_of_registry() if s.reported_missing]
         self.missing = [n for n in stages if getattr(self, n) is None]
+        self.joint_breaker = _joint_breaker(self.breaker, self.intent, self.config)
 
     def _load(self, spec, threads: int):
         """``spec``'s component from the config; one built on the user's machine (the reply base, made from
@@ -262,7 +269,7 @@ class Assistant:
 
         with _timer(timings, "breaking"):
             if self.breaker is not None:
-                broken = self.breaker(clean)
+                broken = (self.joint_breaker or self.breaker)(clean)
                 queries, sentences = broken.queries, broken.sentences
             else:
                 queries, sentences = [clean], [clean]
@@ -405,6 +412,22 @@ def load_component(name: str, path: str | None, threads: int = 2):
             f"{spec.config_key or spec.name}: {path} does not exist (train it, or remove it from the config)"
         )
     return load_task(spec.name, path, threads)
+
+
+def _joint_breaker(breaker, intent, config: AssistantConfig):
+    """The breaker whose uncertain boundaries the intent model helps decide (``joint_breaking``), or None
+    (off, or no breaker / intent model, or a breaker without per-character probabilities)."""
+    from luodi.tasks.break_decode import JointBreaker, JointBreaking
+
+    settings = JointBreaking.from_value(config.joint_breaking)
+    if settings is None or intent is None or not hasattr(breaker, "probabilities"):
+        return None
+    noise = [x for x in config.non_skill_intents if x.lower() != "chat"]  # chat is meant; other is noise
+
+    def attach(queries: list[str]) -> list[str]:
+        return [q for q, _ in _attach_fillers([(q, q) for q in queries if q.strip()])]
+
+    return JointBreaker(breaker, intent, settings, noise=noise, attach=attach)
 
 
 def _attach_fillers(pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:

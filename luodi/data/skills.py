@@ -91,6 +91,19 @@ def negatives(texts: Sequence[str], source: str) -> list[IntentExample]:
     return [IntentExample(t, intent, ("O",) * len(t)) for t in dict.fromkeys(t.strip() for t in texts) if t]
 
 
+def _lccc_sample(posts: list[str]) -> list[str]:
+    return random.Random(0).sample(posts, min(LCCC_TRAIN_POSTS, len(posts)))
+
+
+def heldout_lccc_posts(n: int, root: Path | None = None) -> list[str]:
+    """The first ``n`` LCCC train posts (file order) outside the seeded sample ``source_splits`` trains on."""
+    from luodi.data.dialogue import load_lccc_pairs
+
+    posts = [p for p, _ in load_lccc_pairs("train", root)]
+    used = set(_lccc_sample(posts))
+    return [p for p in posts if p not in used][:n]
+
+
 def _every(n: int, k: int) -> bool:
     return n % k == 0
 
@@ -110,7 +123,7 @@ def source_splits(
     smp = schema.unify(load_smp2020("train", root), "smp2020")
 
     posts = [p for p, _ in load_lccc_pairs("train", root)]
-    posts = random.Random(0).sample(posts, min(LCCC_TRAIN_POSTS, len(posts)))
+    posts = _lccc_sample(posts)
     questions = [q for q, _ in load_chatterbot(root)]
     valid_posts = [p for p, _ in load_lccc_pairs("valid", root)]
     lccc_chat, chatterbot_chat = negatives(posts, "lccc"), negatives(questions, "chatterbot")
@@ -273,7 +286,8 @@ def spoken_streams(split: str = "dev", root: Path | None = None, seed: int = 0,
     """Streams of 1-3 queries: consecutive utterances of one NLPCC-2018 session, and shuffled CAIS /
     SMP2020 / LCCC-post utterances, a filler (然后, 还有, 那个, 嗯 ...) before 30 % of the later queries.
     ``split``: "dev" (the benchmark: NLPCC dev sessions, CAIS valid, SMP dev, the first 500 LCCC valid
-    posts), "train" or "select" (the skill data's training / checkpoint-selection splits)."""
+    posts), "train" or "select" (the skill data's training / checkpoint-selection splits), "tune" (select
+    plus LCCC train posts no model was trained on: for tuning run-time decisions off the benchmark)."""
     return list(iter_spoken_streams(split, root, seed, filler_share))
 
 
@@ -295,8 +309,15 @@ def iter_spoken_streams(split: str = "dev", root: Path | None = None, seed: int 
         splits = source_splits(root)
         nlpcc = splits["nlpcc2018"][split]
         pool = [e for name in ("cais", "smp2020", "lccc") for e in splits[name][split]]
+    elif split == "tune":
+        splits = source_splits(root)
+        nlpcc = splits["nlpcc2018"]["select"]
+        pool = splits["cais"]["select"] + splits["smp2020"]["select"]
+        # chit-chat in the dev streams' share (a quarter of the mixed pool), from LCCC train posts that
+        # no model was trained on: select has no chat, and a tuning set without it favours merging
+        pool += negatives(heldout_lccc_posts(len(pool) // 3, root), "lccc")
     else:
-        raise ValueError(f"unknown split {split!r}: expected dev, train or select")
+        raise ValueError(f"unknown split {split!r}: expected dev, train, select or tune")
     sessions: dict[str, list[IntentExample]] = {}
     for e in nlpcc:
         sessions.setdefault(str(e.session), []).append(e)

@@ -114,3 +114,79 @@ def _intent_rows(intent_model, prefix: str) -> list[dict]:
         rows.append({"name": f"tfidf-svm intent {label}", "examples": len(test),
                      "accuracy": round(accuracy(gold, svm_pred), 2), "macro_f1": round(macro_f1(gold, svm_pred, labels), 2)})  # fmt: skip
     return rows
+
+
+BREAK_NOTES = """The shipped assistant with joint breaking off (the breaker alone: a boundary after a
+character whose likeliest label is 。？！) and on (`joint_breaking` in release/assistant.yaml,
+luodi/tasks/break_decode.py: boundaries with probability in [low, high], at most `max_uncertain` per
+stream, decided with the intent model; elsewhere a boundary where the 。？！ probability is >= 0.5). `tune` streams: `luodi.data.skills.spoken_streams("tune")`
+regrouped three times (train-split utterances held out of every model's training: the NLPCC select sessions, the CAIS
+and SMP select utterances, LCCC train posts outside the intent model's sample); the settings were chosen on
+these. `dev-streams`: the `luodi eval assistant` benchmark, scored once per kept setting. Columns as in
+docs/assistant.md; `joint_share`: streams whose boundaries the intent model helped decide;
+`breaking_p50_ms` / `breaking_p99_ms`: the breaking stage's wall time per stream (intent calls of the
+joint decoder included), `total_p50_ms`: the whole stream, on a shared 2-core machine."""
+
+BREAK_KEYS = ("break_exact", "accuracy", "slot_f1", "stream_exact", "stream_exact_slots", "blame_breaking",
+              "blame_intent", "blame_slots", "breaks_merged", "breaks_split", "breaks_shifted")  # fmt: skip
+
+
+@eval_app.command("break-decode")
+def eval_break_decode(
+    sets: list[str] = typer.Option(["tune", "dev"], "--set", help="Stream sets: tune (train-split), dev."),
+    config: Path = typer.Option(None, help="Assistant YAML (default: release/assistant.yaml)."),
+    write: bool = typer.Option(
+        False, help="Merge the rows into results/break_decode.json + docs/break_decode.md."
+    ),
+) -> None:
+    """Joint breaking off against on, on the train-split tuning streams and the dev streams."""
+    import statistics
+
+    from luodi.assistant_eval import score_streams
+    from luodi.data.skills import iter_spoken_streams
+    from luodi.pipeline import Assistant, AssistantConfig, default_config
+    from luodi.tasks.break_decode import JointBreaking
+
+    unknown = sorted(set(sets) - {"tune", "dev"})
+    if unknown:
+        raise typer.BadParameter(f"unknown set {unknown[0]!r}: expected tune or dev", param_hint="--set")
+    base = Assistant.config_from_file(config) if config else default_config()
+    settings = JointBreaking.from_value(base.joint_breaking) or JointBreaking()
+    assistant = Assistant(AssistantConfig(**{**vars(base), "joint_breaking": settings.as_dict()}))
+    if assistant.joint_breaker is None:
+        raise typer.BadParameter("joint breaking needs a breaker and an intent model in the config")
+    joint, rows = assistant.joint_breaker, []
+    for name in sets:
+        streams = list(
+            iter_spoken_streams("tune", passes=3) if name == "tune" else iter_spoken_streams("dev")
+        )
+        for label, on in (("off", False), ("on", True)):
+            assistant.joint_breaker = joint if on else None
+            helped = 0
+
+            def run(text: str, on=on) -> dict:
+                nonlocal helped
+                doc = assistant(text)
+                helped += on and joint.last_candidates > 1
+                return doc
+
+            run.config = assistant.config
+            result = score_streams(run, streams)
+            breaking = sorted(d["timings"].get("breaking", 0.0) for d in result["docs"])
+            total = [d["timings"]["total"] for d in result["docs"]]
+            row = {"name": f"{name}-streams joint {label}", "streams": len(streams),
+                   **{k: round(result["all"][k], 2) for k in BREAK_KEYS},
+                   "joint_share": round(100.0 * helped / len(streams), 2),
+                   "breaking_p50_ms": round(statistics.median(breaking), 3),
+                   "breaking_p99_ms": round(breaking[min(len(breaking) - 1, int(0.99 * len(breaking)))], 3),
+                   "total_p50_ms": round(statistics.median(total), 3)}  # fmt: skip
+            if on:
+                row.update({f"joint_{k}": v for k, v in settings.as_dict().items()})
+            console.print(row)
+            rows.append(row)
+    assistant.joint_breaker = joint
+    if write:
+        from luodi.results import merge_results
+
+        js, md = merge_results("break_decode", rows, sections={"about": BREAK_NOTES})
+        console.print(f"wrote {js} and {md}")

@@ -217,23 +217,27 @@ def make_collate(aligner):
     return collate
 
 
-def predict_labels(model, aligner, texts: Sequence[str], batch_size: int = 64) -> list[list[int]]:
-    """Argmax label per character of each text (texts must fit the model's positions). numpy between
-    model calls (``luodi.runtime.glue``): the ONNX path runs no torch."""
+def predict_logits(model, aligner, texts: Sequence[str], batch_size: int = 64) -> list:
+    """Label logits per character of each text, numpy ``(len(text), len(LABELS))`` (texts must fit the
+    model's positions). numpy between model calls (``luodi.runtime.glue``): the ONNX path runs no torch."""
     from luodi.runtime.glue import forward
 
     model.eval()
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    out: list[list[int]] = [[] for _ in texts]
+    out: list = [None] * len(texts)
     for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
         batch = aligner.arrays([texts[i] for i in idx])
         feed = {"input_ids": batch.input_ids, "attention_mask": batch.attention_mask}
-        logits = forward(model, feed)["logits"]
-        pred = logits.argmax(-1)  # (batch, seq)
+        logits = forward(model, feed)["logits"]  # (batch, seq, labels)
         for row, i in enumerate(idx):
-            out[i] = pred[row, 1 : 1 + len(texts[i])].tolist()
+            out[i] = logits[row, 1 : 1 + len(texts[i])]
     return out
+
+
+def predict_labels(model, aligner, texts: Sequence[str], batch_size: int = 64) -> list[list[int]]:
+    """Argmax label per character of each text (texts must fit the model's positions)."""
+    return [x.argmax(-1).tolist() for x in predict_logits(model, aligner, texts, batch_size)]
 
 
 def score_labels(examples: Sequence[BreakExample], pred: Sequence[Sequence[int]]) -> dict[str, float]:
@@ -339,18 +343,27 @@ class SentenceBreaker:
 
         return cls(load_model(model_dir), load_tokenizer(model_dir=Path(model_dir)), **kwargs)
 
-    def labels(self, texts: Sequence[str]) -> list[list[int]]:
+    def probabilities(self, texts: Sequence[str]) -> list:
+        """Per character of each text, the softmax over ``LABELS`` (numpy ``(len(text), 6)``): what the
+        boundary decoders (``luodi.tasks.break_decode``) read."""
+        import numpy as np
+
+        from luodi.runtime.glue import softmax
+
         # every window of every text in one batched pass, then stitched back per text
         pieces, owners = [], []
         for t, text in enumerate(texts):
             for s, e, keep_from, keep_to in window_spans(len(text), self.window, self.overlap):
                 pieces.append(text[s:e])
                 owners.append((t, s, keep_from, keep_to))
-        pred = predict_labels(self.model, self.aligner, pieces)
-        out: list[list[int]] = [[] for _ in texts]
-        for labels, (t, s, keep_from, keep_to) in zip(pred, owners, strict=True):
-            out[t] += labels[keep_from - s : keep_to - s]
-        return out
+        logits = predict_logits(self.model, self.aligner, pieces)
+        parts: list[list] = [[] for _ in texts]
+        for scores, (t, s, keep_from, keep_to) in zip(logits, owners, strict=True):
+            parts[t].append(scores[keep_from - s : keep_to - s])
+        return [softmax(np.concatenate(p)) if p else np.zeros((0, len(LABELS)), np.float32) for p in parts]
+
+    def labels(self, texts: Sequence[str]) -> list[list[int]]:
+        return [p.argmax(-1).tolist() for p in self.probabilities(texts)]
 
     def __call__(self, texts: str | Sequence[str]) -> BreakResult | list[BreakResult]:
         single = isinstance(texts, str)

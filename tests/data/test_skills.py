@@ -109,6 +109,22 @@ def test_dev_streams_are_built_from_dev_splits_only(data_root):
     assert streams == spoken_streams("dev", data_root)  # fixed seed: the same benchmark every run
 
 
+def test_tune_streams_hold_no_utterance_a_model_trained_on(data_root):
+    from luodi.data.skills import heldout_lccc_posts, source_splits
+
+    splits = source_splits(data_root)
+    trained = {e.text for source in splits.values() for e in source["train"]}
+    streams = spoken_streams("tune", data_root, filler_share=0.0)
+    assert {s.source for s in streams} == {"nlpcc2018", "mixed"}
+    for source, share in (("nlpcc2018", 0.5), ("mixed", 0.05)):  # NLPCC: common commands recur by session
+        texts = [q.text for s in streams if s.source == source for q in s.queries]
+        assert sum(t in trained for t in texts) < share * len(texts)
+    posts = heldout_lccc_posts(100, data_root)
+    assert len(posts) == 100 and not set(posts) & trained
+    chat = [q for s in streams for q in s.queries if q.intent == "chat"]
+    assert len(chat) > 0.1 * sum(s.source == "mixed" for s in streams)  # the dev streams' share of chit-chat
+
+
 def test_read_streams_round_trip_and_errors(tmp_path):
     path = tmp_path / "s.jsonl"
     path.write_text(json.dumps({"text": "放稻香下一首", "queries": [
