@@ -105,3 +105,37 @@ def card_markdown(card: dict) -> str:
 - Made by: `{card["source_command"] or "luodi train matcher ..."}`, then
   `luodi release --kind matcher`. Date: {card["date"]}.
 """
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m luodi.runtime.matcher MODEL_DIR --out release/matcher [--limit N] [--force]``."""
+    import argparse
+
+    from luodi.deploy import GateError
+
+    parser = argparse.ArgumentParser(description="Release a trained bi-encoder: int8 ONNX, gated on LCQMC.")
+    parser.add_argument("model_dir", type=Path)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--limit", type=int, default=0, help="Gate on the first N LCQMC pairs (0 = all).")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--force", action="store_true", help="Write even if the gate fails (the card says so)."
+    )
+    parser.add_argument("--source-command", default=None, help="The training command(s), for the card.")
+    args = parser.parse_args(argv)
+    try:
+        card = release_matcher(
+            args.model_dir, args.out, args.limit, args.threads, args.force, args.source_command
+        )
+    except GateError as err:
+        print(f"{err}\nNothing written; rerun with --force to write it anyway (the card will say so).")
+        return 1
+    except (TypeError, FileNotFoundError) as err:
+        print(err)
+        return 2
+    print(json.dumps(card["gate"]), f"-> {args.out} ({card['size_mb']} MB)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -96,3 +96,7 @@ def test_a_model_that_is_not_a_bi_encoder_is_refused(tmp_path, zh_tokenizer):
     model_dir = CrossEncoder(config).save(tmp_path / "cross", zh_tokenizer)
     with pytest.raises(TypeError, match="not a BiEncoder"):
         release_matcher(model_dir, tmp_path / "out")
+    from luodi.runtime.matcher import main
+
+    assert main([str(model_dir), "--out", str(tmp_path / "out")]) == 2  # the CLI says so, no traceback
+    assert not (tmp_path / "out" / "model.onnx").exists()
