@@ -143,6 +143,9 @@ def faq_build(
     threshold: float = typer.Option(
         None, help="'No good match' cosine (default: the matcher's dev threshold)."
     ),
+    chat_share: float = typer.Option(
+        None, help="Instead of --threshold: the cosine only this %% of LCCC train posts (chit-chat) reach."
+    ),
 ) -> None:
     """Encode the questions and save the index (vectors.npy + faq.json, + ann.faiss when large)."""
     import time
@@ -164,7 +167,17 @@ def faq_build(
     if not pairs:
         raise typer.BadParameter("nothing to index: give a FAQ file and/or --base")
     start = time.perf_counter()
+    if threshold is not None and chat_share is not None:
+        raise typer.BadParameter("give --threshold or --chat-share, not both")
     index = FaqIndex.build(pairs, _load_matcher(matcher or _default_matcher()), threshold=threshold)
+    if chat_share is not None:
+        from luodi.data.dialogue import load_lccc_pairs
+
+        posts = [p for p, _ in load_lccc_pairs("train")[:2000]]
+        index.threshold = index.threshold_for_share(posts, chat_share)
+        console.print(
+            f"threshold {index.threshold:.4f}: {chat_share} % of {len(posts):,} LCCC train posts reach it"
+        )
     index.save(out)
     console.print(f"{len(index):,} questions ({len(pairs):,} pairs) indexed in {time.perf_counter() - start:.1f} s"
                   f" -> {out} (threshold {index.threshold:.3f}, {'faiss IVF' if index.uses_ann else 'exact numpy'})")  # fmt: skip

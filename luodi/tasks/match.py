@@ -498,6 +498,17 @@ class FaqIndex:
         scores[:, :k_eff] = np.take_along_axis(top_s, order, 1)
         return scores, ids
 
+    def threshold_for_share(self, texts: Sequence[str], share: float) -> float:
+        """The cosine that only ``share`` % of ``texts`` reach with their best question: for texts that are
+        not questions of this FAQ (chit-chat), the rate of answers the index would give them wrongly. A
+        threshold from data the FAQ never sees, not from its paraphrase test set."""
+        if not 0 < share < 100:
+            raise ValueError(f"share must be a percentage in (0, 100), got {share}")
+        if not texts or len(self) == 0:
+            raise ValueError("need texts and a non-empty index to choose a threshold")
+        scores, _ = self.search_vectors(self.matcher.encode(list(texts)), k=1)
+        return float(np.percentile(scores[:, 0], 100 - share))
+
     def search(self, query: str, k: int = 5) -> list[Hit]:
         """The top-k stored questions for ``query`` with score >= threshold; [] means no good match."""
         return self.search_batch([query], k)[0]

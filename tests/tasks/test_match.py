@@ -500,3 +500,13 @@ def test_faq_accuracy_counts_top_hits_recall_and_what_would_be_answered(matcher)
         faq_accuracy(faq, [("怎么开花呗", "花呗怎么开")])
     with pytest.raises(ValueError, match="at least one"):
         faq_accuracy(faq, [])
+
+
+def test_threshold_for_share_lets_that_share_of_other_texts_through(matcher):
+    index = FaqIndex.build(FAQ, matcher, threshold=0.0)
+    others = ["今天好累啊", "周末去哪玩", "这家店的火锅真好吃", "我想睡觉了", "你看昨天的比赛了吗"] * 4
+    t = index.threshold_for_share(others, 20)
+    scores, _ = index.search_vectors(matcher.encode(others), k=1)
+    assert np.mean(scores[:, 0] >= t) == pytest.approx(0.2, abs=0.01)
+    with pytest.raises(ValueError, match="percentage"):
+        index.threshold_for_share(others, 0)
