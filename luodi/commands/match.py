@@ -37,7 +37,9 @@ def train_matcher_cmd(
     output_dir: Path = typer.Option(None, help="Default: <models>/match-<kind>-<layers>L."),
     head_scale: float = typer.Option(100.0, help="cross: the head's learning-rate multiplier."),
     teacher: Path = typer.Option(
-        None, help="student: the teacher bi-encoder (default <models>/match-bi-12L)."
+        None,
+        help="student: the teacher bi-encoder (default <models>/match-bi-12L), or pretrained:<layers> "
+        "for zero-shot e5.",
     ),
     embed_weight: float = typer.Option(10.0, help="student: weight of mean(1 - cos(student, teacher))."),
     score_weight: float = typer.Option(1.0, help="student: weight of the in-batch cosine-matrix MSE."),
@@ -50,17 +52,31 @@ def train_matcher_cmd(
     augment: int = typer.Option(
         0, help="student: up to this many one-word edited copies of each training text, teacher-labelled."
     ),
+    domain_texts: str = typer.Option(
+        "",
+        help="student: 'assistant' adds unlabelled assistant texts (FAQ questions, intent/chat train "
+        "splits), trained on the KD losses only.",
+    ),
+    max_domain_texts: int = typer.Option(
+        30000, help="student: cap on --domain-texts (teacher encoding cost)."
+    ),
 ) -> None:
     """Fine-tune (or distil) the matcher with the one trainer; writes the model and matcher.json (threshold)."""
-    from luodi.tasks.match import distill_matcher, train_matcher
+    from luodi.tasks.match import assistant_texts, distill_matcher, train_matcher
 
     out = output_dir or _default_dir(kind, layers)
+    if domain_texts not in ("", "assistant"):
+        raise typer.BadParameter(f"--domain-texts must be 'assistant' or empty, got {domain_texts!r}")
+    if domain_texts and kind != "student":
+        raise typer.BadParameter("--domain-texts needs --kind student (they have no labels, only a teacher)")
     if kind == "student":
+        domain = assistant_texts(max_domain_texts) if domain_texts else []
         meta = distill_matcher(layers, max_pairs, out, teacher or _default_dir("bi", 12), epochs=epochs,
                                batch_size=batch_size, learning_rate=learning_rate, threads=threads,
                                dev_pairs=dev_pairs, embed_weight=embed_weight,
                                score_weight=score_weight, silver=silver_pairs,
-                               silver_per_text=silver_per_text, augment=augment)  # fmt: skip
+                               silver_per_text=silver_per_text, augment=augment,
+                               domain_texts=domain)  # fmt: skip
     elif kind in ("bi", "cross"):
         meta = train_matcher(kind, layers, max_pairs, out, epochs=epochs, batch_size=batch_size,
                              learning_rate=learning_rate, threads=threads, dev_pairs=dev_pairs,

@@ -250,8 +250,12 @@ def _training_lines() -> dict[str, str]:
             opts += f" --silver-pairs {m['silver_pairs']}" if "silver_pairs" in m else ""
             opts += f" --silver-per-text {m['silver_per_text']}" if m.get("silver_per_text", 1) > 1 else ""
             opts += f" --augment {m['augment']}" if m.get("augment") else ""
+            if m.get("domain_texts"):  # the first N of the same seeded list: N reproduces the run
+                opts += f" --domain-texts assistant --max-domain-texts {m['domain_texts']}"
             teacher = Path(m["teacher"]).name
-            if teacher != "match-bi-12L":
+            if m["teacher"].startswith("pretrained:"):  # zero-shot e5, not a directory
+                opts += f" --teacher {m['teacher']}"
+            elif teacher != "match-bi-12L":
                 opts += f" --teacher <models>/{teacher}"
         if tag:
             opts += f" --output-dir <models>/{meta_path.parent.name}"
@@ -264,12 +268,14 @@ def _training_lines() -> dict[str, str]:
             extra += f"; dev accuracy by epoch {' / '.join(f'{a:.1f}' for a in m['dev_history'])}"
         silver = m.get("silver_pairs", 0)  # train_pairs counts them; --max-pairs does not
         edited = m.get("augmented_pairs", 0)  # nor these
+        domain = m.get("domain_pairs", 0)  # nor the unlabelled domain pairs
         lines[key] = (
             f"- `luodi train matcher --kind {kind} --layers {layers} "
-            f"--max-pairs {m['train_pairs'] - silver - edited} "
+            f"--max-pairs {m['train_pairs'] - silver - edited - domain} "
             f"--learning-rate {m['learning_rate']:g}{opts}`: {m['train_pairs']:,} pairs (LCQMC dev first"
             + (f"; {silver:,} silver, {m['silver_positive']:g} % positive" if silver else "")
             + (f"; {edited:,} edited copies, {m['augmented_positive']:g} % positive" if edited else "")
+            + (f"; {domain:,} unlabelled pairs of {m['domain_texts']:,} domain texts" if domain else "")
             + "), "
             f"{m['steps']} steps, {m['train_seconds'] / 60:.1f} min on the shared CPU{extra}"
         )

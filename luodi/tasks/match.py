@@ -876,12 +876,76 @@ def edited_copies(texts: Sequence[str], per_text: int, seed: int = 0) -> list[tu
     return out
 
 
+DOMAIN_TEXTS = 30_000  # caching cost: zero-shot e5-12L encoded 41,355 short texts in 181 s on 2 threads
+
+
+def assistant_texts(max_texts: int = DOMAIN_TEXTS, seed: int = 0, root: Path | None = None,
+                    faq_file: str | Path | None = None) -> list[str]:  # fmt: skip
+    """Unlabelled assistant-domain texts for distillation: the questions of the assistant's FAQ
+    (``release/faq.tsv``: the index's own questions, always kept), then the TRAIN splits of
+    ``luodi.data.skills.source_splits`` (CAIS, NLPCC-2018, SMP2020 utterances, LCCC train posts,
+    chatterbot questions), deduplicated, a seeded sample when more than ``max_texts``. Never the select or
+    test splits, never ``bench/faq_paraphrases.tsv`` (the FAQ evaluation)."""
+    import random
+
+    from luodi.data.skills import source_splits
+
+    if faq_file is None:
+        from luodi.pipeline import release_dir
+
+        faq_file = release_dir() / "faq.tsv"
+    faq = list(dict.fromkeys(q.strip() for q, _ in load_faq_file(faq_file) if q.strip()))
+    rest = {e.text.strip() for split in source_splits(root).values() for e in split["train"]}
+    rest = sorted(rest - set(faq) - {""})  # sorted: the seeded sample must not depend on set order
+    random.Random(seed).shuffle(rest)
+    return (faq + rest)[:max_texts]
+
+
+def load_teacher(teacher: str | Path) -> tuple[BiEncoder, object, str]:
+    """(teacher, its tokenizer, its cache key) from a trained bi-encoder directory or ``pretrained:<layers>``
+    (zero-shot e5 on the zh vocabulary, as ``Matcher.pretrained``: on the FAQ paraphrases it finds the
+    right question more often than the LCQMC-tuned bi-encoder, 87.5 % against 83.9 %, see docs/faq.md)."""
+    from luodi.encoders import load_tokenizer
+
+    if str(teacher).startswith("pretrained:"):
+        layers = int(str(teacher).split(":")[1])
+        model = BiEncoder.from_pretrained_encoder(BiEncoderConfig(), layers=layers, vocab="zh")
+        return model.eval(), load_tokenizer("zh"), f"pretrained:{layers}:zh"
+    teacher_dir = Path(teacher).expanduser()
+    model = load_model(teacher_dir)
+    if not isinstance(model, BiEncoder):
+        raise TypeError(f"{teacher_dir} holds a {type(model).__name__}, not a BiEncoder teacher")
+    weights = teacher_dir / "model.safetensors"
+    key = f"{teacher_dir.resolve()}:{weights.stat().st_size}:{weights.stat().st_mtime_ns}"
+    return model, load_tokenizer(model_dir=teacher_dir), key
+
+
+def teacher_threshold(teacher: str | Path, model: BiEncoder, tokenizer, dev_pairs: int,
+                      root: Path | None = None) -> float:  # fmt: skip
+    """The teacher's same-meaning cut-off: its ``matcher.json`` when trained, else (zero-shot) the best
+    threshold on the first ``dev_pairs`` LCQMC threshold-dev pairs, which no training pool holds."""
+    if not str(teacher).startswith("pretrained:"):
+        return json.loads((Path(teacher).expanduser() / "matcher.json").read_text())["threshold"]
+    dev = eval_sets(root)["LCQMC test"][1][:dev_pairs]
+    return best_threshold(score_pairs(Matcher(model, tokenizer), dev), [p.label for p in dev])[0]
+
+
+def domain_pairs(texts: Sequence[str], vectors: np.ndarray, seed: int = 0) -> list:
+    """Each unlabelled text with its nearest other text by the teacher's ``vectors`` (``silver_pairs``
+    without the label): label -1, which ``cosent_loss`` and ``in_batch_loss`` ignore, so these pairs train
+    only ``embedding_kd_loss``. The nearest neighbour puts a near-duplicate in the batch, where the
+    cosine-matrix term teaches the fine ranking that retrieval among similar questions needs."""
+    from luodi.data.similarity import Pair
+
+    return [Pair(p.a, p.b, -1) for p in silver_pairs(texts, vectors, [], len(texts), np.inf, seed=seed)]
+
+
 def distill_matcher(layers: int, max_pairs: int, out_dir: str | Path, teacher_dir: str | Path,
                     epochs: float = 2.0, batch_size: int = 32, learning_rate: float = 1e-4, threads: int = 1,
                     dev_pairs: int = 500, embed_weight: float = 10.0, score_weight: float = 1.0,
                     init: str = "teacher", silver: int = 0, silver_per_text: int = 1, augment: int = 0,
-                    root: Path | None = None) -> dict:  # fmt: skip
-    """A ``layers``-layer bi-encoder student distilled from a fine-tuned bi-encoder teacher.
+                    domain_texts: Sequence[str] = (), root: Path | None = None) -> dict:  # fmt: skip
+    """A ``layers``-layer bi-encoder student distilled from a bi-encoder teacher (fine-tuned or zero-shot).
 
     The student (``luodi.distill.make_student``: the teacher's embeddings and first ``layers`` layers, or
     e5's with ``init="pretrained"``) trains with its own CoSENT + in-batch losses on the labelled pairs
@@ -890,36 +954,40 @@ def distill_matcher(layers: int, max_pairs: int, out_dir: str | Path, teacher_di
     logit KD does not apply here: a bi-encoder has two inputs and its output is an embedding, not logits.
     ``silver``: that many more pairs among the same texts, labelled by the teacher (``silver_pairs``, up to
     ``silver_per_text`` neighbours of each text). ``augment``: up to that many edited copies of each
-    training text (``edited_copies``), each paired with its original and labelled by the teacher."""
+    training text (``edited_copies``), each paired with its original and labelled by the teacher.
+    ``teacher_dir``: a trained bi-encoder directory or ``pretrained:<layers>`` (zero-shot e5; a threshold
+    the silver or edited pairs need is then chosen on LCQMC threshold-dev pairs, ``teacher_threshold``).
+    ``domain_texts``: unlabelled texts (e.g. ``assistant_texts()``) the student learns to embed like the
+    teacher, each paired with its nearest neighbour (``domain_pairs``), on the KD losses only."""
     from luodi.distill import make_student
 
     torch.set_num_threads(threads)
-    teacher_dir = Path(teacher_dir)
-    teacher = load_model(teacher_dir)
-    if not isinstance(teacher, BiEncoder):
-        raise TypeError(f"{teacher_dir} holds a {type(teacher).__name__}, not a BiEncoder teacher")
-    from luodi.encoders import load_tokenizer
-
-    tokenizer = load_tokenizer(model_dir=teacher_dir)
+    teacher, tokenizer, key = load_teacher(teacher_dir)
     student = make_student(teacher, layers, init=init)
     student.config.embed_weight, student.config.score_weight = embed_weight, score_weight
+    if domain_texts and not (embed_weight > 0 or score_weight > 0):
+        raise ValueError("domain texts train only the KD losses: set embed_weight or score_weight above 0")
     pairs = train_pool(max_pairs, root=root)
     gold_texts = sorted({t for p in pairs for t in (p.a, p.b)})
     edits = edited_copies(gold_texts, augment) if augment else []
-    texts = sorted(set(gold_texts) | {copy for _, copy in edits})
-    weights = teacher_dir / "model.safetensors"
-    key = f"{teacher_dir.resolve()}:{weights.stat().st_size}:{weights.stat().st_mtime_ns}"
+    domain = sorted(set(domain_texts))
+    texts = sorted(set(gold_texts) | {copy for _, copy in edits} | set(domain))
     start = time.perf_counter()
     vectors = teacher_embeddings(teacher, texts, Path(out_dir) / "teacher_embeddings.safetensors",
                                  tokenizer, key)  # fmt: skip
     cache_seconds = time.perf_counter() - start
-    del teacher
     meta = {"kind": "student", "layers": layers, "teacher": str(teacher_dir), "init": init,
             "embed_weight": embed_weight, "score_weight": score_weight, "teacher_texts": len(texts),
             "teacher_cache_seconds": round(cache_seconds, 1)}  # fmt: skip
     if silver or edits:  # the teacher's own decision labels its pairs (a plain KD run needs no threshold)
-        threshold = json.loads((teacher_dir / "matcher.json").read_text())["threshold"]
+        threshold = teacher_threshold(teacher_dir, teacher, tokenizer, dev_pairs, root)
+        meta["teacher_threshold"] = round(float(threshold), 4)
+    del teacher
     row = {t: i for i, t in enumerate(texts)}
+    if domain:
+        unlabelled = domain_pairs(domain, vectors[[row[t] for t in domain]])
+        meta |= {"domain_texts": len(domain), "domain_pairs": len(unlabelled)}
+        pairs = pairs + unlabelled
     if silver:  # neighbours among the gold texts only: an edited copy would be its original's nearest
         gold_vectors = vectors[[row[t] for t in gold_texts]]
         extra = silver_pairs(gold_texts, gold_vectors, pairs, silver, threshold, per_text=silver_per_text)

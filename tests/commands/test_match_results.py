@@ -67,6 +67,35 @@ def test_a_tagged_student_gets_its_own_training_line_naming_its_teacher_dir_and_
     assert "dev accuracy by epoch 78.6 / 81.6 / 82.4" in line
 
 
+def test_a_domain_student_of_zero_shot_e5_gets_a_line_that_reruns_it(dirs):
+    folder = dirs / "models" / "match-student-3L-domain"
+    folder.mkdir()
+    meta = {"train_pairs": 8000 + 26000, "learning_rate": 1e-4, "steps": 3000, "train_seconds": 900.0,
+            "epochs": 3, "embed_weight": 10, "score_weight": 1, "teacher": "pretrained:12",
+            "teacher_texts": 39000, "teacher_cache_seconds": 250.0, "domain_texts": 26388,
+            "domain_pairs": 26000}  # fmt: skip
+    (folder / "matcher.json").write_text(json.dumps(meta))
+
+    line = match._training_lines()["student-3L-domain"]
+
+    assert "--max-pairs 8000 " in line  # the unlabelled domain pairs are not --max-pairs
+    assert "--teacher pretrained:12" in line and "<models>/pretrained" not in line
+    assert "--domain-texts assistant --max-domain-texts 26388" in line
+    assert "26,000 unlabelled pairs of 26,388 domain texts" in line
+
+
+def test_train_matcher_refuses_domain_texts_it_cannot_use(dirs):
+    from typer.testing import CliRunner
+
+    from luodi.cli import app
+
+    runner = CliRunner()
+    bad = runner.invoke(app, ["train", "matcher", "--kind", "student", "--domain-texts", "wiki"])
+    assert bad.exit_code == 2 and "--domain-texts must be 'assistant'" in bad.output
+    labelled = runner.invoke(app, ["train", "matcher", "--kind", "bi", "--domain-texts", "assistant"])
+    assert labelled.exit_code == 2 and "needs --kind student" in labelled.output
+
+
 @pytest.mark.parametrize(
     ("name", "folder", "variant"),
     [

@@ -510,3 +510,80 @@ def test_threshold_for_share_lets_that_share_of_other_texts_through(matcher):
     assert np.mean(scores[:, 0] >= t) == pytest.approx(0.2, abs=0.01)
     with pytest.raises(ValueError, match="percentage"):
         index.threshold_for_share(others, 0)
+
+
+def test_distill_matcher_from_a_zero_shot_teacher_trains_domain_texts_on_kd_only(
+    zh_tokenizer, tmp_path: Path, monkeypatch
+):
+    """``pretrained:<layers>`` loads e5 as the teacher (here a tiny random encoder stands in for it); its
+    silver threshold comes from the held-out LCQMC dev; every domain text gets a cached teacher embedding
+    and one unlabelled (-1) neighbour pair, which adds KD loss but no CoSENT / in-batch loss."""
+    from safetensors import safe_open
+
+    from luodi.tasks.match import distill_matcher, domain_pairs
+
+    root = _similarity_root(tmp_path / "data")
+    calls = []
+
+    def tiny(cls, config, layers=12, vocab="zh", **_):
+        calls.append(layers)
+        torch.manual_seed(0)
+        config.encoder = tiny_encoder_config(len(zh_tokenizer), layers=2)
+        return cls(config)
+
+    monkeypatch.setattr(BiEncoder, "from_pretrained_encoder", classmethod(tiny))
+    monkeypatch.setattr("luodi.encoders.load_tokenizer", lambda *a, **k: zh_tokenizer)
+    domain = ["你叫什么名字", "你是谁", "放首歌", "明天天气怎么样", "讲个笑话", "你会做什么"]
+    meta = distill_matcher(1, 40, tmp_path / "student", "pretrained:12", epochs=1, batch_size=16,
+                           dev_pairs=20, silver=5, domain_texts=domain, root=root)  # fmt: skip
+
+    assert calls == [12]  # the teacher; the student is cut from it (init="teacher"), not loaded again
+    assert meta["teacher"] == "pretrained:12" and -1.0 <= meta["teacher_threshold"] <= 1.0
+    assert meta["domain_texts"] == len(domain) and 0 < meta["domain_pairs"] <= len(domain)
+    assert meta["train_pairs"] == 40 + meta["silver_pairs"] + meta["domain_pairs"]
+    assert load_model(tmp_path / "student").encoder.config.num_hidden_layers == 1
+    with safe_open(str(tmp_path / "student" / "teacher_embeddings.safetensors"), framework="np") as f:
+        assert f.metadata()["teacher"] == "pretrained:12:zh"
+        assert int(f.metadata()["n"]) == meta["teacher_texts"] >= len(domain)
+
+    # domain pairs: each text with its nearest untaken other text (silver_pairs' walk), unlabelled
+    v = np.eye(4, dtype=np.float32)[[0, 0, 1, 1]] + 0.01 * np.arange(4)[:, None]
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    pairs = domain_pairs(["a", "b", "c", "d"], v)
+    assert {p.label for p in pairs} == {-1}
+    assert {frozenset("ab"), frozenset("cd")} <= {frozenset((p.a, p.b)) for p in pairs}
+    # label -1 adds nothing to the labelled losses, only to KD
+    torch.manual_seed(0)
+    model = BiEncoder(BiEncoderConfig(encoder=tiny_encoder_config(len(zh_tokenizer)), embed_weight=10.0))
+    batch = bi_collate(zh_tokenizer)([Pair("你是谁", "你叫什么", -1), Pair("放首歌", "来首歌", -1)])
+    assert model(**batch)["loss"] == 0
+    t = torch.nn.functional.normalize(torch.randn(2, model.hidden_size), dim=-1)
+    assert model(**batch, a_teacher=t, b_teacher=t)["loss"] > 0
+
+
+def test_assistant_texts_keep_every_faq_question_and_only_train_splits(tmp_path: Path, monkeypatch):
+    from luodi.data.intent import IntentExample
+    from luodi.tasks.match import assistant_texts
+
+    def ex(texts):
+        return [IntentExample(t, "chat", ("O",) * len(t)) for t in texts]
+
+    splits = {
+        "cais": {
+            "train": ex(["放首歌", "你是谁", "导航去公司"]),
+            "select": ex(["选择集"]),
+            "test": ex(["测试集"]),
+        },
+        "lccc": {"train": ex(["今天好累", "放首歌"]), "select": [], "test": ex(["验证帖"])},
+    }
+    monkeypatch.setattr("luodi.data.skills.source_splits", lambda root=None: splits)
+    faq = tmp_path / "faq.tsv"
+    faq.write_text("# comment\n你是谁\t我是落地\n你会做什么\t很多\n", encoding="utf-8")
+
+    texts = assistant_texts(100, faq_file=faq)
+    assert texts[:2] == ["你是谁", "你会做什么"]  # FAQ questions first, deduplicated against the rest
+    assert sorted(texts[2:]) == sorted(["放首歌", "导航去公司", "今天好累"])
+    assert not {"选择集", "测试集", "验证帖"} & set(texts)
+    capped = assistant_texts(3, faq_file=faq)
+    assert len(capped) == 3 and capped[:2] == ["你是谁", "你会做什么"]
+    assert assistant_texts(3, seed=0, faq_file=faq) == capped  # seeded: the same texts each run
