@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from bench.load import DEFAULT_CONFIGS, NULL_CONFIG, QUERIES, start_server
+from bench.load import DEFAULT_CONFIGS, NULL_CONFIG, QUERIES, read_response, start_server
 
 LONG = "我想听周杰伦的稻香然后把空调调到二十六度" * 25  # 500 characters
 
@@ -71,20 +71,7 @@ class Conn:
 
     @staticmethod
     async def _read(reader) -> tuple[int, float | None]:
-        line = await reader.readline()
-        if not line:
-            raise ConnectionError("closed")
-        status, length, retry, close = int(line.split()[1]), 0, None, False
-        while (line := await reader.readline()) not in (b"\r\n", b""):
-            name, _, value = line.partition(b":")
-            name = name.strip().lower()
-            if name == b"content-length":
-                length = int(value)
-            elif name == b"retry-after":
-                retry = float(value)
-            elif name == b"connection" and value.strip().lower() == b"close":
-                close = True
-        await reader.readexactly(length)
+        status, retry, close, _ = await read_response(reader)
         if close:
             raise ConnectionError("server closed")  # retried once on a fresh connection
         return status, retry

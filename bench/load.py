@@ -619,3 +619,23 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+async def read_response(reader) -> tuple[int, float | None, bool, bytes]:
+    """One HTTP/1.1 response off a keep-alive connection: (status, Retry-After seconds or None, whether the
+    server closes the connection, body). The hostile and soak clients speak raw HTTP to pipeline many
+    connections cheaply, so they share this parser."""
+    line = await reader.readline()
+    if not line:
+        raise ConnectionResetError("closed before an answer")
+    status, length, retry, close = int(line.split()[1]), 0, None, False
+    while (line := await reader.readline()) not in (b"\r\n", b""):
+        name, _, value = line.partition(b":")
+        name = name.strip().lower()
+        if name == b"content-length":
+            length = int(value)
+        elif name == b"retry-after":
+            retry = float(value)
+        elif name == b"connection" and value.strip().lower() == b"close":
+            close = True
+    return status, retry, close, await reader.readexactly(length)

@@ -158,7 +158,7 @@ class Pool:
                 f"Content-Length: {len(body)}\r\n\r\n").encode()  # fmt: skip
         try:
             conn[1].write(head + body)
-            status, retry, close, data = await asyncio.wait_for(self._read(conn[0]), timeout)
+            status, retry, close, data = await asyncio.wait_for(load.read_response(conn[0]), timeout)
         except BaseException:
             conn[1].close()
             raise
@@ -167,23 +167,6 @@ class Pool:
         else:
             self.free.append(conn)
         return status, retry, data
-
-    @staticmethod
-    async def _read(reader) -> tuple[int, float | None, bool, bytes]:
-        line = await reader.readline()
-        if not line:
-            raise ConnectionResetError("closed before an answer")
-        status, length, retry, close = int(line.split()[1]), 0, None, False
-        while (line := await reader.readline()) not in (b"\r\n", b""):
-            name, _, value = line.partition(b":")
-            name = name.strip().lower()
-            if name == b"content-length":
-                length = int(value)
-            elif name == b"retry-after":
-                retry = float(value)
-            elif name == b"connection" and value.strip().lower() == b"close":
-                close = True
-        return status, retry, close, await reader.readexactly(length)
 
     def close(self) -> None:
         for _, writer in self.free:
