@@ -19,13 +19,10 @@ import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
-ONNX_FILE = "model.onnx"
+from luodi.tasks.match import MATCHER_ONNX as ONNX_FILE
+from luodi.tasks.match import is_matcher_release  # noqa: F401  (part of this module's API)
+
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
-
-
-def is_matcher_release(path: str | Path) -> bool:
-    path = Path(path)
-    return (path / ONNX_FILE).is_file() and (path / "matcher.json").is_file()
 
 
 def release_matcher(

@@ -241,6 +241,13 @@ def pair_metrics(scores: Sequence[float], labels: Sequence[int], threshold: floa
 
 # ----------------------------------------------------------------------------- the public matcher
 
+MATCHER_ONNX = "model.onnx"  # a matcher release (luodi.runtime.matcher): this + tokenizer + matcher.json
+
+
+def is_matcher_release(path: str | Path) -> bool:
+    path = Path(path)
+    return (path / MATCHER_ONNX).is_file() and (path / "matcher.json").is_file()
+
 
 class Matcher:
     """Sentence embeddings from a BiEncoder (PyTorch) or its exported encoder (ONNX)."""
@@ -258,7 +265,6 @@ class Matcher:
         """A trained BiEncoder directory (PyTorch), a release directory (``luodi release --kind matcher``:
         int8 ONNX, ``threads`` for its session) or ``pretrained:<layers>`` (zero-shot e5)."""
         from luodi.encoders import load_tokenizer
-        from luodi.runtime.matcher import ONNX_FILE, is_matcher_release
 
         if str(model_dir).startswith("pretrained:"):  # what a zero-shot matcher records as its source
             return cls.pretrained(layers=int(str(model_dir).split(":")[1]), **kwargs)
@@ -266,7 +272,7 @@ class Matcher:
         if is_matcher_release(model_dir):
             threshold = json.loads((model_dir / "matcher.json").read_text())["threshold"]
             tokenizer = load_tokenizer(model_dir=model_dir)
-            return cls.from_onnx(model_dir / ONNX_FILE, tokenizer, threads, threshold=threshold,
+            return cls.from_onnx(model_dir / MATCHER_ONNX, tokenizer, threads, threshold=threshold,
                                  source=str(model_dir), **kwargs)  # fmt: skip
         model = load_model(model_dir)
         if not isinstance(model, BiEncoder):
@@ -891,9 +897,9 @@ def assistant_texts(max_texts: int = DOMAIN_TEXTS, seed: int = 0, root: Path | N
     from luodi.data.skills import source_splits
 
     if faq_file is None:
-        from luodi.pipeline import release_dir
+        from luodi.paths import REPO_ROOT
 
-        faq_file = release_dir() / "faq.tsv"
+        faq_file = REPO_ROOT / "release" / "faq.tsv"
     faq = list(dict.fromkeys(q.strip() for q, _ in load_faq_file(faq_file) if q.strip()))
     rest = {e.text.strip() for split in source_splits(root).values() for e in split["train"]}
     rest = sorted(rest - set(faq) - {""})  # sorted: the seeded sample must not depend on set order
