@@ -94,7 +94,13 @@ def train_matcher_cmd(
 
 
 def _trained_matcher() -> Path | None:
-    """The trained bi-encoder the matching commands use by default: 12 layers, else 3; None if neither."""
+    """The matcher the matching commands use by default: the shipped one (release/matcher, int8 ONNX),
+    else a trained bi-encoder of 12 layers, else 3; None if none."""
+    from luodi.paths import REPO_ROOT
+    from luodi.tasks.match import is_matcher_release
+
+    if is_matcher_release(REPO_ROOT / "release" / "matcher"):
+        return REPO_ROOT / "release" / "matcher"
     for kind, layers in (("bi", 12), ("bi", 3)):
         if (_default_dir(kind, layers) / "luodi.json").exists():
             return _default_dir(kind, layers)
@@ -115,7 +121,7 @@ def _load_matcher(model: str | None, make: str = "luodi train matcher --kind bi"
 
     if model is None:
         trained = _trained_matcher()
-        if trained is None:  # the release set ships no matcher (docs/release.md): only training makes one
+        if trained is None:  # neither the release matcher nor a trained one
             fail(f"no matcher model: train one with `{make}`, or pass --model pretrained:12 (zero-shot e5)")
         model = str(trained)
     if not model.startswith("pretrained:"):

@@ -100,7 +100,6 @@ def test_release_default_missing_names_the_rebuild(monkeypatch, tmp_path):
         (["segment", "我爱北京", "--model", "nowhere"], "luodi train segment"),
         (["break", "你好", "--model", "nowhere"], "luodi train breaking"),
         (["predict", "intent", "你好", "--model", "nowhere"], "luodi train intent"),
-        (["match", "明天天气怎么样", "明天会下雨吗"], "luodi train matcher"),
         (["match", "a", "b", "--model", "nowhere"], "luodi train matcher"),
         (["chat"], "luodi train generator --arch unilm"),
         (["chat", "--arch", "gpt"], "luodi train generator --arch gpt"),
@@ -130,3 +129,16 @@ def test_a_directory_that_is_not_a_model_is_one_line(tmp_path):
 
 def test_ask_with_a_missing_config_is_one_line(tmp_path):
     _one_line_error(runner.invoke(app, ["ask", "你好", "--config", str(tmp_path / "none.yaml")]), "not found")
+
+
+def test_match_defaults_to_the_shipped_matcher():
+    from luodi.paths import REPO_ROOT
+    from luodi.tasks.match import Matcher, is_matcher_release
+
+    if not is_matcher_release(REPO_ROOT / "release" / "matcher"):
+        pytest.skip("release/matcher not built")
+    result = CliRunner().invoke(app, ["match", "明天天气怎么样", "明天会下雨吗", "--threads", "1"])
+    assert result.exit_code == 0, result.output
+    score = float(result.stdout.split()[0])
+    expected = Matcher.load(REPO_ROOT / "release" / "matcher").similarity("明天天气怎么样", "明天会下雨吗")
+    assert score == pytest.approx(expected, abs=1e-4)

@@ -449,6 +449,8 @@ def test_match_and_faq_ask_commands_on_a_trained_bi_encoder(zh_tokenizer, tmp_pa
     from luodi.cli import app
 
     monkeypatch.setenv("LUODI_MODELS", str(tmp_path / "models"))
+    # no shipped release/matcher here, so the trained one is the default
+    monkeypatch.setattr("luodi.paths.REPO_ROOT", tmp_path)
     torch.manual_seed(0)
     model_dir = BiEncoder(BiEncoderConfig(encoder=tiny_encoder_config(len(zh_tokenizer)))).save(
         tmp_path / "models" / "match-bi-12L", zh_tokenizer
