@@ -52,7 +52,6 @@ def eval_release_size(
         UNK_ROWS,
         artifact_mb,
         resolve_sample,
-        shrink_bigrams,
         training_bigram_counts,
     )
     from luodi.runtime.tasks import load_release
@@ -86,10 +85,36 @@ def eval_release_size(
 
     vocab = json.loads((release / "luodi.json").read_text(encoding="utf-8"))["config"]["bigrams"]
     original = row("segmenter original", release, len(vocab))
+    rows, chosen = _copies(
+        release, sorted(set(min_counts)), counts, unk, sample, row, original, max_drop, candidate
+    )
+    verdict = (
+        f"smallest within {max_drop} point(s) on both: min_count={chosen['min_count']}, unk={unk} "
+        f"({chosen['size_mb']:.2f} MB against {original['size_mb']:.2f} MB)"
+        if chosen
+        else f"no copy (unk={unk}, min_count {', '.join(map(str, sorted(set(min_counts))))}) stays within "
+        f"{max_drop} point(s) on both"
+    )
+    console.print(verdict)
+    sections = {
+        "sample": f"Training sample recounted: max_chars {sample['max_chars']:,}, seed {sample['seed']}.",
+        f"choice {items}" + (", unk=mean" if unk == "mean" else ""): f"{items}: {verdict}.",
+    }
+    for r in [original, *rows]:
+        r.pop("_raw")
+    js, md = merge_results("release_size", [original, *rows], sections)
+    console.print(f"wrote {js} and {md}")
+
+
+def _copies(release, min_counts, counts, unk, sample, row, original, max_drop, candidate):
+    """Build and measure one copy per min_count (in a temporary dir); copy the chosen one to ``candidate``.
+    Returns (rows, the chosen row or None)."""
+    from luodi.runtime.shrink import shrink_bigrams
+
     rows = []
     with tempfile.TemporaryDirectory(prefix="luodi-shrink-") as tmp:
         built = {}
-        for k in sorted(set(min_counts)):
+        for k in min_counts:
             built[k] = Path(tmp) / f"min_count_{k}"
             info = shrink_bigrams(release, built[k], k, counts=counts, unk=unk, sample=sample)
             label = f"segmenter bigrams min_count={k}" + (", unk=mean" if unk == "mean" else "")
@@ -104,37 +129,4 @@ def eval_release_size(
             candidate.mkdir(exist_ok=True)
             shutil.copytree(built[chosen["min_count"]], candidate, dirs_exist_ok=True)
             console.print(f"wrote the min_count={chosen['min_count']} copy to {candidate}")
-    verdict = (
-        f"smallest within {max_drop} point(s) on both: min_count={chosen['min_count']}, unk={unk} "
-        f"({chosen['size_mb']:.2f} MB against {original['size_mb']:.2f} MB)"
-        if chosen
-        else f"no copy (unk={unk}, min_count {', '.join(map(str, sorted(set(min_counts))))}) stays within "
-        f"{max_drop} point(s) on both"
-    )
-    console.print(verdict)
-    sections = {
-        "about": (
-            "`luodi eval release-size [--min-count K ...] [--limit N] [--unk keep|mean] [--candidate DIR]` "
-            "measures; `python -m luodi.runtime.shrink release/segmenter --min-count K --out DIR` writes one "
-            "copy. Both (luodi.runtime.shrink) make copies of the segmenter release without the "
-            "bigram-table rows of bigrams seen fewer than `min_count` times in the training sample (recounted "
-            f"from the card's `luodi train segment` sample, max_chars {sample['max_chars']:,}, seed "
-            f"{sample['seed']}, checked to reproduce the shipped vocabulary exactly); those bigrams map to the "
-            "UNK row; the rest of the graph and of luodi.json stays byte-identical. F1: `luodi release`'s "
-            "own evaluation (SIGHAN PKU test gold at the fine granularity, MSR lines 3,486-3,985 at the "
-            "coarse one, luodi.train.metrics.segmentation_scores), on the first N items or the full test "
-            "sets as the row name says; deltas against the original measured in the same run. `size_mb`: "
-            "the artifact files (cards excluded, as `luodi release` counts), `release_set_mb`: the release "
-            "directory with this segmenter in place of the shipped one. The training sample repeats MSR's "
-            "2,985 lines, and `build_bigram_vocab` counts every bigram inside a text twice (right bigram of "
-            "one character, left bigram of the next): the shipped vocabulary (count >= 2) holds every bigram "
-            "occurring once in the sample, and min_count 3 already drops those (half the table). "
-            "`unk=mean` rows: the UNK row replaced by the mean of the dropped rows (an experiment; it also "
-            "changes the answer for bigrams unseen in training), otherwise the UNK row is kept as trained."
-        ),
-        f"choice {items}" + (", unk=mean" if unk == "mean" else ""): f"{items}: {verdict}.",
-    }
-    for r in [original, *rows]:
-        r.pop("_raw")
-    js, md = merge_results("release_size", [original, *rows], sections)
-    console.print(f"wrote {js} and {md}")
+    return rows, chosen
