@@ -104,53 +104,22 @@ def distill_cmd(
     max_chars: int = typer.Option(600_000, help="segment only: training characters (balanced PKU/MSR)."),
 ) -> None:
     """Distil teachers into a k-layer student with the one trainer (teacher logits cached once)."""
-    import json
 
     import torch
 
-    from luodi.distill import DistillConfig, TeacherCache, dev_weights, distill, make_student
+    from luodi.distill import TeacherCache, distill, make_student
     from luodi.distill.tasks import teacher_cache
-    from luodi.tasks.spec import distillable, lookup
     from luodi.train.trainer import TrainConfig
 
-    try:
-        spec = lookup(task)
-    except ValueError:
-        spec = None
-    if spec is None or spec.distill is None:
-        supported = ", ".join(s.name for s in distillable())
-        raise typer.BadParameter(
-            f"task {task!r} is not supported yet by `luodi distill` (supported: {supported}); "
-            "use luodi.distill from Python (see its docstring)"
-        )
+    spec = _distillable_spec(task, init, teachers)
     task = spec.name
-    if init not in ("teacher", "pretrained"):
-        raise typer.BadParameter(f"--init must be teacher or pretrained, got {init!r}")
-    missing = [str(t) for t in teachers if not (Path(t) / "luodi.json").exists()]
-    if missing:
-        raise typer.BadParameter(f"not a saved luodi model (no luodi.json): {', '.join(missing)}")
     torch.set_num_threads(threads)
     kind = "ensemble" if len(teachers) > 1 else "distilled"
     out = out or _model_dir(f"{task}-{kind}-{student_layers}L-seed{seed}")
-    train_config = TrainConfig(
-        output_dir=str(out),
-        epochs=epochs,
-        max_steps=max_steps,
-        batch_size=batch_size,
-        learning_rate=lr,
-        seed=seed,
-        threads=threads,
-        logging_steps=10,
-        progress=False,
-    )
-    weights = None
-    if ensemble == "weighted":  # teachers' best dev metric from their train logs
-        weights = dev_weights(
-            [json.loads((Path(t) / "train_log.json").read_text())["best_metric"] for t in teachers]
-        )
-    config = DistillConfig(
-        alpha=alpha, temperature=temperature, ensemble=ensemble, weights=weights, hidden_weight=hidden_weight
-    )
+    train_config = TrainConfig(output_dir=str(out), epochs=epochs, max_steps=max_steps, batch_size=batch_size,
+                               learning_rate=lr, seed=seed, threads=threads, logging_steps=10,
+                               progress=False)  # fmt: skip
+    config = _distill_config(teachers, ensemble, alpha, temperature, hidden_weight)
     adaptor = spec.distill(list(teachers), max_chars)
     if adaptor.run is not None:  # the task runs its own loop (teachers that need inputs of their own)
         torch.manual_seed(seed)
@@ -177,6 +146,46 @@ def distill_cmd(
     console.print(
         f"best dev {adaptor.metric} {result.best_metric:.2f} in {result.train_seconds:.0f}s -> {out}"
     )
+
+
+def _distill_config(
+    teachers: list[Path], ensemble: str, alpha: float, temperature: float, hidden_weight: float
+):
+    """The KD settings; ``weighted`` ensembles weigh teachers by the best dev metric of their train logs."""
+    import json
+
+    from luodi.distill import DistillConfig, dev_weights
+
+    weights = None
+    if ensemble == "weighted":
+        weights = dev_weights(
+            [json.loads((Path(t) / "train_log.json").read_text())["best_metric"] for t in teachers]
+        )
+    return DistillConfig(
+        alpha=alpha, temperature=temperature, ensemble=ensemble, weights=weights, hidden_weight=hidden_weight
+    )
+
+
+def _distillable_spec(task: str, init: str, teachers: list[Path]):
+    """The task's registry entry, after checking the arguments; typer.BadParameter naming what is wrong."""
+    from luodi.tasks.spec import distillable, lookup
+
+    try:
+        spec = lookup(task)
+    except ValueError:
+        spec = None
+    if spec is None or spec.distill is None:
+        supported = ", ".join(s.name for s in distillable())
+        raise typer.BadParameter(
+            f"task {task!r} is not supported yet by `luodi distill` (supported: {supported}); "
+            "use luodi.distill from Python (see its docstring)"
+        )
+    if init not in ("teacher", "pretrained"):
+        raise typer.BadParameter(f"--init must be teacher or pretrained, got {init!r}")
+    missing = [str(t) for t in teachers if not (Path(t) / "luodi.json").exists()]
+    if missing:
+        raise typer.BadParameter(f"not a saved luodi model (no luodi.json): {', '.join(missing)}")
+    return spec
 
 
 def _write_meta(out: Path, teachers, config, best: float, init: str) -> None:
