@@ -467,7 +467,7 @@ def main() -> None:
     notes = (
         "## Soak with faults\n\n" + docs_section(rows, command) + "\n\nServer config "
         f"`{json.dumps(shown, ensure_ascii=False)}`; 1-min load average at the end {os.getloadavg()[0]:.1f} "
-        "(the machine was shared with a model training). Lost = sent and never answered (every attempt "
+        "(its load is the run's own context: a shared machine slows the restart and grows the retry burst). Lost = sent and never answered (every attempt "
         "failed in transport or was refused until the give-up time); 5xx = any 5xx from /v1/intent but a "
         "503 with Retry-After, which the client retries (counted as shed). bench/soak_faults.py."
     )

@@ -11,7 +11,7 @@ A *predictor* is ``list[input] -> list[output]`` (sync: run in a thread; or asyn
     chat        text -> reply str (or {"reply": ..., ...})
 
 Endpoints: POST /v1/understand /v1/segment /v1/intent /v1/match /v1/chat; GET /healthz (process up),
-/readyz (predictors loaded, not draining), /metrics (Prometheus), /docs (Swagger UI, served offline), /
+/readyz (predictors loaded and warmed up, not draining), /metrics (Prometheus), /docs (Swagger UI, served offline), /
 (the web page). Status codes: 400 invalid JSON, 401 no or wrong API key (when one is set), 408 body not
 received in time, 413 over a limit (body bytes, text length, items, tokens), 415 body not JSON, 422 bad
 shape, 429 over the per-client rate, 503 + Retry-After when overloaded or still loading, 503 without
@@ -419,16 +419,21 @@ class Service:
             lag = max(0.0, loop.time() - start - period)
             self.loop_lag = 0.7 * self.loop_lag + 0.3 * lag
 
-    def set_predictors(self, predictors: Mapping[str, Predictor | None]) -> None:
+    def set_predictors(self, predictors: Mapping[str, Predictor | None], warm_up: bool = False) -> None:
+        """Make a batcher per predictor. ``warm_up`` (the loader's thread, before /readyz says ready): run
+        each model's warm-up calls before its endpoint serves, so its first requests meet an estimate."""
+        # failures are published with ``loaded``: while other models still warm up, /readyz says "loading"
+        # (not a partial verdict), as it did when publishing took no time
+        failed: dict[str, str] = {}
         for name, predict in predictors.items():
             if predict is None:
                 continue
             if isinstance(predict, BaseException):
-                self.failed[name] = str(predict)
+                failed[name] = str(predict)
                 _log.error("model %s failed to load: %s", name, predict)
                 continue
             b = self.config.batching_for(name)
-            self.batchers[name] = MicroBatcher(
+            batcher = MicroBatcher(
                 name,
                 predict,
                 max_batch_size=b.max_batch_size if b.enabled else 1,
@@ -443,7 +448,25 @@ class Service:
                 max_request_tokens=self.config.limits.max_request_tokens,
                 max_queue_s=None if b.max_queue_ms is None else b.max_queue_ms / 1000,
                 long_item_tokens=b.long_item_tokens if b.enabled else None,
+                max_cold_items=b.max_cold_items,
             )
+            if warm_up and b.warmup_calls:
+                started = time.perf_counter()
+                # the long lane's sample: its shortest text, if a request may send it
+                long_chars = None if batcher.long_item_tokens is None else batcher.long_item_tokens - 2
+                most = min(self.config.limits.max_text_chars, getattr(predict, "max_chars", None) or math.inf)
+                if long_chars is not None and not 0 < long_chars <= most:
+                    long_chars = None
+                try:
+                    n = batcher.warm_up(warmup_samples(name, predict, long_chars), b.warmup_calls)
+                    _log.info(
+                        "model %s warmed up: %d calls in %.2f s", name, n, time.perf_counter() - started
+                    )
+                except Exception as err:  # noqa: BLE001 - it serves anyway: cold lanes bound their queue
+                    _log.warning("model %s: warm-up failed (%r); it starts without call history", name, err)
+            # published only now: until then its endpoint answers "still loading" (503 + Retry-After)
+            self.batchers[name] = batcher
+        self.failed.update(failed)
         self.loaded = True
 
     def batcher(self, name: str) -> MicroBatcher:
@@ -474,6 +497,23 @@ class Service:
             return "not configured"
 
         return {name: state(name) for name in ENDPOINTS}
+
+
+_WARMUP_TEXTS = ("明天北京天气怎么样", "给我放一首周杰伦的稻香", "把客厅的灯关掉", "提醒我下午三点开会")
+
+
+def warmup_samples(name: str, predict: Predictor, long_chars: int | None = None) -> list[Any]:
+    """Short, typical inputs of model ``name`` for its warm-up calls (the shapes its endpoint submits), and
+    one text of ``long_chars`` characters (if given) so a long lane gets call history too."""
+    texts = list(_WARMUP_TEXTS)
+    if long_chars:
+        texts.append(("".join(_WARMUP_TEXTS) * (1 + long_chars // 10))[:long_chars])
+    if name == "segment":
+        grans = list(getattr(predict, "granularities", ["fine", "coarse"]))
+        return [{"text": t, "granularity": g} for t in texts for g in grans]
+    if name == "match":  # short only: a query and candidates of a long lane's cost are no typical request
+        return [{"query": t, "candidates": list(_WARMUP_TEXTS), "k": 1} for t in _WARMUP_TEXTS]
+    return texts
 
 
 def _plain(obj: Any) -> Any:
@@ -527,7 +567,7 @@ def create_app(
 
             def load() -> None:
                 try:
-                    service.set_predictors(loader())
+                    service.set_predictors(loader(), warm_up=True)
                 except Exception as err:  # noqa: BLE001 - reported by /readyz and every endpoint
                     service.load_error = f"{type(err).__name__}: {err}"
                     _log.error("models failed to load: %s", service.load_error)
@@ -690,7 +730,8 @@ def create_app(
 
     @app.get("/readyz", tags=["ops"])
     async def readyz() -> JSONResponse:
-        """Ready once the configured predictors are loaded (503 while loading or after a load failure)."""
+        """Ready once the configured predictors are loaded and warmed up (503 while loading or after a load
+        failure)."""
         ready = service.loaded and service.load_error is None and not service.failed and not service.draining
         body = {"ready": ready, "models": service.status()}
         if service.draining:

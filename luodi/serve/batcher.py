@@ -16,6 +16,11 @@ comes from ``cost(item)`` (characters + 2 for text; the app passes one per model
   ahead (the work scheduled before it, from a per-call + per-token model of the recent calls) is over
   ``max_queue_s``, or whose wait (running calls included) plus own work would pass 0.8 x its timeout.
   An idle batcher admits every request within the per-request limit: nothing is ahead to shed for.
+  A lane with no call history yet (under 3 calls) cannot estimate, so it queues at most
+  ``max_cold_items`` items (a couple of full batches) and refuses the rest with ``Overloaded``: a fresh
+  server hit by a burst of retrying clients sheds instead of admitting all of it and timing out (504).
+  ``warm_up`` runs a few calls before the batcher serves and seeds the history, so the estimate holds
+  from the first request.
 - Scheduling: items wait per request, and a predictor call takes items round-robin over the waiting
   requests, cheapest first (on every other call, a request past half its time budget before all), until
   ``max_batch_size`` items or ``max_batch_tokens`` padded tokens: a short query that arrives behind a huge request rides in
@@ -206,6 +211,7 @@ class MicroBatcher:
         cost: Callable[[Any], int] = text_cost,
         max_queue_s: float | None = None,
         long_item_tokens: int | None = None,
+        max_cold_items: int | None = None,
     ):
         self.name = name
         self.predict = predict
@@ -225,6 +231,8 @@ class MicroBatcher:
         # latency of what is admitted rather than only to avoid 504s
         self.max_queue_s = 0.8 * timeout_s if max_queue_s is None else max_queue_s
         self.long_item_tokens = long_item_tokens
+        # items a lane without call history may queue (None: no bound); see _cold_refusal
+        self.max_cold_items = max_cold_items
         self.metrics = metrics or BatchMetrics()
         self.retry_after_floor = retry_after_floor
         self.lanes = [
@@ -408,6 +416,9 @@ class MicroBatcher:
             # backlog alone, and never make a short query look late
             for lane in self.lanes:
                 mine = [c for c in costs if self.lane_of(c) is lane]
+                if mine and (cold := self._cold_refusal(lane, len(mine))):
+                    why, refusing = cold, lane
+                    break
                 if (
                     mine
                     and (lane.items > 0 or lane.in_flight > 0)
@@ -419,6 +430,53 @@ class MicroBatcher:
             self._count_rejected("overloaded")
             raise Overloaded(self.name, self._items, self.retry_after(refusing), why)
         return cost
+
+    def _cold_refusal(self, lane: _Lane, items: int) -> str:
+        """Why ``items`` more may not queue in ``lane`` while it has no call history, or "".
+
+        Without history _shed_by_estimate admits everything up to max_queue: a fresh server (a restart)
+        that a burst of retrying clients hits at once queued ~500 items, and the last ones waited past the
+        timeout (504). Until 3 calls are measured, a couple of full batches is what surely finishes in
+        time; the rest get a 503 with Retry-After and come back once the lane has history. The first
+        request is always admitted (an idle lane refuses nothing), so history does build up."""
+        if self.max_cold_items is None or lane.batches >= 3:
+            return ""
+        if lane.items == 0 and lane.in_flight == 0:
+            return ""
+        if lane.items + items <= self.max_cold_items:
+            return ""
+        return f"{lane.items} items queued before any call time was measured (at most {self.max_cold_items})"
+
+    def warm_up(self, samples: Sequence[Any], calls: int = 4) -> int:
+        """Run the predictor on ``samples`` before the batcher serves (a sync predictor; from the thread that
+        loads the models, not from the event loop) and seed each lane's call-time history, so shedding by
+        estimate and Retry-After hold from the first request. The first call per lane is not recorded (it
+        pays one-off costs: allocations, lazy initialisation); then ``calls`` calls alternate between one
+        item and a full batch (as many items as max_batch_size and max_batch_tokens allow, at most 16), so
+        both the per-call and the per-token cost are fitted. Returns the calls recorded."""
+        if self.is_async or calls <= 0:
+            return 0  # an async predictor belongs to the serving loop: its lanes start cold (max_cold_items)
+        recorded = 0
+        for lane in self.lanes:
+            mine = [s for s in samples if self.lane_of(self.cost(s)) is lane]
+            if not mine:
+                continue  # e.g. no long sample: this lane starts cold
+            longest = max(self.cost(s) for s in mine)
+            full = max(1, min(self.max_batch_size, 16, (self.max_batch_tokens or math.inf) // longest))
+            batch = [mine[i % len(mine)] for i in range(full)]
+            self.predict(batch)  # not recorded: the cold call
+            for k in range(calls):
+                inputs = batch[:1] if k % 2 == 0 else batch
+                start = time.perf_counter()
+                outputs = list(self.predict(inputs))
+                elapsed = time.perf_counter() - start
+                if len(outputs) != len(inputs):
+                    raise PredictorError(
+                        f"predictor {self.name!r} returned {len(outputs)} outputs for {len(inputs)} inputs"
+                    )
+                lane.observe(max(self.cost(i) for i in inputs) * len(inputs), elapsed)
+                recorded += 1
+        return recorded
 
     # -- requests -------------------------------------------------------------------------------------
     async def submit(self, item: Any, timeout_s: float | None = None) -> Any:

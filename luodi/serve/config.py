@@ -76,6 +76,13 @@ class BatchingConfig(_Strict):
     # runs next to the cheap calls instead of in front of them, and long texts together get at most that
     # one thread. None: one queue for all.
     long_item_tokens: int | None = Field(128, ge=1)
+    # Calls run on a loaded model before it serves (recorded, after one unrecorded cold call): they seed the
+    # call-time history that shedding and Retry-After estimate from, so a restarted server hit by a burst
+    # of retrying clients sheds by estimate from its first request. 0: no warm-up.
+    warmup_calls: int = Field(4, ge=0, le=64)
+    # Items a queue may hold while it has no call history (fewer than 3 calls: no warm-up, or a lane the
+    # warm-up had no sample for); beyond -> 503 with Retry-After. 64 = two full batches of 32. None: no bound.
+    max_cold_items: int | None = Field(64, ge=1)
 
 
 class LimitsConfig(_Strict):
