@@ -34,6 +34,15 @@ def info(verify: bool = typer.Option(False, help="Re-hash cached model files aga
     )
     table.add_row("cache (LUODI_HOME)", str(cache_home()))
     table.add_row("results", str(results_dir()))
+    from luodi.commands.assistant import shipped_mb
+    from luodi.pipeline import release_dir
+
+    sizes = {d.name: shipped_mb(d) for d in sorted(release_dir().iterdir()) if d.is_dir()}
+    table.add_row(
+        "release set",
+        f"{shipped_mb(release_dir()):.1f} MB shipped (budget 60): "
+        + ", ".join(f"{k} {v:.1f}" for k, v in sizes.items() if k != "replies"),
+    )
     console.print(table)
     console.print("[bold]models built[/bold]")
     built = sorted(p.parent for p in cache_home().glob("**/luodi-stamp.json")) + sorted(
