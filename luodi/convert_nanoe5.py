@@ -95,29 +95,8 @@ def read_packed(path: Path) -> PackedModel:
     pos += blob_len
     pieces = [blob[offsets[i] : offsets[i + 1]].decode("utf-8") for i in range(n_pieces)]
 
-    n_norm, norm_bytes = struct.unpack_from("<iI", buf, pos)
-    pos += 8
-    norm_map: dict[int, str] = {}
-    p = pos
-    for _ in range(n_norm):
-        (cp,) = struct.unpack_from("<I", buf, p)
-        k = buf[p + 4]
-        out = struct.unpack_from(f"<{k}I", buf, p + 5)
-        norm_map[cp] = "".join(map(chr, out))
-        p += 5 + 4 * k
-    pos += norm_bytes
-
-    (n_tensors,) = struct.unpack_from("<i", buf, pos)
-    pos += 4
-    directory = {}
-    for _ in range(n_tensors):
-        (name_len,) = struct.unpack_from("<H", buf, pos)
-        name = buf[pos + 2 : pos + 2 + name_len].decode()
-        pos += 2 + name_len
-        dtype = buf[pos]
-        numel, offset, nbytes = struct.unpack_from("<IQQ", buf, pos + 1)
-        pos += 21
-        directory[name] = (dtype, numel, offset, nbytes)
+    norm_map, pos = _read_norm_map(buf, pos)
+    directory, pos = _read_directory(buf, pos)
 
     def tensor(name: str, shape: tuple[int, ...]) -> np.ndarray:
         dtype, numel, offset, nbytes = directory[name]
@@ -130,11 +109,52 @@ def read_packed(path: Path) -> PackedModel:
             return _dequantise_q4(raw, shape[0], shape[1])
         raise ValueError(f"{path}: tensor {name} has unknown dtype {dtype}")
 
-    H, F = hidden, ffn
+    header = dict(
+        hidden=hidden, layers=layers, heads=heads, ffn=ffn, vocab_rows=vocab_rows,
+        max_pos=max_pos, type_vocab=type_vocab, eps=float(eps),
+    )  # fmt: skip
+    specials = dict(bos=bos, eos=eos, pad=pad, unk=unk)
+    return PackedModel(header, pieces, scores, specials, norm_map, _hf_tensors(tensor, header))
+
+
+def _read_norm_map(buf: bytes, pos: int) -> tuple[dict[int, str], int]:
+    """The normalisation table: codepoint -> replacement; returns it and the position after it."""
+    n_norm, norm_bytes = struct.unpack_from("<iI", buf, pos)
+    pos += 8
+    norm_map: dict[int, str] = {}
+    p = pos
+    for _ in range(n_norm):
+        (cp,) = struct.unpack_from("<I", buf, p)
+        k = buf[p + 4]
+        out = struct.unpack_from(f"<{k}I", buf, p + 5)
+        norm_map[cp] = "".join(map(chr, out))
+        p += 5 + 4 * k
+    return norm_map, pos + norm_bytes
+
+
+def _read_directory(buf: bytes, pos: int) -> tuple[dict[str, tuple[int, int, int, int]], int]:
+    """The tensor directory: name -> (dtype, numel, offset, nbytes); returns it and the position after it."""
+    (n_tensors,) = struct.unpack_from("<i", buf, pos)
+    pos += 4
+    directory = {}
+    for _ in range(n_tensors):
+        (name_len,) = struct.unpack_from("<H", buf, pos)
+        name = buf[pos + 2 : pos + 2 + name_len].decode()
+        pos += 2 + name_len
+        dtype = buf[pos]
+        numel, offset, nbytes = struct.unpack_from("<IQQ", buf, pos + 1)
+        pos += 21
+        directory[name] = (dtype, numel, offset, nbytes)
+    return directory, pos
+
+
+def _hf_tensors(tensor, header: dict) -> dict[str, np.ndarray]:
+    """The packed tensors under BertModel's names (``tensor(packed name, shape)`` reads one)."""
+    H, F = header["hidden"], header["ffn"]
     tensors = {
-        "embeddings.word_embeddings.weight": tensor("emb.word", (vocab_rows, H)),
-        "embeddings.position_embeddings.weight": tensor("emb.pos", (max_pos, H)),
-        "embeddings.token_type_embeddings.weight": tensor("emb.type", (type_vocab, H)),
+        "embeddings.word_embeddings.weight": tensor("emb.word", (header["vocab_rows"], H)),
+        "embeddings.position_embeddings.weight": tensor("emb.pos", (header["max_pos"], H)),
+        "embeddings.token_type_embeddings.weight": tensor("emb.type", (header["type_vocab"], H)),
         "embeddings.LayerNorm.weight": tensor("emb.ln.w", (H,)),
         "embeddings.LayerNorm.bias": tensor("emb.ln.b", (H,)),
     }
@@ -149,19 +169,13 @@ def read_packed(path: Path) -> PackedModel:
         "fo": ("output.dense", H, F),
         "oln": ("output.LayerNorm", H, None),
     }
-    for layer in range(layers):
+    for layer in range(header["layers"]):
         for short, (module, n_out, n_in) in per_layer.items():
             prefix = f"encoder.layer.{layer}.{module}"
             weight_shape = (n_out, n_in) if n_in else (n_out,)
             tensors[f"{prefix}.weight"] = tensor(f"l{layer}.{short}.w", weight_shape)
             tensors[f"{prefix}.bias"] = tensor(f"l{layer}.{short}.b", (n_out,))
-
-    header = dict(
-        hidden=hidden, layers=layers, heads=heads, ffn=ffn, vocab_rows=vocab_rows,
-        max_pos=max_pos, type_vocab=type_vocab, eps=float(eps),
-    )  # fmt: skip
-    specials = dict(bos=bos, eos=eos, pad=pad, unk=unk)
-    return PackedModel(header, pieces, scores, specials, norm_map, tensors)
+    return tensors
 
 
 def bert_config(header: dict, layers: int | None = None) -> dict:
@@ -194,43 +208,7 @@ def tokenizer_json(pieces: list[str], scores, specials: dict, norm_map: dict[int
     two regex replacements, shield the 74 from NFKC by a round trip through private-use codepoints,
     then NFKC, then collapse spaces.
     """
-    to_empty = [
-        cp for cp, rep in norm_map.items() if rep == "" and unicodedata.normalize("NFKC", chr(cp)) != rep
-    ]
-    to_space = [
-        cp for cp, rep in norm_map.items() if rep == " " and unicodedata.normalize("NFKC", chr(cp)) != rep
-    ]
-    differing = {cp for cp, rep in norm_map.items() if unicodedata.normalize("NFKC", chr(cp)) != rep}
-    if differing != set(to_empty) | set(to_space):
-        raise ValueError("unexpected normalisation entries: the converter handles only '' and ' ' targets")
-    shielded = [
-        cp
-        for cp in range(0x110000)
-        if not 0xD800 <= cp < 0xE000
-        and cp not in norm_map
-        and unicodedata.normalize("NFKC", chr(cp)) != chr(cp)
-    ]
-
-    def char_class(cps: list[int]) -> str:
-        return "[" + "".join(f"\\x{{{cp:x}}}" for cp in sorted(cps)) + "]"
-
-    # Supplementary private use area B: never produced by NFKC, absent from real text.
-    shield_base = 0x100000
-    normalizers: list[dict] = [
-        {"type": "Replace", "pattern": {"Regex": char_class(to_empty)}, "content": ""},
-        {"type": "Replace", "pattern": {"Regex": char_class(to_space)}, "content": " "},
-    ]
-    for i, cp in enumerate(shielded):
-        normalizers.append(
-            {"type": "Replace", "pattern": {"String": chr(cp)}, "content": chr(shield_base + i)}
-        )
-    normalizers.append({"type": "NFKC"})
-    for i, cp in enumerate(shielded):
-        normalizers.append(
-            {"type": "Replace", "pattern": {"String": chr(shield_base + i)}, "content": chr(cp)}
-        )
-    normalizers.append({"type": "Replace", "pattern": {"Regex": " {2,}"}, "content": " "})
-
+    normalizers = _normalizers(norm_map)
     bos, eos, pad, unk = (specials[k] for k in ("bos", "eos", "pad", "unk"))
     added = [
         {"id": i, "content": pieces[i], "single_word": False, "lstrip": False, "rstrip": False,
@@ -273,6 +251,47 @@ def tokenizer_json(pieces: list[str], scores, specials: dict, norm_map: dict[int
             "byte_fallback": False,
         },
     }
+
+
+def _normalizers(norm_map: dict[int, str]) -> list[dict]:
+    """The normaliser steps of ``tokenizer_json`` (its docstring says why each is there)."""
+    to_empty = [
+        cp for cp, rep in norm_map.items() if rep == "" and unicodedata.normalize("NFKC", chr(cp)) != rep
+    ]
+    to_space = [
+        cp for cp, rep in norm_map.items() if rep == " " and unicodedata.normalize("NFKC", chr(cp)) != rep
+    ]
+    differing = {cp for cp, rep in norm_map.items() if unicodedata.normalize("NFKC", chr(cp)) != rep}
+    if differing != set(to_empty) | set(to_space):
+        raise ValueError("unexpected normalisation entries: the converter handles only '' and ' ' targets")
+    shielded = [
+        cp
+        for cp in range(0x110000)
+        if not 0xD800 <= cp < 0xE000
+        and cp not in norm_map
+        and unicodedata.normalize("NFKC", chr(cp)) != chr(cp)
+    ]
+
+    def char_class(cps: list[int]) -> str:
+        return "[" + "".join(f"\\x{{{cp:x}}}" for cp in sorted(cps)) + "]"
+
+    # Supplementary private use area B: never produced by NFKC, absent from real text.
+    shield_base = 0x100000
+    normalizers: list[dict] = [
+        {"type": "Replace", "pattern": {"Regex": char_class(to_empty)}, "content": ""},
+        {"type": "Replace", "pattern": {"Regex": char_class(to_space)}, "content": " "},
+    ]
+    for i, cp in enumerate(shielded):
+        normalizers.append(
+            {"type": "Replace", "pattern": {"String": chr(cp)}, "content": chr(shield_base + i)}
+        )
+    normalizers.append({"type": "NFKC"})
+    for i, cp in enumerate(shielded):
+        normalizers.append(
+            {"type": "Replace", "pattern": {"String": chr(shield_base + i)}, "content": chr(cp)}
+        )
+    normalizers.append({"type": "Replace", "pattern": {"Regex": " {2,}"}, "content": " "})
+    return normalizers
 
 
 def tokenizer_config() -> dict:
