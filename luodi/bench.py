@@ -316,23 +316,7 @@ def run_bench(
                     log(f"{name} {variant}: skipped ({e['reason']})")
                 if e["event"] != "cell":
                     continue
-                key = (name, e["batch"], e["seq"])
-                if variant == "pytorch-fp32":
-                    base[key] = e["p50_ms"]
-                row = {
-                    "name": f"{name} {variant} b{e['batch']} s{e['seq']}",
-                    "p50_ms": round(e["p50_ms"], 3),
-                    "p90_ms": round(e["p90_ms"], 3),
-                    "p99_ms": round(e["p99_ms"], 3),
-                }
-                if key in base:
-                    row["speedup"] = round(base[key] / e["p50_ms"], 2)
-                teacher_key = (cfg.teacher, e["batch"], e["seq"])
-                if teacher_key in base:
-                    row["speedup_vs_teacher"] = round(base[teacher_key] / e["p50_ms"], 2)
-                row.update(size_mb=round(e["size_mb"], 1), peak_rss_mb=peak, runs=e["runs"])
-                if "compile_s" in e:
-                    row["compile_s"] = e["compile_s"]
+                row = _cell_row(name, variant, e, base, cfg.teacher, peak)
                 rows.append(row)
                 log(
                     f"{row['name']:<44} p50 {row['p50_ms']:9.2f} ms  p90 {row['p90_ms']:9.2f}  "
@@ -344,6 +328,29 @@ def run_bench(
                 rows, _extra(cfg, config_dict, fusion, skipped, load_s, torch_imported, load_before, started)
             )
     return rows, _extra(cfg, config_dict, fusion, skipped, load_s, torch_imported, load_before, started)
+
+
+def _cell_row(name: str, variant: str, e: dict, base: dict, teacher: str, peak: float) -> dict:
+    """One measured cell as a results row; ``base`` (model, batch, seq) -> PyTorch fp32 p50 gives the
+    speedups (the PyTorch variant of a model runs first and fills it)."""
+    key = (name, e["batch"], e["seq"])
+    if variant == "pytorch-fp32":
+        base[key] = e["p50_ms"]
+    row = {
+        "name": f"{name} {variant} b{e['batch']} s{e['seq']}",
+        "p50_ms": round(e["p50_ms"], 3),
+        "p90_ms": round(e["p90_ms"], 3),
+        "p99_ms": round(e["p99_ms"], 3),
+    }
+    if key in base:
+        row["speedup"] = round(base[key] / e["p50_ms"], 2)
+    teacher_key = (teacher, e["batch"], e["seq"])
+    if teacher_key in base:
+        row["speedup_vs_teacher"] = round(base[teacher_key] / e["p50_ms"], 2)
+    row.update(size_mb=round(e["size_mb"], 1), peak_rss_mb=peak, runs=e["runs"])
+    if "compile_s" in e:
+        row["compile_s"] = e["compile_s"]
+    return row
 
 
 def _extra(cfg, config_dict, fusion, skipped, load_s, torch_imported, load_before, started) -> dict:
