@@ -560,6 +560,57 @@ def create_app(
     if loader is None:
         service.set_predictors(predictors or {})
 
+    app = FastAPI(
+        docs_url=None,  # served below from the package's own Swagger UI files: /docs works offline
+        title="luodi",
+        summary="A Chinese voice assistant's models over HTTP: understanding, segmentation, intent, matching, chat.",
+        version="0.1.0",
+        lifespan=_lifespan(service, config, loader),
+        responses=_ERROR_RESPONSES,
+    )
+    app.state.service, app.state.metrics, app.state.config = service, metrics, config
+    _add_error_handlers(app, config)
+    _add_model_routes(app, service, config, metrics)
+    _add_ops_routes(app, service, metrics)
+    _add_docs(app)
+
+    known = {f"/v1/{e}" for e in ENDPOINTS} | {
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/",
+        "/docs",
+        "/openapi.json",
+    }
+    app.add_middleware(_Front, service=service, metrics=metrics, config=config, known_paths=known)
+    return app
+
+
+_ERROR_RESPONSES: dict = {
+    401: {
+        "model": ErrorResponse,
+        "description": "API key missing or wrong (when the server has one)",
+    },
+    408: {"model": ErrorResponse, "description": "The body did not arrive in time"},
+    413: {
+        "model": ErrorResponse,
+        "description": "Over a request limit (bytes, characters, items, tokens)",
+    },
+    415: {"model": ErrorResponse, "description": "The body is not JSON"},
+    422: {"model": ErrorResponse, "description": "Malformed request"},
+    429: {"model": ErrorResponse, "description": "Over the per-client rate (Retry-After)"},
+    503: {
+        "model": ErrorResponse,
+        "description": "Overloaded or loading (Retry-After); not configured or failed (none)",
+    },
+    504: {"model": ErrorResponse, "description": "Timed out"},
+}
+
+
+def _lifespan(service: Service, config: ServeConfig, loader):
+    """Start-up: load (and warm up) the models in a thread so /healthz answers meanwhile; shut-down: stop
+    the batchers."""
+
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         thread = None
@@ -581,34 +632,10 @@ def create_app(
         for b in list(service.batchers.values()):
             await b.stop()
 
-    app = FastAPI(
-        docs_url=None,  # served below from the package's own Swagger UI files: /docs works offline
-        title="luodi",
-        summary="A Chinese voice assistant's models over HTTP: understanding, segmentation, intent, matching, chat.",
-        version="0.1.0",
-        lifespan=lifespan,
-        responses={
-            401: {
-                "model": ErrorResponse,
-                "description": "API key missing or wrong (when the server has one)",
-            },
-            408: {"model": ErrorResponse, "description": "The body did not arrive in time"},
-            413: {
-                "model": ErrorResponse,
-                "description": "Over a request limit (bytes, characters, items, tokens)",
-            },
-            415: {"model": ErrorResponse, "description": "The body is not JSON"},
-            422: {"model": ErrorResponse, "description": "Malformed request"},
-            429: {"model": ErrorResponse, "description": "Over the per-client rate (Retry-After)"},
-            503: {
-                "model": ErrorResponse,
-                "description": "Overloaded or loading (Retry-After); not configured or failed (none)",
-            },
-            504: {"model": ErrorResponse, "description": "Timed out"},
-        },
-    )
-    app.state.service, app.state.metrics, app.state.config = service, metrics, config
+    return lifespan
 
+
+def _add_error_handlers(app: FastAPI, config: ServeConfig) -> None:
     # -- errors -> status codes ---------------------------------------------------------------------
     def error(
         request: Request, code: int, detail: str, headers: dict[str, str] | None = None
@@ -648,6 +675,8 @@ def create_app(
         _log.error("request %s: %s", request.scope.get("luodi.request_id"), err)
         return error(request, 500, public(str(err)))
 
+
+def _add_model_routes(app: FastAPI, service: Service, config: ServeConfig, metrics: Metrics) -> None:
     # -- model endpoints ----------------------------------------------------------------------------
     @app.post("/v1/understand", response_model=UnderstandResponse, tags=["pipeline"])
     async def understand(req: TextRequest) -> Any:
@@ -722,6 +751,8 @@ def create_app(
         if f"/v1/{name}" not in routed:
             app.post(f"/v1/{name}", tags=["tasks"])(_generic(name))
 
+
+def _add_ops_routes(app: FastAPI, service: Service, metrics: Metrics) -> None:
     # -- operations ---------------------------------------------------------------------------------
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict:
@@ -752,19 +783,6 @@ def create_app(
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def page() -> HTMLResponse:
         return HTMLResponse((WEB_DIR / "index.html").read_text(encoding="utf-8"))
-
-    _add_docs(app)
-
-    known = {f"/v1/{e}" for e in ENDPOINTS} | {
-        "/healthz",
-        "/readyz",
-        "/metrics",
-        "/",
-        "/docs",
-        "/openapi.json",
-    }
-    app.add_middleware(_Front, service=service, metrics=metrics, config=config, known_paths=known)
-    return app
 
 
 def _swagger_dir() -> Path | None:
