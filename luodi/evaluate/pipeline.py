@@ -16,13 +16,15 @@ def eval_pipeline(
     threads: list[int] = typer.Option(
         [1, 2], help="ONNX Runtime / torch threads (overrides the config); one row set each."
     ),
-    write: bool = typer.Option(False, help="Write results/pipeline.json (+ docs/pipeline.md in a checkout)."),
+    write: bool = typer.Option(
+        False, help="Merge the rows into results/pipeline.json (+ docs/pipeline.md in a checkout)."
+    ),
 ) -> None:
     """Single-query latency of the Python API (``assistant(text)``), p50/p90/p99 per stage and end to end,
     on the skill queries and on the demo samples -> results/pipeline.json."""
     from luodi.commands.assistant import SAMPLES
     from luodi.pipeline import Assistant, AssistantConfig, default_config
-    from luodi.results import write_results
+    from luodi.results import merge_results
 
     base = Assistant.config_from_file(config) if config else default_config()
     rows = []
@@ -33,7 +35,8 @@ def eval_pipeline(
     for r in rows:
         console.print(r)
     if write:
-        js, md = write_results("pipeline", rows, extra={"facts": {"assistant": assistant.describe()}})
+        # merged: a run at one thread count keeps the rows of the others
+        js, md = merge_results("pipeline", rows, extra={"facts": {"assistant": assistant.describe()}})
         console.print(f"wrote {js}" + (f" and {md}" if md else ""))
 
 
