@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from luodi.evaluate.faq import _paraphrase_file
+from luodi.evaluate.faq import paraphrase_file
 from luodi.evaluate.routing import evaluate_routing, exchanges_markdown, reply_quality
 from luodi.tasks.match import load_faq_file
 
@@ -48,7 +48,7 @@ class FakeAssistant:
 
 
 def test_evaluate_routing_counts_routes_and_right_faq_answers(data_root):
-    paraphrases = load_faq_file(_paraphrase_file())
+    paraphrases = load_faq_file(paraphrase_file())
     half = dict(paraphrases[: len(paraphrases) // 2])
     rows, exchanges = evaluate_routing(FakeAssistant(half.items()), BagJudge(), posts=40, samples=5)
     by_name = {r["name"]: r for r in rows}

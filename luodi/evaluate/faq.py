@@ -9,7 +9,7 @@ import typer
 from luodi.commands._apps import console, eval_app
 
 
-def _paraphrase_file() -> Path:
+def paraphrase_file() -> Path:
     from luodi.pipeline import release_dir
 
     return release_dir().parent / "bench" / "faq_paraphrases.tsv"
@@ -47,7 +47,7 @@ def eval_faq(
     from luodi.pipeline import Assistant, TfidfFaq, release_dir
     from luodi.tasks.match import FaqIndex, faq_accuracy, load_faq_file
 
-    paraphrases = paraphrases or _paraphrase_file()
+    paraphrases = paraphrases or paraphrase_file()
     try:
         pairs = load_faq_file(paraphrases)
     except (DataFormatError, FileNotFoundError) as err:

@@ -122,6 +122,20 @@ def _paired_differences(order: list[str], cosines: dict) -> list[str]:
     return out
 
 
+def relevance(post_vecs, reply_vecs) -> tuple:
+    """(per-post cosine, {"relevance", "relevance_margin"} x 100) of replies to posts, row i answering post i;
+    L2-normalised rows, numpy or torch. e5 cosines are anisotropic (any two short Chinese texts score ~0.8),
+    so a generic reply scores high everywhere; the margin over the same reply's mean cosine with the *other*
+    posts does not."""
+    sims = post_vecs @ reply_vecs.T  # (posts, replies)
+    cos = sims.diagonal()
+    others = (sims.sum(0) - cos) / (len(cos) - 1)
+    return cos, {
+        "relevance": round(100 * float(cos.mean()), 2),
+        "relevance_margin": round(100 * float((cos - others).mean()), 2),
+    }
+
+
 class _TextScores:
     """BLEU, distinct-n, length and relevance of replies to ``subset``'s posts; each call keeps the
     per-post cosines under its name in ``cosines`` (for the paired differences)."""
@@ -135,21 +149,17 @@ class _TextScores:
         from luodi.train.metrics import bleu, distinct_n
 
         hyps = [_chars(r) for r in replies]
-        sims = self.post_vecs @ self.embedder.encode([r or "。" for r in replies]).T  # (posts, replies)
-        cos = sims.diagonal()
+        cos, scores = relevance(self.post_vecs, self.embedder.encode([r or "。" for r in replies]))
         self.cosines[name] = cos
-        # e5 cosines are anisotropic (any two short Chinese texts score ~0.8), so a generic reply scores
-        # high everywhere; the margin over the same reply's mean cosine with the *other* posts does not
-        others = (sims.sum(0) - cos) / (len(replies) - 1)
         return {
             "bleu_2": round(bleu(self.refs, hyps, 2), 2),
             "bleu_4": round(bleu(self.refs, hyps, 4), 2),
             "distinct_1": round(distinct_n(hyps, 1), 2),
             "distinct_2": round(distinct_n(hyps, 2), 2),
             "avg_len": round(sum(map(len, hyps)) / len(hyps), 2),
-            "relevance": round(100 * float(cos.mean()), 2),
+            "relevance": scores["relevance"],
             "relevance_ci95": round(100 * 1.96 * float(cos.std()) / len(cos) ** 0.5, 2),
-            "relevance_margin": round(100 * float((cos - others).mean()), 2),
+            "relevance_margin": scores["relevance_margin"],
         }
 
 

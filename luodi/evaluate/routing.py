@@ -32,6 +32,7 @@ ROUTES = ("action", "faq", "retrieved", "generated", "fallback")
 def reply_quality(posts: Sequence[str], replies: Sequence[str], judge) -> dict[str, float]:
     """Relevance, margin, distinct-2, top-10 share and copy share of ``replies`` to ``posts`` (0-100);
     ``judge.encode(list) -> (n, dim)`` L2-normalised rows."""
+    from luodi.evaluate.generation import relevance
     from luodi.tasks.chat import copy_share
     from luodi.train.metrics import distinct_n
 
@@ -41,13 +42,10 @@ def reply_quality(posts: Sequence[str], replies: Sequence[str], judge) -> dict[s
         )
     p = np.asarray(judge.encode(list(posts)), np.float32)
     r = np.asarray(judge.encode([x or "。" for x in replies]), np.float32)
-    sims = p @ r.T  # (posts, replies)
-    cos = np.diag(sims)
-    others = (sims.sum(0) - cos) / (len(replies) - 1)
+    _, scores = relevance(p, r)  # the generator report's measure (docs/generation.md)
     top10 = {text for text, _ in Counter(replies).most_common(10)}
     return {
-        "relevance": round(100 * float(cos.mean()), 2),
-        "relevance_margin": round(100 * float((cos - others).mean()), 2),
+        **scores,
         "distinct_2": round(distinct_n([list(x) for x in replies], 2), 2),
         "top10_share": round(100 * sum(x in top10 for x in replies) / len(replies), 2),
         "copy_share": round(
@@ -113,10 +111,10 @@ def evaluate_routing(
     rows.append({"name": "human replies LCCC valid", "replies": len(valid),
                  **reply_quality(post_texts, [r for _, r in valid], judge)})  # fmt: skip
 
-    from luodi.evaluate.faq import _paraphrase_file
+    from luodi.evaluate.faq import paraphrase_file
     from luodi.tasks.match import load_faq_file
 
-    faq = load_faq_file(_paraphrase_file())  # (paraphrase, the FAQ question it means)
+    faq = load_faq_file(paraphrase_file())  # (paraphrase, the FAQ question it means)
     f_answers, f_ms = _answers(assistant, [p for p, _ in faq])
     right = sum(
         a["type"] == "faq" and a.get("question") == q for a, (_, q) in zip(f_answers, faq, strict=True)
