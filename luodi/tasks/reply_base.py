@@ -130,14 +130,14 @@ class ReplyBase:
         return out_dir
 
     @classmethod
-    def load(cls, base_dir: str | Path, encoder=None) -> ReplyBase:
+    def load(cls, base_dir: str | Path, encoder=None, threads: int = 1) -> ReplyBase:
         """A saved base; its embeddings come from ``encoder`` (a Matcher or a function), or from the
-        matcher recorded at save time when none is given."""
+        matcher recorded at save time when none is given (``threads``: its ONNX session's)."""
         base_dir = Path(base_dir)
         if not (base_dir / META_FILE).is_file():
             raise FileNotFoundError(f"{base_dir}: no {META_FILE}; not a reply base (ReplyBase.save)")
         base = cls.__new__(cls)
-        base.index = FaqIndex.load(base_dir, matcher=_as_encoder(encoder))
+        base.index = FaqIndex.load(base_dir, matcher=_as_encoder(encoder), threads=threads)
         if base.index.matcher is None:
             raise ValueError(f"{base_dir}: no matcher recorded; pass the embedding function to load")
         return base

@@ -205,8 +205,8 @@ def _load_match(path: Path, threads: int, options: Mapping[str, Any]):
     from luodi.tasks.match import FaqIndex, Matcher
 
     if (Path(path) / "faq.json").is_file():
-        return FaqIndex.load(path)
-    matcher = Matcher.load(path)
+        return FaqIndex.load(path, threads=threads)  # threads: an ONNX matcher's session
+    matcher = Matcher.load(path, threads=threads)
     index_dir = options.get("faq_index")
     return FaqIndex.load(index_dir, matcher) if index_dir else matcher
 
@@ -220,7 +220,7 @@ def _load_generate(path: Path, threads: int, options: Mapping[str, Any]):
 def _load_reply(path: Path, threads: int, options: Mapping[str, Any]):
     from luodi.tasks.reply_base import ReplyBase
 
-    return ReplyBase.load(path, **options)
+    return ReplyBase.load(path, **{"threads": threads, **options})  # threads: an ONNX matcher's session
 
 
 # ----------------------------------------------------------------------------- the registry

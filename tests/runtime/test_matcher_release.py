@@ -100,3 +100,16 @@ def test_a_model_that_is_not_a_bi_encoder_is_refused(tmp_path, zh_tokenizer):
 
     assert main([str(model_dir), "--out", str(tmp_path / "out")]) == 2  # the CLI says so, no traceback
     assert not (tmp_path / "out" / "model.onnx").exists()
+
+
+def test_the_registry_loads_a_release_faq_index_with_the_configured_threads(release, tmp_path):
+    import shutil
+
+    from luodi.runtime.tasks import load_task
+
+    out, _ = release
+    shutil.copytree(out, tmp_path / "matcher")
+    FaqIndex.build(FAQ, Matcher.load(tmp_path / "matcher"), threshold=-1.0).save(tmp_path / "faq")
+    index = load_task("match", tmp_path / "faq", threads=2)
+    session = index.matcher.onnx.session
+    assert session.get_session_options().intra_op_num_threads == 2
