@@ -388,7 +388,9 @@ def _backend(obj) -> str:
         return "none"
     if isinstance(obj, TfidfFaq):
         return "tfidf"
-    if hasattr(obj, "generator") and hasattr(obj, "candidates"):  # RerankedGenerator: its generator's backend
+    from luodi.tasks.chat import RerankedGenerator
+
+    if isinstance(obj, RerankedGenerator):  # its generator's backend, and how many replies it picks from
         return f"{_backend(obj.generator)}+rerank{obj.candidates}"
     model = getattr(obj, "model", None)
     if type(model).__name__ == "OnnxReplyModel":  # a generator exported with past keys/values
