@@ -34,7 +34,8 @@ import tempfile
 import time
 from pathlib import Path
 
-KINDS = ("breaker", "segmenter", "intent")
+from luodi.runtime.tasks import KINDS  # the char-aligned release models
+
 PROBES = {
     "breaker": ["打开空调播放周杰伦的歌明天会下雨吗", "我想听一首轻松的音乐然后帮我定个闹钟", "你好"],
     "segmenter": ["这是一家移动互联网公司", "我爱北京天安门", "他说的确实在理", "研究生命的起源"],

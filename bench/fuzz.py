@@ -107,26 +107,27 @@ class Gen:
             [None, 0, -1, 3.5, True, [], {}, [1, 2], {"a": 1}, "", "x", [[["deep"]]], 1e308, [None]]
         )
 
-    def body(self, endpoint: str) -> tuple[str, dict]:
-        """(category, a JSON-able body) for one endpoint: mostly the right shape with odd text, sometimes not."""
+    def body(self, fields: set[str]) -> tuple[str, dict]:
+        """(category, a JSON-able body) for an endpoint whose request takes ``fields`` (its OpenAPI schema's
+        properties): mostly the right shape with odd text, sometimes not."""
         r = self.r
         shape = r.random()
         cat, text = self.text()
-        if endpoint in ("understand", "chat"):
+        if "text" in fields:
             if shape < 0.7:
                 return f"text/{cat}", {"text": text}
             return "shape", r.choice([{}, {"text": self.wrong()}, {"texts": [text]}, {"text": text, "x": 1}])
-        if endpoint in ("segment", "intent"):
+        if "texts" in fields:
             if shape < 0.6:
                 body = {"texts": [text] + [self.chinese() for _ in range(r.randint(0, 2))]}
-                if endpoint == "segment":
+                if "granularity" in fields:
                     body["granularity"] = r.choice(["fine", "coarse", "both"])
                 return f"text/{cat}", body
             if shape < 0.7:
                 return "too_many_items", {"texts": ["好"] * r.choice([self.max_items + 1, 1000])}
             return "shape", r.choice([{}, {"texts": self.wrong()}, {"texts": [self.wrong()]}, {"texts": []},
                                       {"texts": ["好"], "granularity": self.wrong()}, {"text": text}])  # fmt: skip
-        # match
+        # query + candidates (match)
         if shape < 0.5:
             return f"text/{cat}", {
                 "query": text,
@@ -171,6 +172,14 @@ class Gen:
         return f"raw/{choice}", body, ct
 
 
+def request_fields(openapi: dict, endpoint: str) -> set[str]:
+    """The property names of ``POST /v1/<endpoint>``'s JSON body, from the server's own OpenAPI document."""
+    body = openapi["paths"][f"/v1/{endpoint}"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    name = body["$ref"].rsplit("/", 1)[-1] if "$ref" in body else None
+    schema = openapi["components"]["schemas"][name] if name else body
+    return set(schema.get("properties", {}))
+
+
 async def send(client, method, path, content, content_type):
     headers = {"content-type": content_type} if content_type else {}
     return await client.request(method, path, content=content, headers=headers)
@@ -184,8 +193,10 @@ async def fuzz(url: str, n: int, seed: int, concurrency: int) -> tuple[dict, lis
             raise SystemExit("no model is ready on the server: nothing to fuzz")
         openapi = (await client.get("/openapi.json")).json()
         limit = 510  # the default; read the real one back from a probe below
-        probe = await client.post(f"/v1/{endpoints[0]}", json={"text": "x" * 10**6} if endpoints[0] in ("understand", "chat")
-                                  else {"texts": ["x" * 10**6]} if endpoints[0] in ("segment", "intent")
+        fields = {e: request_fields(openapi, e) for e in endpoints}
+        first = fields[endpoints[0]]
+        probe = await client.post(f"/v1/{endpoints[0]}", json={"text": "x" * 10**6} if "text" in first
+                                  else {"texts": ["x" * 10**6]} if "texts" in first
                                   else {"query": "x" * 10**6, "candidates": ["a"]})  # fmt: skip
         m = re.search(r"the limit is (\d+)", probe.text)
         limit = int(m.group(1)) if m else limit
@@ -201,7 +212,7 @@ async def fuzz(url: str, n: int, seed: int, concurrency: int) -> tuple[dict, lis
             endpoint = gen.r.choice(endpoints)
             path = f"/v1/{endpoint}"
             if r < 0.70:
-                cat, body = gen.body(endpoint)
+                cat, body = gen.body(fields[endpoint])
                 return (
                     cat,
                     "POST",

@@ -508,10 +508,10 @@ def plot(rows: list[dict]) -> None:
 
 def main() -> None:
     global SERVER_PID
+    from luodi.tasks.spec import served
+
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument(
-        "--endpoint", default="match", choices=["understand", "segment", "intent", "match", "chat"]
-    )
+    ap.add_argument("--endpoint", default="match", choices=["understand", *(t.endpoint for t in served())])
     ap.add_argument("--url", help="A running server (loopback); default: start `luodi serve` per mode.")
     ap.add_argument(
         "--config", type=Path, help="Server config YAML (default: the built-in one for --endpoint)."

@@ -31,7 +31,8 @@ import tempfile
 import time
 from pathlib import Path
 
-KINDS = ("breaker", "segmenter", "intent")
+from luodi.runtime.tasks import KINDS  # the char-aligned release models
+
 BASELINE = "3a67191"  # the branch point: torch glue, padded batches
 VARIANTS = {"before": (True, None), "after padded": (False, "padded"), "after rows": (False, "rows")}
 

@@ -82,7 +82,7 @@ def shipped_mb(out: Path) -> float:
     return sum(p.stat().st_size for p in files) / 1e6
 
 
-def _write_release_rows(rows: list[dict], size: float, ffn_fp32: bool, max_drop: float, limit: int) -> None:
+def _write_release_rows(rows: list[dict], size: float, ffn_fp32: bool, max_drop: float) -> None:
     from luodi.results import merge_results
 
     rows.append({"name": "release set total", "size_mb": round(size, 2)})
@@ -95,9 +95,10 @@ def _write_release_rows(rows: list[dict], size: float, ffn_fp32: bool, max_drop:
             f"MatMul {'except the FFN down-projections ' if ffn_fp32 else ''}and the embedding gathers) and "
             f"gated: no task metric may drop more than {max_drop} points (luodi.deploy.release). `pytorch` = "
             "the source model with the full zh vocabulary, `release_int8` = the artifact. Segmentation and "
-            f"intent: first {limit or 'all'} test items. The FAQ matcher (release/matcher) is released by "
-            "`python -m luodi.runtime.matcher` and gated on LCQMC (its card.json); the reply base is built by "
-            "`make demo` and not counted."
+            "intent rows: the first `--limit` test items of the command that made them (500 in `make models`). The FAQ matcher (release/matcher, `luodi release --kind "
+            "matcher`) is its e5 encoder exported, fused and quantised, gated on LCQMC; the segmenter's rare bigrams "
+            "were then cut (`python -m luodi.runtime.shrink`, results/release_size.json); the reply base is built "
+            "by `make demo` and not counted."
         },
     )
     console.print(f"wrote {js} and {md}")
@@ -115,15 +116,16 @@ def release_cmd(
     force: bool = typer.Option(False, "--force", help="Write an artifact that fails the gate (its card says so)."),
     threads: int = typer.Option(2, help="Threads for PyTorch and ONNX Runtime."),
 ) -> None:  # fmt: skip
-    """Build the small release set through deploy/'s gated steps: trim each char-aligned model's vocabulary
-    to the characters of the training data, export to ONNX, fuse, int8, then gate: measure the task
-    metrics against the PyTorch model and refuse (exit 1, nothing written for that task) an artifact whose
-    metric drops more than --max-drop, unless --force. Writes model cards (card.json + CARD.md) and
+    """Build the small release set through deploy/'s gated steps, one task at a time from the task
+    registry: trim each char-aligned model's vocabulary to the characters of the training data (the
+    matcher keeps its tokenizer), export to ONNX, fuse, int8, then gate: measure the task metrics against
+    the PyTorch model and refuse (exit 1, nothing written for that task) an artifact whose metric drops
+    more than --max-drop, unless --force. Writes model cards (card.json + CARD.md) and
     results/release.json."""
     import torch
 
     from luodi.deploy.gate import GateError
-    from luodi.deploy.release import release_from_source
+    from luodi.deploy.release import ReleaseOptions, release_task
     from luodi.deploy.trim import release_chars
     from luodi.paths import models_dir
     from luodi.results import current_command
@@ -142,15 +144,20 @@ def release_cmd(
         raise typer.BadParameter(f"--max-drop must be >= 0, got {max_drop}")
     torch.set_num_threads(threads)
     root = models or models_dir()
-    chars = release_chars()
-    console.print(f"{len(chars)} characters in the training data")
+    options = ReleaseOptions(limit=limit, threads=threads, max_drop=max_drop, force=force, ffn_fp32=ffn_fp32,
+                             command=current_command(), log=console.print)  # fmt: skip
+    chars: list[str] = []
+
+    def training_chars() -> list[str]:  # read once, and only for the char-aligned models
+        if not chars:
+            chars.extend(release_chars())
+            console.print(f"{len(chars)} characters in the training data")
+        return chars
+
     rows, refused = [], []
     for spec in specs:
         try:
-            outcome = release_from_source(
-                spec, root / spec.recipe.source, out, chars, limit=limit, threads=threads, ffn_fp32=ffn_fp32,
-                max_drop=max_drop, force=force, command=current_command(), log=console.print,
-            )  # fmt: skip
+            outcome = release_task(spec, root / spec.recipe.source, out, training_chars, options)
         except FileNotFoundError as err:
             raise typer.BadParameter(str(err)) from None
         except GateError as err:
@@ -172,7 +179,7 @@ def release_cmd(
     if size > max_mb:
         raise typer.BadParameter(f"release set is {size:.2f} MB, over the {max_mb} MB budget")
     if rows:
-        _write_release_rows(rows, size, ffn_fp32, max_drop, limit)
+        _write_release_rows(rows, size, ffn_fp32, max_drop)
     if refused:
         console.print(f"[red]refused by the accuracy gate (not written): {', '.join(refused)}; "
                       "rerun with --force to write them anyway[/red]")  # fmt: skip

@@ -64,7 +64,7 @@ def optimize_cmd(
     import torch
 
     from luodi.deploy import GateContext, GateError, evaluator_for, optimize_model
-    from luodi.deploy.gate import METRIC_NAMES
+    from luodi.deploy.gate import gate_metric
 
     torch.set_num_threads(threads)
     model, path, default_out = _load(model_dir, layers)
@@ -74,7 +74,7 @@ def optimize_cmd(
     try:
         name = gate or ("texts" if gate_data is not None else None)
         name, evaluate_fn = evaluator_for(ctx, name)
-        metric = METRIC_NAMES.get(name, "metric")
+        metric = gate_metric(name)
         console.print(f"accuracy gate: evaluator [bold]{name}[/bold]")
     except GateError as exc:
         if not force:

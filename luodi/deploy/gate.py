@@ -304,36 +304,64 @@ def gate(
     return GateReport(result, len(ref_preds), round(middle - start, 2), round(end - middle, 2), metric_name)
 
 
-# ----------------------------------------------------------------------------- evaluator registry
+# ----------------------------------------------------------------------------- evaluator lookup
 #
-# The registry itself is in ``luodi.deploy.registry`` (evaluators import it, not this module). The
-# built-in evaluators register when ``luodi.deploy.evaluators`` is imported, which the lookups below do.
+# A task's evaluator is its ``TaskSpec.gate`` (luodi.tasks.spec); free-named ones are in
+# ``luodi.deploy.registry``, filled when ``luodi.deploy.evaluators`` is imported, which the lookups do.
+
+TASK_PREFIX = "task:"
+
+
+def _task_with_gate(name: str):
+    from luodi.tasks.spec import lookup
+
+    name = name.removeprefix(TASK_PREFIX)
+    try:
+        spec = lookup(name)
+    except ValueError:
+        return None
+    return spec if spec.gate else None
 
 
 def evaluator_name_for(model) -> str | None:
-    """The registered evaluator for ``model``'s class or its nearest registered base class; bare
-    encoders default to the zero-shot LCQMC matcher."""
-    from luodi.deploy import evaluators  # noqa: F401  (registers the built-in evaluators)
+    """``task:<name>`` for a model of a task with a gate evaluator (its class or a subclass of the task's
+    model class); bare encoders default to the zero-shot LCQMC matcher; else None."""
+    from luodi.tasks.spec import for_model
 
-    for cls in type(model).__mro__:
-        key = f"{cls.__module__}.{cls.__qualname__}"
-        if key in EVALUATORS:
-            return key
+    try:
+        spec = for_model(model)
+    except TypeError:
+        spec = None
+    if spec is not None and spec.gate:
+        return TASK_PREFIX + spec.name
     return "lcqmc" if hasattr(model, "embeddings") else None
 
 
+def gate_metric(name: str) -> str:
+    """What the evaluator ``name`` measures ("accuracy"), for reports."""
+    spec = _task_with_gate(name) if name not in EVALUATORS else None
+    return spec.gate_metric if spec is not None else METRIC_NAMES.get(name, "metric")
+
+
 def evaluator_for(ctx: GateContext, name: str | None = None) -> tuple[str, EvaluateFn]:
-    """(name, evaluate_fn) for ``ctx.model``: ``name`` if given, else its registered one."""
-    from luodi.deploy import evaluators  # noqa: F401
+    """(name, evaluate_fn) for ``ctx.model``: ``name`` (a free name or a task's) if given, else the
+    evaluator of the model's task."""
+    import importlib
+
+    from luodi.deploy import evaluators  # noqa: F401  (registers the free-named evaluators)
 
     if name is None:
         name = evaluator_name_for(ctx.model)
         if name is None:
             raise GateError(
-                f"no accuracy evaluator is registered for {type(ctx.model).__module__}."
-                f"{type(ctx.model).__qualname__}; pass gate data (a 'texts' file: one text per line, "
+                f"no accuracy evaluator for {type(ctx.model).__module__}.{type(ctx.model).__qualname__} "
+                "(no task gate in luodi.tasks.spec); pass gate data (a 'texts' file: one text per line, "
                 "optionally '\\t<label id>') or force=True to write without a gate"
             )
-    if name not in EVALUATORS:
-        raise GateError(f"unknown evaluator {name!r}; registered: {sorted(EVALUATORS)}")
-    return name, EVALUATORS[name](ctx)
+    if name in EVALUATORS:
+        return name, EVALUATORS[name](ctx)
+    spec = _task_with_gate(name)
+    if spec is None:
+        raise GateError(f"unknown evaluator {name!r}: free names {sorted(EVALUATORS)} or a task with a gate")
+    module, _, function = spec.gate.partition(":")
+    return TASK_PREFIX + spec.name, getattr(importlib.import_module(module), function)(ctx)

@@ -1,19 +1,19 @@
-"""The accuracy gate's evaluator registry and the types an evaluator works with, apart from the gate
-itself: ``luodi.deploy.evaluators`` and task modules register here, and ``luodi.deploy.gate`` looks up
-here (after importing the built-in evaluators), so neither imports the other back.
+"""The accuracy gate's types and its free-named evaluators, apart from the gate itself:
+``luodi.deploy.evaluators`` registers here and ``luodi.deploy.gate`` looks up here (after importing the
+built-in evaluators), so neither imports the other back.
 
 A task says how to score a model once, as an ``evaluate_fn(predict) -> (metric, predictions)``:
 ``predict(input_ids, attention_mask) -> np.ndarray`` is the model's first output (logits, or
 last_hidden_state for an encoder), from PyTorch or from ONNX Runtime alike, so the same function
 scores the reference and the candidate. ``gate`` runs it on both and compares.
 
-Task modules register how to build their evaluate_fn, keyed by their TaskModel class:
+A task's own evaluator is part of its entry in the task registry (``TaskSpec.gate``, a
+``"module:function"`` factory ``(GateContext) -> evaluate_fn``, found through the model's class);
+evaluators that belong to no task are registered here under a free name chosen explicitly
+(``--gate lcqmc``, ``--gate texts``):
 
-    @register_evaluator("luodi.tasks.intent.IntentModel")
-    def _intent_gate(ctx: GateContext) -> EvaluateFn: ...   # dev set, metric, predictions
-
-``load_model`` imports the class's module, which runs the decorator, so ``evaluator_for(model)`` finds
-it with no central list. Free names (``"lcqmc"``, ``"texts"``) are chosen explicitly (``--gate NAME``).
+    @register_evaluator("lcqmc", metric="accuracy")
+    def _lcqmc(ctx: GateContext) -> EvaluateFn: ...
 """
 
 from __future__ import annotations
@@ -51,15 +51,12 @@ EVALUATORS: dict[str, EvaluatorFactory] = {}
 METRIC_NAMES: dict[str, str] = {}
 
 
-def register_evaluator(
-    name: str | type, metric: str = "metric"
-) -> Callable[[EvaluatorFactory], EvaluatorFactory]:
-    """Register ``factory(ctx) -> evaluate_fn`` under a TaskModel class (or "module.Class") or a free name."""
-    key = name if isinstance(name, str) else f"{name.__module__}.{name.__qualname__}"
+def register_evaluator(name: str, metric: str = "metric") -> Callable[[EvaluatorFactory], EvaluatorFactory]:
+    """Register ``factory(ctx) -> evaluate_fn`` under a free name (a task's own is its ``TaskSpec.gate``)."""
 
     def decorator(factory: EvaluatorFactory) -> EvaluatorFactory:
-        EVALUATORS[key] = factory
-        METRIC_NAMES[key] = metric
+        EVALUATORS[name] = factory
+        METRIC_NAMES[name] = metric
         return factory
 
     return decorator

@@ -128,11 +128,10 @@ def release(
             **(card or {}),
             "metrics": {"pytorch": reference_metrics, "release": metrics},
             "gate": {**result.as_dict(), "forced": not result.passed},
-            "date": datetime.date.today().isoformat(),
+            "date": today(),
             **info,
         }
-        (candidate / CARD_JSON).write_text(json.dumps(full, ensure_ascii=False, indent=2) + "\n")
-        (candidate / CARD_MD).write_text(card_md(full))
+        write_card(candidate, full)
         shutil.rmtree(out_dir, ignore_errors=True)
         candidate.rename(out_dir)
     return ReleaseOutcome(out_dir, full, result)
@@ -160,24 +159,67 @@ def release_from_source(
     source = Path(source)
     if not (source / CONFIG_FILE).exists():
         raise FileNotFoundError(f"{source}: source model missing; train it first (`{spec.train_command}`)")
-    recipe = spec.recipe
     log(f"{spec.name} {source}: evaluating PyTorch ...")
     reference = spec.evaluate(spec.load(source, threads, {}), limit)
     lexicons = source / "lexicons" if (source / "lexicons").is_dir() else None
     log(f"{spec.name}: trim -> export -> fuse -> int8 -> gate ...")
-    card = {
-        "source": recipe.source if recipe else source.name,
+    card = {**recipe_card(spec, limit, command), "source": spec.recipe.source if spec.recipe else source.name}
+    return release(
+        spec, load_model(source), load_tokenizer(model_dir=source), Path(out_root) / spec.release, chars,
+        reference, lambda task: spec.evaluate(task, limit), lexicons=lexicons, ffn_fp32=ffn_fp32,
+        threads=threads, max_drop=max_drop, force=force, card=card,
+    )  # fmt: skip
+
+
+@dataclasses.dataclass
+class ReleaseOptions:
+    """What ``luodi release`` passes to every task's release, whichever way the task makes it."""
+
+    limit: int = 0  # evaluate on the first N test items (0 = all)
+    threads: int = 2
+    max_drop: float = 1.0
+    force: bool = False
+    ffn_fp32: bool = False  # char-aligned models: keep the FFN down-projections fp32
+    command: str = ""  # the command line, for the card
+    log: Callable[[str], None] = lambda _: None
+
+
+def release_task(spec: TaskSpec, source: str | Path, out_root: str | Path, chars: Callable[[], Iterable[str]],
+                 options: ReleaseOptions) -> ReleaseOutcome:  # fmt: skip
+    """Task ``spec``'s release from its trained ``source`` into ``out_root/<spec.release>``: the task's own
+    ``make_release`` when it has one (the matcher), else the char-aligned path (``release_from_source``);
+    ``chars()`` gives the characters to keep (called only for the latter)."""
+    if spec.release is None:
+        raise ValueError(f"task {spec.name!r} has no release artifact")
+    if spec.make_release is not None:
+        return spec.make_release(spec, Path(source), Path(out_root) / spec.release, options)
+    return release_from_source(spec, source, out_root, chars(), limit=options.limit, threads=options.threads,
+                               ffn_fp32=options.ffn_fp32, max_drop=options.max_drop, force=options.force,
+                               command=options.command, log=options.log)  # fmt: skip
+
+
+def recipe_card(spec: TaskSpec, limit: int, command: str) -> dict[str, Any]:
+    """The model-card fields that come from the task's release recipe and the release command."""
+    recipe = spec.recipe
+    return {
+        "source": recipe.source if recipe else "",
         "data": recipe.data if recipe else "",
         "metric_data": recipe.metric_data if recipe else "",
         "limit_note": f" (first {limit} items)" if limit and (recipe is None or recipe.uses_limit) else "",
         "training_commands": list(recipe.commands) if recipe else [],
         "release_command": command,
     }
-    return release(
-        spec, load_model(source), load_tokenizer(model_dir=source), Path(out_root) / spec.release, chars,
-        reference, lambda task: spec.evaluate(task, limit), lexicons=lexicons, ffn_fp32=ffn_fp32,
-        threads=threads, max_drop=max_drop, force=force, card=card,
-    )  # fmt: skip
+
+
+def today() -> str:
+    return datetime.date.today().isoformat()
+
+
+def write_card(directory: str | Path, card: dict[str, Any]) -> None:
+    """The one model-card writer of every release: card.json (the fields) and CARD.md (``card_md``)."""
+    directory = Path(directory)
+    (directory / CARD_JSON).write_text(json.dumps(card, ensure_ascii=False, indent=2) + "\n")
+    (directory / CARD_MD).write_text(card_md(card))
 
 
 def card_md(card: dict[str, Any]) -> str:
@@ -190,21 +232,27 @@ def card_md(card: dict[str, Any]) -> str:
     commands = "\n".join(f"    {c}" for c in card.get("training_commands", []))
     gate = card["gate"]
     if gate["forced"]:
-        missed = ", ".join(f"{k} dropped {v['drop']:.2f} points, {v['over_by']:.2f} over the limit"
-                           for k, v in gate["failures"].items())  # fmt: skip
+        missed = gate.get("message") or ", ".join(
+            f"{k} dropped {v['drop']:.2f} points, {v['over_by']:.2f} over the limit"
+            for k, v in gate["failures"].items()
+        )
         verdict = (
             f"**FORCED: this artifact FAILED the accuracy gate** (allowed drop {gate['max_drop']:.2f} points "
             f"per metric): {missed}. It was written with `--force`."
         )
     else:
-        verdict = (
+        verdict = gate.get("message") or (
             f"Accuracy gate passed: largest drop {gate['largest_drop']:.2f} points "
             f"(allowed {gate['max_drop']:.2f} per metric)."
         )
-    return f"""# {card["kind"]}: {card.get("source", "")} (int8 ONNX, trimmed char vocabulary)
+    artifact = card.get("artifact") or (
+        f"`model.onnx`, {card['vocab']} vocabulary rows (characters of the training data + specials), "
+        "dynamic int8 on every MatMul and the embeddings"
+    )
+    use = f"\n- Use: {card['use']}." if card.get("use") else ""
+    return f"""# {card["kind"]}: {card.get("source", "")} ({card.get("format", "int8 ONNX, trimmed char vocabulary")})
 
-- Artifact: `model.onnx` ({card["size_mb"]:.2f} MB with vocab/config/lexicons), {card["vocab"]} vocabulary rows
-  (characters of the training data + specials), dynamic int8 on every MatMul and the embeddings.
+- Artifact: {artifact}; {card["size_mb"]:.2f} MB in all.{use}
 - Fused operators: {card["fused_counts"]}
 - Data: {card.get("data", "")}
 - Metrics on {card.get("metric_data", "")}{card.get("limit_note", "")}:
@@ -218,6 +266,6 @@ def card_md(card: dict[str, Any]) -> str:
 
 {commands}
 
-- Then: `{card.get("release_command", "")}` (trims the vocabulary, exports, fuses, quantises, gates on the
-  numbers above). Date: {card["date"]}.
+- Then: `{card.get("release_command", "")}` ({card.get("steps", "trims the vocabulary, exports, fuses, quantises")},
+  gates on the numbers above). Date: {card["date"]}.
 """

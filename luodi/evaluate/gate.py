@@ -116,12 +116,12 @@ def _gate_task_model(path: Path, threads: int) -> list[dict]:
     import time
 
     from luodi.deploy import GateContext, evaluator_for, export_onnx, gate, optimize
-    from luodi.deploy.gate import METRIC_NAMES
+    from luodi.deploy.gate import gate_metric
     from luodi.modeling import load_model
 
     model = load_model(path)
     name, evaluate_fn = evaluator_for(GateContext(model=model, model_dir=Path(path)))
-    metric = METRIC_NAMES.get(name, "metric")
+    metric = gate_metric(name)
     name = name.rsplit(".", 1)[-1]  # the evaluator: a task model class or a free name
     cfg = model.encoder.config
     rows = []

@@ -50,7 +50,9 @@ import torch
 
 from luodi.tasks.spec import released
 
-KINDS = tuple(spec.release for spec in released())  # the release folders (``release/<kind>``)
+# the char-aligned release folders (``release/<kind>``) this module loads; other released tasks (the
+# matcher) load through their own ``TaskSpec.load``
+KINDS = tuple(spec.release for spec in released() if spec.build)
 MODEL_FILE, VOCAB_FILE, CONFIG_FILE = "model.onnx", "vocab.json", "luodi.json"
 
 
@@ -245,6 +247,8 @@ def load_release(kind: str, release_dir: str | Path, threads: int = 2, spinning:
     row's answer depend on the others); ``numpy_io``: numpy glue (see ``OnnxTaskModule``)."""
     spec = _released(kind)
     release_dir = Path(release_dir).expanduser()
+    if spec.build is None:  # a release of its own kind (the matcher): its loader reads it
+        return spec.load(release_dir, threads, {})
     if not is_release_dir(release_dir):
         raise FileNotFoundError(
             f"{release_dir}: expected {MODEL_FILE} and {VOCAB_FILE} (see `luodi release`)"

@@ -604,49 +604,40 @@ def distill_intent_model(
 # ----------------------------------------------------------------------------- accuracy gate (luodi optimize)
 
 
-def _register_gate() -> None:
-    from luodi.deploy.gate import register_evaluator
+def cais_intent_gate(ctx):
+    """Intent accuracy on CAIS test (or ``--gate-data`` lines ``text<TAB>intent``); predictions: the
+    intent per utterance. The ONNX graph takes (input_ids, attention_mask) only, so knowledge-fused
+    models (which also read gazetteer labels) are refused rather than judged without their input."""
+    import numpy as np
 
-    @register_evaluator(JointIntentSlotModel, metric="accuracy")
-    def cais_intent(ctx):
-        """Intent accuracy on CAIS test (or ``--gate-data`` lines ``text<TAB>intent``); predictions: the
-        intent per utterance. The ONNX graph takes (input_ids, attention_mask) only, so knowledge-fused
-        models (which also read gazetteer labels) are refused rather than judged without their input."""
-        import numpy as np
+    from luodi.data.intent import load_cais
 
-        from luodi.data.intent import load_cais
+    config = ctx.model.config
+    if config.knowledge:
+        raise ValueError(
+            "the ONNX export covers plain intent models; a knowledge-fused model needs gazetteer input"
+        )
+    if ctx.data is not None:
+        rows = [line.split("\t") for line in Path(ctx.data).read_text(encoding="utf-8").splitlines() if line]
+        texts, gold = [r[0] for r in rows], [r[1] if len(r) > 1 else None for r in rows]
+    else:
+        test = load_cais("test")
+        texts, gold = [e.text for e in test], [e.intent for e in test]
+    if ctx.limit:
+        texts, gold = texts[: ctx.limit], gold[: ctx.limit]
+    aligner = CharAligner(ctx.tokenizer())
 
-        config = ctx.model.config
-        if config.knowledge:
-            raise ValueError(
-                "the ONNX export covers plain intent models; a knowledge-fused model needs gazetteer input"
-            )
-        if ctx.data is not None:
-            rows = [
-                line.split("\t") for line in Path(ctx.data).read_text(encoding="utf-8").splitlines() if line
-            ]
-            texts, gold = [r[0] for r in rows], [r[1] if len(r) > 1 else None for r in rows]
-        else:
-            test = load_cais("test")
-            texts, gold = [e.text for e in test], [e.intent for e in test]
-        if ctx.limit:
-            texts, gold = texts[: ctx.limit], gold[: ctx.limit]
-        aligner = CharAligner(ctx.tokenizer())
+    def evaluate_fn(predict):
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        pred = np.zeros(len(texts), dtype=np.int64)
+        for start in range(0, len(order), 64):
+            idx = order[start : start + 64]
+            batch = aligner.batch([texts[i] for i in idx])
+            logits = predict(batch.input_ids.numpy(), batch.attention_mask.numpy())
+            pred[idx] = np.asarray(logits).argmax(-1)
+        names = [config.intents[i] for i in pred]
+        if any(g is None for g in gold):
+            return None, pred
+        return accuracy(gold, names), pred
 
-        def evaluate_fn(predict):
-            order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-            pred = np.zeros(len(texts), dtype=np.int64)
-            for start in range(0, len(order), 64):
-                idx = order[start : start + 64]
-                batch = aligner.batch([texts[i] for i in idx])
-                logits = predict(batch.input_ids.numpy(), batch.attention_mask.numpy())
-                pred[idx] = np.asarray(logits).argmax(-1)
-            names = [config.intents[i] for i in pred]
-            if any(g is None for g in gold):
-                return None, pred
-            return accuracy(gold, names), pred
-
-        return evaluate_fn
-
-
-_register_gate()
+    return evaluate_fn

@@ -241,7 +241,7 @@ def pair_metrics(scores: Sequence[float], labels: Sequence[int], threshold: floa
 
 # ----------------------------------------------------------------------------- the public matcher
 
-MATCHER_ONNX = "model.onnx"  # a matcher release (luodi.runtime.matcher): this + tokenizer + matcher.json
+MATCHER_ONNX = "model.onnx"  # a matcher release (luodi.deploy.matcher): this + tokenizer + matcher.json
 
 
 def is_matcher_release(path: str | Path) -> bool:

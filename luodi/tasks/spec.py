@@ -60,6 +60,14 @@ class TaskSpec:
     signature: Callable[[Any], Any] | None = None  # model -> luodi.deploy.export.ExportSignature
     evaluate: Callable[[Any, int], dict[str, float]] | None = None  # (task, limit) -> metrics (0-100)
     recipe: ReleaseRecipe | None = None
+    # a release that is not the char-aligned one (export_release): (spec, source dir, out dir,
+    # luodi.deploy.release.ReleaseOptions) -> luodi.deploy.release.ReleaseOutcome; ``build`` is None then
+    # and the release directory loads through ``load``
+    make_release: Callable[[Any, Path, Path, Any], Any] | None = None
+    # -- the accuracy gate of ``luodi optimize`` (luodi.deploy.gate): "module:function" of a factory
+    # (luodi.deploy.registry.GateContext) -> evaluate_fn, for models of ``model_class`` and its subclasses
+    gate: str | None = None
+    gate_metric: str = "accuracy"
     # -- the service (luodi.serve): POST /v1/<endpoint>; predictor "module:function(task) -> Predictor",
     # named rather than imported so the task layer never imports the service
     endpoint: str | None = None
@@ -211,6 +219,16 @@ def _load_match(path: Path, threads: int, options: Mapping[str, Any]):
     return FaqIndex.load(index_dir, matcher) if index_dir else matcher
 
 
+def _release_match(spec: TaskSpec, source: Path, out_dir: Path, options):
+    from luodi.deploy.matcher import release_matcher
+    from luodi.deploy.release import recipe_card
+
+    card = recipe_card(spec, options.limit, options.command)
+    return release_matcher(
+        source, out_dir, options.limit, options.threads, options.force, options.max_drop, card
+    )
+
+
 def _load_generate(path: Path, threads: int, options: Mapping[str, Any]):
     from luodi.tasks.generate import Generator
 
@@ -313,6 +331,7 @@ _BUILTIN = (
         ),
         endpoint="intent",
         reads_lexicons=True,
+        gate="luodi.tasks.intent:cais_intent_gate",
         distill=_distill_intent,
     ),
     TaskSpec(
@@ -323,6 +342,23 @@ _BUILTIN = (
         config_key="faq_index",
         component="faq",
         endpoint="match",
+        release="matcher",
+        model_class="luodi.tasks.match.BiEncoder",
+        make_release=_release_match,
+        recipe=ReleaseRecipe(
+            source="match-student-3L-silver14k",
+            data="LCQMC train pairs (8,000) for the 12-layer bi-encoder teacher; the 3-layer student (the teacher's "
+            "first layers) learns the teacher's embeddings and pair scores on those pairs plus 14,000 silver pairs "
+            "among the same texts labelled by the teacher (luodi.tasks.match.distill_matcher).",
+            metric_data="",  # the release writes it: LCQMC test, threshold from LCQMC dev
+            commands=(
+                "luodi train matcher --kind bi --layers 12 --max-pairs 8000 --learning-rate 3e-05 --epochs 2 "
+                "--threads 2",
+                "luodi train matcher --kind student --layers 3 --max-pairs 8000 --learning-rate 0.0001 --epochs 4 "
+                "--threads 1 --embed-weight 10 --score-weight 1 --silver-pairs 14000 --output-dir "
+                "<models>/match-student-3L-silver14k",
+            ),
+        ),
         predictor="luodi.serve.predictors:match_predictor",
     ),
     TaskSpec(

@@ -13,7 +13,6 @@ import torch
 from typer.testing import CliRunner
 
 from luodi.deploy import (
-    EVALUATORS,
     GateContext,
     GateError,
     agreement,
@@ -21,7 +20,6 @@ from luodi.deploy import (
     export_onnx,
     gate,
     optimize_model,
-    register_evaluator,
 )
 from luodi.deploy.evaluators import best_threshold, read_texts
 from luodi.modeling import SequenceClassifier, SequenceClassifierConfig, tiny_encoder_config
@@ -91,17 +89,27 @@ def test_best_threshold():
     assert 0.2 < threshold <= 0.35 and acc == 100.0
 
 
-def test_registry_finds_task_evaluator_through_the_class(tmp_path):
+def _toy_gate(ctx):
+    return _evaluate_fn()
+
+
+def test_a_tasks_gate_evaluator_is_found_through_its_registry_entry(monkeypatch):
+    """A task's evaluator lives in its TaskSpec; a model of that task's class (or a subclass) finds it."""
+    import dataclasses
+
+    from luodi.deploy.gate import gate_metric
+    from luodi.tasks import spec as spec_module
+
     model = _classifier()
-    with pytest.raises(GateError, match="no accuracy evaluator is registered"):
+    with pytest.raises(GateError, match="no accuracy evaluator"):
         evaluator_for(GateContext(model=model))
-    key = "luodi.modeling.TokenClassifier"  # SequenceClassifier's base class: found through the MRO
-    register_evaluator(key, metric="accuracy")(lambda ctx: _evaluate_fn())
-    try:
-        name, evaluate = evaluator_for(GateContext(model=model))
-        assert name == key and callable(evaluate)
-    finally:
-        EVALUATORS.pop(key)
+    toy = dataclasses.replace(spec_module.lookup("breaking"), name="toy", config_key=None, component=None,
+                              release="toy", endpoint=None, gate=f"{__name__}:_toy_gate", gate_metric="f1")  # fmt: skip
+    registry = {"toy": toy, **{k: v for k, v in spec_module.REGISTRY.items() if k != "breaking"}}
+    monkeypatch.setattr(spec_module, "REGISTRY", registry)
+    name, evaluate = evaluator_for(GateContext(model=model))  # SequenceClassifier: a TokenClassifier subclass
+    assert name == "task:toy" and callable(evaluate) and gate_metric(name) == "f1"
+    assert evaluator_for(GateContext(model=model), "toy")[0] == "task:toy"  # --gate toy names it
     with pytest.raises(GateError, match="unknown evaluator"):
         evaluator_for(GateContext(model=model), "nope")
 

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from luodi.deploy import GateError
+from luodi.deploy.matcher import is_matcher_release, release_matcher
 from luodi.modeling import tiny_encoder_config
-from luodi.runtime.matcher import is_matcher_release, release_matcher
 from luodi.tasks.match import BiEncoder, BiEncoderConfig, FaqIndex, Matcher
 
 FAQ = [
@@ -31,8 +31,8 @@ def trained_dir(tmp_path_factory, zh_tokenizer):
 @pytest.fixture(scope="module")
 def release(trained_dir, tmp_path_factory, data_root):
     out = tmp_path_factory.mktemp("release") / "matcher"
-    card = release_matcher(trained_dir, out, limit=40, threads=1, force=True)
-    return out, card
+    outcome = release_matcher(trained_dir, out, limit=40, threads=1, force=True)
+    return out, outcome.card
 
 
 def test_release_holds_a_gated_int8_encoder_with_its_tokenizer_and_threshold(release):
@@ -46,8 +46,11 @@ def test_release_holds_a_gated_int8_encoder_with_its_tokenizer_and_threshold(rel
     )  # the trainer's, not the gate's
     gate = card["gate"]
     assert gate["predictions"] == 40 and gate["metric"] == "accuracy"
-    assert card["forced"] == (not gate["passed"])  # a card says when a failing artifact was written anyway
-    assert ("FAILED" in (out / "CARD.md").read_text()) == card["forced"]
+    assert gate["forced"] == (not gate["passed"])  # a card says when a failing artifact was written anyway
+    assert ("FAILED" in (out / "CARD.md").read_text()) == gate["forced"]
+    # the card of every release: PyTorch and artifact metrics side by side, read by `luodi release`
+    assert set(card["metrics"]["pytorch"]) == set(card["metrics"]["release"]) == {"lcqmc_accuracy"}
+    assert json.loads((out / "card.json").read_text()) == card
 
 
 def test_release_matcher_embeds_like_the_pytorch_model(release, trained_dir):
@@ -96,10 +99,35 @@ def test_a_model_that_is_not_a_bi_encoder_is_refused(tmp_path, zh_tokenizer):
     model_dir = CrossEncoder(config).save(tmp_path / "cross", zh_tokenizer)
     with pytest.raises(TypeError, match="not a BiEncoder"):
         release_matcher(model_dir, tmp_path / "out")
-    from luodi.runtime.matcher import main
-
-    assert main([str(model_dir), "--out", str(tmp_path / "out")]) == 2  # the CLI says so, no traceback
     assert not (tmp_path / "out" / "model.onnx").exists()
+
+
+def test_luodi_release_builds_the_matcher_through_the_task_registry(
+    trained_dir, tmp_path, data_root, monkeypatch
+):
+    """`luodi release --kind matcher` reaches the matcher's own release through its TaskSpec and writes
+    its card and a results row like every released task."""
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from luodi.cli import app
+
+    monkeypatch.setenv("LUODI_RESULTS", str(tmp_path / "results"))  # the release rows: not the repo's
+    monkeypatch.setenv("LUODI_DOCS", str(tmp_path / "docs"))
+    models = tmp_path / "models"
+    shutil.copytree(trained_dir, models / "match-student-3L-silver14k")
+    out = tmp_path / "release"
+    result = CliRunner().invoke(app, ["release", "--kind", "matcher", "--models", str(models), "--out", str(out),
+                                      "--limit", "30", "--threads", "1", "--force"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    card = json.loads((out / "matcher" / "card.json").read_text())
+    assert (
+        card["kind"] == "matcher" and card["training_commands"] and card["limit_note"] == " (first 30 items)"
+    )
+    assert is_matcher_release(out / "matcher")
+    rows = json.loads((tmp_path / "results" / "release.json").read_text())["rows"]
+    assert [r["name"] for r in rows if r["name"].startswith("matcher")] == ["matcher lcqmc_accuracy"]
 
 
 def test_the_registry_loads_a_release_faq_index_with_the_configured_threads(release, tmp_path):

@@ -360,8 +360,18 @@ def test_loading_is_503_with_retry_after_and_not_configured_says_which_model_wit
         r = c.post("/v1/match", json={"query": "改密码", "candidates": ["a"]})
         assert r.status_code == 503 and "retry-after" not in r.headers  # retrying cannot help
         detail = r.json()["detail"]
-        assert "model 'match' is not configured" in detail and "no release model ships" in detail
+        assert (
+            "model 'match' is not configured" in detail and "no release model ships" not in detail
+        )  # it ships
         assert "/work" not in detail and str(ROOT) not in detail
+        from luodi.tasks.spec import served
+
+        unreleased = [t.endpoint for t in served() if not t.release]
+        for endpoint in unreleased:  # a task with no release model: the hint says so
+            r = c.post(
+                f"/v1/{endpoint}", json={"text": "你好"} if endpoint == "chat" else {"texts": ["你好"]}
+            )
+            assert r.status_code == 503 and "no release model ships" in r.json()["detail"]
 
 
 def test_public_messages_keep_no_absolute_path():
@@ -567,12 +577,13 @@ def test_serve_without_a_config_serves_every_shipped_release_model(monkeypatch):
     monkeypatch.setattr(server, "run", lambda application, cfg: seen.update(models=dict(cfg.models)))
     result = CliRunner().invoke(app, ["serve"])
     assert result.exit_code == 0, result.output
-    shipped = {"segment": "segmenter", "intent": "intent"}
+    shipped = {"segment": "segmenter", "intent": "intent", "match": "matcher", "chat": "generator"}
     expected = {"understand"} | {
         n for n, d in shipped.items() if (ROOT / "release" / d / "model.onnx").is_file()
     }
     assert set(seen["models"]) == expected
-    assert "match" not in seen["models"] and "chat" not in seen["models"]
+    assert "match" in seen["models"]  # the matcher ships: /v1/match works with no config
+    assert all(seen["models"][n].dir.endswith(shipped[n]) for n in expected - {"understand"})
 
 
 def test_cheap_traffic_cannot_starve_an_expensive_request():
