@@ -545,23 +545,16 @@ def main() -> None:
             f"{budget:.0f} s of load requested; this script is bounded to 600 s (lower --duration)"
         )
     rows = []
+
+    def measure(url: str, mode: str) -> list[dict]:
+        return asyncio.run(run_mode(url, args.endpoint, mode, rates, closed, args.duration, args.max_inflight,
+                                    args.tag, args.client == "raw"))  # fmt: skip
+
     if args.url:
         if not re.match(r"^https?://(127\.0\.0\.1|localhost|\[::1\])(:\d+)?/?$", args.url):
             raise SystemExit("--url must be a loopback address (this is a load generator)")
         for mode in modes:
-            rows += asyncio.run(
-                run_mode(
-                    args.url,
-                    args.endpoint,
-                    mode,
-                    rates,
-                    closed,
-                    args.duration,
-                    args.max_inflight,
-                    args.tag,
-                    args.client == "raw",
-                )
-            )
+            rows += measure(args.url, mode)
     else:
         if args.null_model:
             if args.endpoint != "intent":
@@ -591,19 +584,7 @@ def main() -> None:
             proc = start_server(config, args.port, log)
             SERVER_PID = proc.pid
             try:
-                rows += asyncio.run(
-                    run_mode(
-                        f"http://127.0.0.1:{args.port}",
-                        args.endpoint,
-                        mode,
-                        rates,
-                        closed,
-                        args.duration,
-                        args.max_inflight,
-                        args.tag,
-                        args.client == "raw",
-                    )
-                )
+                rows += measure(f"http://127.0.0.1:{args.port}", mode)
             finally:
                 proc.terminate()
                 proc.wait(30)

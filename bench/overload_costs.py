@@ -42,7 +42,7 @@ def model_costs() -> None:
 
 
 async def _asgi_costs(n: int) -> dict:
-    from luodi.serve.app import create_app
+    from luodi.serve.app import create_app, replay_receive
 
     access = logging.getLogger("luodi.access")
     access.addHandler(logging.StreamHandler(io.StringIO()))  # formatted like the real log, then dropped
@@ -60,22 +60,13 @@ async def _asgi_costs(n: int) -> dict:
     async def one() -> int:
         sent: list[dict] = []
         done = asyncio.Event()
-        delivered = False
-
-        async def receive():
-            nonlocal delivered
-            if not delivered:
-                delivered = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            await done.wait()
-            return {"type": "http.disconnect"}
 
         async def send(message):
             sent.append(message)
             if message["type"] == "http.response.body" and not message.get("more_body"):
                 done.set()
 
-        await app(scope, receive, send)
+        await app(scope, replay_receive(body, done), send)
         return sent[0]["status"]
 
     out = {}

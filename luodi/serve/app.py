@@ -90,6 +90,22 @@ _ABS_PATH = re.compile(r"(?<![\w.~])(?:/[^\s'\":,;()\[\]<>/]+){2,}/?")
 _NO_RELEASE = {t.endpoint for t in served() if not t.release}  # endpoints whose model ships in no release set
 
 
+def replay_receive(body: bytes, gone: asyncio.Event):
+    """An ASGI ``receive`` that hands over an already-read ``body`` once, then waits until ``gone`` is set
+    and reports the client's disconnect (how a handler runs on a buffered body)."""
+    delivered = False
+
+    async def receive() -> dict:
+        nonlocal delivered
+        if not delivered:
+            delivered = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        await gone.wait()
+        return {"type": "http.disconnect"}
+
+    return receive
+
+
 def public(message: str) -> str:
     """``message`` with every absolute path cut to its last component: safe to send to a client."""
     return _ABS_PATH.sub(lambda m: "…/" + m.group(0).rstrip("/").rsplit("/", 1)[-1], message)
@@ -349,17 +365,7 @@ class _Front:
     async def _run_watched(self, scope, body: bytes, receive, send, state) -> None:
         """Run the handler on the buffered body; cancel it if the client disconnects before the answer."""
         gone = asyncio.Event()
-        delivered = False
-
-        async def replay():
-            nonlocal delivered
-            if not delivered:
-                delivered = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            await gone.wait()
-            return {"type": "http.disconnect"}
-
-        handler = asyncio.ensure_future(self.app(scope, replay, send))
+        handler = asyncio.ensure_future(self.app(scope, replay_receive(body, gone), send))
 
         async def watch():
             while True:
