@@ -313,6 +313,23 @@ def test_release_assistant_answers_end_to_end():
     assert any(x["answer"]["type"] == "faq" and "落地" in x["answer"]["answer"] for x in doc["queries"][1:])
 
 
+def test_every_phrasing_of_the_release_faq_gets_its_answer_word_for_word():
+    from luodi.pipeline import release_dir
+    from luodi.tasks.match import load_faq_file
+
+    _release()
+    a = Assistant()
+    pairs = load_faq_file(release_dir() / "faq.tsv")
+    assert len({q for q, _ in pairs}) >= 2 * len({ans for _, ans in pairs})  # several phrasings an answer
+    assert a.faq.questions == [q for q, _ in pairs]  # release/faq is built from this file as it stands
+    for question, answer in pairs:  # the exact lookup comes before any intent, for every phrasing
+        assert a._exact_faq(question + "？") == {"type": "faq", "question": question, "answer": answer,
+                                                 "score": 1.0}  # fmt: skip
+    name = a("你叫什么名字")["queries"][0]["answer"]["answer"]
+    assert a("你叫啥")["queries"][0]["answer"] == {"type": "faq", "question": "你叫啥", "answer": name,
+                                                    "score": 1.0}  # fmt: skip
+
+
 def test_a_slotless_skill_yields_to_a_near_exact_faq_hit():
     class SaysPlayMusic(KeywordIntent):
         def __call__(self, texts):

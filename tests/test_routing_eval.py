@@ -31,15 +31,28 @@ def test_reply_quality_rewards_post_specific_replies_and_flags_generic_and_parro
         reply_quality(posts, ["好的"], BagJudge())
 
 
-class FakeAssistant:
-    """Questions of the FAQ are answered from it; anything mentioning 歌 is an action; the rest is chat."""
+class FakeFaq:
+    """The FAQ the fake answers from: every meant question, with its own answer."""
 
-    def __init__(self, paraphrases):
-        self.faq = dict(paraphrases)
+    def __init__(self, questions):
+        self.questions = sorted(set(questions))
+        self.answers = [f"答：{q}" for q in self.questions]
+
+
+class FakeAssistant:
+    """Known paraphrases get their question's answer, matched through another stored phrasing (which is
+    right: the answer counts, not the phrasing); ``wrong`` ones get an answer of no question in the FAQ;
+    anything mentioning 歌 is an action; the rest is chat."""
+
+    def __init__(self, known, questions, wrong=()):
+        self.known, self.wrong = dict(known), set(wrong)
+        self.faq = FakeFaq(questions)
 
     def __call__(self, text):
-        if text in self.faq:
-            answer = {"type": "faq", "question": self.faq[text], "answer": "答"}
+        if text in self.known:
+            answer = {"type": "faq", "question": "另一种问法", "answer": f"答：{self.known[text]}"}
+        elif text in self.wrong:
+            answer = {"type": "faq", "question": "另一个问题", "answer": "答非所问"}
         elif "歌" in text:
             answer = {"type": "action", "skill": "play_music", "slots": {}}
         else:
@@ -50,7 +63,9 @@ class FakeAssistant:
 def test_evaluate_routing_counts_routes_and_right_faq_answers(data_root):
     paraphrases = load_faq_file(paraphrase_file())
     half = dict(paraphrases[: len(paraphrases) // 2])
-    rows, exchanges = evaluate_routing(FakeAssistant(half.items()), BagJudge(), posts=40, samples=5)
+    wrong = [p for p, _ in paraphrases[len(paraphrases) // 2 :]][:10]
+    assistant = FakeAssistant(half.items(), [q for _, q in paraphrases], wrong)
+    rows, exchanges = evaluate_routing(assistant, BagJudge(), posts=40, samples=5)
     by_name = {r["name"]: r for r in rows}
     lccc = by_name["release routing LCCC valid"]
     assert lccc["queries"] == 40 and sum(

@@ -29,7 +29,9 @@ def eval_faq(
         "layers zero-shot) and search it, as `luodi faq build FILES --matcher M` then --index would.",
     ),
     paraphrases: Path = typer.Option(
-        None, help="paraphrase<TAB>question lines (default: bench/faq_paraphrases.tsv)."
+        None,
+        help="paraphrase<TAB>question lines (default: the held-out bench/faq_paraphrases.tsv; tune on "
+        "bench/faq_dev_paraphrases.tsv).",
     ),
     k: int = typer.Option(5, help="Hits searched per paraphrase (recall_at_k)."),
     threshold: float = typer.Option(
@@ -42,7 +44,7 @@ def eval_faq(
         False, help="Merge the row into results/faq.json (+ docs/faq.md in a checkout)."
     ),
 ) -> None:
-    """FAQ paraphrase accuracy: the share of paraphrases whose top hit is the FAQ question they mean."""
+    """FAQ paraphrase accuracy: the share of paraphrases whose top hit answers the question they mean."""
     from luodi.data.errors import DataFormatError
     from luodi.pipeline import Assistant, TfidfFaq, release_dir
     from luodi.tasks.match import FaqIndex, faq_accuracy, load_faq_file
@@ -80,20 +82,26 @@ def eval_faq(
     if "answered_right" in scores:
         row |= {"answered_right": round(scores["answered_right"], 2),
                 "answered_wrong": round(scores["answered_wrong"], 2), "threshold": threshold}  # fmt: skip
-    row |= {"paraphrases": scores["paraphrases"], "questions": len(searcher.questions)}
+    row |= {"paraphrases": scores["paraphrases"], "questions": len(searcher.questions),
+            "answers": len(set(searcher.answers))}  # fmt: skip
     console.print(row)
     misses = scores["misses"]
     for text, want, got in misses[:10]:
         console.print(f"  miss: {text}  ->  {got}  (meant: {want})")
     if write:
-        from luodi.results import merge_results
+        _write(row, misses)
 
-        shown = "; ".join(f"{t} -> {g or 'no hit'} (meant {w})" for t, w, g in misses[:8])
-        sections = {
-            f"misses {row['name']}": f"{row['name']}: {len(misses)} misses, e.g. {shown}.",
-        }
-        js, md = merge_results("faq", [row], sections=sections)
-        console.print(f"wrote {js}" + (f" and {md}" if md else ""))
+
+def _write(row: dict, misses: list) -> None:
+    """Merge the row into results/faq.json with a section naming its first misses."""
+    from luodi.results import merge_results
+
+    shown = "; ".join(f"{t} -> {g or 'no hit'} (meant {w})" for t, w, g in misses[:8])
+    sections = {
+        f"misses {row['name']}": f"{row['name']}: {len(misses)} misses, e.g. {shown}.",
+    }
+    js, md = merge_results("faq", [row], sections=sections)
+    console.print(f"wrote {js}" + (f" and {md}" if md else ""))
 
 
 def _built_index(files: list[str], matcher: str):

@@ -116,8 +116,12 @@ def evaluate_routing(
 
     faq = load_faq_file(paraphrase_file())  # (paraphrase, the FAQ question it means)
     f_answers, f_ms = _answers(assistant, [p for p, _ in faq])
+    # right = the meant question's answer, reached through any of its stored phrasings
+    base = assistant.faq
+    answer_of = dict(zip(base.questions, base.answers, strict=True)) if base is not None else {}
     right = sum(
-        a["type"] == "faq" and a.get("question") == q for a, (_, q) in zip(f_answers, faq, strict=True)
+        a["type"] == "faq" and a.get("answer") == answer_of.get(q)
+        for a, (_, q) in zip(f_answers, faq, strict=True)
     )
     rows.append({"name": f"{name} routing FAQ paraphrases", "queries": len(faq), **_route_shares(f_answers),
                  "faq_right": round(100 * right / len(faq), 2), **_latency(f_ms)})  # fmt: skip

@@ -34,6 +34,7 @@ import dataclasses
 import json
 import os
 import time
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -613,11 +614,14 @@ def load_faq_file(path: str | Path) -> list[tuple[str, str]]:
 
 def faq_accuracy(searcher, paraphrases: Sequence[tuple[str, str]], k: int = 5,
                  threshold: float | None = None) -> dict:  # fmt: skip
-    """How well an FAQ searcher (anything with ``search(query, k) -> hits`` whose hits have ``.question``
-    and ``.score``: TfidfFaq, FaqIndex) finds the stored question a paraphrase means.
+    """How well an FAQ searcher (anything with ``search(query, k) -> hits`` whose hits have ``.question``,
+    ``.answer`` and ``.score``: TfidfFaq, FaqIndex) answers a paraphrase of a stored question.
 
-    ``paraphrases``: (paraphrase, the stored question it means). Returns percentages (0-100):
-    ``accuracy`` (top hit is the right question), ``recall_at_k`` (it is among the k hits), and with a
+    ``paraphrases``: (paraphrase, the stored question it means). An FAQ may store several phrasings of
+    one question with the same answer: a hit is right when its answer is the meant question's answer,
+    whichever phrasing it matched (with a searcher that lists its ``questions`` and ``answers``; otherwise
+    the hit's question must be the meant one). Returns percentages (0-100): ``accuracy`` (the top hit is
+    right), ``recall_at_k`` (the right answer is among the first k distinct answers hit), and with a
     ``threshold`` (the assistant's ``faq_threshold``) ``answered_right`` / ``answered_wrong`` (top hit at or
     above the threshold and right / wrong: what the assistant would answer), plus ``misses``:
     [(paraphrase, expected question, top question or None)]. A paraphrase whose question the searcher
@@ -629,14 +633,20 @@ def faq_accuracy(searcher, paraphrases: Sequence[tuple[str, str]], k: int = 5,
         absent = sorted({q for _, q in paraphrases} - set(stored))
         if absent:
             raise ValueError(f"{len(absent)} paraphrased question(s) are not in the FAQ, e.g. {absent[0]!r}")
+    answers = getattr(searcher, "answers", None)
+    answer_of = dict(zip(stored, answers, strict=True)) if stored is not None and answers is not None else {}
+    # k distinct answers may take more hits when answers repeat: ask for enough to find k of them
+    widest = max(Counter(answer_of.values()).values(), default=1)
     right = in_k = answered_right = answered_wrong = 0
     misses = []
     for text, question in paraphrases:
-        hits = searcher.search(text, k)
+        want = answer_of.get(question)
+        hits = searcher.search(text, k * widest)
         top = hits[0] if hits else None
-        ok = top is not None and top.question == question
+        ok = top is not None and _is_right(top, question, want)
         right += ok
-        in_k += any(h.question == question for h in hits)
+        firsts = list(dict.fromkeys(h.answer if want is not None else h.question for h in hits))[:k]
+        in_k += (want if want is not None else question) in firsts
         if threshold is not None and top is not None and top.score >= threshold:
             answered_right += ok
             answered_wrong += not ok
@@ -648,6 +658,10 @@ def faq_accuracy(searcher, paraphrases: Sequence[tuple[str, str]], k: int = 5,
     if threshold is not None:
         out |= {"answered_right": 100.0 * answered_right / n, "answered_wrong": 100.0 * answered_wrong / n}
     return out
+
+
+def _is_right(hit, question: str, answer: str | None) -> bool:
+    return hit.answer == answer if answer is not None else hit.question == question
 
 
 # ----------------------------------------------------------------------------- data and training

@@ -504,6 +504,25 @@ def test_faq_accuracy_counts_top_hits_recall_and_what_would_be_answered(matcher)
         faq_accuracy(faq, [])
 
 
+def test_faq_accuracy_counts_any_phrasing_of_the_right_answer():
+    from luodi.pipeline import TfidfFaq
+    from luodi.tasks.match import faq_accuracy
+
+    open_it, repay = "在支付宝里搜索花呗开通", "在花呗页面点还款"
+    faq = TfidfFaq([("怎么开通花呗", open_it), ("花呗如何开通", open_it), ("花呗怎么还款", repay),
+                    ("花呗还款怎么操作", repay), ("花呗额度怎么提高", "按时还款会慢慢提额")])  # fmt: skip
+    # the top hit is the other phrasing (花呗如何开通) of the meant question: its answer is the right one
+    assert faq.search("花呗如何开", 1)[0].question == "花呗如何开通"
+    # hits: two phrasings of 还款, then 开通, then 额度: the meant answer is the third distinct one
+    assert [h.answer for h in faq.search("花呗还款怎么", 4)] == [repay, repay, open_it, "按时还款会慢慢提额"]
+    paraphrases = [("花呗如何开", "怎么开通花呗"), ("花呗还款怎么", "花呗额度怎么提高")]
+    scores = faq_accuracy(faq, paraphrases, k=3, threshold=0.5)
+    assert scores["accuracy"] == 50.0 and scores["recall_at_3"] == 100.0  # k distinct answers, not k hits
+    assert scores["answered_right"] == 50.0 and scores["answered_wrong"] == 50.0
+    assert scores["misses"] == [("花呗还款怎么", "花呗额度怎么提高", "花呗还款怎么操作")]
+    assert faq_accuracy(faq, paraphrases, k=2)["recall_at_2"] == 50.0
+
+
 def test_threshold_for_share_lets_that_share_of_other_texts_through(matcher):
     index = FaqIndex.build(FAQ, matcher, threshold=0.0)
     others = ["今天好累啊", "周末去哪玩", "这家店的火锅真好吃", "我想睡觉了", "你看昨天的比赛了吗"] * 4
