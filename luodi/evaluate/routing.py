@@ -84,9 +84,15 @@ def _reply_text(answer: dict) -> str | None:
 
 
 def evaluate_routing(
-    assistant, judge, posts: int = 500, name: str = "release", samples: int = 25
+    assistant,
+    judge,
+    posts: int = 500,
+    name: str = "release",
+    samples: int = 25,
+    paraphrases: Path | None = None,
 ) -> tuple[list[dict], list[dict]]:
-    """Rows for results/assistant.json and ``2 * samples`` exchanges (LCCC posts, then FAQ paraphrases)."""
+    """Rows for results/assistant.json and ``2 * samples`` exchanges (LCCC posts, then FAQ paraphrases:
+    ``paraphrases``, default the held-out test file)."""
     from luodi.data.dialogue import load_lccc_pairs
 
     valid = load_lccc_pairs("valid")[:posts]
@@ -114,7 +120,7 @@ def evaluate_routing(
     from luodi.evaluate.faq import paraphrase_file
     from luodi.tasks.match import load_faq_file
 
-    faq = load_faq_file(paraphrase_file())  # (paraphrase, the FAQ question it means)
+    faq = load_faq_file(paraphrases or paraphrase_file())  # (paraphrase, the FAQ question it means)
     f_answers, f_ms = _answers(assistant, [p for p, _ in faq])
     # right = the meant question's answer, reached through any of its stored phrasings
     base = assistant.faq
@@ -123,7 +129,8 @@ def evaluate_routing(
         a["type"] == "faq" and a.get("answer") == answer_of.get(q)
         for a, (_, q) in zip(f_answers, faq, strict=True)
     )
-    rows.append({"name": f"{name} routing FAQ paraphrases", "queries": len(faq), **_route_shares(f_answers),
+    label = "FAQ paraphrases" if paraphrases is None else f"FAQ paraphrases {Path(paraphrases).stem}"
+    rows.append({"name": f"{name} routing {label}", "queries": len(faq), **_route_shares(f_answers),
                  "faq_right": round(100 * right / len(faq), 2), **_latency(f_ms)})  # fmt: skip
 
     exchanges = [{"set": "LCCC valid", "query": p, "route": a["type"], "answer": _show(a), "human": r}
@@ -164,6 +171,11 @@ def eval_routing(
     name: str = typer.Option(None, help="Row name prefix (default: 'release', or the config file's stem)."),
     posts: int = typer.Option(500, help="LCCC valid posts asked (the first N)."),
     samples: int = typer.Option(25, help="Exchanges per set written to docs/routing-samples.md."),
+    paraphrases: Path = typer.Option(
+        None,
+        help="FAQ paraphrase file (paraphrase<TAB>question; default: the "
+        "held-out test file; tune on bench/faq_dev_paraphrases.tsv).",
+    ),
     write: bool = typer.Option(False, "--write", help="Merge the rows into results/assistant.json + docs."),
 ) -> None:
     """Ask the assistant every LCCC valid post and FAQ paraphrase: route shares, latency, reply quality."""
@@ -177,7 +189,8 @@ def eval_routing(
     assistant = load_assistant(config)
     judge = Embedder(model=load_encoder(layers=12, vocab="zh"), tokenizer=load_tokenizer("zh"))
     prefix = name or ("release" if config is None else config.stem)
-    rows, exchanges = evaluate_routing(assistant, judge, posts=posts, name=prefix, samples=samples)
+    rows, exchanges = evaluate_routing(assistant, judge, posts=posts, name=prefix, samples=samples,
+                                       paraphrases=paraphrases)  # fmt: skip
     for row in rows:
         console.print(row)
     if write:
