@@ -14,7 +14,7 @@ from luodi.serve.app import create_app
 from luodi.serve.config import ConfigError, ModelConfig, ServeConfig, config_from_dict, load_config
 from luodi.serve.predictors import ModelLoadError, load_predictors
 
-RELEASE = Path(__file__).resolve().parents[2] / "release"
+RELEASE = Path(__file__).resolve().parents[3] / "release"
 needs_release = pytest.mark.skipif(
     not (RELEASE / "intent" / "model.onnx").exists(), reason="release/ not built (luodi release)"
 )

@@ -27,7 +27,7 @@ from luodi.serve.config import (
     load_config,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def intent_out(texts):

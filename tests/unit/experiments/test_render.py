@@ -12,7 +12,7 @@ import pytest
 
 from experiments.render import DOC_NAMES, fmt, render, render_text, table, targets
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
 # bench.json's page (docs/benchmarks.md) is still written by luodi.bench with its plots
 TOPICS = sorted(p.stem for p in (ROOT / "results").glob("*.json") if p.stem != "bench")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from luodi.tasks.match import load_faq_file
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def _bare(text: str) -> str:

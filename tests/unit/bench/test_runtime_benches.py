@@ -58,7 +58,7 @@ def test_session_timer_counts_only_time_inside_run():
 
 
 def test_baseline_tree_is_the_luodi_package_of_that_commit(tmp_path):
-    repo = Path(__file__).resolve().parents[2]
+    repo = Path(__file__).resolve().parents[3]
     if subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True).returncode:
         pytest.skip("not a git checkout")
     tree = _baseline_tree("HEAD", tmp_path)
