@@ -14,7 +14,6 @@ from luodi.encoders import (
     CharAligner,
     Embedder,
     encoder_dir,
-    keep_by_rule,
     load_encoder,
     load_tokenizer,
     trim_vocabulary,
@@ -125,11 +124,6 @@ def test_rule_only_trim_covers_unseen_chinese(tmp_path, data_root, full_tokenize
         a = full_model(**full_tokenizer(sample, padding=True, return_tensors="pt")).last_hidden_state
         b = small_model(**trimmed(sample, padding=True, return_tensors="pt")).last_hidden_state
     torch.testing.assert_close(a, b)
-
-
-def test_keep_by_rule():
-    assert keep_by_rule("▁周杰伦") and keep_by_rule("，") and keep_by_rule("2018") and keep_by_rule("a")
-    assert not keep_by_rule("▁hello") and not keep_by_rule("です")
 
 
 def test_char_aligner_one_token_per_character(zh_tokenizer):

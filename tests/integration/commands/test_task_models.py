@@ -81,56 +81,6 @@ def test_predict_intent_defaults_to_the_release_intent_model(no_trained_models, 
     assert lex.exit_code == 0, lex.output
 
 
-def test_release_default_missing_names_the_rebuild(monkeypatch, tmp_path):
-    monkeypatch.setattr("luodi.pipeline.release_dir", lambda: tmp_path / "release")
-    for args, make in (
-        (["segment", "我爱北京"], "luodi train segment"),
-        (["break", "你好"], "luodi train breaking"),
-        (["predict", "intent", "你好"], "luodi train intent"),
-    ):
-        _one_line_error(runner.invoke(app, args), "luodi release", make)
-
-
-# ----------------------------------------------------------------------------- missing models
-
-
-@pytest.mark.parametrize(
-    ("args", "make"),
-    [
-        (["segment", "我爱北京", "--model", "nowhere"], "luodi train segment"),
-        (["break", "你好", "--model", "nowhere"], "luodi train breaking"),
-        (["predict", "intent", "你好", "--model", "nowhere"], "luodi train intent"),
-        (["match", "a", "b", "--model", "nowhere"], "luodi train matcher"),
-        (["chat"], "luodi train generator --arch unilm"),
-        (["chat", "--arch", "gpt"], "luodi train generator --arch gpt"),
-    ],
-)
-def test_a_missing_model_is_one_line_naming_the_command_that_makes_it(no_trained_models, args, make):
-    _one_line_error(runner.invoke(app, args, input=""), make)
-
-
-def test_faq_ask_without_an_index_or_reranker_says_how_to_make_them(no_trained_models, tmp_path):
-    _one_line_error(runner.invoke(app, ["faq", "ask", str(tmp_path / "none"), "你好"]), "luodi faq build")
-    index = tmp_path / "index"
-    index.mkdir()
-    (index / "faq.json").write_text("{}")  # a broken index: no vectors, no keys
-    _one_line_error(runner.invoke(app, ["faq", "ask", str(index), "你好"]), "cannot load", "luodi faq build")
-
-
-def test_a_directory_that_is_not_a_model_is_one_line(tmp_path):
-    (tmp_path / "empty").mkdir()
-    line = _one_line_error(runner.invoke(app, ["segment", "我爱北京", "--model", str(tmp_path / "empty")]))
-    assert "cannot load the segmenter" in line and "luodi train segment" in line
-    # a release dir of another kind: the kind mismatch, not a traceback
-    other = runner.invoke(app, ["break", "你好", "--model", str(release_dir() / "segmenter")])
-    if is_release_dir(release_dir() / "segmenter"):
-        _one_line_error(other, "not a breaker")
-
-
-def test_ask_with_a_missing_config_is_one_line(tmp_path):
-    _one_line_error(runner.invoke(app, ["ask", "你好", "--config", str(tmp_path / "none.yaml")]), "not found")
-
-
 def test_match_defaults_to_the_shipped_matcher():
     from luodi.paths import REPO_ROOT
     from luodi.tasks.match import Matcher, is_matcher_release

@@ -12,13 +12,10 @@ from luodi.modeling import tiny_encoder_config
 from luodi.tasks.intent import (
     NONE_LABEL,
     PAD_LABEL,
-    IntentConfig,
     IntentModel,
     JointIntentSlotModel,
     build_config,
-    entity_swap,
     evaluate,
-    training_values,
 )
 from luodi.text.gazetteer import Gazetteer
 
@@ -54,15 +51,6 @@ def tiny(zh_tokenizer, knowledge: bool, gazetteer=None, **kwargs) -> IntentModel
     config = build_config(EXAMPLES, knowledge, gazetteer, fusion_heads=2, label_dim=8, **kwargs)
     config.encoder = tiny_encoder_config(len(zh_tokenizer))
     return IntentModel(JointIntentSlotModel(config), zh_tokenizer, gazetteer if knowledge else None)
-
-
-def test_config_lists_intents_and_tags(gazetteer):
-    config = build_config(EXAMPLES, True, gazetteer)
-    assert config.intents == ["GetWeather", "PlayMusic"]
-    assert config.slot_tags[0] == "O" and "B-singer" in config.slot_tags and "E-song" in config.slot_tags
-    assert config.knowledge_labels == gazetteer.label_vocabulary()
-    with pytest.raises(ValueError, match="fusion"):
-        IntentConfig(fusion="concat")
 
 
 def test_batch_carries_label_sets_and_gold(zh_tokenizer, gazetteer):
@@ -175,19 +163,6 @@ def test_save_load_round_trip_keeps_outputs_and_lexicons(zh_tokenizer, gazetteer
     assert "王菲" in loaded.gazetteer.words("singer")
     texts = ["播放王菲的红豆", "明天天气怎么样"]
     np.testing.assert_allclose(api.logits(texts)[0], loaded.logits(texts)[0], atol=1e-6)
-
-
-def test_entity_swap_uses_unseen_entries_and_rebuilds_tags():
-    lexicons = {"singer": ["周杰伦", "王菲", "张学友"], "song": ["稻香", "红豆", "吻别"]}
-    seen = training_values(EXAMPLES)
-    swapped = entity_swap(EXAMPLES, lexicons, seen=seen, seed=1)
-    assert len(swapped) == 2  # the weather query has no singer/song slot
-    for ex in swapped:
-        for slot in ex.slots:
-            value = ex.text[slot.start : slot.end]
-            assert value == slot.value and value not in seen
-        assert len(ex.tags) == len(ex.text)
-    assert swapped[0].text.startswith("播放") and swapped[0].text[-3] == "的"  # context kept
 
 
 def test_training_steps_reduce_loss_and_evaluate(zh_tokenizer, gazetteer, tmp_path):

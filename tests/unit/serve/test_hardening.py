@@ -567,25 +567,6 @@ def test_a_late_event_loop_sheds_before_the_body_when_asked():
         assert c.post("/v1/intent", json={"texts": ["你好"]}).status_code == 200
 
 
-def test_serve_without_a_config_serves_every_shipped_release_model(monkeypatch):
-    from typer.testing import CliRunner
-
-    from luodi.cli import app
-    from luodi.serve import server
-
-    seen = {}
-    monkeypatch.setattr(server, "run", lambda application, cfg: seen.update(models=dict(cfg.models)))
-    result = CliRunner().invoke(app, ["serve"])
-    assert result.exit_code == 0, result.output
-    shipped = {"segment": "segmenter", "intent": "intent", "match": "matcher", "chat": "generator"}
-    expected = {"understand"} | {
-        n for n, d in shipped.items() if (ROOT / "release" / d / "model.onnx").is_file()
-    }
-    assert set(seen["models"]) == expected
-    assert "match" in seen["models"]  # the matcher ships: /v1/match works with no config
-    assert all(seen["models"][n].dir.endswith(shipped[n]) for n in expected - {"understand"})
-
-
 def test_cheap_traffic_cannot_starve_an_expensive_request():
     # a steady stream of short requests, one long request: cheapest-first alone would run the long text
     # only when no short one waits; past half its time budget it goes first on every other call

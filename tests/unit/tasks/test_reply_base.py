@@ -85,23 +85,6 @@ def test_faq_tools_take_a_reply_base():
     )
 
 
-def test_a_matcher_object_embeds_too(zh_tokenizer):
-    import torch
-
-    from luodi.modeling import tiny_encoder_config
-    from luodi.tasks.match import BiEncoder, BiEncoderConfig, Matcher
-
-    torch.manual_seed(0)
-    matcher = Matcher(BiEncoder(BiEncoderConfig(encoder=tiny_encoder_config(len(zh_tokenizer)))).eval(),
-                      zh_tokenizer)  # fmt: skip
-    base = ReplyBase.build(PAIRS, matcher, threshold=0.999)
-    assert base.reply("外面下雨了") == "记得带伞"  # its own post: cosine 1 whatever the (random) weights
-    with pytest.raises(TypeError, match="Matcher.load"):
-        ReplyBase.build(PAIRS, "models/match-bi-3L")  # a path, not a loaded matcher
-    with pytest.raises(TypeError, match="embedding function"):
-        ReplyBase.build(PAIRS, 42)
-
-
 def test_dialogue_pairs_read_lccc_train_and_chatterbot(tmp_path: Path):
     folder = tmp_path / "dialogue"
     (folder / "chatterbot_zh").mkdir(parents=True)

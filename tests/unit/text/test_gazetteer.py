@@ -52,9 +52,3 @@ def test_malformed_lexicon_line_names_file_and_line(tmp_path):
         Gazetteer({"歌手": ["x"]})
     with pytest.raises(TypeError):
         Gazetteer().matches(None)
-
-
-def test_nlpcc_lexicons_load(data_root):
-    gaz = Gazetteer.from_dir(data_root / "intent/nlpcc2018/lexicons")
-    assert {"singer", "song", "style"} <= set(gaz.types) and len(gaz) > 9000
-    assert any(m.type == "singer" for m in gaz.matches("我想听周华健的花心"))

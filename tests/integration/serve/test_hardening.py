@@ -1,0 +1,27 @@
+"""The service under hostile or unlucky conditions, with no-cost fake predictors: admission by token cost,
+deadlines and dropped work, fairness to small requests, cheap refusals, truthful faults, logs, config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def test_serve_without_a_config_serves_every_shipped_release_model(monkeypatch):
+    from typer.testing import CliRunner
+
+    from luodi.cli import app
+    from luodi.serve import server
+
+    seen = {}
+    monkeypatch.setattr(server, "run", lambda application, cfg: seen.update(models=dict(cfg.models)))
+    result = CliRunner().invoke(app, ["serve"])
+    assert result.exit_code == 0, result.output
+    shipped = {"segment": "segmenter", "intent": "intent", "match": "matcher", "chat": "generator"}
+    expected = {"understand"} | {
+        n for n, d in shipped.items() if (ROOT / "release" / d / "model.onnx").is_file()
+    }
+    assert set(seen["models"]) == expected
+    assert "match" in seen["models"]  # the matcher ships: /v1/match works with no config
+    assert all(seen["models"][n].dir.endswith(shipped[n]) for n in expected - {"understand"})
