@@ -5,7 +5,7 @@ from luodi.cli import app
 runner = CliRunner()
 
 
-def test_info_runs_offline_and_names_paths(monkeypatch, tmp_path):
+def test_info_runs_offline_and_names_paths(monkeypatch, tmp_path, release_root):
     monkeypatch.setenv("LUODI_HOME", str(tmp_path / "cache"))
     monkeypatch.setenv("LUODI_DATA", str(tmp_path / "no-data"))
     result = runner.invoke(app, ["info"])

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 from luodi.cli import app
 
 
-def test_eval_faq_writes_a_row_per_searcher(tmp_path, monkeypatch):
+def test_eval_faq_writes_a_row_per_searcher(tmp_path, monkeypatch, release_root):
     monkeypatch.setenv("LUODI_RESULTS", str(tmp_path / "results"))
     monkeypatch.setenv("LUODI_DOCS", str(tmp_path / "docs"))
     faq = tmp_path / "faq.tsv"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 
 def test_error_analysis_counts_against_given_baseline_predictions_without_retraining_it(
-    tmp_path, monkeypatch
+    tmp_path, monkeypatch, data_root
 ):
     from luodi.evaluate import intent as cmd
     from luodi.tasks import intent as task

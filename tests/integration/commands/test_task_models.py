@@ -82,13 +82,12 @@ def test_predict_intent_defaults_to_the_release_intent_model(no_trained_models, 
 
 
 def test_match_defaults_to_the_shipped_matcher():
-    from luodi.paths import REPO_ROOT
     from luodi.tasks.match import Matcher, is_matcher_release
 
-    if not is_matcher_release(REPO_ROOT / "release" / "matcher"):
+    if not is_matcher_release(release_dir() / "matcher"):
         pytest.skip("release/matcher not built")
     result = CliRunner().invoke(app, ["match", "明天天气怎么样", "明天会下雨吗", "--threads", "1"])
     assert result.exit_code == 0, result.output
     score = float(result.stdout.split()[0])
-    expected = Matcher.load(REPO_ROOT / "release" / "matcher").similarity("明天天气怎么样", "明天会下雨吗")
+    expected = Matcher.load(release_dir() / "matcher").similarity("明天天气怎么样", "明天会下雨吗")
     assert score == pytest.approx(expected, abs=1e-4)

@@ -12,7 +12,7 @@ _FACTS = {"train_chunks": 1, "train_chars": 2, "train_sources": "{}", "test_chun
           "test_sources": "{}", "latency_mean_chars": 2.0, "missing": [], "groups": {}}  # fmt: skip
 
 
-def test_carried_cais_rows_keep_the_date_they_were_measured(tmp_path: Path, monkeypatch):
+def test_carried_cais_rows_keep_the_date_they_were_measured(tmp_path: Path, monkeypatch, data_root):
     """Carrying the CAIS rows over twice must still name the run that scored them, not the last rerun."""
     import json
 

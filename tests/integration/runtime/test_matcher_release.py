@@ -77,7 +77,7 @@ def test_faq_index_finds_its_release_matcher_after_the_tree_moves(release, tmp_p
     assert index.search("明天天气怎么样", k=1)[0].answer == "明天晴"
 
 
-def test_release_refuses_a_failing_artifact_unless_forced(trained_dir, tmp_path, monkeypatch):
+def test_release_refuses_a_failing_artifact_unless_forced(trained_dir, tmp_path, monkeypatch, data_root):
     import importlib
 
     gate_mod = importlib.import_module(

@@ -3,12 +3,10 @@ deadlines and dropped work, fairness to small requests, cheap refusals, truthful
 
 from __future__ import annotations
 
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[3]
+from luodi.paths import release_dir
 
 
-def test_serve_without_a_config_serves_every_shipped_release_model(monkeypatch):
+def test_serve_without_a_config_serves_every_shipped_release_model(monkeypatch, release_root):
     from typer.testing import CliRunner
 
     from luodi.cli import app
@@ -20,7 +18,7 @@ def test_serve_without_a_config_serves_every_shipped_release_model(monkeypatch):
     assert result.exit_code == 0, result.output
     shipped = {"segment": "segmenter", "intent": "intent", "match": "matcher", "chat": "generator"}
     expected = {"understand"} | {
-        n for n, d in shipped.items() if (ROOT / "release" / d / "model.onnx").is_file()
+        n for n, d in shipped.items() if (release_dir() / d / "model.onnx").is_file()
     }
     assert set(seen["models"]) == expected
     assert "match" in seen["models"]  # the matcher ships: /v1/match works with no config
