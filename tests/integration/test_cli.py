@@ -1,3 +1,5 @@
+"""`luodi info` names the paths and the shipped release set's size."""
+
 from typer.testing import CliRunner
 
 from luodi.cli import app

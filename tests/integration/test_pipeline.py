@@ -1,5 +1,5 @@
-"""The assistant's wiring and routing, with small stand-in components (the task models have their own
-tests); the stand-ins follow the real APIs' return shapes."""
+"""The shipped release set: within its size budget with its model cards, the assistant on it end to end,
+and every phrasing of its FAQ answered word for word (skipped when release/ is not built)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""luodi eval routing's measures on a fake assistant and a character-bag judge."""
+"""luodi eval routing on a fake assistant and a character-bag judge, over the FAQ paraphrases and LCCC
+valid posts (real data)."""
 
 import numpy as np
 import pytest

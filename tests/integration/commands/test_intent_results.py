@@ -1,5 +1,4 @@
-"""`luodi eval intent`: the reports' row names, the findings docs/intent.md computes from the rows, and the
-error analysis counted against given baseline predictions."""
+"""`luodi eval intent`: the error analysis counted against given baseline predictions on CAIS test."""
 
 from __future__ import annotations
 

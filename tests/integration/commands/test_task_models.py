@@ -1,6 +1,5 @@
-"""The per-task commands as a new user meets them (``luodi.commands._models``): segment, break and predict
-intent run the shipped release set by default, and a missing model is ONE line naming the command that
-makes it, with exit code 1 or 2 and no traceback."""
+"""The per-task commands as a new user meets them (``luodi.commands._models``): segment, break, predict
+intent and match run the shipped release set by default."""
 
 from __future__ import annotations
 

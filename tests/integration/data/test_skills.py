@@ -1,4 +1,5 @@
-"""The skill schema and the data mapped onto it (luodi.data.skills, load_smp2020)."""
+"""The skill schema on the real data (luodi.data.skills): every label of every set mapped, streams built
+from the right splits."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""export -> fuse -> int8 / fp16 -> gate -> OnnxModel, on tiny random BERTs (seconds), plus one slow test
-on the real 3-layer student."""
+"""export -> fuse -> int8 on the real 3-layer student (slow)."""
 
 from __future__ import annotations
 

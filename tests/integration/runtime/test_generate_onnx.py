@@ -1,4 +1,5 @@
-"""The ONNX Runtime generator against the PyTorch ReplyModel it was exported from (tiny random models)."""
+"""The ONNX Runtime generator over the real Chinese tokenizer: `luodi export-generator` and
+Generator.load reading either directory."""
 
 from pathlib import Path
 

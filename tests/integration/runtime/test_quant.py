@@ -1,5 +1,5 @@
-"""Static activation scales for dynamic-int8 release graphs (luodi.runtime.quant), on tiny int8 releases
-(tests/runtime/conftest.py) and, for the bit-for-bit claim, on the shipped release models."""
+"""Static activation scales (luodi.runtime.quant) on the shipped release models: bit-for-bit alike answers
+in any batch."""
 
 from __future__ import annotations
 

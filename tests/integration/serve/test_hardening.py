@@ -1,5 +1,5 @@
-"""The service under hostile or unlucky conditions, with no-cost fake predictors: admission by token cost,
-deadlines and dropped work, fairness to small requests, cheap refusals, truthful faults, logs, config."""
+"""`luodi serve` without a config serves every task model shipped in release/ (the rest of the service's
+hardening: tests/unit/serve/test_hardening.py)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,5 @@
-"""Real models behind the service: /v1/understand on the assistant, /v1/intent on int8 ONNX, and a clear 503
-when a model cannot be loaded (the other models keep serving). Real-model tests use the int8 release set
-in release/ (shipped in the repository)."""
+"""Real models behind the service: /v1/understand on the assistant and /v1/intent on int8 ONNX, from the
+release set in release/ (shipped in the repository; skipped when it is not built)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,4 @@
-"""Joint breaking (luodi.tasks.break_decode): which boundaries are uncertain, the segmentations scored,
-the labels kept, and the intent model flipping an uncertain boundary; stand-in models with fixed outputs
-so each decision is known, and tiny real models for the wiring."""
+"""Joint breaking (luodi.tasks.break_decode) wired to tiny real models over the real tokenizer."""
 
 from __future__ import annotations
 

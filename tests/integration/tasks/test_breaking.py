@@ -1,4 +1,5 @@
-"""Sentence breaking: label building from punctuated text, streams, windowing, decoding, the breaker API."""
+"""Sentence breaking over the real tokenizer: windowing, collation, the breaker API and its command, and
+label building from the real data."""
 
 import pytest
 import torch

@@ -1,4 +1,5 @@
-"""Generation on tiny random models: masks, cached == uncached decoding, stopping, errors, training smoke."""
+"""Generation on tiny random models over the real Chinese tokenizer: the Generator API, the chat command
+and its errors."""
 
 from pathlib import Path
 

@@ -1,5 +1,6 @@
-"""Intent + slots on tiny random encoders: fusion parts, batches from the gazetteer, lexicon updates
-without retraining, entity swap, save/load, and a few training steps through the project's trainer."""
+"""Intent + slots on tiny random encoders over the real Chinese tokenizer: fusion parts, batches from the
+gazetteer, lexicon updates without retraining, save/load, and a few training steps through the
+project's trainer."""
 
 from __future__ import annotations
 

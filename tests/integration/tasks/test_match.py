@@ -1,4 +1,5 @@
-"""Matching and FAQ retrieval on tiny random models: thresholds, the index, the FAQ file, training."""
+"""Matching and FAQ retrieval on tiny random models over the real tokenizer: the index, training,
+distillation, the commands."""
 
 from pathlib import Path
 

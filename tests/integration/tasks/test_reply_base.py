@@ -1,4 +1,4 @@
-"""ReplyBase: (post, reply) retrieval with a deterministic character embedder (no model)."""
+"""ReplyBase with a matcher object over the real tokenizer as its embedder."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Segmenter on tiny random models: BMES-constrained decoding, user dictionary, windowing, input checks,
-save/load, and a few real training steps that make the granularity marker change the output."""
+"""Segmenter on tiny random models over the real tokenizer: windowing, input checks, save/load, a few real
+training steps that make the granularity marker change the output; CWS data and its dev evaluator."""
 
 from pathlib import Path
 

@@ -1,5 +1,4 @@
-"""The task registry: one spec per task, recorded names resolve to it, and the pipeline, the runtime and
-the service derive their task lists from it."""
+"""Every released task of the registry loads its shipped release directory (skipped when not built)."""
 
 from __future__ import annotations
 

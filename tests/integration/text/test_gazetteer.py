@@ -1,3 +1,5 @@
+"""The NLPCC-2018 lexicons load into a Gazetteer (real data)."""
+
 from luodi.text.gazetteer import Gazetteer
 
 

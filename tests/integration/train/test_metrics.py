@@ -1,5 +1,5 @@
-"""Tests of luodi.train.metrics: segmentation against the official SIGHAN-2005 script, classification
-against scikit-learn, the rest on hand-computed cases (arithmetic in the comments)."""
+"""luodi.train.metrics' segmentation scores against the official SIGHAN-2005 script (skipped without the
+data)."""
 
 import shutil
 from pathlib import Path

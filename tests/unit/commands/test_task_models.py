@@ -1,6 +1,6 @@
-"""The per-task commands as a new user meets them (``luodi.commands._models``): segment, break and predict
-intent run the shipped release set by default, and a missing model is ONE line naming the command that
-makes it, with exit code 1 or 2 and no traceback."""
+"""The per-task commands as a new user meets them (``luodi.commands._models``): a missing model is ONE
+line naming the command that makes it, with exit code 1 or 2 and no traceback. The commands' defaults
+(the shipped release set): tests/integration/commands/test_task_models.py."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""The loaders of luodi.data: sizes and fixed splits match SOURCES.md on the real data (skipped when the
-data root is missing), slot tags round-trip, and malformed input is reported by file and line."""
+"""The loaders of luodi.data on small files: slot tags round-trip, and malformed input is reported by file
+and line. Sizes and splits on the real data: tests/integration/data/test_loaders.py."""
 
 from __future__ import annotations
 

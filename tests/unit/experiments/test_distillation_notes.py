@@ -1,6 +1,5 @@
 """docs/distillation.md's notes (experiments/distillation.py): budgets against their own teachers, the
-init ablation, student depths, and the CAIS students against the teacher-ratio target; the carried CAIS
-rows of ``luodi eval distillation`` keep the date they were measured."""
+init ablation, student depths, and the CAIS students against the teacher-ratio target."""
 
 from __future__ import annotations
 

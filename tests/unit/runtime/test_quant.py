@@ -1,5 +1,5 @@
 """Static activation scales for dynamic-int8 release graphs (luodi.runtime.quant), on tiny int8 releases
-(tests/runtime/conftest.py) and, for the bit-for-bit claim, on the shipped release models."""
+(tests/conftest.py); the bit-for-bit claim on the shipped models: tests/integration/runtime/test_quant.py."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Each shipped release directory loads through ONNX Runtime and answers one input (the models a fresh
-clone runs: no training, no PyTorch weights)."""
+"""The ONNX task module on tiny int8 releases (tests/conftest.py): per-row execution equals each row run
+alone, scales shared or not by execution mode, knowledge depth cut to the row, option checks."""
 
 from __future__ import annotations
 

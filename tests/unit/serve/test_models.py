@@ -1,6 +1,6 @@
-"""Real models behind the service: /v1/understand on the assistant, /v1/intent on int8 ONNX, and a clear 503
-when a model cannot be loaded (the other models keep serving). Real-model tests use the int8 release set
-in release/ (shipped in the repository)."""
+"""Models behind the service: a model that cannot be loaded gives a clear 503 naming the cause while the
+others keep serving, and the assistant kind's config. The same on the shipped release models:
+tests/integration/serve/test_models.py."""
 
 from __future__ import annotations
 

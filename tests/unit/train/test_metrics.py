@@ -1,5 +1,6 @@
-"""Tests of luodi.train.metrics: segmentation against the official SIGHAN-2005 script, classification
-against scikit-learn, the rest on hand-computed cases (arithmetic in the comments)."""
+"""Tests of luodi.train.metrics: classification against scikit-learn, the rest on hand-computed cases
+(arithmetic in the comments). Segmentation against the official SIGHAN-2005 script:
+tests/integration/train/test_metrics.py."""
 
 import math
 import random
