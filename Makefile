@@ -5,14 +5,14 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.luodi-installed
 
-.PHONY: demo test lint format install clean-cache models
+.PHONY: demo test test-unit lint format install clean-cache models
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# torch first, pinned: a looser resolve pulls a multi-GB CUDA build
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	# ray[serve]: `luodi serve --ray` and its single-node test (tests/serve/test_ray_serve.py)
+	# ray[serve]: `luodi serve --ray` and its single-node test (tests/unit/serve/test_ray_serve.py)
 	$(BIN)/python -m pip install --quiet -e '.[dev,ray]'
 	touch $@
 
@@ -55,5 +55,10 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 # pytest exits 5 when it collects no test: that fails `make test` (and CI) on purpose.
+# Everything: tests/unit and tests/integration (the real encoder, ../shared/data, release/, cached models).
 test: lint
 	HF_HUB_OFFLINE=1 $(BIN)/pytest -q
+
+# The fast loop: tests/unit alone (tiny random models; no data, release set or cached model), no lint.
+test-unit: $(STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/pytest -q tests/unit

@@ -37,12 +37,16 @@ def info(verify: bool = typer.Option(False, help="Re-hash cached model files aga
     from luodi.commands.assistant import shipped_mb
     from luodi.pipeline import release_dir
 
-    sizes = {d.name: shipped_mb(d) for d in sorted(release_dir().iterdir()) if d.is_dir()}
-    table.add_row(
-        "release set",
-        f"{shipped_mb(release_dir()):.1f} MB shipped (budget 60): "
-        + ", ".join(f"{k} {v:.1f}" for k, v in sizes.items() if k != "replies"),
-    )
+    release = release_dir()
+    if release.is_dir():
+        sizes = {d.name: shipped_mb(d) for d in sorted(release.iterdir()) if d.is_dir()}
+        table.add_row(
+            "release set",
+            f"{shipped_mb(release):.1f} MB shipped (budget 60): "
+            + ", ".join(f"{k} {v:.1f}" for k, v in sizes.items() if k != "replies"),
+        )
+    else:  # $LUODI_RELEASE names a folder that is not there
+        table.add_row("release set (LUODI_RELEASE)", f"{release} [red]missing[/red]")
     console.print(table)
     console.print("[bold]models built[/bold]")
     built = sorted(p.parent for p in cache_home().glob("**/luodi-stamp.json")) + sorted(

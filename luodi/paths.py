@@ -21,6 +21,13 @@ def data_root() -> Path:
     return (REPO_ROOT.parent / "shared" / "data").resolve()
 
 
+def release_dir() -> Path:
+    """The int8 ONNX release set (``luodi release`` / ``make models`` rebuild it): ``$LUODI_RELEASE``, else
+    ``release/`` in the repository. The override lets the unit tests point it at nothing."""
+    env = os.environ.get("LUODI_RELEASE")
+    return Path(env).expanduser().resolve() if env else REPO_ROOT / "release"
+
+
 def cache_home() -> Path:
     """Converted models and other derived artifacts: ``$LUODI_HOME``, else ``~/.cache/luodi``."""
     env = os.environ.get("LUODI_HOME")

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from luodi.paths import release_dir  # also imported from here by the commands
 from luodi.tasks.spec import components as components_of_registry
 
 # Intents that are not skills: the query is a question or chit-chat, answered by retrieval/generation.
@@ -107,11 +108,6 @@ class AssistantConfig:
                 for t, sep, p in (x.partition("=") for x in config.lexicons)
             ]
         return config
-
-
-def release_dir() -> Path:
-    """The release set shipped in the repository (``luodi release`` / ``make models`` rebuild it)."""
-    return Path(__file__).resolve().parent.parent / "release"
 
 
 def default_config() -> AssistantConfig:

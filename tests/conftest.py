@@ -1,5 +1,7 @@
-"""Shared fixtures. Unit tests use tiny random models; tests marked ``slow`` use the real converted encoder
-(converted into the cache on first use: ~30 s once) and the data in ../shared/data."""
+"""Fixtures shared by both halves of the suite. tests/unit: tiny random models only, no real data, no
+shipped release set, no cached model (tests/unit/conftest.py enforces it). tests/integration: the real
+converted encoder (converted into the cache on first use: ~30 s once), the data in ../shared/data, the
+release set in release/ and trained models in the cache (tests/integration/conftest.py)."""
 
 from __future__ import annotations
 
@@ -9,30 +11,6 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-
-@pytest.fixture(scope="session")
-def data_root():
-    from luodi.paths import data_root
-
-    root = data_root()
-    if not root.exists():
-        pytest.skip(f"data root {root} not found (set LUODI_DATA)")
-    return root
-
-
-@pytest.fixture(scope="session")
-def zh_tokenizer():
-    from luodi.encoders import load_tokenizer
-
-    return load_tokenizer("zh")
-
-
-@pytest.fixture(scope="session")
-def full_tokenizer():
-    from luodi.encoders import load_tokenizer
-
-    return load_tokenizer("full")
 
 
 @pytest.fixture(scope="module")

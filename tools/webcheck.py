@@ -7,7 +7,7 @@
 
 Starts the service in-process on a free loopback port, opens ``/`` in headless Chromium, types the query into
 the input (``Input.insertText``, then Enter), waits for the rendered result and returns what the page shows
-(section titles and texts), optionally with a PNG screenshot. ``tests/serve/test_web.py`` uses it with a
+(section titles and texts), optionally with a PNG screenshot. ``tests/unit/serve/test_web.py`` uses it with a
 test-double pipeline; the command above takes the screenshot in docs/ with real models.
 
 No browser automation library: the DevTools protocol over one websocket (``websockets``, a dev dependency).

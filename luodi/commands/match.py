@@ -96,11 +96,11 @@ def train_matcher_cmd(
 def _trained_matcher() -> Path | None:
     """The matcher the matching commands use by default: the shipped one (release/matcher, int8 ONNX),
     else a trained bi-encoder of 12 layers, else 3; None if none."""
-    from luodi.paths import REPO_ROOT
+    from luodi.paths import release_dir
     from luodi.tasks.match import is_matcher_release
 
-    if is_matcher_release(REPO_ROOT / "release" / "matcher"):
-        return REPO_ROOT / "release" / "matcher"
+    if is_matcher_release(release_dir() / "matcher"):
+        return release_dir() / "matcher"
     for kind, layers in (("bi", 12), ("bi", 3)):
         if (_default_dir(kind, layers) / "luodi.json").exists():
             return _default_dir(kind, layers)

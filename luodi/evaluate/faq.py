@@ -10,9 +10,9 @@ from luodi.commands._apps import console, eval_app
 
 
 def paraphrase_file() -> Path:
-    from luodi.pipeline import release_dir
+    from luodi.paths import REPO_ROOT
 
-    return release_dir().parent / "bench" / "faq_paraphrases.tsv"
+    return REPO_ROOT / "bench" / "faq_paraphrases.tsv"  # in the checkout, wherever the release set is
 
 
 @eval_app.command("faq")

@@ -126,7 +126,7 @@ class OnnxTaskModule:
     - ``"padded"``: one run for the whole padded batch (the previous behaviour; batch-dependent).
     - ``"buckets"``: one run per group of equal-length rows (no padding). On a dynamic graph the rows of
       a group still share one scale (batch-dependent); on a static graph each row's output equals its
-      output alone (measured bit for bit on the three release models, tests/runtime/test_quant.py).
+      output alone (measured bit for bit on the three release models, tests/integration/runtime/test_quant.py).
 
     ``numpy_io``: outputs are numpy arrays (the task classes' numpy path: no torch between runs); False
     returns torch tensors, as the PyTorch model does (the previous glue, kept for comparison)."""

@@ -258,9 +258,10 @@ def default_models(release: Path | None = None) -> dict[str, ModelConfig]:
     """What ``luodi serve`` without a config serves: the assistant on /v1/understand and every task model
     shipped in ``release/`` on its task's endpoint (``release/segmenter`` -> /v1/segment, ...). Endpoints
     of tasks with no release model then say which model is missing."""
+    from luodi.paths import release_dir
     from luodi.tasks.spec import served
 
-    release = release or Path(__file__).resolve().parents[2] / "release"
+    release = release or release_dir()
     models = {"understand": ModelConfig(kind="assistant")}
     for task in served():
         if task.release and (release / task.release / "model.onnx").is_file():

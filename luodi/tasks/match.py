@@ -911,9 +911,9 @@ def assistant_texts(max_texts: int = DOMAIN_TEXTS, seed: int = 0, root: Path | N
     from luodi.data.skills import source_splits
 
     if faq_file is None:
-        from luodi.paths import REPO_ROOT
+        from luodi.paths import release_dir
 
-        faq_file = REPO_ROOT / "release" / "faq.tsv"
+        faq_file = release_dir() / "faq.tsv"
     faq = list(dict.fromkeys(q.strip() for q, _ in load_faq_file(faq_file) if q.strip()))
     rest = {e.text.strip() for split in source_splits(root).values() for e in split["train"]}
     rest = sorted(rest - set(faq) - {""})  # sorted: the seeded sample must not depend on set order

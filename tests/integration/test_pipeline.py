@@ -1,0 +1,71 @@
+"""The shipped release set: within its size budget with its model cards, the assistant on it end to end,
+and every phrasing of its FAQ answered word for word (skipped when release/ is not built)."""
+
+from __future__ import annotations
+
+import pytest
+
+from luodi.pipeline import Assistant
+
+# ----------------------------------------------------------------------------- the shipped release set
+
+
+def _release():
+    from luodi.pipeline import release_dir
+
+    path = release_dir()
+    if not (path / "intent" / "model.onnx").exists():
+        pytest.skip("release/ not built (luodi release)")
+    return path
+
+
+def test_release_set_fits_the_budget_and_has_cards():
+    import json
+
+    path = _release()
+    from luodi.commands.assistant import shipped_mb  # release/replies is built by `make demo`, not shipped
+
+    assert shipped_mb(path) <= 60, f"release set is {shipped_mb(path):.1f} MB"
+    from luodi.tasks.spec import released
+
+    matcher = json.loads((path / "matcher" / "card.json").read_text())
+    assert matcher["gate"]["candidate_metric"] >= matcher["gate"]["reference_metric"] - 1.0
+    assert matcher["gate"]["forced"] == (not matcher["gate"]["passed"])
+    for kind in (s.release for s in released()):  # every card made by `luodi release`, one writer
+        card = json.loads((path / kind / "card.json").read_text())
+        assert card["training_commands"] and card["release_command"].startswith("luodi release")
+        for metric, value in card["metrics"]["release"].items():  # int8 + trimming cost at most 1.5 pt
+            assert value >= card["metrics"]["pytorch"][metric] - 1.5, (kind, metric)
+
+
+def test_release_assistant_answers_end_to_end():
+    _release()
+    a = Assistant()  # no config: release/assistant.yaml
+    assert a.describe().startswith("breaker=onnx-int8 segmenter=onnx-int8 intent=onnx-int8")
+    q = a("播放周杰伦的稻香")["queries"]
+    assert len(q) == 1
+    assert q[0]["intent"] == "music.play"
+    assert q[0]["answer"]["type"] == "action" and q[0]["answer"]["slots"].get("singer") == "周杰伦"
+    assert {"type": "singer", "value": "周杰伦", "start": 2, "end": 5} in q[0]["gazetteer"]
+    assert "周杰伦" in q[0]["seg/fine"] and "".join(q[0]["seg/coarse"]) == "播放周杰伦的稻香"
+    doc = a("我想听刘德华的冰雨你叫什么名字")
+    assert len(doc["queries"]) >= 2  # two requests in one ASR stream are broken apart
+    assert doc["queries"][0]["answer"]["type"] == "action"
+    assert any(x["answer"]["type"] == "faq" and "落地" in x["answer"]["answer"] for x in doc["queries"][1:])
+
+
+def test_every_phrasing_of_the_release_faq_gets_its_answer_word_for_word():
+    from luodi.pipeline import release_dir
+    from luodi.tasks.match import load_faq_file
+
+    _release()
+    a = Assistant()
+    pairs = load_faq_file(release_dir() / "faq.tsv")
+    assert len({q for q, _ in pairs}) >= 2 * len({ans for _, ans in pairs})  # several phrasings an answer
+    assert a.faq.questions == [q for q, _ in pairs]  # release/faq is built from this file as it stands
+    for question, answer in pairs:  # the exact lookup comes before any intent, for every phrasing
+        assert a._exact_faq(question + "？") == {"type": "faq", "question": question, "answer": answer,
+                                                 "score": 1.0}  # fmt: skip
+    name = a("你叫什么名字")["queries"][0]["answer"]["answer"]
+    assert a("你叫啥")["queries"][0]["answer"] == {"type": "faq", "question": "你叫啥", "answer": name,
+                                                    "score": 1.0}  # fmt: skip

@@ -1,0 +1,60 @@
+"""Sentence breaking: label building from punctuated text, streams, windowing, decoding, the breaker API."""
+
+import pytest
+
+from luodi.tasks.breaking import (
+    CHUNK_CHARS,
+    LABELS,
+    _chunk_corpus,
+    decode,
+    is_question,
+    make_stream,
+    strip_punctuation,
+    window_spans,
+)
+
+
+def test_strip_punctuation_labels_the_preceding_character():
+    text, labels = strip_punctuation("你好，世界。真的吗？“好”！《书》、")
+    assert text == "你好世界真的吗好书"
+    assert [LABELS[x] for x in labels] == ["", "，", "", "。", "", "", "？", "！", "、"]
+    # a sentence-final mark wins over a comma on the same character; leading punctuation has no owner
+    assert strip_punctuation("，好。，")[1] == [2]
+    assert strip_punctuation("好，？")[1] == [3]
+
+
+def test_streams_label_each_utterance_end():
+    ex = make_stream(["打开空调", "明天会下雨吗", "太好了！", "播放周杰伦的歌。"])
+    assert ex.text == "打开空调明天会下雨吗太好了播放周杰伦的歌"
+    ends = {i: LABELS[x] for i, x in enumerate(ex.labels) if x}
+    assert ends == {3: "。", 9: "？", 12: "！", 19: "。"}
+    assert is_question("现在几点了") and is_question("你是谁") and not is_question("打开空调")
+
+
+def test_corpus_chunks_force_a_boundary_at_each_unit_end():
+    chunks = _chunk_corpus(["第一段，没有句号", "第二段。"], "pku", None)
+    assert len(chunks) == 1 and chunks[0].text == "第一段没有句号第二段"
+    assert chunks[0].labels == [0, 0, 1, 0, 0, 0, 2, 0, 0, 2]
+    long = _chunk_corpus(["字" * (CHUNK_CHARS * 2 + 5)], "pku", None)
+    assert [len(c.text) for c in long] == [CHUNK_CHARS, CHUNK_CHARS, 5] and long[-1].labels[-1] == 2
+    assert len(_chunk_corpus(["字" * 500], "pku", 100)) == 2  # the character budget caps the corpus
+
+
+@pytest.mark.parametrize("n", [1, 50, 128, 129, 200, 333, 1000])
+def test_window_spans_cover_every_character_once(n):
+    spans = window_spans(n, window=128, overlap=32)
+    kept = [i for s, e, a, b in spans for i in range(a, b)]
+    assert kept == list(range(n))
+    for s, e, a, b in spans:
+        assert 0 <= s <= a <= b <= e <= n and e - s <= 128
+        if s > 0 and b < n:  # an inner window keeps only its middle: context on both sides
+            assert a - s >= 16 and e - b >= 16
+
+
+def test_decode_splits_queries_and_punctuates():
+    text = "打开空调播放周杰伦的歌明天会下雨吗"
+    labels = [0] * len(text)
+    labels[3], labels[10], labels[-1] = 2, 2, 3
+    r = decode(text, labels)
+    assert r.queries == ["打开空调", "播放周杰伦的歌", "明天会下雨吗"]
+    assert r.sentences[-1] == "明天会下雨吗？" and r.text == "打开空调。播放周杰伦的歌。明天会下雨吗？"

@@ -1,0 +1,394 @@
+"""The assistant's wiring and routing, with small stand-in components (the task models have their own
+tests); the stand-ins follow the real APIs' return shapes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from luodi.pipeline import FALLBACK_REPLY, Assistant, AssistantConfig
+from luodi.text.gazetteer import Gazetteer
+
+
+@dataclass
+class Broken:
+    queries: list[str]
+    sentences: list[str]
+
+
+class SplitOnMarker:
+    """Breaks the stream where the caller put '|' (stands in for SentenceBreaker)."""
+
+    def __call__(self, text):
+        parts = [p for p in text.split("|") if p]
+        return Broken(parts, [p + "。" for p in parts])
+
+
+class KeywordIntent:
+    def __init__(self):
+        self.gazetteer = Gazetteer({"singer_name": ["周杰伦"]})
+
+    def __call__(self, texts):
+        out = []
+        for t in texts:
+            if "播放" in t:
+                slots = [
+                    {
+                        "type": "singer_name",
+                        "value": "周杰伦",
+                        "start": t.index("周杰伦"),
+                        "end": t.index("周杰伦") + 3,
+                    }
+                ]
+                out.append({"intent": "PlayMusic", "score": 0.97, "slots": slots, "low_confidence": False})
+            elif "天气" in t:
+                out.append({"intent": "GetWeather", "score": 0.3, "slots": [], "low_confidence": True})
+            else:
+                out.append({"intent": "Chat", "score": 0.9, "slots": [], "low_confidence": False})
+        return out
+
+
+@dataclass
+class Hit:
+    question: str
+    answer: str
+    score: float
+
+
+class OneFaq:
+    def search(self, query, k=1):
+        return [Hit("你叫什么名字", "我是落地助手", 0.95 if "名字" in query else 0.2)]
+
+
+class Echo:
+    def __call__(self, text, strategy="greedy"):
+        return "好的：" + text
+
+
+class Words:
+    def __call__(self, texts, granularity="fine", user_dict=None):
+        return [list(t) if granularity == "fine" else [t] for t in texts]
+
+
+def assistant(**overrides) -> Assistant:
+    parts = dict(
+        breaker=SplitOnMarker(), segmenter=Words(), intent=KeywordIntent(), faq=OneFaq(), generator=Echo()
+    )
+    parts.update(overrides)
+    return Assistant(AssistantConfig(threads=1), **parts)
+
+
+def test_routes_skill_faq_generation():
+    doc = assistant()("播放周杰伦的歌|你叫什么名字|今天好累啊|明天天气怎么样")
+    answers = [q["answer"] for q in doc["queries"]]
+    assert answers[0] == {"type": "action", "skill": "PlayMusic", "slots": {"singer_name": "周杰伦"}}
+    assert answers[1]["type"] == "faq" and answers[1]["answer"] == "我是落地助手"
+    assert answers[2] == {"type": "generated", "answer": "好的：今天好累啊"}
+    # a low-confidence skill intent is not acted on: FAQ has no good match -> generated
+    assert answers[3]["type"] == "generated"
+    assert doc["sentences"] == ["播放周杰伦的歌。", "你叫什么名字。", "今天好累啊。", "明天天气怎么样。"]
+    first = doc["queries"][0]
+    assert first["seg/coarse"] == ["播放周杰伦的歌"] and first["seg/fine"][0] == "播"
+    assert first["gazetteer"] == [{"type": "singer_name", "value": "周杰伦", "start": 2, "end": 5}]
+    assert set(doc["timings"]) >= {"breaking", "segment", "gazetteer", "intent", "answer", "total"}
+    assert all(v >= 0 for v in doc["timings"].values())
+
+
+def test_missing_components_are_skipped_and_fall_back():
+    bare = Assistant(AssistantConfig(threads=1))
+    assert bare.missing == ["breaker", "segmenter", "intent", "faq", "generator"]
+    doc = bare("随便说点什么")
+    assert doc["skipped"] == bare.missing
+    assert doc["queries"] == [
+        {"text": "随便说点什么", "answer": {"type": "fallback", "answer": FALLBACK_REPLY}}
+    ]
+
+
+def test_bad_input_is_refused_with_a_reason():
+    a = assistant()
+    assert a("   ")["queries"] == []
+    assert len(a(["播放周杰伦", "你叫什么名字"])) == 2
+    with pytest.raises(TypeError, match="text 1"):
+        a(["ok", None])
+    with pytest.raises(ValueError, match="limit is 2000"):
+        a("啊" * 2001)
+
+
+def test_config_from_yaml_checks_keys_and_resolves_paths(tmp_path):
+    good = tmp_path / "assistant.yaml"
+    good.write_text("intent: models/intent\nfaq_threshold: 0.7\n")
+    config = AssistantConfig.from_dict({"intent": "models/intent", "faq_threshold": 0.7}, "x", base=tmp_path)
+    assert config.intent == str(tmp_path / "models/intent") and config.faq_threshold == 0.7
+    with pytest.raises(FileNotFoundError, match="intent"):
+        Assistant.from_config(good)  # the model directory does not exist: named in the error
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("intnet: x\n")
+    with pytest.raises(ValueError, match="unknown key 'intnet'"):
+        Assistant.from_config(bad)
+
+
+def test_toml_config_and_bad_values(tmp_path):
+    faq = tmp_path / "faq.tsv"
+    faq.write_text("你叫什么名字\t我是落地\n")
+    toml = tmp_path / "assistant.toml"
+    toml.write_text(
+        'faq_files = ["faq.tsv"]\nthreads = 1\nfaq_threshold = 0.3\nlexicons = ["singer=lex/singer.txt"]\n'
+    )
+    config = Assistant.config_from_file(toml)
+    assert config.faq_files == [str(faq)] and config.lexicons == [f"singer={tmp_path / 'lex/singer.txt'}"]
+    a = Assistant(config)
+    assert a.describe().startswith("breaker=none") and "faq=tfidf" in a.describe()
+    assert a("你的名字叫什么")["queries"][0]["answer"]["type"] == "faq"
+    for text, message in (("threads = 0\n", "threads must be a positive integer"),
+                          ('faq_files = "faq.tsv"\n', "faq_files must be a list"),
+                          ("threads = \n", "invalid TOML")):  # fmt: skip
+        toml.write_text(text)
+        with pytest.raises(ValueError, match=message):
+            Assistant.config_from_file(toml)
+
+
+def test_tfidf_faq_ranks_the_closest_question():
+    from luodi.pipeline import TfidfFaq
+
+    faq = TfidfFaq([("你叫什么名字", "落地"), ("明天会下雨吗", "看天气预报"), ("你叫什么名字", "我是落地")])
+    assert len(faq) == 2  # one entry per question, the last answer wins
+    assert [h.answer for h in faq.search("你的名字是什么", k=2)] == ["我是落地"]  # no overlap: no hit
+    hits = faq.search("明天你叫什么名字", k=2)
+    assert [h.answer for h in hits] == ["我是落地", "看天气预报"] and hits[0].score > hits[1].score
+    assert faq.search("zzz") == []  # nothing in common: no hit rather than a random one
+    with pytest.raises(ValueError, match="at least one"):
+        TfidfFaq([])
+
+
+# ----------------------------------------------------------------------------- ONNX adapters (tiny models)
+
+CHARS = "播放周杰伦的歌明天气怎么样我想听刘德华冰雨"
+
+
+def tiny_vocab():
+    from luodi.runtime.tasks import CharVocab
+
+    pieces = ["<s>", "<pad>", "</s>", "<unk>", "▁", *CHARS, "多", "余"]
+    return CharVocab(pieces, "<unk>", "<s>", "</s>", "<pad>")
+
+
+def _compare(original, trimmed_task, texts, logits_of):
+    """The trimmed ONNX graph gives the PyTorch model's outputs on texts of kept characters."""
+    import numpy as np
+
+    for a, b in zip(logits_of(original, texts), logits_of(trimmed_task, texts), strict=True):
+        np.testing.assert_allclose(a, b, atol=2e-4)
+
+
+@pytest.mark.parametrize("kind", ["breaker", "segmenter", "intent"])
+def test_trimmed_onnx_export_matches_pytorch(tmp_path, kind):
+    import copy
+
+    import torch
+
+    from luodi.deploy.release import export_task
+    from luodi.deploy.trim import trim_char_vocabulary
+    from luodi.modeling import TokenClassifier, TokenClassifierConfig, tiny_encoder_config
+    from luodi.runtime.tasks import CharVocab, OnnxTaskModule, _read_config
+    from luodi.tasks.breaking import SentenceBreaker
+    from luodi.tasks.intent import IntentConfig, IntentModel, JointIntentSlotModel
+    from luodi.tasks.segment import Segmenter, SegmenterConfig, SegmenterModel
+
+    torch.manual_seed(0)
+    vocab = tiny_vocab()
+    enc = tiny_encoder_config(len(vocab))
+    if kind == "breaker":
+        model = TokenClassifier(TokenClassifierConfig(encoder=enc, num_labels=6, dropout=0.0))
+        make = SentenceBreaker
+    elif kind == "segmenter":
+        cfg = SegmenterConfig(
+            encoder=enc, bigrams=["周杰", "杰伦"], bigram_dim=8, attn_heads=2, mlp_hidden=16
+        )
+        model, make = SegmenterModel(cfg), Segmenter
+    else:
+        cfg = IntentConfig(encoder=enc, intents=["Chat", "PlayMusic"], slot_tags=["O", "B-singer", "E-singer"],
+                           knowledge=True, knowledge_labels=["B-singer", "E-singer"], fusion_heads=2, label_dim=8)  # fmt: skip
+        model = JointIntentSlotModel(cfg)
+        make = lambda m, v: IntentModel(m, v, Gazetteer({"singer": ["周杰伦", "刘德华"]}))  # noqa: E731
+    model.eval()
+    original = make(model, vocab)
+    trimmed = copy.deepcopy(model)
+    kept = CHARS[:-4]  # 刘德华冰雨 minus its last characters: 华冰雨 fall back to <unk>
+    small = trim_char_vocabulary(trimmed, vocab, kept)
+    assert len(small) == len(set(kept)) + 5 + (2 if kind == "segmenter" else 0)  # + specials (+ markers)
+    path = export_task(trimmed, tmp_path / "m.onnx")
+    (tmp_path / "luodi.json").write_text(
+        __import__("json").dumps(
+            {"module": type(model).__module__, "class": type(model).__name__, "config": vars(trimmed.config)}
+        )  # fmt: skip
+    )
+    small.save(tmp_path / "vocab.json")
+    config, _ = _read_config(tmp_path)
+    # padded: the graph itself on the whole batch, padding positions included, against PyTorch
+    module = OnnxTaskModule(path, config, threads=1, execution="padded")
+    onnx_task = make(module, CharVocab.load(tmp_path / "vocab.json"))
+    texts = ["播放周杰伦的歌", "明天天气怎么样我想听", "的"]  # lengths differ from the traced example (9)
+
+    def logits_of(task, batch):  # numpy outputs from either model (luodi.runtime.glue.forward)
+        from luodi.runtime.glue import forward
+
+        if kind == "breaker":
+            b = task.aligner.arrays(batch)
+            feed = {"input_ids": b.input_ids, "attention_mask": b.attention_mask}
+            return [forward(task.model, feed)["logits"]]
+        if kind == "segmenter":
+            from luodi.tasks.segment import encode_arrays
+
+            return [forward(task.model, encode_arrays(task.model, task.aligner, batch, g, task.index))["logits"]
+                    for g in ("fine", "coarse")]  # fmt: skip
+        intent, slots = task.logits(batch)
+        return [intent, *slots]
+
+    _compare(original, onnx_task, texts, logits_of)
+    # an unkept character is <unk> in the trimmed model, exactly as an unknown one in the original
+    assert onnx_task.aligner.ids("华") == [small.unk_token_id]
+    # the task API runs end to end on the ONNX graph
+    if kind == "segmenter":
+        assert "".join(onnx_task("我想听刘德华的冰雨", granularity="coarse")) == "我想听刘德华的冰雨"
+    elif kind == "breaker":
+        assert "".join(onnx_task("放首周杰伦的歌").queries) == "放首周杰伦的歌"
+    else:
+        assert onnx_task("播放周杰伦的歌")["intent"] in ("Chat", "PlayMusic")
+
+
+def test_release_loader_refuses_what_is_not_a_release(tmp_path):
+    from luodi.runtime.tasks import load_release
+
+    with pytest.raises(ValueError, match="unknown release model kind"):
+        load_release("generator", tmp_path)
+    with pytest.raises(FileNotFoundError, match="model.onnx and vocab.json"):
+        load_release("intent", tmp_path)
+
+
+def test_a_slotless_skill_yields_to_a_near_exact_faq_hit():
+    class SaysPlayMusic(KeywordIntent):
+        def __call__(self, texts):
+            return [
+                {"intent": "PlayMusic", "score": 0.96, "slots": [], "low_confidence": False} for _ in texts
+            ]
+
+    a = assistant(intent=SaysPlayMusic())
+    answers = [q["answer"] for q in a("你叫什么名字|来点音乐")["queries"]]
+    assert answers[0]["type"] == "faq"  # OneFaq scores "名字" queries 0.95 >= faq_override_threshold
+    assert answers[1] == {"type": "action", "skill": "PlayMusic", "slots": {}}  # FAQ 0.2: the skill stays
+    strict = Assistant(AssistantConfig(threads=1, faq_override_threshold=None), faq=OneFaq(),
+                       intent=SaysPlayMusic())  # fmt: skip
+    assert strict("你叫什么名字")["queries"][0]["answer"]["type"] == "action"
+
+
+def test_a_query_that_is_a_stored_faq_question_gets_its_answer_even_with_slots():
+    class SaysPlayMusicWithSlot(KeywordIntent):
+        def __call__(self, texts):
+            slot = {"type": "song_name", "value": "什么名字", "start": 2, "end": 6}
+            return [
+                {"intent": "PlayMusic", "score": 0.99, "slots": [slot], "low_confidence": False}
+                for _ in texts
+            ]
+
+    class Base(OneFaq):
+        questions, answers = ["你叫什么名字"], ["我是落地助手"]
+
+    a = assistant(intent=SaysPlayMusicWithSlot(), faq=Base())
+    first, second = (q["answer"] for q in a("你叫什么名字？|你叫什么名字呀")["queries"])
+    assert first == {"type": "faq", "question": "你叫什么名字", "answer": "我是落地助手", "score": 1.0}
+    assert second["type"] == "action"  # not word for word: the skill (with its slot) stays
+
+
+def test_an_unbroken_run_longer_than_the_intent_model_reads_becomes_pieces():
+    class Reads5(KeywordIntent):
+        max_chars = 5
+
+        def __call__(self, texts):
+            assert all(len(t) <= 5 for t in texts)
+            return super().__call__(texts)
+
+    doc = assistant(intent=Reads5())("边" * 12)
+    assert [q["text"] for q in doc["queries"]] == ["边" * 5, "边" * 5, "边" * 2]  # nothing dropped
+
+
+def test_a_filler_is_never_a_query_of_its_own():
+    seen = []
+
+    class Records(KeywordIntent):
+        def __call__(self, texts):
+            seen.extend(texts)
+            return super().__call__(texts)
+
+    a = assistant(intent=Records())
+    doc = a("播放周杰伦|然后|讲个故事|嗯")
+    assert [q["text"] for q in doc["queries"]] == ["播放周杰伦", "然后讲个故事嗯"]
+    assert doc["sentences"] == ["播放周杰伦。", "然后讲个故事嗯。"]
+    assert "然后" not in seen and "嗯" not in seen
+    assert a("嗯|那个")["queries"] == []  # fillers alone: nothing to act on
+
+
+def test_a_lexicon_type_no_stage_reads_is_warned_about(tmp_path, caplog):
+    import logging
+
+    class TypedIntent(KeywordIntent):
+        lexicon_types = ["singer"]
+
+    (tmp_path / "singer.txt").write_bytes("\ufeff新歌手\n".encode())  # a BOM, as Windows editors write
+    (tmp_path / "singr.txt").write_text("错字\n", encoding="utf-8")
+    caplog.set_level(logging.WARNING, logger="luodi.pipeline")
+    config = AssistantConfig(
+        threads=1, lexicons=[f"singer={tmp_path / 'singer.txt'}", f"singr={tmp_path / 'singr.txt'}"]
+    )
+    a = Assistant(config, intent=TypedIntent())
+    assert "新歌手" in a.gazetteer.words("singer")  # the BOM did not stick to the first entry
+    assert "singr" in caplog.text and "read by no model" in caplog.text
+    assert len([r for r in caplog.records if r.name == "luodi.pipeline"]) == 1  # singer is read: no warning
+
+
+def test_a_close_stored_post_answers_chit_chat_before_generation(tmp_path):
+    import zlib
+
+    import numpy as np
+
+    from luodi.tasks.reply_base import ReplyBase
+
+    def chars(texts):
+        out = np.zeros((len(texts), 64), np.float32)
+        for i, t in enumerate(texts):
+            for ch in t:
+                out[i, zlib.crc32(ch.encode()) % 64] += 1
+        return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+    base = ReplyBase.build([("今天好累啊", "辛苦了，早点休息")], chars, threshold=0.7)
+    a = assistant(replies=base)
+    answers = [q["answer"] for q in a("你叫什么名字|今天好累啊|周末去哪玩")["queries"]]
+    assert answers[0]["type"] == "faq"  # the FAQ still comes first
+    assert answers[1]["score"] == pytest.approx(1.0, abs=1e-5)
+    assert {k: v for k, v in answers[1].items() if k != "score"} == {
+        "type": "retrieved",
+        "post": "今天好累啊",
+        "answer": "辛苦了，早点休息",
+    }
+    assert answers[2] == {"type": "generated", "answer": "好的：周末去哪玩"}  # no close post: generation
+    assert a.describe().endswith("replies=retrieval threads=1") and "replies" not in a.missing
+    # the config names a saved base (relative to the file) and may override its threshold
+    base.save(tmp_path / "replies")
+    (tmp_path / "a.yaml").write_text("reply_base: replies\nreply_threshold: 0.99\nthreads: 1\n")
+    config = Assistant.config_from_file(tmp_path / "a.yaml")
+    assert config.reply_base == str(tmp_path / "replies")
+    loaded = ReplyBase.load(config.reply_base, chars)
+    strict = Assistant(config, replies=loaded)
+    assert strict.replies.threshold == 0.99
+    doc = strict("今天好累呀")  # cosine below 0.99: no retrieved reply, and nothing else configured
+    assert doc["queries"][0]["answer"]["type"] == "fallback"
+
+
+def test_an_unbuilt_reply_base_is_skipped_with_a_warning_that_says_how_to_build_it(tmp_path, caplog):
+    (tmp_path / "a.yaml").write_text("reply_base: replies\nthreads: 1\n")
+    config = Assistant.config_from_file(tmp_path / "a.yaml")
+    with caplog.at_level("WARNING", logger="luodi.pipeline"):
+        a = Assistant(config)
+    assert a.replies is None and "replies" not in a.missing
+    assert "luodi faq build-replies --out" in caplog.text and str(tmp_path / "replies") in caplog.text
+    assert a("今天好累啊")["queries"][0]["answer"]["type"] == "fallback"
