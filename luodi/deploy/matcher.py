@@ -27,6 +27,17 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
 METRIC = "lcqmc_accuracy"
 
 
+def release_task_matcher(spec, source: Path, out_dir: Path, options):
+    """The match task's ``TaskSpec.make_release``: ``release_matcher`` with ``luodi release``'s options and
+    the task's recipe on the card."""
+    from luodi.deploy.release import recipe_card
+
+    card = recipe_card(spec, options.limit, options.command)
+    return release_matcher(
+        source, out_dir, options.limit, options.threads, options.force, options.max_drop, card
+    )
+
+
 def release_matcher(
     model_dir: str | Path,
     out_dir: str | Path,

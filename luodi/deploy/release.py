@@ -192,7 +192,11 @@ def release_task(spec: TaskSpec, source: str | Path, out_root: str | Path, chars
     if spec.release is None:
         raise ValueError(f"task {spec.name!r} has no release artifact")
     if spec.make_release is not None:
-        return spec.make_release(spec, Path(source), Path(out_root) / spec.release, options)
+        import importlib
+
+        module, _, function = spec.make_release.partition(":")
+        make = getattr(importlib.import_module(module), function)
+        return make(spec, Path(source), Path(out_root) / spec.release, options)
     return release_from_source(spec, source, out_root, chars(), limit=options.limit, threads=options.threads,
                                ffn_fp32=options.ffn_fp32, max_drop=options.max_drop, force=options.force,
                                command=options.command, log=options.log)  # fmt: skip

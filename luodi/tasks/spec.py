@@ -60,10 +60,11 @@ class TaskSpec:
     signature: Callable[[Any], Any] | None = None  # model -> luodi.deploy.export.ExportSignature
     evaluate: Callable[[Any, int], dict[str, float]] | None = None  # (task, limit) -> metrics (0-100)
     recipe: ReleaseRecipe | None = None
-    # a release that is not the char-aligned one (export_release): (spec, source dir, out dir,
-    # luodi.deploy.release.ReleaseOptions) -> luodi.deploy.release.ReleaseOutcome; ``build`` is None then
-    # and the release directory loads through ``load``
-    make_release: Callable[[Any, Path, Path, Any], Any] | None = None
+    # a release that is not the char-aligned one (export_release): "module:function" of
+    # (spec, source dir, out dir, luodi.deploy.release.ReleaseOptions) -> luodi.deploy.release.ReleaseOutcome,
+    # named rather than imported so the task layer never imports deploy/; ``build`` is None then and the
+    # release directory loads through ``load``
+    make_release: str | None = None
     # -- the accuracy gate of ``luodi optimize`` (luodi.deploy.gate): "module:function" of a factory
     # (luodi.deploy.registry.GateContext) -> evaluate_fn, for models of ``model_class`` and its subclasses
     gate: str | None = None
@@ -219,16 +220,6 @@ def _load_match(path: Path, threads: int, options: Mapping[str, Any]):
     return FaqIndex.load(index_dir, matcher) if index_dir else matcher
 
 
-def _release_match(spec: TaskSpec, source: Path, out_dir: Path, options):
-    from luodi.deploy.matcher import release_matcher
-    from luodi.deploy.release import recipe_card
-
-    card = recipe_card(spec, options.limit, options.command)
-    return release_matcher(
-        source, out_dir, options.limit, options.threads, options.force, options.max_drop, card
-    )
-
-
 def _load_generate(path: Path, threads: int, options: Mapping[str, Any]):
     from luodi.tasks.generate import Generator
 
@@ -344,7 +335,7 @@ _BUILTIN = (
         endpoint="match",
         release="matcher",
         model_class="luodi.tasks.match.BiEncoder",
-        make_release=_release_match,
+        make_release="luodi.deploy.matcher:release_task_matcher",
         recipe=ReleaseRecipe(
             source="match-student-3L-silver14k",
             data="LCQMC train pairs (8,000) for the 12-layer bi-encoder teacher; the 3-layer student (the teacher's "
