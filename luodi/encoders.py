@@ -378,8 +378,9 @@ class Embedder:
         return out
 
 
-def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean over unmasked positions, L2-normalised: (batch, seq, dim) -> (batch, dim)."""
+def mean_pool(hidden: torch.Tensor, mask: torch.Tensor, normalize: bool = True) -> torch.Tensor:
+    """Mean over unmasked positions: (batch, seq, dim) -> (batch, dim), L2-normalised unless ``normalize``
+    is False (a classifier head pools without normalising)."""
     m = mask.unsqueeze(-1).to(hidden.dtype)
     pooled = (hidden * m).sum(1) / m.sum(1).clamp(min=1.0)
-    return torch.nn.functional.normalize(pooled, dim=-1)
+    return torch.nn.functional.normalize(pooled, dim=-1) if normalize else pooled

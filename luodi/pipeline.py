@@ -480,14 +480,6 @@ def serve_predictor(config=None, **options) -> Callable[[list[str]], list[dict]]
     return predict
 
 
-@dataclass
-class FaqHit:
-    question: str
-    answer: str
-    score: float
-    id: int
-
-
 class TfidfFaq:
     """FAQ retrieval without a neural encoder: character 1-3-gram TF-IDF, cosine, exact search.
 
@@ -534,11 +526,12 @@ class TfidfFaq:
     def __len__(self) -> int:
         return len(self.questions)
 
-    def search(self, query: str, k: int = 5) -> list[FaqHit]:
+    def search(self, query: str, k: int = 5) -> list:
+        """The top ``k`` questions by cosine (``luodi.tasks.match.Hit``, the FaqIndex's hit type)."""
         import numpy as np
+
+        from luodi.tasks.match import Hit
 
         sims = (self.matrix @ self.vectorizer.transform([query]).T).toarray().ravel()
         top = np.argsort(-sims, kind="stable")[:k]
-        return [
-            FaqHit(self.questions[i], self.answers[i], float(sims[i]), int(i)) for i in top if sims[i] > 0
-        ]
+        return [Hit(self.questions[i], self.answers[i], float(sims[i]), int(i)) for i in top if sims[i] > 0]

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from luodi.deploy.registry import GateContext, PredictFn, register_evaluator
+from luodi.train.metrics import best_threshold  # the one threshold search (re-exported)
 
 PREFIX = "query: "
 
@@ -46,24 +47,6 @@ def embed(predict: PredictFn, tokenizer, texts: Sequence[str], batch_size: int =
         out[idx] = pooled / np.maximum(np.linalg.norm(pooled, axis=-1, keepdims=True), 1e-12)
     assert out is not None, "no texts"
     return out
-
-
-def best_threshold(scores: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
-    """(threshold, accuracy %) maximising accuracy of ``score >= threshold`` over every cut point."""
-    order = np.argsort(scores)
-    s, y = scores[order], labels[order].astype(np.int64)
-    # predicting "same" from position k on: correct = negatives before k + positives from k on
-    neg_before = np.concatenate([[0], np.cumsum(1 - y)])
-    pos_from = np.concatenate([np.cumsum(y[::-1])[::-1], [0]])
-    correct = neg_before + pos_from
-    k = int(np.argmax(correct))
-    if k == 0:
-        threshold = float(s[0]) - 1e-6
-    elif k == len(s):
-        threshold = float(s[-1]) + 1e-6
-    else:
-        threshold = float((s[k - 1] + s[k]) / 2)
-    return threshold, 100.0 * float(correct[k]) / len(s)
 
 
 class ZeroShotMatcher:

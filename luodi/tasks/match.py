@@ -43,7 +43,9 @@ import torch
 from torch import nn
 
 from luodi.data.errors import DataFormatError, read_lines
+from luodi.encoders import mean_pool
 from luodi.modeling import TaskConfig, TaskModel, load_model
+from luodi.train.metrics import best_threshold  # noqa: F401  (the one threshold search; used here and re-exported)
 
 PREFIX = "query: "  # e5 was trained with "query: " for symmetric tasks (paraphrase, similarity)
 MAX_LENGTH = 64  # LCQMC/OPPO questions are short; PAWS-X sentences fit in 64 pieces too (zh vocab)
@@ -61,12 +63,6 @@ class BiEncoderConfig(TaskConfig):
     # distillation (a student learning from a teacher's cached embeddings, see ``distill_matcher``):
     embed_weight: float = 0.0  # mean (1 - cos(student, teacher)) of each text's embedding
     score_weight: float = 0.0  # MSE of the batch's scaled cosine matrices, student a x b vs teacher a x b
-
-
-def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """(batch, seq, dim), (batch, seq) -> (batch, dim): mean over real tokens, not normalised."""
-    m = mask.unsqueeze(-1).to(hidden.dtype)
-    return (hidden * m).sum(1) / m.sum(1).clamp(min=1.0)
 
 
 def cosent_loss(cos: torch.Tensor, labels: torch.Tensor, scale: float) -> torch.Tensor:
@@ -93,7 +89,7 @@ class BiEncoder(TaskModel):
 
     def embed(self, input_ids, attention_mask) -> torch.Tensor:
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        return nn.functional.normalize(mean_pool(hidden, attention_mask), dim=-1)  # (batch, dim)
+        return mean_pool(hidden, attention_mask)  # (batch, dim), L2-normalised
 
     def forward(self, a_input_ids, a_attention_mask, b_input_ids, b_attention_mask, labels=None,
                 a_teacher=None, b_teacher=None, **_):  # fmt: skip
@@ -157,7 +153,7 @@ class CrossEncoder(TaskModel):
 
     def forward(self, input_ids, attention_mask, labels=None, **_):
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        pooled = self.dropout(mean_pool(hidden, attention_mask))
+        pooled = self.dropout(mean_pool(hidden, attention_mask, normalize=False))
         logits = self.classifier(pooled) * self.config.head_scale  # (batch, 2)
         out = {"logits": logits}
         if labels is not None:
@@ -201,32 +197,6 @@ def cross_collate(tokenizer, max_length: int = 2 * MAX_LENGTH):
 
 
 # ----------------------------------------------------------------------------- thresholds and scores
-
-
-def best_threshold(scores: Sequence[float], labels: Sequence[int]) -> tuple[float, float]:
-    """The cut-off t (predict same meaning when score >= t) with the highest accuracy: (t, accuracy 0-100).
-
-    Sort by score; predicting the top k as positive is correct on (positives in the top k) + (negatives
-    below it); only cuts between two distinct scores are possible. t is the midpoint of that gap."""
-    s = np.asarray(scores, dtype=np.float64)
-    y = np.asarray(labels, dtype=np.int64)
-    if s.size == 0:
-        raise ValueError("best_threshold needs at least one scored pair")
-    order = np.argsort(-s, kind="stable")
-    s, y = s[order], y[order]
-    tp = np.concatenate([[0], np.cumsum(y)])  # positives among the top k, k = 0..n
-    k = np.arange(s.size + 1)
-    correct = tp + (y.size - y.sum()) - (k - tp)
-    allowed = np.ones(s.size + 1, bool)
-    allowed[1:-1] = s[:-1] > s[1:]  # a cut after position k-1 must separate distinct scores
-    best = int(np.argmax(np.where(allowed, correct, -1)))
-    if best == 0:
-        t = s[0] + 1e-6
-    elif best == s.size:
-        t = s[-1] - 1e-6
-    else:
-        t = (s[best - 1] + s[best]) / 2
-    return float(t), float(100.0 * correct[best] / y.size)
 
 
 def pair_metrics(scores: Sequence[float], labels: Sequence[int], threshold: float) -> dict[str, float]:

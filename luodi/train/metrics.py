@@ -25,6 +25,8 @@ from collections import Counter
 from collections.abc import Hashable, Sequence
 from pathlib import Path
 
+import numpy as np
+
 # ============================================================================= shared helpers
 
 
@@ -494,3 +496,29 @@ def distinct_n(hypotheses: Sequence[Sequence[str]], n: int) -> float:
 def distinct_scores(hypotheses: Sequence[Sequence[str]]) -> dict[str, float]:
     """``distinct_1`` and ``distinct_2``."""
     return {"distinct_1": distinct_n(hypotheses, 1), "distinct_2": distinct_n(hypotheses, 2)}
+
+
+def best_threshold(scores: Sequence[float], labels: Sequence[int]) -> tuple[float, float]:
+    """The cut-off t (predict same meaning when score >= t) with the highest accuracy: (t, accuracy 0-100).
+
+    Sort by score; predicting the top k as positive is correct on (positives in the top k) + (negatives
+    below it); only cuts between two distinct scores are possible. t is the midpoint of that gap."""
+    s = np.asarray(scores, dtype=np.float64)
+    y = np.asarray(labels, dtype=np.int64)
+    if s.size == 0:
+        raise ValueError("best_threshold needs at least one scored pair")
+    order = np.argsort(-s, kind="stable")
+    s, y = s[order], y[order]
+    tp = np.concatenate([[0], np.cumsum(y)])  # positives among the top k, k = 0..n
+    k = np.arange(s.size + 1)
+    correct = tp + (y.size - y.sum()) - (k - tp)
+    allowed = np.ones(s.size + 1, bool)
+    allowed[1:-1] = s[:-1] > s[1:]  # a cut after position k-1 must separate distinct scores
+    best = int(np.argmax(np.where(allowed, correct, -1)))
+    if best == 0:
+        t = s[0] + 1e-6
+    elif best == s.size:
+        t = s[-1] - 1e-6
+    else:
+        t = (s[best - 1] + s[best]) / 2
+    return float(t), float(100.0 * correct[best] / y.size)
