@@ -1,13 +1,19 @@
 """Fixtures shared by both halves of the suite. tests/unit: tiny random models only, no real data, no
 shipped release set, no cached model (tests/unit/conftest.py enforces it). tests/integration: the real
 converted encoder (converted into the cache on first use: ~30 s once), the data in ../shared/data, the
-release set in release/ and trained models in the cache (tests/integration/conftest.py)."""
+release set in release/ and trained models in the cache (tests/integration/conftest.py). Plain data and
+helpers both halves use live in tests/support (`from tests.support.intent import EXAMPLES`)."""
 
 from __future__ import annotations
 
 import os
 
 import pytest
+
+# tests/support holds helpers both halves import (`from tests.support.cli import one_line_error`): their
+# asserts explain a failure as the tests' own do only if pytest rewrites them, which it must hear before
+# the first import.
+pytest.register_assert_rewrite("tests.support")
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -22,6 +28,22 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def gazetteer():
+    """The singer/song gazetteer of tests.support.intent.LEXICONS; one per module, as tests add to it."""
+    from luodi.text.gazetteer import Gazetteer
+    from tests.support.intent import LEXICONS
+
+    return Gazetteer(LEXICONS)
+
+
+@pytest.fixture
+def no_trained_models(monkeypatch, tmp_path):
+    """An empty model cache: what a fresh clone has (only the release set)."""
+    monkeypatch.setenv("LUODI_MODELS", str(tmp_path / "models"))
+    return tmp_path
 
 
 # ----------------------------------------------------------------------------- tiny int8 release directories

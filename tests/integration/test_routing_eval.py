@@ -1,23 +1,12 @@
 """luodi eval routing on a fake assistant and a character-bag judge, over the FAQ paraphrases and LCCC
 valid posts (real data)."""
 
-import numpy as np
 import pytest
 
 from luodi.evaluate.faq import paraphrase_file
 from luodi.evaluate.routing import evaluate_routing, exchanges_markdown
 from luodi.tasks.match import load_faq_file
-
-
-class BagJudge:
-    def encode(self, texts):
-        rows = np.zeros(
-            (len(texts), 4096), np.float32
-        )  # one column per character (hashed): same space every call
-        for i, t in enumerate(texts):
-            for c in t:
-                rows[i, ord(c) % 4096] += 1
-        return rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-9)
+from tests.support.routing import BagJudge
 
 
 class FakeFaq:

@@ -1,20 +1,9 @@
 """luodi eval routing's measures on a fake assistant and a character-bag judge."""
 
-import numpy as np
 import pytest
 
 from luodi.evaluate.routing import reply_quality
-
-
-class BagJudge:
-    def encode(self, texts):
-        rows = np.zeros(
-            (len(texts), 4096), np.float32
-        )  # one column per character (hashed): same space every call
-        for i, t in enumerate(texts):
-            for c in t:
-                rows[i, ord(c) % 4096] += 1
-        return rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-9)
+from tests.support.routing import BagJudge
 
 
 def test_reply_quality_rewards_post_specific_replies_and_flags_generic_and_parrots():

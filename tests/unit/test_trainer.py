@@ -6,7 +6,8 @@ from pathlib import Path
 import torch
 
 from luodi.modeling import TokenClassifier, TokenClassifierConfig, load_model, tiny_encoder_config
-from luodi.train.trainer import TrainConfig, train
+from luodi.train.trainer import train
+from tests.support.train import quick_train_config
 
 
 def _toy_data(n: int, seed: int) -> list[dict]:
@@ -38,15 +39,7 @@ def test_trainer_learns_saves_best_and_reloads(tmp_path: Path):
         return {"accuracy": (pred == dev["labels"]).float().mean().item() * 100}
 
     before = evaluate(model.eval())["accuracy"]
-    cfg = TrainConfig(
-        output_dir=str(tmp_path / "run"),
-        epochs=6,
-        batch_size=16,
-        learning_rate=3e-3,
-        metric="accuracy",
-        progress=False,
-        logging_steps=1000,
-    )
+    cfg = quick_train_config(tmp_path / "run", epochs=6)
     result = train(model, _toy_data(256, seed=0), _collate, evaluate, cfg)
 
     accs = [h["eval_accuracy"] for h in result.history]

@@ -11,30 +11,13 @@ from typer.testing import CliRunner
 from luodi.cli import app
 from luodi.pipeline import release_dir
 from luodi.runtime.tasks import is_release_dir
+from tests.support.cli import one_line_error
 
 runner = CliRunner()
 needs_release = pytest.mark.skipif(
     not all(is_release_dir(release_dir() / k) for k in ("breaker", "segmenter", "intent")),
     reason="release/ not built (luodi release)",
 )
-
-
-@pytest.fixture
-def no_trained_models(monkeypatch, tmp_path):
-    """An empty model cache: what a fresh clone has (only the release set)."""
-    monkeypatch.setenv("LUODI_MODELS", str(tmp_path / "models"))
-    return tmp_path
-
-
-def _one_line_error(result, *needles: str) -> str:
-    """The command failed on purpose: exit 1 or 2, no exception but the exit, one ``error:`` line."""
-    assert result.exit_code in (1, 2), result.output
-    assert isinstance(result.exception, SystemExit), repr(result.exception)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    for needle in needles:
-        assert needle in lines[0], (needle, lines[0])
-    return lines[0]
 
 
 # ----------------------------------------------------------------------------- release defaults
@@ -54,7 +37,7 @@ def test_segment_defaults_to_the_release_segmenter(no_trained_models):
 @needs_release
 def test_segment_refuses_an_unknown_granularity_in_one_line(no_trained_models):
     result = runner.invoke(app, ["segment", "我爱北京", "--granularity", "medium"])
-    assert _one_line_error(result, "medium", "fine, coarse") and result.exit_code == 2
+    assert one_line_error(result, "medium", "fine, coarse") and result.exit_code == 2
 
 
 @needs_release

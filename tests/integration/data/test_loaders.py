@@ -5,26 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from luodi.data import (
-    Slot,
-    load_cais,
-    load_chatterbot,
-    load_lccc_multiturn,
-    load_lccc_pairs,
-    load_lexicons,
-    load_msr,
-    load_nlpcc2018,
-    load_pairs,
-    load_pku1998,
-    load_pku_test,
-    load_sighan_gold,
-    load_training_words,
-    load_weibo,
-    nlpcc_session_split,
-    sighan_paths,
-    similarity_split,
-    spans_to_bioes,
-)
+from luodi import data
 
 
 def _spans(tags: tuple[str, ...]) -> list[tuple[str, int, int]]:
@@ -38,7 +19,7 @@ def _spans(tags: tuple[str, ...]) -> list[tuple[str, int, int]]:
     return spans
 
 
-def _markup(text: str, slots: tuple[Slot, ...], tags: tuple[str, ...]) -> str:
+def _markup(text: str, slots: tuple[data.Slot, ...], tags: tuple[str, ...]) -> str:
     """Rebuild NLPCC markup from the *tags* (spans) and the slots' normalised values."""
     out, pos = [], 0
     for (name, start, end), slot in zip(_spans(tags), slots, strict=True):
@@ -54,11 +35,11 @@ def _markup(text: str, slots: tuple[Slot, ...], tags: tuple[str, ...]) -> str:
 
 @pytest.fixture(scope="module")
 def nlpcc(data_root):
-    return {split: load_nlpcc2018(split) for split in ("train", "dev", "all")}
+    return {split: data.load_nlpcc2018(split) for split in ("train", "dev", "all")}
 
 
 def test_pku1998_paragraphs_and_dev_split(data_root):
-    train, dev, everything = load_pku1998("train"), load_pku1998("dev"), load_pku1998("all")
+    train, dev, everything = data.load_pku1998("train"), data.load_pku1998("dev"), data.load_pku1998("all")
     assert (len(train), len(dev), len(everything)) == (18484, 1000, 19484)
     assert train + dev == everything
     assert sum(map(len, everything)) == 1121447
@@ -67,29 +48,31 @@ def test_pku1998_paragraphs_and_dev_split(data_root):
 
 
 def test_sighan_msr_weibo(data_root):
-    splits = [load_msr(s) for s in ("train", "dev", "test")]
+    splits = [data.load_msr(s) for s in ("train", "dev", "test")]
     assert [len(s) for s in splits] == [2985, 500, 500]
-    assert splits[0] + splits[1] + splits[2] == load_sighan_gold("msr")
+    assert splits[0] + splits[1] + splits[2] == data.load_sighan_gold("msr")
     assert sum(len(words) for split in splits for words in split) == 106873
-    pku = load_pku_test()
+    pku = data.load_pku_test()
     assert (len(pku), sum(map(len, pku))) == (1944, 104372)  # 1,945 lines: the last is blank
-    weibo = load_weibo()
+    weibo = data.load_weibo()
     assert (len(weibo), sum(map(len, weibo))) == (20135, 421161)
-    assert (len(load_training_words("pku")), len(load_training_words("msr"))) == (55303, 88119)
-    assert all(p.is_file() for p in sighan_paths().values())
+    assert (len(data.load_training_words("pku")), len(data.load_training_words("msr"))) == (55303, 88119)
+    assert all(p.is_file() for p in data.sighan_paths().values())
 
 
 def test_cais_sizes_tags_and_slots(data_root):
-    splits = {s: load_cais(s) for s in ("train", "valid", "test")}
+    splits = {s: data.load_cais(s) for s in ("train", "valid", "test")}
     assert {s: len(v) for s, v in splits.items()} == {"train": 7995, "valid": 994, "test": 1012}
     assert len({e.intent for e in splits["train"]}) == 13
     first = splits["train"][0]
     assert (first.text, first.intent) == ("我要听吴雨霏的歌", "PlayMusic")
-    assert first.slots == (Slot("singer_name", 3, 6, "吴雨霏"),)
+    assert first.slots == (data.Slot("singer_name", 3, 6, "吴雨霏"),)
     for examples in splits.values():
         for e in examples:
             assert len(e.tags) == len(e.text) and e.session is None
-            assert list(e.tags) == spans_to_bioes(len(e.text), [(s.type, s.start, s.end) for s in e.slots])
+            assert list(e.tags) == data.spans_to_bioes(
+                len(e.text), [(s.type, s.start, s.end) for s in e.slots]
+            )
     assert any(" " in e.text for e in splits["train"])  # a space is a character too ("  O" lines)
 
 
@@ -99,7 +82,7 @@ def test_nlpcc_session_split(nlpcc):
     assert len({e.session for e in everything}) == 4705
     assert not {e.session for e in train} & {e.session for e in dev}
     assert 0.08 < len(dev) / len(everything) < 0.12
-    assert all(nlpcc_session_split(e.session) == "dev" for e in dev)
+    assert all(data.nlpcc_session_split(e.session) == "dev" for e in dev)
     assert len({e.intent for e in everything}) == 11
 
 
@@ -117,37 +100,40 @@ def test_nlpcc_tags_reconstruct_the_markup(nlpcc, data_root):
 
 
 def test_lexicons(data_root):
-    lexicons = load_lexicons()
+    lexicons = data.load_lexicons()
     assert len(lexicons) == 12 and (len(lexicons["singer"]), len(lexicons["song"])) == (2667, 6870)
     assert all(entry and entry == entry.strip() for entries in lexicons.values() for entry in entries)
-    assert list(load_lexicons(["style"])) == ["style"]
+    assert list(data.load_lexicons(["style"])) == ["style"]
     with pytest.raises(FileNotFoundError, match="LUODI_DATA"):
-        load_lexicons(["no_such_lexicon"])
+        data.load_lexicons(["no_such_lexicon"])
 
 
 def test_similarity_split_composition(data_root):
-    sizes = {s: {k: len(v) for k, v in similarity_split(s).items()} for s in ("train", "dev", "test")}
+    sizes = {s: {k: len(v) for k, v in data.similarity_split(s).items()} for s in ("train", "dev", "test")}
     assert sizes == {
         "train": {"afqmc": 34334, "lcqmc": 8802, "oppo": 8000},
         "dev": {"oppo": 2000, "afqmc": 4316},
         "test": {"lcqmc": 12500, "pawsx": 2000},
     }
-    oppo = load_pairs("oppo_dev")
+    oppo = data.load_pairs("oppo_dev")
     assert len(oppo) == 10000
-    assert similarity_split("train")["oppo"] == oppo[:8000] and similarity_split("dev")["oppo"] == oppo[8000:]
-    pawsx = load_pairs("pawsx_dev")
+    assert (
+        data.similarity_split("train")["oppo"] == oppo[:8000]
+        and data.similarity_split("dev")["oppo"] == oppo[8000:]
+    )
+    pawsx = data.load_pairs("pawsx_dev")
     assert pawsx[0].a.startswith("Four Rivers") and pawsx[0].label == 1  # header and id column dropped
     assert {p.label for p in pawsx} == {0, 1}
 
 
 def test_dialogue(data_root):
-    train, valid = load_lccc_pairs("train"), load_lccc_pairs("valid")
+    train, valid = data.load_lccc_pairs("train"), data.load_lccc_pairs("valid")
     assert (len(train), len(valid)) == (10000, 2000)  # valid has no final newline: wc -l says 1,999
     assert train[0][0].startswith("为什么听一面之辞就相信？")
     assert not any(" " in text for pair in train + valid for text in pair)
     assert any("party" in post for post, _ in valid)
-    assert [len(load_lccc_multiturn(s)) for s in ("train", "valid", "test")] == [1000, 200, 200]
-    pairs = load_chatterbot()
+    assert [len(data.load_lccc_multiturn(s)) for s in ("train", "valid", "test")] == [1000, 200, 200]
+    pairs = data.load_chatterbot()
     assert (
         len(pairs) == 552 and ("什么是ai", "人工智能是工程和科学的分支,致力于构建具有思维的机器。") in pairs
     )

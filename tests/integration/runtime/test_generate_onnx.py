@@ -4,38 +4,18 @@ Generator.load reading either directory."""
 from pathlib import Path
 
 import pytest
-import torch
 
-from luodi.modeling import tiny_encoder_config
 from luodi.runtime.generate import OnnxReplyModel, export_generator, is_generator_onnx_dir
-from luodi.tasks.generate import Generator, GeneratorConfig, ReplyModel
-
-VOCAB = 60
-MASK = VOCAB - 1
-
+from luodi.tasks.generate import Generator, ReplyModel
+from tests.support.generate import random_reply_model
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-def _model(arch: str, seed: int = 0, vocab: int = VOCAB, mask: int = MASK) -> ReplyModel:
-    """A random model with large weights: attention is peaked rather than uniform, so a wrong mask, position
-    or cache entry changes the logits clearly (at BERT's init std of 0.02 every key looks alike)."""
-    torch.manual_seed(seed)
-    cfg = GeneratorConfig(arch=arch, encoder=tiny_encoder_config(vocab), mask_id=mask, max_context=16)
-    model = ReplyModel(cfg).eval()
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if p.dim() == 2:
-                p.normal_(0, 0.3)
-            elif name.endswith("bias"):
-                p.normal_(0, 0.1)
-    return model
 
 
 def test_generator_load_reads_either_directory(zh_tokenizer, tmp_path: Path):
     from luodi.pipeline import _backend, load_component
 
-    model = _model("unilm", vocab=len(zh_tokenizer), mask=zh_tokenizer.mask_token_id)
+    model = random_reply_model("unilm", vocab=len(zh_tokenizer), mask=zh_tokenizer.mask_token_id)
     torch_dir = model.save(tmp_path / "torch", zh_tokenizer)
     onnx_dir = tmp_path / "onnx"
     export_generator(model, zh_tokenizer, onnx_dir)
@@ -57,7 +37,7 @@ def test_export_generator_command(zh_tokenizer, tmp_path: Path):
 
     from luodi.cli import app
 
-    model = _model("gpt", vocab=len(zh_tokenizer), mask=zh_tokenizer.mask_token_id)
+    model = random_reply_model("gpt", vocab=len(zh_tokenizer), mask=zh_tokenizer.mask_token_id)
     source = model.save(tmp_path / "gen", zh_tokenizer)
     runner = CliRunner()
     args = ["export-generator", "--model-dir", str(source), "--arch", "gpt", "--out", str(tmp_path / "onnx"),

@@ -12,20 +12,12 @@ from fastapi.testclient import TestClient
 from luodi.serve.app import create_app
 from luodi.serve.config import ModelConfig, ServeConfig
 from luodi.serve.predictors import load_predictors
+from tests.support.serve import wait_ready
 
 RELEASE = Path(__file__).resolve().parents[3] / "release"
 needs_release = pytest.mark.skipif(
     not (RELEASE / "intent" / "model.onnx").exists(), reason="release/ not built (luodi release)"
 )
-
-
-def _ready(client: TestClient) -> dict:
-    for _ in range(600):
-        body = client.get("/readyz").json()
-        if body.get("error") != "models are still loading":
-            return body
-        time.sleep(0.1)
-    raise AssertionError("models never loaded")
 
 
 @needs_release
@@ -36,7 +28,7 @@ def test_understand_with_the_release_models():
         }
     )
     with TestClient(create_app(lambda: load_predictors(config, strict=False), config)) as c:
-        ready = _ready(c)
+        ready = wait_ready(c)
         assert ready["ready"] is True, ready
         r = c.post("/v1/understand", json={"text": "明天上海会下雨吗帮我放首周杰伦的歌"})
         assert r.status_code == 200, r.text

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 
-from luodi.data.intent import IntentExample, Slot
 from luodi.modeling import tiny_encoder_config
 from luodi.tasks.intent import (
     NONE_LABEL,
@@ -19,32 +18,7 @@ from luodi.tasks.intent import (
     evaluate,
 )
 from luodi.text.gazetteer import Gazetteer
-
-EXAMPLES = [
-    IntentExample(
-        "播放周杰伦的稻香",
-        "PlayMusic",
-        ("O", "O", "B-singer", "I-singer", "E-singer", "O", "B-song", "E-song"),
-        slots=(Slot("singer", 2, 5, "周杰伦"), Slot("song", 6, 8, "稻香")),
-    ),  # fmt: skip
-    IntentExample(
-        "明天天气怎么样",
-        "GetWeather",
-        ("B-date", "E-date", "O", "O", "O", "O", "O"),
-        slots=(Slot("date", 0, 2, "明天"),),
-    ),  # fmt: skip
-    IntentExample(
-        "我想听刘德华的歌",
-        "PlayMusic",
-        ("O", "O", "O", "B-singer", "I-singer", "E-singer", "O", "O"),
-        slots=(Slot("singer", 3, 6, "刘德华"),),
-    ),  # fmt: skip
-]
-
-
-@pytest.fixture(scope="module")
-def gazetteer():
-    return Gazetteer({"singer": ["周杰伦", "刘德华"], "song": ["稻香", "冰雨"]})
+from tests.support.intent import EXAMPLES
 
 
 def tiny(zh_tokenizer, knowledge: bool, gazetteer=None, **kwargs) -> IntentModel:

@@ -10,26 +10,9 @@ from typer.testing import CliRunner
 from luodi.cli import app
 from luodi.pipeline import release_dir
 from luodi.runtime.tasks import is_release_dir
+from tests.support.cli import one_line_error
 
 runner = CliRunner()
-
-
-@pytest.fixture
-def no_trained_models(monkeypatch, tmp_path):
-    """An empty model cache: what a fresh clone has (only the release set)."""
-    monkeypatch.setenv("LUODI_MODELS", str(tmp_path / "models"))
-    return tmp_path
-
-
-def _one_line_error(result, *needles: str) -> str:
-    """The command failed on purpose: exit 1 or 2, no exception but the exit, one ``error:`` line."""
-    assert result.exit_code in (1, 2), result.output
-    assert isinstance(result.exception, SystemExit), repr(result.exception)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    for needle in needles:
-        assert needle in lines[0], (needle, lines[0])
-    return lines[0]
 
 
 def test_release_default_missing_names_the_rebuild(monkeypatch, tmp_path):
@@ -39,7 +22,7 @@ def test_release_default_missing_names_the_rebuild(monkeypatch, tmp_path):
         (["break", "你好"], "luodi train breaking"),
         (["predict", "intent", "你好"], "luodi train intent"),
     ):
-        _one_line_error(runner.invoke(app, args), "luodi release", make)
+        one_line_error(runner.invoke(app, args), "luodi release", make)
 
 
 # ----------------------------------------------------------------------------- missing models
@@ -57,26 +40,26 @@ def test_release_default_missing_names_the_rebuild(monkeypatch, tmp_path):
     ],
 )
 def test_a_missing_model_is_one_line_naming_the_command_that_makes_it(no_trained_models, args, make):
-    _one_line_error(runner.invoke(app, args, input=""), make)
+    one_line_error(runner.invoke(app, args, input=""), make)
 
 
 def test_faq_ask_without_an_index_or_reranker_says_how_to_make_them(no_trained_models, tmp_path):
-    _one_line_error(runner.invoke(app, ["faq", "ask", str(tmp_path / "none"), "你好"]), "luodi faq build")
+    one_line_error(runner.invoke(app, ["faq", "ask", str(tmp_path / "none"), "你好"]), "luodi faq build")
     index = tmp_path / "index"
     index.mkdir()
     (index / "faq.json").write_text("{}")  # a broken index: no vectors, no keys
-    _one_line_error(runner.invoke(app, ["faq", "ask", str(index), "你好"]), "cannot load", "luodi faq build")
+    one_line_error(runner.invoke(app, ["faq", "ask", str(index), "你好"]), "cannot load", "luodi faq build")
 
 
 def test_a_directory_that_is_not_a_model_is_one_line(tmp_path):
     (tmp_path / "empty").mkdir()
-    line = _one_line_error(runner.invoke(app, ["segment", "我爱北京", "--model", str(tmp_path / "empty")]))
+    line = one_line_error(runner.invoke(app, ["segment", "我爱北京", "--model", str(tmp_path / "empty")]))
     assert "cannot load the segmenter" in line and "luodi train segment" in line
     # a release dir of another kind: the kind mismatch, not a traceback
     other = runner.invoke(app, ["break", "你好", "--model", str(release_dir() / "segmenter")])
     if is_release_dir(release_dir() / "segmenter"):
-        _one_line_error(other, "not a breaker")
+        one_line_error(other, "not a breaker")
 
 
 def test_ask_with_a_missing_config_is_one_line(tmp_path):
-    _one_line_error(runner.invoke(app, ["ask", "你好", "--config", str(tmp_path / "none.yaml")]), "not found")
+    one_line_error(runner.invoke(app, ["ask", "你好", "--config", str(tmp_path / "none.yaml")]), "not found")

@@ -6,19 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from luodi.distill import (
-    DistillationModel,
-    DistillConfig,
-    StaleCacheError,
-    TeacherCache,
-    build_cache,
-    combine_teachers,
-    default_layer_map,
-    dev_weights,
-    distill,
-    kd_loss,
-    make_student,
-)
+import luodi.distill as kd
 from luodi.modeling import (
     SequenceClassifier,
     SequenceClassifierConfig,
@@ -27,6 +15,7 @@ from luodi.modeling import (
     tiny_encoder_config,
 )
 from luodi.train.trainer import TrainConfig
+from tests.support.train import quick_train_config
 
 
 def _token_model(layers=2, seed=0, labels=3):
@@ -73,7 +62,7 @@ def test_kd_loss_equals_hand_computed_value():
     kl = a * math.log(a / (1 - a)) + (1 - a) * math.log((1 - a) / a)
     ce = -math.log(1 / (1 + math.exp(-1.0)))
     expected = alpha * ce + (1 - alpha) * T**2 * kl
-    assert kd_loss(s, t, gold, alpha, T).item() == pytest.approx(expected, rel=1e-5)
+    assert kd.kd_loss(s, t, gold, alpha, T).item() == pytest.approx(expected, rel=1e-5)
 
 
 def test_alpha_one_is_plain_cross_entropy_and_ignores_unlabelled_positions():
@@ -81,11 +70,13 @@ def test_alpha_one_is_plain_cross_entropy_and_ignores_unlabelled_positions():
     s, t = torch.randn(2, 5, 4, generator=gen), torch.randn(2, 5, 4, generator=gen)
     labels = torch.tensor([[-100, 1, 2, 3, -100], [-100, 0, 0, -100, -100]])
     ce = torch.nn.functional.cross_entropy(s.flatten(0, 1), labels.flatten(), ignore_index=-100)
-    assert kd_loss(s, t, labels, alpha=1.0).item() == pytest.approx(ce.item(), rel=1e-6)
+    assert kd.kd_loss(s, t, labels, alpha=1.0).item() == pytest.approx(ce.item(), rel=1e-6)
     # changing logits at ignored positions changes nothing
     t2 = t.clone()
     t2[labels == -100] = 100.0
-    assert kd_loss(s, t2, labels, alpha=0.3).item() == pytest.approx(kd_loss(s, t, labels, alpha=0.3).item())
+    assert kd.kd_loss(s, t2, labels, alpha=0.3).item() == pytest.approx(
+        kd.kd_loss(s, t, labels, alpha=0.3).item()
+    )
 
 
 def test_soft_term_is_scaled_by_t_squared():
@@ -96,29 +87,29 @@ def test_soft_term_is_scaled_by_t_squared():
         kl = torch.nn.functional.kl_div(
             torch.log_softmax(s / T, -1), torch.log_softmax(t / T, -1), log_target=True, reduction="batchmean"
         )
-        assert kd_loss(s, t, gold, alpha=0.0, temperature=T).item() == pytest.approx(
+        assert kd.kd_loss(s, t, gold, alpha=0.0, temperature=T).item() == pytest.approx(
             T**2 * kl.item(), rel=1e-5
         )
-    assert kd_loss(t, t, gold, alpha=0.0).item() == pytest.approx(0.0, abs=1e-6)  # student == teacher
+    assert kd.kd_loss(t, t, gold, alpha=0.0).item() == pytest.approx(0.0, abs=1e-6)  # student == teacher
 
 
 def test_ensembles_mean_weighted_and_best():
     a = torch.tensor([[2.0, 0.0], [0.0, 2.0]])
     b = torch.tensor([[0.0, 4.0], [4.0, 0.0]])
-    assert torch.allclose(combine_teachers([a, b], None, "mean"), (a + b) / 2)
-    assert torch.allclose(combine_teachers([a, b], None, "weighted", [3.0, 1.0]), 0.75 * a + 0.25 * b)
+    assert torch.allclose(kd.combine_teachers([a, b], None, "mean"), (a + b) / 2)
+    assert torch.allclose(kd.combine_teachers([a, b], None, "weighted", [3.0, 1.0]), 0.75 * a + 0.25 * b)
     # gold [0, 1]: teacher a is right on both rows, b wrong on both -> a is chosen for this example
-    assert torch.equal(combine_teachers([a, b], torch.tensor([0, 1]), "best"), a)
-    assert torch.equal(combine_teachers([a, b], torch.tensor([1, 0]), "best"), b)
-    assert dev_weights([90.0, 60.0]) == pytest.approx([0.6, 0.4])
+    assert torch.equal(kd.combine_teachers([a, b], torch.tensor([0, 1]), "best"), a)
+    assert torch.equal(kd.combine_teachers([a, b], torch.tensor([1, 0]), "best"), b)
+    assert kd.dev_weights([90.0, 60.0]) == pytest.approx([0.6, 0.4])
     with pytest.raises(ValueError, match="weights"):
-        DistillConfig(ensemble="weighted")
+        kd.DistillConfig(ensemble="weighted")
 
 
 def test_default_layer_map_and_student_keeps_first_layers():
-    assert default_layer_map(3, 12) == [(1, 4), (2, 8), (3, 12)]
+    assert kd.default_layer_map(3, 12) == [(1, 4), (2, 8), (3, 12)]
     teacher = _token_model(layers=4)
-    student = make_student(teacher, layers=2, init="teacher")
+    student = kd.make_student(teacher, layers=2, init="teacher")
     assert student.encoder.config.num_hidden_layers == 2 and len(student.encoder.encoder.layer) == 2
     t_state, s_state = teacher.state_dict(), student.state_dict()
     for i in range(2):
@@ -134,8 +125,10 @@ def test_default_layer_map_and_student_keeps_first_layers():
 def test_cache_round_trip_and_stale_detection(tmp_path: Path):
     teachers = [_token_model(seed=1), _token_model(seed=2)]
     data = _data(20, seed=0)
-    path = build_cache(tmp_path / "t.safetensors", teachers, data, _collate, names=["a", "b"], batch_size=6)
-    cache = TeacherCache.load(path, data, _collate)
+    path = kd.build_cache(
+        tmp_path / "t.safetensors", teachers, data, _collate, names=["a", "b"], batch_size=6
+    )
+    cache = kd.TeacherCache.load(path, data, _collate)
     assert cache.teachers == ["a", "b"] and len(cache) == 20
     # example 7's cached logits equal the teacher's logits at its labelled positions (fp16 precision)
     batch = _collate([data[7]])
@@ -146,28 +139,28 @@ def test_cache_round_trip_and_stale_detection(tmp_path: Path):
     assert got.shape == expect.shape == (len(data[7]["ids"]), 3)
     assert torch.allclose(got, expect, atol=2e-3)
     # collate puts the mean of both teachers at the labelled positions, zeros elsewhere
-    out = cache.collate(_collate, DistillConfig())([(7, data[7]), (3, data[3])])
+    out = cache.collate(_collate, kd.DistillConfig())([(7, data[7]), (3, data[3])])
     assert out["teacher_logits"].shape == (*out["labels"].shape, 3)
     mean = (cache.example_logits(7)[0] + cache.example_logits(7)[1]) / 2
     assert torch.allclose(out["teacher_logits"][0][out["labels"][0] != -100], mean)
     assert out["teacher_logits"][out["labels"] == -100].abs().sum() == 0
     # a single teacher out of the multi-teacher cache; per-teacher caches merge back into one
-    single = TeacherCache.load(path, teachers=[1])
+    single = kd.TeacherCache.load(path, teachers=[1])
     assert single.teachers == ["b"]
-    merged = TeacherCache.merge([TeacherCache.load(path, teachers=[0]), single])
+    merged = kd.TeacherCache.merge([kd.TeacherCache.load(path, teachers=[0]), single])
     assert merged.teachers == ["a", "b"] and torch.equal(
         merged.example_logits(5)[1], cache.example_logits(5)[1]
     )
-    other = build_cache(tmp_path / "o.safetensors", teachers[:1], data[:5], _collate)
-    with pytest.raises(StaleCacheError, match="different data"):
-        TeacherCache.merge([cache, TeacherCache.load(other)])
+    other = kd.build_cache(tmp_path / "o.safetensors", teachers[:1], data[:5], _collate)
+    with pytest.raises(kd.StaleCacheError, match="different data"):
+        kd.TeacherCache.merge([cache, kd.TeacherCache.load(other)])
     # stale: data changed (same length), or different size
     changed = list(data)
     changed[4] = {"ids": data[4]["ids"].flip(0), "labels": data[4]["labels"].flip(0)}
-    with pytest.raises(StaleCacheError, match="changed"):
-        TeacherCache.load(path, changed, _collate)
-    with pytest.raises(StaleCacheError, match="19"):
-        TeacherCache.load(path, data[:19], _collate)
+    with pytest.raises(kd.StaleCacheError, match="changed"):
+        kd.TeacherCache.load(path, changed, _collate)
+    with pytest.raises(kd.StaleCacheError, match="19"):
+        kd.TeacherCache.load(path, data[:19], _collate)
 
 
 def test_sequence_level_cache_and_live_best_teacher(tmp_path: Path):
@@ -181,17 +174,21 @@ def test_sequence_level_cache_and_live_best_teacher(tmp_path: Path):
         batch["labels"] = torch.stack([r["labels"] for r in rows])
         return batch
 
-    cache = TeacherCache.load(build_cache(tmp_path / "s.safetensors", teachers, data, collate), data, collate)
+    cache = kd.TeacherCache.load(
+        kd.build_cache(tmp_path / "s.safetensors", teachers, data, collate), data, collate
+    )
     assert cache.kind == "sequence" and cache.example_logits(0)[0].shape == (1, 4)
-    batch = cache.collate(collate, DistillConfig(ensemble="best"))(list(enumerate(data))[:4])
+    batch = cache.collate(collate, kd.DistillConfig(ensemble="best"))(list(enumerate(data))[:4])
     assert batch["teacher_logits"].shape == (4, 4)
     # live teachers, "best": the wrapper's loss equals kd_loss against the per-example best teacher
     student = SequenceClassifier(cfg)
-    model = DistillationModel(student, DistillConfig(ensemble="best", alpha=0.0), teachers=teachers).train()
+    model = kd.DistillationModel(
+        student, kd.DistillConfig(ensemble="best", alpha=0.0), teachers=teachers
+    ).train()
     student.eval()  # the wrapper stays in training mode (KD loss on); no encoder dropout in the student
     plain = collate(data[:4])
     loss = model(**plain)["loss"]
-    expected = kd_loss(student(**plain)["logits"], batch["teacher_logits"], plain["labels"], 0.0, 2.0)
+    expected = kd.kd_loss(student(**plain)["logits"], batch["teacher_logits"], plain["labels"], 0.0, 2.0)
     assert loss.item() == pytest.approx(expected.item(), rel=1e-3)
 
 
@@ -201,10 +198,10 @@ def test_sequence_level_cache_and_live_best_teacher(tmp_path: Path):
 def test_distillation_trains_through_the_trainer(tmp_path: Path):
     teacher = _token_model(layers=2, seed=5)
     data, dev = _data(96, seed=1), _collate(_data(32, seed=2))
-    cache = TeacherCache.load(
-        build_cache(tmp_path / "c.safetensors", [teacher], data, _collate), data, _collate
+    cache = kd.TeacherCache.load(
+        kd.build_cache(tmp_path / "c.safetensors", [teacher], data, _collate), data, _collate
     )
-    student = make_student(teacher, layers=1, init="teacher")
+    student = kd.make_student(teacher, layers=1, init="teacher")
     before = [p.clone() for p in student.parameters()]
 
     def evaluate(m):
@@ -212,17 +209,9 @@ def test_distillation_trains_through_the_trainer(tmp_path: Path):
         keep = dev["labels"] != -100
         return {"accuracy": (pred[keep] == dev["labels"][keep]).float().mean().item() * 100}
 
-    cfg = TrainConfig(
-        str(tmp_path / "run"),
-        epochs=2,
-        batch_size=16,
-        learning_rate=3e-3,
-        metric="accuracy",
-        progress=False,
-        logging_steps=1000,
-    )
-    result = distill(
-        student, data, _collate, evaluate, cfg, DistillConfig(alpha=0.5, temperature=2.0), cache=cache
+    cfg = quick_train_config(tmp_path / "run", epochs=2)
+    result = kd.distill(
+        student, data, _collate, evaluate, cfg, kd.DistillConfig(alpha=0.5, temperature=2.0), cache=cache
     )
     assert result.steps == 12 and len(result.history) == 2
     assert any(not torch.equal(a, b) for a, b in zip(before, student.parameters(), strict=True))
@@ -231,14 +220,15 @@ def test_distillation_trains_through_the_trainer(tmp_path: Path):
 
 def test_hidden_and_attention_matching_has_gradients_into_projections():
     teacher, student = _token_model(layers=4, seed=1), _token_model(layers=2, seed=2)
-    cfg = DistillConfig(alpha=0.5, hidden_weight=1.0, attention_weight=1.0)
-    model = DistillationModel(student, cfg, teachers=[teacher]).train()
+    cfg = kd.DistillConfig(alpha=0.5, hidden_weight=1.0, attention_weight=1.0)
+    model = kd.DistillationModel(student, cfg, teachers=[teacher]).train()
     student.eval()  # no dropout, so the two losses below differ only by the matching terms
     assert model.layer_map == [(1, 2), (2, 4)] and len(model.projections) == 2
     assert not any(p is q for p in model.parameters() for q in teacher.parameters())  # teacher not trained
     batch = _collate(_data(4, seed=9))
     loss = model(**batch)["loss"]
-    plain = DistillationModel(student, DistillConfig(alpha=0.5), teachers=[teacher]).train()(**batch)["loss"]
+    without_matching = kd.DistillationModel(student, kd.DistillConfig(alpha=0.5), teachers=[teacher]).train()
+    plain = without_matching(**batch)["loss"]
     assert loss.item() > plain.item()  # the matching terms add something
     loss.backward()
     assert model.projections[0].weight.grad is not None and model.projections[0].weight.grad.abs().sum() > 0
@@ -249,10 +239,10 @@ def test_hidden_matching_with_cached_logits_runs_through_the_trainer(tmp_path: P
     """The CLI's --hidden-weight path: logits from the cache, hidden states from the live teacher."""
     teacher = _token_model(layers=2, seed=5)
     data = _data(32, seed=1)
-    cache = TeacherCache.load(
-        build_cache(tmp_path / "c.safetensors", [teacher], data, _collate), data, _collate
+    cache = kd.TeacherCache.load(
+        kd.build_cache(tmp_path / "c.safetensors", [teacher], data, _collate), data, _collate
     )
-    student = make_student(teacher, layers=1, init="teacher")
+    student = kd.make_student(teacher, layers=1, init="teacher")
     before = [p.clone() for p in student.parameters()]
     cfg = TrainConfig(str(tmp_path / "run"), epochs=1, batch_size=16, learning_rate=3e-3, progress=False)
     seen = []
@@ -261,8 +251,8 @@ def test_hidden_matching_with_cached_logits_runs_through_the_trainer(tmp_path: P
         seen.append(m is student)
         return {"f1": 0.0}
 
-    config = DistillConfig(alpha=0.5, hidden_weight=1.0)
-    result = distill(student, data, _collate, evaluate, cfg, config, cache=cache, teachers=[teacher])
+    config = kd.DistillConfig(alpha=0.5, hidden_weight=1.0)
+    result = kd.distill(student, data, _collate, evaluate, cfg, config, cache=cache, teachers=[teacher])
     assert result.steps == 2 and seen and all(seen)  # the student (not the wrapper) is evaluated
     assert any(not torch.equal(a, b) for a, b in zip(before, student.parameters(), strict=True))
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from experiments import distillation as report
 
 
@@ -19,44 +21,58 @@ def _experiment_notes(groups, tmp_path: Path, monkeypatch) -> str:
     return report._notes(groups, facts)
 
 
-def test_experiment_notes_keep_the_init_ablation_out_of_the_teachers(tmp_path: Path, monkeypatch):
-    """`teacher-init-only-3L` is a student: it must not enter the teachers' mean, and its sentence splits
-    the ensemble's gain into the weight copy and the KD loss."""
-    groups = {
-        "teacher-12L": _f1_rows(78.0, 79.0),
-        "baseline-3L": _f1_rows(76.0, 76.2),
-        "distilled-3L": _f1_rows(77.0, 77.2),
-        "ensemble-3L": _f1_rows(77.2, 77.4),
-        "teacher-init-only-3L": _f1_rows(77.6),
-        "baseline-2ep-3L": _f1_rows(76.6),
-    }
+@pytest.mark.parametrize(
+    ("groups", "phrases"),
+    [
+        # `teacher-init-only-3L` is a student: it must not enter the teachers' mean, and its sentence splits
+        # the ensemble's gain into the weight copy and the KD loss.
+        pytest.param(
+            {
+                "teacher-12L": _f1_rows(78.0, 79.0),
+                "baseline-3L": _f1_rows(76.0, 76.2),
+                "distilled-3L": _f1_rows(77.0, 77.2),
+                "ensemble-3L": _f1_rows(77.2, 77.4),
+                "teacher-init-only-3L": _f1_rows(77.6),
+                "baseline-2ep-3L": _f1_rows(76.6),
+            },
+            [
+                "Teachers: mean 78.50, range 78.00-79.00",
+                "weight copy gives +1.50 and the KD loss -0.30",
+                "as many passes as teacher + student) 76.60 (+0.50)",
+                "best teacher (79.00)",
+            ],
+            id="keep_the_init_ablation_out_of_the_teachers",
+        ),
+        # `2ep` rows form a second budget: their targets are checked against the 2-epoch teachers, not the
+        # 1-epoch ones, and a sentence shows what the second epoch did to each row.
+        pytest.param(
+            {
+                "teacher-12L": _f1_rows(78.0, 79.0),
+                "baseline-3L": _f1_rows(76.0, 76.2),
+                "ensemble-3L": _f1_rows(77.2, 77.4),
+                "teacher-2ep-12L": _f1_rows(81.0, 82.0),
+                "baseline-2ep-3L": _f1_rows(78.0, 78.4),
+                "ensemble-2ep-3L": _f1_rows(80.0, 80.2),
+                "ensemble-alpha0.1-2ep-3L": _f1_rows(80.5),
+            },
+            [
+                "**3 layers, 1 epoch**: ensemble-distilled 77.30 vs baseline 76.10",
+                "**3 layers, 2 epochs**: ensemble-distilled 80.10 vs baseline 78.20",
+                "best teacher (79.00) − 0.5: missed (-1.70)",
+                "best teacher (82.00) − 0.5: missed (-1.90); ≥ baseline + 1: met (+1.90)",
+                "Teachers, 2 epochs: mean 81.50",
+                "T/α sweep at 3 layers, 2 epochs",
+                "alpha 0.1 80.50 (+0.40)",
+                "teachers 78.50 -> 81.50; baseline-3L 76.10 -> 78.20; ensemble-3L 77.30 -> 80.10",
+            ],
+            id="compare_each_budget_with_its_own_teachers",
+        ),
+    ],
+)
+def test_experiment_notes(groups, phrases, tmp_path: Path, monkeypatch):
     notes = _experiment_notes(groups, tmp_path, monkeypatch)
-    assert "Teachers: mean 78.50, range 78.00-79.00" in notes
-    assert "weight copy gives +1.50 and the KD loss -0.30" in notes
-    assert "as many passes as teacher + student) 76.60 (+0.50)" in notes
-    assert "best teacher (79.00)" in notes
-
-
-def test_experiment_notes_compare_each_budget_with_its_own_teachers(tmp_path: Path, monkeypatch):
-    """`2ep` rows form a second budget: their targets are checked against the 2-epoch teachers, not the
-    1-epoch ones, and a sentence shows what the second epoch did to each row."""
-    groups = {
-        "teacher-12L": _f1_rows(78.0, 79.0),
-        "baseline-3L": _f1_rows(76.0, 76.2),
-        "ensemble-3L": _f1_rows(77.2, 77.4),
-        "teacher-2ep-12L": _f1_rows(81.0, 82.0),
-        "baseline-2ep-3L": _f1_rows(78.0, 78.4),
-        "ensemble-2ep-3L": _f1_rows(80.0, 80.2),
-        "ensemble-alpha0.1-2ep-3L": _f1_rows(80.5),
-    }
-    notes = _experiment_notes(groups, tmp_path, monkeypatch)
-    assert "**3 layers, 1 epoch**: ensemble-distilled 77.30 vs baseline 76.10" in notes
-    assert "**3 layers, 2 epochs**: ensemble-distilled 80.10 vs baseline 78.20" in notes
-    assert "best teacher (79.00) − 0.5: missed (-1.70)" in notes
-    assert "best teacher (82.00) − 0.5: missed (-1.90); ≥ baseline + 1: met (+1.90)" in notes
-    assert "Teachers, 2 epochs: mean 81.50" in notes
-    assert "T/α sweep at 3 layers, 2 epochs" in notes and "alpha 0.1 80.50 (+0.40)" in notes
-    assert "teachers 78.50 -> 81.50; baseline-3L 76.10 -> 78.20; ensemble-3L 77.30 -> 80.10" in notes
+    for phrase in phrases:
+        assert phrase in notes
 
 
 def test_experiment_notes_compare_student_depths_and_every_budget_with_one_epoch(tmp_path: Path, monkeypatch):

@@ -9,9 +9,8 @@ import torch
 from luodi.modeling import tiny_encoder_config
 from luodi.runtime.generate import OnnxReplyModel, export_generator
 from luodi.tasks.generate import DecodeConfig, GeneratorConfig, ReplyModel, decode
+from tests.support.generate import MASK, VOCAB, random_reply_model
 
-VOCAB = 60
-MASK = VOCAB - 1
 LOGIT_ATOL = 1e-4  # fp32 ORT vs PyTorch: same function, only the order of float additions differs
 CONTEXTS = [[10, 11, 12], [13, 14, 15, 16, 17, 18], [19]]  # different lengths: a padded prefill batch
 
@@ -19,24 +18,9 @@ CONTEXTS = [[10, 11, 12], [13, 14, 15, 16, 17, 18], [19]]  # different lengths: 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def _model(arch: str, seed: int = 0, vocab: int = VOCAB, mask: int = MASK) -> ReplyModel:
-    """A random model with large weights: attention is peaked rather than uniform, so a wrong mask, position
-    or cache entry changes the logits clearly (at BERT's init std of 0.02 every key looks alike)."""
-    torch.manual_seed(seed)
-    cfg = GeneratorConfig(arch=arch, encoder=tiny_encoder_config(vocab), mask_id=mask, max_context=16)
-    model = ReplyModel(cfg).eval()
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if p.dim() == 2:
-                p.normal_(0, 0.3)
-            elif name.endswith("bias"):
-                p.normal_(0, 0.1)
-    return model
-
-
 @pytest.fixture(scope="module", params=["unilm", "gpt"])
 def pair(request, tmp_path_factory):
-    model = _model(request.param)
+    model = random_reply_model(request.param)
     out = tmp_path_factory.mktemp(f"onnx-{request.param}")
     export_generator(model, None, out)
     return model, OnnxReplyModel.load(out, threads=1)
@@ -59,7 +43,7 @@ def test_logits_match_pytorch_at_prefill_and_every_step(pair):
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_greedy_and_beam_equal_pytorch_token_for_token(seed, tmp_path: Path):
     for arch in ("unilm", "gpt"):
-        model = _model(arch, seed)
+        model = random_reply_model(arch, seed)
         export_generator(model, None, tmp_path / arch)
         onnx = OnnxReplyModel.load(tmp_path / arch, threads=1)
         for cfg in (DecodeConfig(strategy="greedy", max_length=12),
@@ -83,14 +67,14 @@ def test_causal_mask_is_in_the_gpt_graph(tmp_path: Path):
     """Same weights, two archs: the exports must differ exactly as the PyTorch models do."""
     logits = {}
     for arch in ("unilm", "gpt"):
-        model = _model(arch)
+        model = random_reply_model(arch)
         export_generator(model, None, tmp_path / arch)
         logits[arch] = OnnxReplyModel.load(tmp_path / arch, threads=1).start(CONTEXTS)[1]
     assert np.abs(logits["unilm"] - logits["gpt"]).max() > 100 * LOGIT_ATOL
 
 
 def test_int8_export_is_smaller_and_close(tmp_path: Path):
-    model = _model("unilm")
+    model = random_reply_model("unilm")
     fp32 = export_generator(model, None, tmp_path / "fp32")
     int8 = export_generator(model, None, tmp_path / "int8", int8=True)
     assert int8["precision"] == "int8" and int8["size_mb"] < fp32["size_mb"]
@@ -106,7 +90,7 @@ def test_int8_export_is_smaller_and_close(tmp_path: Path):
 def test_int8_can_keep_the_output_projection_fp32(tmp_path: Path):
     from luodi.runtime.generate import output_matmuls
 
-    model = _model("unilm")
+    model = random_reply_model("unilm")
     full = export_generator(model, None, tmp_path / "int8", int8=True)
     kept = export_generator(model, None, tmp_path / "kept", int8=True, int8_output=False)
     assert kept["precision"] == "int8-fp32-output" and full["precision"] == "int8"
@@ -130,7 +114,7 @@ def test_seq2seq_is_not_exported(tmp_path: Path):
 
 
 def test_load_refuses_a_directory_of_another_kind(tmp_path: Path):
-    model = _model("unilm")
+    model = random_reply_model("unilm")
     export_generator(model, None, tmp_path)
     meta = (tmp_path / "luodi.json").read_text().replace('"kind": "generator"', '"kind": "intent"')
     (tmp_path / "luodi.json").write_text(meta)

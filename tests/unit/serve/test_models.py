@@ -4,23 +4,13 @@ tests/integration/serve/test_models.py."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from fastapi.testclient import TestClient
 
 from luodi.serve.app import create_app
 from luodi.serve.config import ConfigError, ModelConfig, ServeConfig, config_from_dict, load_config
 from luodi.serve.predictors import ModelLoadError, load_predictors
-
-
-def _ready(client: TestClient) -> dict:
-    for _ in range(600):
-        body = client.get("/readyz").json()
-        if body.get("error") != "models are still loading":
-            return body
-        time.sleep(0.1)
-    raise AssertionError("models never loaded")
+from tests.support.serve import wait_ready
 
 
 def test_a_model_that_fails_to_load_is_503_naming_the_cause_and_the_others_serve(tmp_path):
@@ -39,7 +29,7 @@ def test_a_model_that_fails_to_load_is_503_naming_the_cause_and_the_others_serve
     with pytest.raises(ModelLoadError, match="models.understand: could not load: FileNotFoundError"):
         load_predictors(config)  # strict: the first failure stops (luodi serve uses strict=False)
     with TestClient(create_app(loader, config)) as c:
-        ready = _ready(c)
+        ready = wait_ready(c)
         assert ready["ready"] is False and ready["models"]["understand"] == "failed"
         assert ready["models"]["intent"] == "ready" and "nope.yaml does not exist" in ready["error"]
         r = c.post("/v1/understand", json={"text": "明天下雨吗"})
