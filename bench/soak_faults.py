@@ -424,7 +424,13 @@ def docs_section(rows: list[dict], command: str) -> str:
         f"{t['duration_s']:.0f} s on /v1/intent (the release int8 model), with /v1/segment configured on a "
         f"corrupt model ({t['segment_rate']} req/s of the load go there), {t['stalled_clients']} stalled clients held for the whole run (reconnected "
         f"{t['stalled_connections_opened']} times as the server closed them) and SIGTERM at "
-        f"{t['sigterm_at_s']:.0f} s, a new server started on the same port once the old one exited.",
+        f"{t['sigterm_at_s']:.0f} s, a new server started on the same port once the old one exited."
+        + (
+            f" {t['burners']} busy loops competed for the CPU all run (load average {t.get('load_avg_start')} at "
+            f"the start, {t.get('load_avg_end')} at the end)."
+            if t.get("burners")
+            else ""
+        ),
         "",
         f"- **{t['requests']:,} requests: {t['lost']} lost, {t['errors_5xx']} 5xx on the healthy endpoint**, "
         f"{t['errors_4xx']} 4xx; {t['ok']:,} answered 200, p50 {t['p50_ms']} ms, p99 {t['p99_ms']} ms "

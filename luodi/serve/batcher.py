@@ -140,8 +140,8 @@ class _Lane:
         # max_batch_size and the hand-offs between calls included, which a + b x padded tokens leaves out
         # (it estimated ~1.0 s for queues that took ~1.4 s on a starved CPU). 0 until measured.
         self.per_token = 0.0
-        # The slowest that rate has been over the last ``window`` seconds (a sliding maximum of the smoothed
-        # rate: times and rates, rates decreasing). On a CPU shared with busy processes a call takes
+        # The slowest that rate has been over the last ``window`` seconds (a sliding maximum: times and
+        # rates, rates decreasing). On a CPU shared with busy processes a call takes
         # 0.15 s, then 0.5 s for a while: a backlog admitted at the mean rate passed the timeout at each
         # slow spell, so admission plans for the slowest recent spell. It costs no throughput: a queue of
         # a call or two keeps the model busy; the rest of an admitted backlog is only latency, and risk.
@@ -167,11 +167,11 @@ class _Lane:
         """One backlogged cycle: a call on items costing ``cost`` tokens, ``seconds`` until the next began."""
         x = seconds / max(1, cost)
         self.per_token = x if self.per_token == 0 else 0.8 * self.per_token + 0.2 * x
-        # the smoothed rate: a spell of slow calls counts, one odd call (a pause, a call packed badly by a
-        # long item) much less
-        while self.slowest and self.slowest[-1][1] <= self.per_token:
+        # each cycle as measured: on a starved CPU a slow spell is often one or two calls long, and a
+        # smoothed rate would hide it
+        while self.slowest and self.slowest[-1][1] <= x:
             self.slowest.pop()
-        self.slowest.append((time.perf_counter(), self.per_token))
+        self.slowest.append((time.perf_counter(), x))
 
     def drain_rate(self) -> float:
         """Seconds per queued token to plan with: the slowest rate of the last ``window`` seconds, or the
