@@ -247,6 +247,7 @@ def main() -> None:
         "--set", action="append", default=[], metavar="KEY=VALUE",
         help="Override a server batching option (e.g. --set max_call_ms=30); repeatable.",
     )  # fmt: skip
+    ap.add_argument("--label", default="", help="Rows named 'intent int8 LABEL ...' (a side-by-side run).")
     ap.add_argument(
         "--out",
         type=Path,
@@ -270,6 +271,8 @@ def main() -> None:
             raise SystemExit(f"--set {option!r}: expected KEY=VALUE")
         base["batching"][key] = yaml.safe_load(value)
     tag = "null-model" if args.null_model else "int8"
+    if args.label:  # side-by-side runs (two versions of the server) keep their rows apart
+        tag = f"{tag} {args.label}"
     scenarios = [
         ("normal only", []),
         ("naive retry storm", ["naive"]),

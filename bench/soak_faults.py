@@ -16,6 +16,9 @@ at a corrupt copy of the release segmenter (its model.onnx cut short). Faults, a
 - SIGTERM at --sigterm-at s: the server drains (in-flight requests finish, new ones are refused or find
   the port closed) and must exit within --exit-bound-s; a new server is started on the same port.
 
+Contention (``--burn N``): N busy loops at niceness --burn-nice (default 0) run from the first request to
+the end, next to the server: a starved CPU slows the event loop, the model and the restart alike.
+
 Clients behave as a polite production client should: a 503/429 with Retry-After is retried after it; a
 transport error (connection refused or closed before the answer) is retried with backoff; a request still
 unanswered --give-up-s after its scheduled start is *lost*. Counted per window: answered 200s, p50/p99
@@ -23,7 +26,8 @@ from the scheduled start to the final answer (retries included), 5xx on healthy 
 503 with Retry-After, which the client retries: counted as ``shed``), lost requests, the server's RSS.
 
 Rows merge into results/soak.json (``soak faults window=k`` and ``soak faults total``; other rows kept) and
-the "faults" section of docs/soak.md.
+the "faults" section of docs/soak.md. ``--label L --topic T``: rows ``soak faults L window=k`` / ``soak
+faults L total`` merged into results/T.json instead, its docs section untouched (side-by-side runs).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ import json
 import os
 import random
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -283,6 +288,24 @@ def logged_statuses(log: Path, path: str) -> Counter:
 # -- the run ------------------------------------------------------------------------------------------------
 
 
+def start_burners(n: int, nice: int) -> list[subprocess.Popen]:
+    """``n`` busy loops at niceness ``nice``: each ends by itself after 900 s whatever happens to this run."""
+    code = "import time\nend = time.monotonic() + 900\nwhile time.monotonic() < end:\n    pass\n"
+    return [subprocess.Popen([sys.executable, "-c", code], preexec_fn=load._set_nice(nice)) for _ in range(n)]
+
+
+def stop(procs: list) -> None:
+    """Terminate each process of this run still running (by its own handle, none other)."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
+
+
 async def soak(args, config: dict, log_dir: Path, servers: list) -> tuple[list[dict], dict]:
     """The run; every server started is appended to ``servers`` (the caller stops them)."""
     loop = asyncio.get_running_loop()
@@ -302,6 +325,8 @@ async def soak(args, config: dict, log_dir: Path, servers: list) -> tuple[list[d
     segment_body = json.dumps({"texts": ["我想听周杰伦的稻香"]}, ensure_ascii=False).encode()
     for b in bodies[:5]:  # warm-up
         await pool.post(HEALTHY, b, 30)
+    servers += start_burners(args.burn, args.burn_nice)  # stopped with the servers, by the caller
+    events["load_avg_start"] = round(os.getloadavg()[0], 1)
     start = loop.time()
     end = start + args.duration
     stallers = [
@@ -363,22 +388,24 @@ async def soak(args, config: dict, log_dir: Path, servers: list) -> tuple[list[d
     pool.close()
     proc = server["proc"]
     events["rss_end_mb"] = rss_mb(proc.pid)
+    events["load_avg_end"] = round(os.getloadavg()[0], 1)
 
     logged = sum((logged_statuses(p, HEALTHY) for p in sorted(log_dir.glob("server-*.log"))), Counter())
     events["server_logged_healthy_5xx"] = sum(v for k, v in logged.items() if k >= 500 and k != 503)
     events["server_logged_healthy_503"] = logged[503]
     rows = []
+    prefix = f"soak faults {args.label} " if args.label else "soak faults "
     for k, w in enumerate(ledgers):
-        row = w.row(f"soak faults window={k + 1}", args.window)
+        row = w.row(f"{prefix}window={k + 1}", args.window)
         row["t_end_s"] = round((k + 1) * args.window)
         row["rss_mb"] = max(rss[k]) if rss[k] else None
         row["readyz_status"] = ready_checks[k]["status"] if k < len(ready_checks) else None
         row["readyz_names_failed_model"] = ready_checks[k]["names_segment"] if k < len(ready_checks) else None
         rows.append(row)
         print(json.dumps(row), flush=True)
-    total_row = merge_ledgers(ledgers).row("soak faults total", args.duration)
+    total_row = merge_ledgers(ledgers).row(f"{prefix}total", args.duration)
     total_row.update({
-        "rate": args.rate, "duration_s": args.duration, "stalled_clients": args.stalled,
+        "rate": args.rate, "duration_s": args.duration, "stalled_clients": args.stalled, "burners": args.burn,
         "stalled_connections_opened": stats["stalled_opened"], "sigterm_at_s": args.sigterm_at,
         **{k: v for k, v in events.items()},
         "readyz_checks_naming_failed_model": sum(c["names_segment"] and c["status"] == 503 for c in ready_checks),
@@ -397,7 +424,13 @@ def docs_section(rows: list[dict], command: str) -> str:
         f"{t['duration_s']:.0f} s on /v1/intent (the release int8 model), with /v1/segment configured on a "
         f"corrupt model ({t['segment_rate']} req/s of the load go there), {t['stalled_clients']} stalled clients held for the whole run (reconnected "
         f"{t['stalled_connections_opened']} times as the server closed them) and SIGTERM at "
-        f"{t['sigterm_at_s']:.0f} s, a new server started on the same port once the old one exited.",
+        f"{t['sigterm_at_s']:.0f} s, a new server started on the same port once the old one exited."
+        + (
+            f" {t['burners']} busy loops competed for the CPU all run (load average {t.get('load_avg_start')} at "
+            f"the start, {t.get('load_avg_end')} at the end)."
+            if t.get("burners")
+            else ""
+        ),
         "",
         f"- **{t['requests']:,} requests: {t['lost']} lost, {t['errors_5xx']} 5xx on the healthy endpoint**, "
         f"{t['errors_4xx']} 4xx; {t['ok']:,} answered 200, p50 {t['p50_ms']} ms, p99 {t['p99_ms']} ms "
@@ -422,6 +455,17 @@ def docs_section(rows: list[dict], command: str) -> str:
     return "\n".join(lines)
 
 
+def apply_setting(config: dict, option: str) -> None:
+    """``SECTION.KEY=VALUE`` (YAML value) into the server config, e.g. ``http.max_loop_lag_ms=100``."""
+    import yaml
+
+    key, sep, value = option.partition("=")
+    section, dot, name = key.partition(".")
+    if not sep or not dot:
+        raise SystemExit(f"--set {option!r}: expected SECTION.KEY=VALUE")
+    config.setdefault(section, {})[name] = yaml.safe_load(value)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rate", type=float, default=100.0, help="Requests/s (all endpoints).")
@@ -435,24 +479,29 @@ def main() -> None:
     ap.add_argument("--max-inflight", type=int, default=4000)
     ap.add_argument("--port", type=int, default=18767)
     ap.add_argument("--server-nice", type=int, help="The server's niceness (default: this process's).")
+    ap.add_argument("--burn", type=int, default=0, help="Busy loops competing for the CPU during the run.")
+    ap.add_argument("--burn-nice", type=int, default=0, help="The busy loops' niceness.")
+    ap.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                    help="Override a server config key (e.g. --set http.max_loop_lag_ms=100); repeatable.")  # fmt: skip
+    ap.add_argument("--label", default="", help="Rows named 'soak faults LABEL ...' (a side-by-side run).")
+    ap.add_argument("--topic", default="soak", help="The results file the rows merge into.")
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args()
-    if not 0 < args.duration <= 900 or args.stalled > 500 or args.rate > 2000:
-        raise SystemExit("bounded: --duration in (0, 900] s, --stalled <= 500, --rate <= 2000")
+    if not 0 < args.duration <= 900 or args.stalled > 500 or args.rate > 2000 or not 0 <= args.burn <= 16:
+        raise SystemExit("bounded: --duration in (0, 900] s, --stalled <= 500, --rate <= 2000, --burn <= 16")
     if args.sigterm_at is None:
         args.sigterm_at = args.duration / 2
     config = json.loads(json.dumps(load.DEFAULT_CONFIGS["intent"]))
     work = Path(tempfile.mkdtemp(prefix="luodi-soak-faults-"))
     config["models"]["segment"] = {"dir": str(broken_model_dir(work))}
     config["http"] = {"graceful_shutdown_s": 10.0, "header_timeout_s": 10.0, "body_timeout_s": 10.0}
+    for option in args.set:
+        apply_setting(config, option)
     servers: list = []
     try:
         rows, _ = asyncio.run(soak(args, config, work, servers))
     finally:
-        for proc in servers:  # whatever happened, no server of this run is left running
-            if proc.poll() is None:
-                proc.terminate()
-                proc.wait(30)
+        stop(servers)  # whatever happened, no server or busy loop of this run is left running
     rows[-1]["segment_rate"] = args.segment_rate
     print(f"server logs in {work}")
     if args.no_write:
@@ -464,6 +513,10 @@ def main() -> None:
     shown = json.loads(json.dumps(config))
     shown["models"]["intent"]["dir"] = "release/intent"
     shown["models"]["segment"]["dir"] = "<a copy of release/segmenter with model.onnx cut to 4 KB>"
+    if args.label or args.topic != "soak":  # a side-by-side run: rows only, the soak's docs section untouched
+        js, md = merge_results(args.topic, rows)
+        print(f"wrote {js} and {md}")
+        return
     notes = (
         "## Soak with faults\n\n" + docs_section(rows, command) + "\n\nServer config "
         f"`{json.dumps(shown, ensure_ascii=False)}`; 1-min load average at the end {os.getloadavg()[0]:.1f} "

@@ -12,9 +12,13 @@ comes from ``cost(item)`` (characters + 2 for text; the app passes one per model
 
 - Admission: a request whose own cost is over ``max_request_tokens`` raises ``RequestTooCostly`` (413);
   one that does not fit the queued-token budget ``max_queue_tokens`` (or ``max_queue`` items) raises
-  ``Overloaded`` (503 with a Retry-After from the measured drain time), and so does one whose queued work
-  ahead (the work scheduled before it, from a per-call + per-token model of the recent calls) is over
-  ``max_queue_s``, or whose wait (running calls included) plus own work would pass 0.8 x its timeout.
+  ``Overloaded`` (503 with a Retry-After from the measured drain time), and so does one for which the
+  work queued in its lane (from a per-call + per-token model of the recent calls) is over
+  ``max_queue_s``, or for which that work, the running calls, its own work and the reorder window would
+  pass 0.8 x its timeout. The whole lane counts, not only what is scheduled before the newcomer: what
+  it overtakes was admitted on the promise of finishing in time, and a cheap newcomer that jumped the
+  queue on a promise about itself alone pushed the costlier items already queued past their deadline
+  (under a restart burst on a starved CPU, most of the 504s were the costlier short queries).
   An idle batcher admits every request within the per-request limit: nothing is ahead to shed for.
   A lane with no call history yet (under 3 calls) cannot estimate, so it queues at most
   ``max_cold_items`` items (a couple of full batches) and refuses the rest with ``Overloaded``: a fresh
@@ -22,9 +26,13 @@ comes from ``cost(item)`` (characters + 2 for text; the app passes one per model
   ``warm_up`` runs a few calls before the batcher serves and seeds the history, so the estimate holds
   from the first request.
 - Scheduling: items wait per request, and a predictor call takes items round-robin over the waiting
-  requests, cheapest first (on every other call, a request past half its time budget before all), until
-  ``max_batch_size`` items or ``max_batch_tokens`` padded tokens: a short query that arrives behind a huge request rides in
-  the next call instead of waiting for all of it, and one call holds the model for a bounded time.
+  requests, until ``max_batch_size`` items or ``max_batch_tokens`` padded tokens: a short query that
+  arrives behind a huge request rides in the next call instead of waiting for all of it, and one call
+  holds the model for a bounded time. Requests that have waited longer than ``reorder_s`` (default 5 %
+  of the timeout) go first, earliest deadline first; younger ones cheapest first (cheap items fill a
+  call together instead of being padded to a long one). So a request is overtaken only while it is
+  young, by at most ``reorder_s`` of work: cheap traffic cannot starve a costlier request, and the
+  admission estimate (the lane's queued work) holds for every request it admits.
 - Lanes (``long_item_tokens``): items costing that much or more wait in a long lane served by a worker
   thread of its own, with its own measured call model and its own shedding. A call on a long text then
   runs next to the cheap calls instead of in front of them (it held short queries ~100-160 ms here), long
@@ -65,13 +73,6 @@ def text_cost(item: Any) -> int:
         if "query" in item:
             return sum(len(t) + 2 for t in [item["query"], *(item.get("candidates") or [])])
     return 1
-
-
-_CLASSES = 24
-
-
-def _cost_class(cost: int) -> int:
-    return min(_CLASSES - 1, max(0, int(cost)).bit_length())
 
 
 class Overloaded(Exception):
@@ -123,41 +124,62 @@ class _Lane:
     long lane and run on its own worker thread, so a call on a long text (100+ ms here) never holds the
     cheap items back: they keep running, on the other core, in calls of their own."""
 
-    def __init__(self, name: str, workers: int, executor: ThreadPoolExecutor):
+    def __init__(self, name: str, workers: int, executor: ThreadPoolExecutor, window: float = 4.0):
         self.name, self.workers, self.executor = name, workers, executor
         self.flows: OrderedDict[int, deque[_Pending]] = OrderedDict()  # request -> its waiting items
         self.items = 0  # waiting items
         self.tokens = 0  # their cost
-        # the same per cost class (class k: cost < 2**k), so the wait ahead of a request counts only the
-        # work scheduled before it (cheapest first, see order)
-        self.class_items = [0] * _CLASSES
-        self.class_tokens = [0] * _CLASSES
         self.in_flight = 0  # predictor calls running now
         self.running: dict[int, tuple[float, int]] = {}  # call -> (start, padded tokens)
-        self.turn = False  # alternates per call: whether aged requests go first (see order)
         # Predictor time of one call ~ a + b x padded tokens (a: per-call overhead, b: per token), fitted on
         # exponentially weighted moments of the recent calls; used to shed and for Retry-After.
         self.m = [0.0, 0.0, 0.0, 0.0]  # E[x], E[y], E[x^2], E[xy] with x = tokens, y = seconds
         self.batches = 0
+        # Seconds per queued token while the lane is backlogged (one call start to the next, over the
+        # items' own costs): what the queue really drains at, padding, calls that pack fewer items than
+        # max_batch_size and the hand-offs between calls included, which a + b x padded tokens leaves out
+        # (it estimated ~1.0 s for queues that took ~1.4 s on a starved CPU). 0 until measured.
+        self.per_token = 0.0
+        # The slowest that rate has been over the last ``window`` seconds (a sliding maximum: times and
+        # rates, rates decreasing). On a CPU shared with busy processes a call takes
+        # 0.15 s, then 0.5 s for a while: a backlog admitted at the mean rate passed the timeout at each
+        # slow spell, so admission plans for the slowest recent spell. It costs no throughput: a queue of
+        # a call or two keeps the model busy; the rest of an admitted backlog is only latency, and risk.
+        self.window = window
+        self.slowest: deque[tuple[float, float]] = deque()
         self.wake: asyncio.Event | None = None
 
     def reset(self) -> None:
         self.flows.clear()
         self.items = self.tokens = 0
-        self.class_items, self.class_tokens = [0] * _CLASSES, [0] * _CLASSES
 
     def count(self, p: _Pending, sign: int) -> None:
-        k = _cost_class(p.cost)
         self.items += sign
         self.tokens += sign * p.cost
-        self.class_items[k] += sign
-        self.class_tokens[k] += sign * p.cost
 
     def observe(self, tokens: int, seconds: float) -> None:
         w = 1.0 if self.batches == 0 else 0.1
         x, y = float(tokens), seconds
         self.m = [(1 - w) * m + w * v for m, v in zip(self.m, (x, y, x * x, x * y), strict=True)]
         self.batches += 1
+
+    def observe_cycle(self, cost: int, seconds: float) -> None:
+        """One backlogged cycle: a call on items costing ``cost`` tokens, ``seconds`` until the next began."""
+        x = seconds / max(1, cost)
+        self.per_token = x if self.per_token == 0 else 0.8 * self.per_token + 0.2 * x
+        # each cycle as measured: on a starved CPU a slow spell is often one or two calls long, and a
+        # smoothed rate would hide it
+        while self.slowest and self.slowest[-1][1] <= x:
+            self.slowest.pop()
+        self.slowest.append((time.perf_counter(), x))
+
+    def drain_rate(self) -> float:
+        """Seconds per queued token to plan with: the slowest rate of the last ``window`` seconds, or the
+        mean rate when none is that recent (0 while never measured)."""
+        oldest = time.perf_counter() - self.window
+        while self.slowest and self.slowest[0][0] < oldest:
+            self.slowest.popleft()
+        return max(self.per_token, self.slowest[0][1]) if self.slowest else self.per_token
 
     def call_model(self) -> tuple[float, float]:
         """(a, b): seconds per call and per padded token, from the recent calls."""
@@ -174,20 +196,25 @@ class _Lane:
         now = time.perf_counter()
         return sum(max(0.0, a + tokens * b - (now - start)) for start, tokens in self.running.values())
 
-    def order(self, now: float) -> list[int]:
-        """Cheapest waiting request first (a short query is not held behind a long text), except that on
-        every other call a request past half its time budget goes first: cheap traffic cannot starve an
-        expensive request, and an old expensive one holds the cheap ones back one call at a time only."""
-        self.turn = not self.turn
-        honour_age = self.turn
+    def order(self, now: float, reorder_s: float) -> list[int]:
+        """Requests waiting longer than ``reorder_s`` first, earliest deadline first; then the younger ones,
+        cheapest first (a short query is not held behind a long text, and cheap items share a call).
+
+        Why the age bound: ordering by cost alone let every later, cheaper arrival overtake a costlier
+        request for as long as cheaper ones kept coming; under a retry burst the costlier short queries
+        (12-25 tokens among 4-11) waited past their 2 s timeout while the estimate their admission
+        relied on counted only what was queued before them. Now a request is overtaken only while it is
+        young, so by at most ``reorder_s`` of work, which admission adds to its estimate."""
+        oldest = now - reorder_s
 
         def key(flow_id: int):
             flow = self.flows[flow_id]
             if not flow:
-                return (0, 0, flow_id)
+                return (0, -math.inf, flow_id)
             head = flow[0]
-            aged = honour_age and now - head.queued > 0.5 * (head.deadline - head.queued)
-            return (0 if aged else 1, head.cost, flow_id)
+            if head.queued < oldest:
+                return (0, head.deadline, flow_id)
+            return (1, head.cost, flow_id)
 
         return sorted(self.flows, key=key)
 
@@ -212,6 +239,7 @@ class MicroBatcher:
         max_queue_s: float | None = None,
         long_item_tokens: int | None = None,
         max_cold_items: int | None = None,
+        reorder_s: float | None = None,
     ):
         self.name = name
         self.predict = predict
@@ -230,22 +258,33 @@ class MicroBatcher:
         # shed when the measured backlog exceeds this (default: 0.8 x the timeout); lower it to bound the
         # latency of what is admitted rather than only to avoid 504s
         self.max_queue_s = 0.8 * timeout_s if max_queue_s is None else max_queue_s
+        # how long a request may be overtaken by cheaper ones (see _Lane.order): a twentieth of the timeout
+        self.reorder_s = 0.05 * timeout_s if reorder_s is None else reorder_s
         self.long_item_tokens = long_item_tokens
         # items a lane without call history may queue (None: no bound); see _cold_refusal
         self.max_cold_items = max_cold_items
         self.metrics = metrics or BatchMetrics()
         self.retry_after_floor = retry_after_floor
+        # how far back the slowest drain rate counts (see _Lane.slowest): ten timeouts, so a slow spell
+        # that came once is planned for until the load has been steady for a while
+        window = 10 * timeout_s
         self.lanes = [
             _Lane(
                 "short" if long_item_tokens else "all",
                 workers,
                 executor or ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"predict-{name}"),
+                window,
             )
         ]
         if long_item_tokens is not None:
             # one worker: long texts get at most one thread of the model's time, whatever their number
             self.lanes.append(
-                _Lane("long", 1, ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"predict-{name}-long"))
+                _Lane(
+                    "long",
+                    1,
+                    ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"predict-{name}-long"),
+                    window,
+                )
             )
         self._ids = itertools.count()
         self._items = 0  # waiting items (all lanes)
@@ -330,7 +369,7 @@ class MicroBatcher:
         calls = max(
             math.ceil(items / self.max_batch_size), math.ceil(tokens / (self.max_batch_tokens or math.inf))
         )
-        return calls * a + tokens * b
+        return max(calls * a + tokens * b, tokens * lane.drain_rate())
 
     def drain_seconds(self, lane: _Lane | None = None) -> float:
         """Measured time to finish everything queued and running in ``lane`` (default: the slowest lane to
@@ -342,13 +381,13 @@ class MicroBatcher:
         return (self._work(lane, lane.items, lane.tokens) + lane.running_left()) / lane.workers
 
     def wait_ahead(self, cost: int, running: bool = True) -> float:
-        """Measured time before an item of ``cost`` would start: the queued work of its lane in its cost
-        class or cheaper (scheduled first), and the time left of the lane's running calls (``running``)."""
+        """Measured time before an item of ``cost`` would start, or before the items it may overtake end:
+        the queued work of its lane (all of it: see the module doc, Admission) and the time left of the
+        lane's running calls (``running``)."""
         lane = self.lane_of(cost)
         if lane.batches == 0:
             return 0.0
-        k = _cost_class(cost) + 1
-        items, tokens = sum(lane.class_items[:k]), sum(lane.class_tokens[:k])
+        items, tokens = lane.items, lane.tokens
         # only the calls that fill up before this item's: what still fits in the next call with it does
         # not delay it (a queue shorter than one batch costs no wait, however slow a call is)
         calls = max(
@@ -377,7 +416,8 @@ class MicroBatcher:
         # A fast 503 beats a slow 504: if the backlog alone needs longer than the timeout, the work would be
         # wasted on answers nobody waits for. Needs a few calls of history. max_queue_s defaults to 0.8 x
         # the timeout: a fifth kept for what the estimate leaves out (HTTP, JSON, thread hand-offs).
-        # A request waits for what is scheduled before it (wait_ahead), then its own work.
+        # A request waits for the lane's backlog (wait_ahead), then its own work; it may be overtaken by
+        # cheaper arrivals for reorder_s, and the items it overtakes meanwhile wait for its work too.
         lane = self.lane_of(longest)
         if lane.batches < 3:
             return False
@@ -386,9 +426,8 @@ class MicroBatcher:
         # long text happens to be running.
         if self.wait_ahead(longest, running=False) > self.max_queue_s:
             return True
-        return (
-            self.wait_ahead(longest) + self._work(lane, items, tokens) / lane.workers > 0.8 * self.timeout_s
-        )
+        own = self._work(lane, items, tokens) / lane.workers
+        return self.wait_ahead(longest) + own + self.reorder_s > 0.8 * self.timeout_s
 
     def admit(self, items: Sequence[Any]) -> int:
         """Raise RequestTooCostly / Overloaded, or return the request's token cost."""
@@ -475,6 +514,8 @@ class MicroBatcher:
                         f"predictor {self.name!r} returned {len(outputs)} outputs for {len(inputs)} inputs"
                     )
                 lane.observe(max(self.cost(i) for i in inputs) * len(inputs), elapsed)
+                if k % 2 == 1:  # a full batch: what a backlog drains at, hand-offs between calls aside
+                    lane.observe_cycle(sum(self.cost(i) for i in inputs), elapsed)
                 recorded += 1
         return recorded
 
@@ -539,7 +580,7 @@ class MicroBatcher:
         flows = lane.flows
         while flows and len(batch) < self.max_batch_size:
             took = False
-            for flow_id in lane.order(now):
+            for flow_id in lane.order(now, self.reorder_s):
                 if len(batch) >= self.max_batch_size:
                     break
                 flow = flows[flow_id]
@@ -590,6 +631,7 @@ class MicroBatcher:
 
     async def _worker(self, lane: _Lane) -> None:
         loop = asyncio.get_running_loop()
+        backlogged = None  # (start, cost) of this worker's last call if items were left waiting behind it
         while True:
             batch = await self._collect(lane)
             if not batch:  # everything taken had expired or was cancelled
@@ -598,6 +640,9 @@ class MicroBatcher:
             inputs = [p.item for p in batch]
             tokens = max(p.cost for p in batch) * len(batch)
             start = time.perf_counter()
+            if backlogged is not None:
+                lane.observe_cycle(backlogged[1], start - backlogged[0])
+            backlogged = (start, sum(p.cost for p in batch)) if lane.items else None
             if self.metrics.queue_seconds is not None:
                 waited = self.metrics.queue_seconds.labels(self.name)
                 for p in batch:
@@ -635,6 +680,8 @@ class MicroBatcher:
                 del lane.running[call]
             elapsed = time.perf_counter() - start
             lane.observe(tokens, elapsed)
+            if not lane.items:  # what waited behind it went away: the next call starts no backlogged cycle
+                backlogged = None
             if self.metrics.batch_size is not None:
                 self.metrics.batch_size.labels(self.name).observe(len(inputs))
             if self.metrics.predict_seconds is not None:
