@@ -89,26 +89,52 @@ def chat(
     arch: str = typer.Option("unilm", help="unilm | gpt | seq2seq (trained with `luodi train generator`)."),
     strategy: str = typer.Option("sample", help="sample (top-p 0.9, temperature 0.7) | beam | greedy"),
     context_turns: int = typer.Option(3, help="Turns of history given to the model (1 = single-turn)."),
-    model_dir: Path = typer.Option(None, help="Model directory (default: models_dir()/generator-<arch>)."),
+    model_dir: Path = typer.Option(
+        None,
+        help="Model directory (default: release/generator for unilm, else models_dir()/generator-<arch>).",
+    ),
+    candidates: int = typer.Option(
+        8, help="Sampling: the best of this many replies, picked by the matcher (1: the first sample)."
+    ),
+    matcher: Path = typer.Option(None, help="The matcher that picks (default: release/matcher)."),
+    threads: int = typer.Option(1, help="ONNX Runtime / torch threads."),
 ) -> None:
-    """Chat on stdin: one line per turn; the last turns are the context; an empty line or /reset clears it."""
+    """Chat on stdin: one line per turn; the last turns are the context; an empty line or /reset clears it.
+    One-shot: `echo 今天好累啊 | luodi chat`."""
     _check_arch(arch)
     from luodi.commands._models import fail, loaded
+    from luodi.pipeline import release_dir
+    from luodi.tasks.chat import RerankedGenerator
     from luodi.tasks.generate import Generator
 
-    directory = model_dir or _model_dir(arch)
+    shipped = release_dir() / "generator"
+    directory = model_dir or (
+        shipped if arch == "unilm" and (shipped / "luodi.json").exists() else _model_dir(arch)
+    )
     make = f"luodi train generator --arch {arch}"
-    # the release set ships no generator (too big; release/assistant.yaml): only training makes one
     if not (directory / "luodi.json").exists():
         fail(f"no generator model in {directory}: train one with `{make}`, or pass --model-dir DIR")
     gen = loaded(
-        lambda: Generator.load(directory), f"the generator in {directory}", f"retrain it with `{make}`"
+        lambda: Generator.load(directory, threads=threads),
+        f"the generator in {directory}",
+        f"retrain it with `{make}`",
     )
+    picker = matcher or release_dir() / "matcher"
+    encoder = None
+    if candidates > 1 and strategy == "sample" and picker.exists():
+        from luodi.tasks.match import Matcher
+
+        encoder = loaded(
+            lambda: Matcher.load(picker, threads=threads), f"the matcher in {picker}", "pass --matcher DIR"
+        )
+    reply_to = RerankedGenerator(gen, encoder, candidates if encoder is not None else 1)
     history: list[str] = []
     interactive = sys.stdin.isatty()
     if interactive:
+        picked = f", best of {candidates} by the matcher" if encoder is not None else ""
         console.print(
-            f"[bold]{arch}[/bold] ({strategy}); empty line or /reset clears the context, Ctrl-D quits"
+            f"[bold]{directory.name}[/bold] ({strategy}{picked}); empty line or /reset clears the context, "
+            "Ctrl-D quits"
         )
     while True:
         if interactive:
@@ -121,7 +147,7 @@ def chat(
             history = []
             continue
         history.append(text)
-        reply = gen([history[-context_turns:]], strategy=strategy)[0]
+        reply = reply_to(history[-context_turns:], strategy=strategy)
         history.append(reply or "。")
         print(reply, flush=True)
 

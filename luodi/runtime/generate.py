@@ -47,10 +47,20 @@ from torch import nn
 
 ONNX_FILE = "decoder.onnx"
 KIND = "generator"
+INPUT_EMBEDS = "inputs_embeds"  # the first input of a graph whose word embeddings are looked up outside it
 
 
 def is_generator_onnx_dir(path: str | Path) -> bool:
-    return (Path(path) / ONNX_FILE).is_file()
+    """An exported generator: ``decoder.onnx``, or a luodi.json of kind generator naming its graph (the
+    release generator's is ``model.onnx``, as every release artifact's)."""
+    path = Path(path)
+    if (path / ONNX_FILE).is_file():
+        return True
+    try:
+        meta = json.loads((path / "luodi.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return meta.get("kind") == KIND and bool(meta.get("onnx")) and (path / meta["onnx"]).is_file()
 
 
 # ----------------------------------------------------------------------------- export
@@ -59,7 +69,7 @@ def is_generator_onnx_dir(path: str | Path) -> bool:
 class _DecoderGraph(nn.Module):
     """The exported function: new pieces + past keys/values -> logits of the last new piece + presents."""
 
-    def __init__(self, model) -> None:
+    def __init__(self, model, keep: torch.Tensor | None = None, embeds_input: bool = False) -> None:
         super().__init__()
         if model.config.arch not in ("unilm", "gpt"):
             raise ValueError(f"ONNX export covers the unilm and gpt archs, not {model.config.arch!r}")
@@ -70,18 +80,24 @@ class _DecoderGraph(nn.Module):
         self.heads = bert.num_attention_heads
         self.head_dim = bert.hidden_size // bert.num_attention_heads
         self.causal = model.config.arch == "gpt"
-        # the tied output matrix, transposed once: a constant MatMul weight (see the module docstring)
-        self.out_weight = nn.Parameter(model.embeddings.detach().t().contiguous(), requires_grad=False)
+        self.embeds_input = embeds_input  # the word embeddings come in as vectors (looked up outside)
+        # the tied output matrix, transposed once: a constant MatMul weight (see the module docstring);
+        # ``keep``: only these pieces' columns (and biases), the logits then cover those alone
+        weight, bias = model.embeddings.detach(), model.head.bias.detach()
+        if keep is not None:
+            weight, bias = weight[keep], bias[keep]
+        self.out_weight = nn.Parameter(weight.t().contiguous(), requires_grad=False)
+        self.out_bias = nn.Parameter(bias.clone(), requires_grad=False)
 
     def _split(self, x: torch.Tensor) -> torch.Tensor:  # (b, n, hidden) -> (b, heads, n, head_dim)
         return x.view(x.shape[0], x.shape[1], self.heads, self.head_dim).transpose(1, 2)
 
-    def forward(self, input_ids, position_ids, token_type_ids, attention_mask, *past):
+    def forward(self, pieces, position_ids, token_type_ids, attention_mask, *past):
+        """``pieces``: input_ids (batch, new), or their embeddings (batch, new, hidden) if ``embeds_input``."""
         encoder = self.model.encoder
-        hidden = encoder.embeddings(
-            input_ids=input_ids, token_type_ids=token_type_ids, position_ids=position_ids
-        )
-        new = input_ids.shape[1]
+        words = {"inputs_embeds" if self.embeds_input else "input_ids": pieces}
+        hidden = encoder.embeddings(**words, token_type_ids=token_type_ids, position_ids=position_ids)
+        new = pieces.shape[1]
         keys = attention_mask.shape[1]
         minimum = torch.finfo(torch.float32).min
         valid = attention_mask.to(torch.bool)
@@ -108,7 +124,9 @@ class _DecoderGraph(nn.Module):
         last = attention_mask[:, keys - new :].sum(1) - 1
         picked = hidden.gather(1, last.view(-1, 1, 1).expand(-1, 1, hidden.shape[2])).squeeze(1)
         head = self.model.head
-        logits = torch.matmul(head.norm(nn.functional.gelu(head.dense(picked))), self.out_weight) + head.bias
+        logits = (
+            torch.matmul(head.norm(nn.functional.gelu(head.dense(picked))), self.out_weight) + self.out_bias
+        )
         return (logits, *presents)
 
 
@@ -118,21 +136,26 @@ def _names(layers: int) -> tuple[list[str], list[str]]:
     return past, present
 
 
-def export_decoder(model, path: str | Path) -> Path:
+def export_decoder(model, path: str | Path, keep: Sequence[int] | None = None,
+                   embeds_input: bool = False) -> Path:  # fmt: skip
     """The fp32 decoder graph of a unilm / gpt ``ReplyModel`` (legacy TorchScript exporter, opset 17,
-    dynamic batch, new-piece and past axes)."""
+    dynamic batch, new-piece and past axes). ``keep``: logits over these piece ids only (in this order);
+    ``embeds_input``: the first input is ``inputs_embeds`` (batch, new, hidden) instead of ``input_ids``."""
     model = model.eval()
-    graph = _DecoderGraph(model).eval()
+    keep_ids = None if keep is None else torch.as_tensor(list(keep), dtype=torch.long)
+    graph = _DecoderGraph(model, keep_ids, embeds_input).eval()
     bert = model.encoder.config
     layers = bert.num_hidden_layers
     past_names, present_names = _names(layers)
     batch, past_len, new = 2, 3, 2  # the example has a past and > 1 new piece: no size is constant-folded
     ids = torch.randint(5, max(bert.vocab_size, 6), (batch, new))
+    pieces = torch.randn(batch, new, bert.hidden_size) if embeds_input else ids
     positions = torch.arange(past_len, past_len + new).expand(batch, -1)
     mask = torch.ones(batch, past_len + new, dtype=torch.long)
     mask[1, 1] = 0  # a padded key keeps the mask path in the trace
     past = [torch.randn(batch, graph.heads, past_len, graph.head_dim) for _ in past_names]
-    inputs = ["input_ids", "position_ids", "token_type_ids", "attention_mask", *past_names]
+    inputs = [INPUT_EMBEDS if embeds_input else "input_ids", "position_ids", "token_type_ids",
+              "attention_mask", *past_names]  # fmt: skip
     outputs = ["logits", *present_names]
     axes: dict[str, dict[int, str]] = {n: {0: "batch", 1: "new"} for n in inputs[:3]}
     axes["attention_mask"] = {0: "batch", 1: "keys"}
@@ -143,7 +166,7 @@ def export_decoder(model, path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tracer notices about shape arithmetic (it is traced dynamically)
-        torch.onnx.export(graph, (ids, positions, torch.ones_like(ids), mask, *past), str(path),
+        torch.onnx.export(graph, (pieces, positions, torch.ones_like(ids), mask, *past), str(path),
                           input_names=inputs, output_names=outputs, dynamic_axes=axes, opset_version=17,
                           do_constant_folding=True, dynamo=False)  # fmt: skip
     return path
@@ -194,26 +217,81 @@ def export_generator(model, tokenizer, out_dir: str | Path, int8: bool = False,
 # ----------------------------------------------------------------------------- the decoder
 
 
+def _shared_parts(model_dir: Path, meta: dict) -> dict[str, Any]:
+    """The parts a release generator keeps outside its graph (``luodi.runtime.generator_release``): the
+    input embedding table it shares with another model (checked against the fingerprint it was gated
+    with), its output pieces, its output matrix (that table's rows of those pieces plus a 4-bit
+    correction each) and its position count."""
+    parts: dict[str, Any] = {"max_positions": meta.get("max_positions")}
+    inputs, head = meta.get("input_embeddings"), meta.get("output_head")
+    if inputs:
+        from luodi.runtime.embedding_table import SharedTable
+
+        table = SharedTable.from_onnx(model_dir / inputs["onnx"])
+        if inputs.get("fingerprint") and table.fingerprint() != inputs["fingerprint"]:
+            raise ValueError(
+                f"{model_dir}: the embedding table in {inputs['onnx']} is not the one this generator was "
+                f"released with (fingerprint {table.fingerprint()}, expected {inputs['fingerprint']}); "
+                "release the generator again against it (python -m luodi.runtime.generator_release)"
+            )
+        parts["table"] = table
+    if head:
+        from luodi.runtime.embedding_table import unpack_int4
+
+        with np.load(model_dir / head["file"], allow_pickle=False) as saved:
+            parts["output_ids"] = saved["ids"]
+            if "residual" in saved:  # the matrix is rebuilt here (the graph declares it as external data)
+                if "table" not in parts:
+                    raise ValueError(f"{model_dir}: its output matrix is a correction to a shared table, "
+                                     "but luodi.json names none")  # fmt: skip
+                rows = parts["table"].lookup(saved["ids"]) + unpack_int4(saved["residual"], saved["scale"])
+                parts["initializers"] = {head["initializer"]: np.ascontiguousarray(rows.T)}
+    return parts
+
+
+def tokenizer_dir(model_dir: str | Path) -> Path:
+    """Where a generator directory's tokenizer is: its own folder, or the one its luodi.json names (a
+    release generator uses the matcher's: the same pieces)."""
+    model_dir = Path(model_dir)
+    meta_path = model_dir / "luodi.json"
+    shared = json.loads(meta_path.read_text()).get("tokenizer") if meta_path.is_file() else None
+    return model_dir / shared if shared else model_dir
+
+
 class OnnxReplyModel:
     """The decoding interface ``luodi.tasks.generate.decode`` drives (``config``, ``start``, ``step``,
     ``reorder``) over the exported graph; logits and state are numpy arrays, no torch on the way."""
 
     def __init__(self, path: str | Path, config, threads: int = 2, precision: str = "fp32",
-                 spinning: bool = True) -> None:  # fmt: skip
+                 spinning: bool = True, table=None, output_ids: np.ndarray | None = None,
+                 max_positions: int | None = None,
+                 initializers: dict[str, np.ndarray] | None = None) -> None:  # fmt: skip
+        """``table``: a ``SharedTable`` whose rows feed a graph with ``inputs_embeds``; ``output_ids``: the
+        piece id of each logit column of a graph with a trimmed output (spread back over the vocabulary,
+        -inf elsewhere); ``max_positions``: the position rows the graph holds; ``initializers``: values of
+        the graph's external initializers (a release generator's output matrix)."""
         from luodi.runtime.ort import session
 
         self.path = Path(path)
         if not self.path.is_file():
             raise FileNotFoundError(f"{self.path}: no such ONNX model")
         self.config, self.precision, self.threads = config, precision, threads
+        self.table, self.max_positions = table, max_positions
+        self.output_ids = None if output_ids is None else np.asarray(output_ids, np.int64)
         from transformers import BertConfig
 
         bert = BertConfig(**config.encoder)  # the saved dict may omit values equal to BertConfig's defaults
         self.layers = bert.num_hidden_layers
         self.heads = bert.num_attention_heads
         self.head_dim = bert.hidden_size // self.heads
-        self.session = session(self.path, threads, spinning=spinning)  # spinning by default: see session()
+        self.vocab = bert.vocab_size
+        # spinning by default: see session()
+        self.session = session(self.path, threads, spinning=spinning, initializers=initializers)
         self.past_names, self.present_names = _names(self.layers)
+        first = self.session.get_inputs()[0].name
+        if (first == INPUT_EMBEDS) != (table is not None):
+            raise ValueError(f"{self.path}: its first input is {first!r}, "
+                             f"{'but no embedding table was given' if table is None else 'not ' + INPUT_EMBEDS}")  # fmt: skip
 
     @classmethod
     def load(cls, model_dir: str | Path, threads: int = 2, **kwargs) -> OnnxReplyModel:
@@ -225,19 +303,28 @@ class OnnxReplyModel:
             raise ValueError(
                 f"{model_dir}: luodi.json describes a {meta.get('kind')!r}, not an ONNX generator"
             )
+        shared = _shared_parts(model_dir, meta)
         return cls(model_dir / meta.get("onnx", ONNX_FILE), config, threads,
-                   meta.get("precision", "fp32"), **kwargs)  # fmt: skip
+                   meta.get("precision", "fp32"), **shared, **kwargs)  # fmt: skip
 
     def eval(self) -> OnnxReplyModel:  # the PyTorch model's call, for code that holds either
         return self
 
     def _run(self, ids: np.ndarray, positions: np.ndarray, segment: int, keys_valid: np.ndarray,
              past: Sequence[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:  # fmt: skip
-        feed = {"input_ids": ids, "position_ids": positions,
+        if self.max_positions is not None and positions.size and int(positions.max()) >= self.max_positions:
+            raise ValueError(f"position {int(positions.max())}: this generator holds {self.max_positions} "
+                             "positions (context + reply pieces); ask for a shorter max_length")  # fmt: skip
+        pieces = ("input_ids", ids) if self.table is None else (INPUT_EMBEDS, self.table.lookup(ids))
+        feed = {pieces[0]: pieces[1], "position_ids": positions,
                 "token_type_ids": np.full(ids.shape, segment, np.int64),
                 "attention_mask": keys_valid.astype(np.int64)}  # fmt: skip
         feed.update(zip(self.past_names, past, strict=True))
         logits, *present = self.session.run(None, feed)
+        if self.output_ids is not None:  # a trimmed head: the other pieces can never be chosen
+            full = np.full((len(logits), self.vocab), -np.inf, np.float32)
+            full[:, self.output_ids] = logits
+            logits = full
         return logits, present
 
     def start(self, contexts: Sequence[Sequence[int]], use_cache: bool = True) -> tuple[dict, np.ndarray]:

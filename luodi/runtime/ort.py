@@ -29,13 +29,15 @@ def _is_fused(onnx_path: Path) -> bool:
 
 
 def session(path: str | Path, threads: int = 2, spinning: bool | None = None, level: str = "all",
-            providers: list[str] | None = None):  # fmt: skip
+            providers: list[str] | None = None, initializers: dict[str, np.ndarray] | None = None):  # fmt: skip
     """The one ONNX Runtime session policy of every luodi model: ``threads`` intra-op threads, one inter-op
     thread, sequential execution, CPU provider unless ``providers`` says otherwise. ``spinning``: whether
     idle threads busy-wait for the next run (None keeps ORT's default). The task models turn it off: Python
     runs between their runs and spinning threads compete with it for the 2 cores (with torch glue at 2
     threads one intent query took 8.1 ms instead of 3.9, python -m bench.intent_stages); the generator turns
-    it on, since only a few numpy operations separate two decoding steps."""
+    it on, since only a few numpy operations separate two decoding steps. ``initializers``: the values of
+    initializers the graph declares as external data, built in memory by the caller (a release
+    generator's output matrix, ``luodi.runtime.generator_release``)."""
     import onnxruntime as ort
 
     path = Path(path)
@@ -55,7 +57,14 @@ def session(path: str | Path, threads: int = 2, spinning: bool | None = None, le
         "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
         "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
     }[level]
-    return ort.InferenceSession(str(path), options, providers=providers or ["CPUExecutionProvider"])
+    values = [
+        ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(v)) for v in (initializers or {}).values()
+    ]
+    if values:
+        options.add_external_initializers(list(initializers), values)
+    result = ort.InferenceSession(str(path), options, providers=providers or ["CPUExecutionProvider"])
+    result.luodi_initializers = values  # ORT reads them in place: they live as long as the session
+    return result
 
 
 class OnnxModel:

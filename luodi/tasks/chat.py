@@ -12,7 +12,8 @@ in ``luodi eval routing`` (the 12-layer e5 encoder), so the reported relevance i
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -54,9 +55,30 @@ class RerankedGenerator:
         self.generator, self.encoder = generator, encoder
         self.candidates, self.max_copy, self.seed = candidates, max_copy, seed
 
-    def __call__(self, text: str, strategy: str = "sample", **options) -> str:
+    def __call__(self, text: str | Sequence[str], strategy: str = "sample", **options) -> str:
+        """``text``: a post, or the turns of a conversation (oldest first: the generator reads them all,
+        the candidates are picked by their closeness to the last turn)."""
+        context = text if isinstance(text, str) else list(text)
         if self.candidates == 1 or strategy != "sample":  # greedy / beam give one reply: nothing to choose
-            return self.generator(text, strategy=strategy, **options)
+            if isinstance(context, str):
+                return self.generator(context, strategy=strategy, **options)
+            return self.generator([context], strategy=strategy, **options)[0]
         options.setdefault("seed", self.seed)  # the same post gets the same reply (tests, caches, users)
-        replies = self.generator([text] * self.candidates, strategy="sample", **options)
-        return pick_reply(text, replies, self.encoder, self.max_copy)
+        replies = self.generator([context] * self.candidates, strategy="sample", **options)
+        return pick_reply(context if isinstance(context, str) else context[-1], replies, self.encoder,
+                          self.max_copy)  # fmt: skip
+
+
+def replies_side_by_side(chats: Mapping[str, Callable[..., str]], posts: Sequence[str],
+                         **options) -> dict[str, tuple[list[str], list[float]]]:  # fmt: skip
+    """Each chat's reply to each post and the milliseconds it took, ``{name: (replies, ms)}``. The chats
+    take turns post by post, so that their latencies are measured under the same load of the machine
+    (comparisons of speed hold only side by side)."""
+    out: dict[str, tuple[list[str], list[float]]] = {name: ([], []) for name in chats}
+    for post in posts:
+        for name, chat in chats.items():
+            start = time.perf_counter()
+            reply = chat(post, **options)
+            out[name][1].append(1000 * (time.perf_counter() - start))
+            out[name][0].append(reply)
+    return out

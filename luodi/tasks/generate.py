@@ -667,11 +667,11 @@ class Generator:
         from transformers import AutoTokenizer
 
         from luodi.modeling import load_model
-        from luodi.runtime.generate import OnnxReplyModel, is_generator_onnx_dir
+        from luodi.runtime.generate import OnnxReplyModel, is_generator_onnx_dir, tokenizer_dir
 
         if is_generator_onnx_dir(model_dir):
             model = OnnxReplyModel.load(model_dir, threads=threads or 2)
-            return cls(model, AutoTokenizer.from_pretrained(str(model_dir)), **kwargs)
+            return cls(model, AutoTokenizer.from_pretrained(str(tokenizer_dir(model_dir))), **kwargs)
         model = load_model(model_dir)
         if not isinstance(model, ReplyModel):
             raise TypeError(f"{model_dir} holds a {type(model).__name__}, not a ReplyModel")

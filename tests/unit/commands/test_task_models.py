@@ -35,7 +35,7 @@ def test_release_default_missing_names_the_rebuild(monkeypatch, tmp_path):
         (["break", "你好", "--model", "nowhere"], "luodi train breaking"),
         (["predict", "intent", "你好", "--model", "nowhere"], "luodi train intent"),
         (["match", "a", "b", "--model", "nowhere"], "luodi train matcher"),
-        (["chat"], "luodi train generator --arch unilm"),
+        (["chat", "--model-dir", "nowhere"], "luodi train generator --arch unilm"),  # release/generator ships
         (["chat", "--arch", "gpt"], "luodi train generator --arch gpt"),
     ],
 )
