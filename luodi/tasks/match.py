@@ -507,7 +507,12 @@ class FaqIndex:
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         np.save(out_dir / "vectors.npy", self.vectors, allow_pickle=False)
-        meta = {"questions": self.questions, "answers": self.answers, "threshold": self.threshold,
+        # each distinct answer once, and per question the position of its answer: an FAQ keeps several
+        # phrasings per answer, and the release set counts every byte against its budget
+        distinct = list(dict.fromkeys(self.answers))
+        position = {a: i for i, a in enumerate(distinct)}
+        meta = {"questions": self.questions, "answers": distinct,
+                "answer_ids": [position[a] for a in self.answers], "threshold": self.threshold,
                 "ann_min_size": self.ann_min_size, "nprobe": self.nprobe,
                 "matcher": _portable(self.matcher.source if self.matcher is not None else None, out_dir)}  # fmt: skip
         (out_dir / "faq.json").write_text(json.dumps(meta, ensure_ascii=False))
@@ -532,7 +537,12 @@ class FaqIndex:
                 source = str(index_dir / source)
             matcher = Matcher.load(source, threads=threads)
         index = cls(matcher, vectors.shape[1], meta["threshold"], meta["ann_min_size"], meta["nprobe"])
-        index.questions, index.answers, index.vectors = meta["questions"], meta["answers"], vectors
+        answers = meta["answers"]
+        if "answer_ids" in meta:  # distinct answers + one position per question (see ``save``)
+            answers = [answers[i] for i in meta["answer_ids"]]
+        if len(answers) != len(meta["questions"]) or len(answers) != vectors.shape[0]:
+            raise ValueError(f"{index_dir}: faq.json and vectors.npy disagree on the number of questions")
+        index.questions, index.answers, index.vectors = meta["questions"], answers, vectors
         index._position = {q: i for i, q in enumerate(index.questions)}
         if (index_dir / "ann.faiss").exists():
             import faiss

@@ -105,6 +105,26 @@ def test_embedding_kd_loss_zero_at_the_teacher_and_pulls_towards_it():
     assert embedding_kd_loss(s_a, t_b, t_a, t_b, off).item() == 0.0
 
 
+def test_a_saved_index_stores_each_answer_once_and_restores_every_phrasing(tmp_path: Path):
+    import json
+
+    rng = np.random.default_rng(2)
+    vecs = rng.standard_normal((5, 8)).astype(np.float32)
+    pairs = [("你叫什么", "我是落地"), ("你叫啥", "我是落地"), ("怎么称呼你", "我是落地"), ("你会唱歌吗", "不会"),
+             ("能唱首歌吗", "不会")]  # fmt: skip
+    index = FaqIndex(None, 8, threshold=0.3)
+    index.add(pairs, vecs)
+    index.save(tmp_path / "faq")
+    meta = json.loads((tmp_path / "faq" / "faq.json").read_text())
+    assert meta["answers"] == ["我是落地", "不会"] and meta["answer_ids"] == [0, 0, 0, 1, 1]
+    again = FaqIndex.load(tmp_path / "faq")
+    assert list(zip(again.questions, again.answers, strict=True)) == pairs
+    meta["answer_ids"] = meta["answer_ids"][:-1]  # a truncated file is refused, not misaligned
+    (tmp_path / "faq" / "faq.json").write_text(json.dumps(meta, ensure_ascii=False))
+    with pytest.raises(ValueError, match="disagree"):
+        FaqIndex.load(tmp_path / "faq")
+
+
 def test_exact_search_k_and_single_query_paths():
     rng = np.random.default_rng(1)
     vecs = rng.standard_normal((500, 16)).astype(np.float32)
