@@ -47,9 +47,7 @@ models: $(STAMP)
 	$(LUODI) faq build release/faq.tsv --matcher release/matcher --out release/faq --chat-share 5
 	# the generator reads the release matcher's tokenizer and int8 embeddings: released after it, gated
 	$(LUODI) train generator --arch unilm --layers 3 --epochs 3 --threads 1
-	HF_HUB_OFFLINE=1 $(BIN)/python -m luodi.runtime.generator_release $(HOME)/.cache/luodi/models/generator-unilm \
-		--out release/generator --matcher release/matcher \
-		--source-command "luodi train generator --arch unilm --layers 3 --epochs 3 --threads 1"
+	$(LUODI) release --kind generator --out release --threads 1
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -96,7 +96,9 @@ def _write_release_rows(rows: list[dict], size: float, ffn_fp32: bool, max_drop:
             f"gated: no task metric may drop more than {max_drop} points (luodi.deploy.release). `pytorch` = "
             "the source model with the full zh vocabulary, `release_int8` = the artifact. Segmentation and "
             "intent rows: the first `--limit` test items of the command that made them (500 in `make models`). The FAQ matcher (release/matcher, `luodi release --kind "
-            "matcher`) is its e5 encoder exported, fused and quantised, gated on LCQMC; the segmenter's rare bigrams "
+            "matcher`) is its e5 encoder exported, fused and quantised, gated on LCQMC; the generator (`--kind generator`) "
+            "shares the matcher's tables and is gated on greedy agreement with PyTorch and best-of-8 reply quality "
+            "(its card); the segmenter's rare bigrams "
             "were then cut (`python -m luodi.runtime.shrink`, results/release_size.json); the reply base is built "
             "by `make demo` and not counted."
         },

@@ -232,7 +232,7 @@ def _shared_parts(model_dir: Path, meta: dict) -> dict[str, Any]:
             raise ValueError(
                 f"{model_dir}: the embedding table in {inputs['onnx']} is not the one this generator was "
                 f"released with (fingerprint {table.fingerprint()}, expected {inputs['fingerprint']}); "
-                "release the generator again against it (python -m luodi.runtime.generator_release)"
+                "release the generator again against it (luodi release --kind generator)"
             )
         parts["table"] = table
     if head:

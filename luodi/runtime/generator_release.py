@@ -313,7 +313,7 @@ def _verdict(measured: dict[str, Any], gate: GeneratorGate) -> list[str]:
 def release_generator(model_dir: str | Path, out_dir: str | Path, matcher_dir: str | Path,
                       min_count: int = 1, ffn: str = "weight", gate: GeneratorGate | None = None,
                       threads: int = 1, force: bool = False, source_command: str | None = None,
-                      log=lambda _: None) -> dict[str, Any]:  # fmt: skip
+                      log=lambda _: None, extra: dict[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
     """Trim, export and gate the ReplyModel in ``model_dir`` against the release matcher in ``matcher_dir``;
     write ``out_dir`` (a sibling of ``matcher_dir``: the paths it records are relative) only if the gate
     passes, or ``force``. Returns the card (card.json). Raises ``GateError`` (nothing written)."""
@@ -344,7 +344,10 @@ def release_generator(model_dir: str | Path, out_dir: str | Path, matcher_dir: s
         card = {"kind": "generator", "source": model_dir.name, "source_command": source_command,
                 "layers": model.encoder.config.num_hidden_layers, "min_count": min_count, **info,
                 "gate": {**dataclasses.asdict(gate), **measured, "failures": failures, "passed": not failures},
-                "forced": bool(failures), "date": datetime.now(UTC).date().isoformat()}  # fmt: skip
+                "forced": bool(failures), "date": datetime.now(UTC).date().isoformat(), **(extra or {}),
+                # greedy replies equal to PyTorch's (PyTorch itself: 100 by definition), for `luodi release`
+                "metrics": {"pytorch": {"greedy_agreement": 100.0},
+                            "release": {"greedy_agreement": measured["agreement"]["release"]}}}  # fmt: skip
         (candidate / "card.json").write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n")
         (candidate / "CARD.md").write_text(card_markdown(card))
         shutil.rmtree(out_dir, ignore_errors=True)
@@ -352,6 +355,31 @@ def release_generator(model_dir: str | Path, out_dir: str | Path, matcher_dir: s
     finally:
         shutil.rmtree(candidate, ignore_errors=True)
     return card
+
+
+@dataclasses.dataclass(frozen=True)
+class GeneratorGateResult:
+    passed: bool
+    message: str
+
+
+def release_task_generator(spec, source: Path, out_dir: Path, options):
+    """The generate task's ``TaskSpec.make_release`` (``luodi release --kind generator``): ``release_generator``
+    against the release matcher beside ``out_dir``, with ``luodi release``'s options. The card keeps the
+    generator's own gate (agreement and reply quality); its ``metrics`` give ``luodi release`` the greedy
+    agreement with PyTorch (100 % by definition for PyTorch itself) for its results row."""
+    from luodi.deploy.release import ReleaseOutcome, recipe_card
+
+    recipe = recipe_card(spec, 0, options.command)  # the recipe's data and commands, as every release card
+    card = release_generator(source, out_dir, out_dir.parent / "matcher", threads=options.threads,
+                             force=options.force, source_command=" && ".join(recipe["training_commands"]) or None,
+                             log=options.log, extra={k: recipe[k] for k in ("data", "metric_data",
+                                                     "training_commands", "release_command")})  # fmt: skip
+    failures = card["gate"]["failures"]
+    message = "generator gate " + ("FAILED: " + "; ".join(failures) if failures else "passed")
+    return ReleaseOutcome(
+        out_dir, {**card, "vocab": card["output_pieces"]}, GeneratorGateResult(not failures, message)
+    )
 
 
 def card_markdown(card: dict[str, Any]) -> str:
@@ -391,8 +419,8 @@ def card_markdown(card: dict[str, Any]) -> str:
   Allowed: margin {gate["max_margin_drop"]} lower, distinct-2 {gate["max_distinct_drop"]} points lower, top-10
   share {gate["max_top10_rise"]} points higher. Passed: {gate["passed"]}.
 - Made by: `{card["source_command"] or "luodi train generator --arch unilm --layers 3 --epochs 3 --threads 1"}`,
-  then `python -m luodi.runtime.generator_release <models>/{card["source"]} --out release/generator
-  --matcher release/matcher`. Date: {card["date"]}.
+  then `luodi release --kind generator --threads 1` (or `python -m luodi.runtime.generator_release
+  <models>/{card["source"]} --out release/generator --matcher release/matcher`). Date: {card["date"]}.
 """
 
 

@@ -259,7 +259,6 @@ def default_models(release: Path | None = None) -> dict[str, ModelConfig]:
     shipped in ``release/`` on its task's endpoint (``release/segmenter`` -> /v1/segment, ...). Endpoints
     of tasks with no release model then say which model is missing."""
     from luodi.paths import release_dir
-    from luodi.runtime.generate import is_generator_onnx_dir
     from luodi.tasks.spec import served
 
     release = release or release_dir()
@@ -267,28 +266,22 @@ def default_models(release: Path | None = None) -> dict[str, ModelConfig]:
     for task in served():
         if task.release and (release / task.release / "model.onnx").is_file():
             models[task.endpoint] = ModelConfig(dir=str(release / task.release))
-    generator = release / "generator"
-    if is_generator_onnx_dir(generator):  # /v1/chat: its sampled replies picked by the matcher
-        matcher = release / "matcher"
-        options = {"generator": str(generator), **({"matcher": str(matcher)} if matcher.is_dir() else {})}
-        models["chat"] = ModelConfig(factory="luodi.serve.predictors:chat_predictor", options=options)
     return models
 
 
-def chat_predictor(config=None, generator: str = "", matcher: str | None = None, candidates: int = 8,
-                   strategy: str = "sample") -> Predictor:  # fmt: skip
-    """/v1/chat on a generator directory; with a matcher, the best of ``candidates`` sampled replies to
-    each text (``luodi.tasks.chat.RerankedGenerator``, as the assistant answers chit-chat)."""
+def chat_predictor(generator, candidates: int = 8, strategy: str = "sample") -> Predictor:
+    """/v1/chat on a generator. A release generator (it reads the release matcher's tables) answers with
+    the best of ``candidates`` sampled replies, picked by that matcher (``luodi.tasks.chat.RerankedGenerator``,
+    as the assistant answers chit-chat); any other generator gives one reply per text."""
     from luodi.tasks.chat import RerankedGenerator
-    from luodi.tasks.generate import Generator
-    from luodi.tasks.match import Matcher
+    from luodi.tasks.match import Matcher, is_matcher_release
 
-    threads = getattr(config, "threads", 1)
-    model = Generator.load(generator, threads=threads)
-    if matcher is not None:
-        model = RerankedGenerator(model, Matcher.load(matcher, threads=threads), candidates)
-    else:  # one reply per text, in order
-        model = RerankedGenerator(model, None, candidates=1)
+    shared = getattr(generator, "shares", None)
+    if shared is not None and is_matcher_release(shared):
+        model = RerankedGenerator(generator, Matcher.load(shared, threads=getattr(generator.model, "threads", 1)),
+                                  candidates)  # fmt: skip
+    else:
+        model = RerankedGenerator(generator, None, candidates=1)
 
     def predict(items: list[str]) -> list[str]:
         return [model(text, strategy=strategy) for text in items]

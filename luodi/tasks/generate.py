@@ -671,7 +671,11 @@ class Generator:
 
         if is_generator_onnx_dir(model_dir):
             model = OnnxReplyModel.load(model_dir, threads=threads or 2)
-            return cls(model, AutoTokenizer.from_pretrained(str(tokenizer_dir(model_dir))), **kwargs)
+            generator = cls(model, AutoTokenizer.from_pretrained(str(tokenizer_dir(model_dir))), **kwargs)
+            generator.shares = tokenizer_dir(
+                model_dir
+            )  # a release generator: the matcher whose tables it reads
+            return generator
         model = load_model(model_dir)
         if not isinstance(model, ReplyModel):
             raise TypeError(f"{model_dir} holds a {type(model).__name__}, not a ReplyModel")

@@ -360,6 +360,18 @@ _BUILTIN = (
         config_key="generator",
         component="generator",
         endpoint="chat",
+        predictor="luodi.serve.predictors:chat_predictor",
+        release="generator",
+        model_class="luodi.tasks.generate.ReplyModel",
+        make_release="luodi.runtime.generator_release:release_task_generator",
+        recipe=ReleaseRecipe(
+            source="generator-unilm",
+            data="LCCC train post -> reply pairs (luodi.data.dialogue.generator_train_dialogues), a 3-layer UniLM "
+            "initialised from the e5 encoder with its embeddings frozen (luodi.tasks.generate).",
+            metric_data="LCCC valid posts (greedy agreement with PyTorch; best-of-8 reply quality against the plain "
+            "int8 export, judged by the 12-layer e5 encoder)",
+            commands=("luodi train generator --arch unilm --layers 3 --epochs 3 --threads 1",),
+        ),
     ),
     TaskSpec(
         name="reply",

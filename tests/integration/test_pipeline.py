@@ -31,9 +31,18 @@ def test_release_set_fits_the_budget_and_has_cards():
     matcher = json.loads((path / "matcher" / "card.json").read_text())
     assert matcher["gate"]["candidate_metric"] >= matcher["gate"]["reference_metric"] - 1.0
     assert matcher["gate"]["forced"] == (not matcher["gate"]["passed"])
-    for kind in (s.release for s in released()):  # every card made by `luodi release`, one writer
+    for kind in (s.release for s in released()):  # every card made by `luodi release`
         card = json.loads((path / kind / "card.json").read_text())
         assert card["training_commands"] and card["release_command"].startswith("luodi release")
+        assert set(card["metrics"]["pytorch"]) == set(card["metrics"]["release"]), kind
+        if (
+            kind == "generator"
+        ):  # its own gate: greedy agreement and best-of-K quality against the plain export
+            assert (
+                card["gate"]["passed"]
+                and card["gate"]["agreement"]["release"] >= card["gate"]["min_agreement"]
+            )
+            continue
         for metric, value in card["metrics"]["release"].items():  # int8 + trimming cost at most 1.5 pt
             assert value >= card["metrics"]["pytorch"][metric] - 1.5, (kind, metric)
 

@@ -261,7 +261,7 @@ def test_release_loader_refuses_what_is_not_a_release(tmp_path):
     from luodi.runtime.tasks import load_release
 
     with pytest.raises(ValueError, match="unknown release model kind"):
-        load_release("generator", tmp_path)
+        load_release("reply", tmp_path)
     with pytest.raises(FileNotFoundError, match="model.onnx and vocab.json"):
         load_release("intent", tmp_path)
 

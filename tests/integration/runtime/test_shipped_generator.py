@@ -75,7 +75,7 @@ def test_serve_without_a_config_answers_v1_chat():
     from luodi.serve.predictors import default_models, load_predictors
 
     models = default_models()
-    assert models["chat"].factory == "luodi.serve.predictors:chat_predictor"
+    assert models["chat"].dir.endswith("generator")  # the registry's release folder of the chat task
     config = ServeConfig(models={"chat": models["chat"]})
     with TestClient(create_app(lambda: load_predictors(config), config)) as client:
         for _ in range(600):  # the models load in a thread after start-up
@@ -85,3 +85,8 @@ def test_serve_without_a_config_answers_v1_chat():
         response = client.post("/v1/chat", json={"text": "今天好累啊"})
         assert response.status_code == 200, response.text
         assert response.json()["reply"].strip()
+    from luodi.serve.predictors import chat_predictor
+    from luodi.tasks.generate import Generator
+
+    predict = chat_predictor(Generator.load(GENERATOR, threads=1))  # reranked by the matcher it shares
+    assert [r.strip() != "" for r in predict(["今天好累啊", "你吃饭了吗"])] == [True, True]

@@ -19,6 +19,7 @@ def test_every_released_task_loads_its_shipped_release_dir(spec):
     assert type(by_name) is type(by_folder)
     if spec.build:  # char-aligned: the task class around an ONNX Runtime stand-in of the PyTorch model
         assert is_release_dir(path) and type(by_name.model).__name__ == "OnnxTaskModule"
-    else:  # a release of its own kind (the matcher) loads through the task's loader, on ONNX Runtime
-        assert getattr(by_name, "onnx", None) is not None
+    else:  # a release of its own kind (matcher, generator) loads through the task's loader, on ONNX Runtime
+        backend = getattr(by_name, "onnx", None) or getattr(by_name, "model", None)  # Matcher / Generator
+        assert type(backend).__name__ in ("OnnxModel", "OnnxReplyModel")
     assert set(KINDS) == {s.release for s in released() if s.build}

@@ -109,7 +109,7 @@ def test_the_release_command_refuses_unknown_and_unreleased_tasks():
 
     from luodi.cli import app
 
-    result = CliRunner().invoke(app, ["release", "--kind", "chat"])
+    result = CliRunner().invoke(app, ["release", "--kind", "reply"])
     assert result.exit_code != 0 and "has no release artifact" in result.output
     result = CliRunner().invoke(app, ["release", "--kind", "breakr"])
     assert result.exit_code != 0 and "unknown task 'breakr'" in result.output
