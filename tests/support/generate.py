@@ -11,11 +11,16 @@ VOCAB = 60
 MASK = VOCAB - 1
 
 
-def random_reply_model(arch: str, seed: int = 0, vocab: int = VOCAB, mask: int = MASK) -> ReplyModel:
+def random_reply_model(
+    arch: str, seed: int = 0, vocab: int = VOCAB, mask: int = MASK, **config
+) -> ReplyModel:
     """A random model with large weights: attention is peaked rather than uniform, so a wrong mask, position
-    or cache entry changes the logits clearly (at BERT's init std of 0.02 every key looks alike)."""
+    or cache entry changes the logits clearly (at BERT's init std of 0.02 every key looks alike). ``config``:
+    more GeneratorConfig fields (``max_reply=8``)."""
     torch.manual_seed(seed)
-    cfg = GeneratorConfig(arch=arch, encoder=tiny_encoder_config(vocab), mask_id=mask, max_context=16)
+    cfg = GeneratorConfig(
+        arch=arch, encoder=tiny_encoder_config(vocab), mask_id=mask, **{"max_context": 16, **config}
+    )
     model = ReplyModel(cfg).eval()
     with torch.no_grad():
         for name, p in model.named_parameters():

@@ -11,7 +11,6 @@ import pytest
 import torch
 from onnx import TensorProto, helper, numpy_helper
 
-from luodi.modeling import tiny_encoder_config
 from luodi.runtime.embedding_table import SharedTable, pack_int4, unpack_int4
 from luodi.runtime.generate import OnnxReplyModel, export_decoder, tokenizer_dir
 from luodi.runtime.generator_release import (
@@ -22,6 +21,7 @@ from luodi.runtime.generator_release import (
     weight_only_int8,
 )
 from luodi.tasks.generate import DecodeConfig, GeneratorConfig, ReplyModel, decode
+from tests.support.generate import random_reply_model
 
 VOCAB = 60
 MASK = VOCAB - 1
@@ -33,17 +33,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 def _model(seed: int = 0) -> ReplyModel:
     """Large random weights (peaked attention), as in test_generate_onnx."""
-    torch.manual_seed(seed)
-    cfg = GeneratorConfig(arch="unilm", encoder=tiny_encoder_config(VOCAB), mask_id=MASK, max_context=16,
-                          max_reply=8)  # fmt: skip
-    model = ReplyModel(cfg).eval()
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if p.dim() == 2:
-                p.normal_(0, 0.3)
-            elif name.endswith("bias"):
-                p.normal_(0, 0.1)
-    return model
+    return random_reply_model("unilm", seed, VOCAB, MASK, max_reply=8)
 
 
 def _matcher_onnx(path: Path, table: np.ndarray, shift: float = 0.0) -> Path:
