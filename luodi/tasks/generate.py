@@ -433,6 +433,36 @@ def _log_softmax(x: np.ndarray) -> np.ndarray:
     return shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
 
 
+def _nucleus(logits: np.ndarray, top_p: float, first: int = 64) -> np.ndarray:
+    """``logits`` with -inf outside each row's nucleus: the smallest set of most probable pieces whose mass
+    reaches ``top_p``. Only the ``first`` largest logits of a row are sorted (a partition finds them), more
+    only while some row's nucleus is not inside them: a full sort of 27 k logits per step was 70 % of a
+    sampled reply's time, and the nucleus is a few dozen pieces."""
+    rows, vocab = logits.shape
+    lse = np.log(np.exp(logits - logits.max(-1, keepdims=True)).sum(-1, keepdims=True)) + logits.max(
+        -1, keepdims=True
+    )
+    k = min(first, vocab)
+    while True:
+        part = (
+            np.argpartition(-logits, k - 1, axis=-1)[:, :k]
+            if k < vocab
+            else np.tile(np.arange(vocab), (rows, 1))
+        )
+        top = np.take_along_axis(logits, part, -1)
+        order = np.lexsort((part, -top), axis=-1)  # by logit, ties by piece id (a stable full sort's order)
+        ids, sorted_logits = np.take_along_axis(part, order, -1), np.take_along_axis(top, order, -1)
+        probs = np.exp(sorted_logits - lse)
+        mass = np.cumsum(probs, -1)
+        if k == vocab or (mass[:, -1] > top_p).all():
+            break
+        k = min(vocab, k * 8)
+    keep = mass - probs <= top_p  # keep the smallest set whose mass reaches top_p
+    out = np.full_like(logits, -np.inf)
+    np.put_along_axis(out, ids, np.where(keep, sorted_logits, -np.inf), -1)
+    return out
+
+
 def _sample(logits: np.ndarray, cfg: DecodeConfig, rng: np.random.Generator) -> np.ndarray:
     """One piece per row: temperature, then top-k / top-p filtering, then a draw (inverse CDF)."""
     logits = logits / np.float32(max(cfg.temperature, 1e-6))
@@ -442,12 +472,7 @@ def _sample(logits: np.ndarray, cfg: DecodeConfig, rng: np.random.Generator) -> 
         kth = np.partition(logits, vocab - k, axis=-1)[:, vocab - k : vocab - k + 1]  # the k-th largest
         logits = np.where(logits < kth, -np.inf, logits)
     if 0 < cfg.top_p < 1:
-        order = np.argsort(-logits, axis=-1, kind="stable")
-        sorted_logits = np.take_along_axis(logits, order, -1)
-        probs = np.exp(_log_softmax(sorted_logits))
-        drop = np.cumsum(probs, -1) - probs > cfg.top_p  # keep the smallest set whose mass reaches top_p
-        logits = np.empty_like(logits)
-        np.put_along_axis(logits, order, np.where(drop, -np.inf, sorted_logits), -1)
+        logits = _nucleus(logits, cfg.top_p)
     cdf = np.cumsum(np.exp(_log_softmax(logits)), -1)
     # u in (0, 1]: the first piece whose cumulative mass reaches u * total has a non-zero probability
     u = (1.0 - rng.random(len(cdf)))[:, None] * cdf[:, -1:]

@@ -238,3 +238,25 @@ def test_numpy_rules_penalise_forbid_and_sample_within_the_nucleus():
     assert set(_sample(wide, DecodeConfig(top_p=1.0, top_k=2), rng).tolist()) == {0, 1}
     assert (_sample(wide[:5], DecodeConfig(seed=1), np.random.default_rng(7)) == _sample(
         wide[:5], DecodeConfig(seed=1), np.random.default_rng(7))).all()  # fmt: skip
+
+
+def test_the_nucleus_from_a_partial_sort_is_the_full_sorts_up_to_its_boundary_piece():
+    """``_nucleus`` sorts only the largest logits (more while a row's nucleus is not inside them); the pieces
+    it keeps are those a full sort keeps, but for at most the one piece on the ``top_p`` boundary (the
+    normaliser is summed in another order), and they always carry at least ``top_p`` of the mass."""
+    import numpy as np
+
+    from luodi.tasks.generate import _log_softmax, _nucleus
+
+    rng = np.random.default_rng(0)
+    for scale in (0.3, 1.0, 3.0, 10.0):  # flat rows need more than the first 64 pieces
+        logits = (rng.standard_normal((4, 3000)) * scale).astype(np.float32)
+        logits[0, rng.integers(0, 3000, 2000)] = -np.inf  # a trimmed head: most pieces impossible
+        order = np.argsort(-logits, axis=-1, kind="stable")
+        probs = np.exp(_log_softmax(np.take_along_axis(logits, order, -1)))
+        full = np.zeros_like(logits, dtype=bool)
+        np.put_along_axis(full, order, np.cumsum(probs, -1) - probs <= 0.9, -1)
+        kept = np.isfinite(_nucleus(logits, 0.9))
+        assert ((kept != full).sum(1) <= 1).all()
+        mass = np.where(kept, np.exp(_log_softmax(logits)), 0).sum(1)
+        assert (mass >= 0.9 - 1e-5).all()
