@@ -52,8 +52,8 @@ def serve(
             raise typer.Exit(2) from None
     if config is None and not cfg.models:
         # No config: the assistant on /v1/understand and every task model shipped in release/ on its own
-        # endpoint; chat on release/generator, its replies picked by release/matcher; match has no
-        # release model of its own and answers 503 saying so.
+        # endpoint (the matcher on /v1/match; the generator on /v1/chat, its replies picked by the matcher
+        # it shares tables with).
         from luodi.serve.predictors import default_models
 
         cfg.models.update(default_models())

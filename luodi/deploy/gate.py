@@ -346,9 +346,8 @@ def gate_metric(name: str) -> str:
 def evaluator_for(ctx: GateContext, name: str | None = None) -> tuple[str, EvaluateFn]:
     """(name, evaluate_fn) for ``ctx.model``: ``name`` (a free name or a task's) if given, else the
     evaluator of the model's task."""
-    import importlib
-
     from luodi.deploy import evaluators  # noqa: F401  (registers the free-named evaluators)
+    from luodi.tasks.spec import hook
 
     if name is None:
         name = evaluator_name_for(ctx.model)
@@ -363,5 +362,4 @@ def evaluator_for(ctx: GateContext, name: str | None = None) -> tuple[str, Evalu
     spec = _task_with_gate(name)
     if spec is None:
         raise GateError(f"unknown evaluator {name!r}: free names {sorted(EVALUATORS)} or a task with a gate")
-    module, _, function = spec.gate.partition(":")
-    return TASK_PREFIX + spec.name, getattr(importlib.import_module(module), function)(ctx)
+    return TASK_PREFIX + spec.name, hook(spec.gate)(ctx)

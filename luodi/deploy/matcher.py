@@ -54,7 +54,7 @@ def release_matcher(
     import torch
 
     from luodi.deploy import GateContext, evaluator_for, optimize_model
-    from luodi.deploy.release import ReleaseOutcome, today, write_card
+    from luodi.deploy.release import ReleaseOutcome, artifact_mb, today, write_card
     from luodi.modeling import load_model
     from luodi.tasks.match import BiEncoder
 
@@ -102,15 +102,7 @@ def release_matcher(
         "layers": config.num_hidden_layers,
         "vocab": config.vocab_size,
         "fused_counts": report.fused_counts,
-        "size_mb": round(
-            sum(
-                p.stat().st_size
-                for p in out_dir.iterdir()
-                if p.is_file() and not p.name.lower().startswith("card")
-            )
-            / 1e6,
-            2,
-        ),  # fmt: skip
+        "size_mb": artifact_mb(out_dir),
         "date": today(),
     }
     write_card(out_dir, full)

@@ -32,7 +32,7 @@ from luodi.deploy.gate import MetricsGateResult, check_gate, metrics_gate
 from luodi.deploy.optimize import fuse, quantize_int8
 from luodi.deploy.trim import trim_char_vocabulary
 from luodi.runtime.tasks import CONFIG_FILE, MODEL_FILE, VOCAB_FILE, load_release
-from luodi.tasks.spec import TaskSpec, for_model
+from luodi.tasks.spec import TaskSpec, for_model, hook
 
 CARD_JSON, CARD_MD = "card.json", "CARD.md"
 
@@ -72,13 +72,12 @@ def export_release(model: nn.Module, tokenizer, out_dir: str | Path, chars: Iter
         target = out_dir / "lexicons"
         shutil.rmtree(target, ignore_errors=True)
         shutil.copytree(lexicons, target)
-    size = sum(p.stat().st_size for p in out_dir.rglob("*") if p.is_file() and p.name != CARD_JSON)
     counts = {k: v for k, v in counts.items() if v}
     return {
         "kind": spec.release,
         "vocab": len(vocab),
         "fused_counts": counts,
-        "size_mb": round(size / 1e6, 2),
+        "size_mb": artifact_mb(out_dir),
     }
 
 
@@ -192,11 +191,7 @@ def release_task(spec: TaskSpec, source: str | Path, out_root: str | Path, chars
     if spec.release is None:
         raise ValueError(f"task {spec.name!r} has no release artifact")
     if spec.make_release is not None:
-        import importlib
-
-        module, _, function = spec.make_release.partition(":")
-        make = getattr(importlib.import_module(module), function)
-        return make(spec, Path(source), Path(out_root) / spec.release, options)
+        return hook(spec.make_release)(spec, Path(source), Path(out_root) / spec.release, options)
     return release_from_source(spec, source, out_root, chars(), limit=options.limit, threads=options.threads,
                                ffn_fp32=options.ffn_fp32, max_drop=options.max_drop, force=options.force,
                                command=options.command, log=options.log)  # fmt: skip
@@ -213,6 +208,12 @@ def recipe_card(spec: TaskSpec, limit: int, command: str) -> dict[str, Any]:
         "training_commands": list(recipe.commands) if recipe else [],
         "release_command": command,
     }
+
+
+def artifact_mb(directory: str | Path) -> float:
+    """A release directory's size in MB, its model card aside (the card is written after it is measured)."""
+    files = (p for p in Path(directory).rglob("*") if p.is_file() and p.name not in (CARD_JSON, CARD_MD))
+    return round(sum(p.stat().st_size for p in files) / 1e6, 2)
 
 
 def today() -> str:

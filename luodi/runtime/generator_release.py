@@ -99,6 +99,7 @@ def export_slim(model, out_dir: str | Path, keep: Sequence[int], table_onnx: str
     input table and an int8 output matrix of its own); ``tokenizer_dir``: the tokenizer it shares (both
     recorded relative to ``out_dir``). Returns the export's facts."""
     from luodi.deploy.optimize import quantize_int8
+    from luodi.deploy.release import artifact_mb
     from luodi.runtime.embedding_table import SharedTable, pack_int4
 
     out_dir = Path(out_dir)
@@ -137,7 +138,7 @@ def export_slim(model, out_dir: str | Path, keep: Sequence[int], table_onnx: str
     (out_dir / "luodi.json").write_text(json.dumps(meta, ensure_ascii=False, indent=2) + "\n")
     return {"precision": meta["precision"], "output_pieces": len(keep), "positions": positions,
             "shared_input_embeddings": table is not None,
-            "size_mb": round(sum(p.stat().st_size for p in out_dir.rglob("*") if p.is_file()) / 1e6, 2)}  # fmt: skip
+            "size_mb": artifact_mb(out_dir)}  # fmt: skip
 
 
 def ffn_down_projections(onnx_path: str | Path) -> list[str]:

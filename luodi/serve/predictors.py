@@ -13,7 +13,6 @@ model that is not configured costs nothing.
 
 from __future__ import annotations
 
-import importlib
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -183,9 +182,9 @@ def apply_lexicons(predictors: dict[str, Any], specs: list[str]) -> list[str]:
 
 
 def _from_factory(spec: ModelConfig, config: ServeConfig) -> Predictor:
-    module_name, _, attr = spec.factory.partition(":")
-    factory = getattr(importlib.import_module(module_name), attr)
-    return factory(config=config, **spec.options)
+    from luodi.tasks.spec import hook
+
+    return hook(spec.factory)(config=config, **spec.options)
 
 
 def match_predictor(task) -> Predictor:
@@ -215,7 +214,7 @@ def build_predictor(name: str, spec: ModelConfig, config: ServeConfig) -> Predic
             )
         )
     from luodi.runtime.tasks import is_release_dir, load_release
-    from luodi.tasks.spec import lookup
+    from luodi.tasks.spec import hook, lookup
 
     task = lookup(name)
     path = Path(spec.dir).expanduser()
@@ -225,8 +224,7 @@ def build_predictor(name: str, spec: ModelConfig, config: ServeConfig) -> Predic
         model = load_release(task.name, path, threads=config.threads)
     else:
         model = task.load(path, config.threads, spec.options)
-    module_name, _, attr = task.predictor.partition(":")
-    return getattr(importlib.import_module(module_name), attr)(model)
+    return hook(task.predictor)(model)
 
 
 class ModelLoadError(RuntimeError):

@@ -439,9 +439,8 @@ def _nucleus(logits: np.ndarray, top_p: float, first: int = 64) -> np.ndarray:
     only while some row's nucleus is not inside them: a full sort of 27 k logits per step was 70 % of a
     sampled reply's time, and the nucleus is a few dozen pieces."""
     rows, vocab = logits.shape
-    lse = np.log(np.exp(logits - logits.max(-1, keepdims=True)).sum(-1, keepdims=True)) + logits.max(
-        -1, keepdims=True
-    )
+    peak = logits.max(-1, keepdims=True)
+    lse = np.log(np.exp(logits - peak).sum(-1, keepdims=True)) + peak  # the whole row's normaliser
     k = min(first, vocab)
     while True:
         part = (
@@ -696,10 +695,9 @@ class Generator:
 
         if is_generator_onnx_dir(model_dir):
             model = OnnxReplyModel.load(model_dir, threads=threads or 2)
-            generator = cls(model, AutoTokenizer.from_pretrained(str(tokenizer_dir(model_dir))), **kwargs)
-            generator.shares = tokenizer_dir(
-                model_dir
-            )  # a release generator: the matcher whose tables it reads
+            tokens = tokenizer_dir(model_dir)  # a release generator's: the matcher whose tables it reads
+            generator = cls(model, AutoTokenizer.from_pretrained(str(tokens)), **kwargs)
+            generator.shares = tokens
             return generator
         model = load_model(model_dir)
         if not isinstance(model, ReplyModel):

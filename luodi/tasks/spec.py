@@ -400,6 +400,15 @@ def _check(registry: Mapping[str, TaskSpec]) -> None:
 _check(REGISTRY)
 
 
+def hook(reference: str) -> Callable:
+    """The function a ``"module:function"`` reference names (``predictor``, ``gate``, ``make_release``, a serve
+    config's ``factory``): named rather than imported, so reading the registry imports nothing."""
+    import importlib
+
+    module, _, function = reference.partition(":")
+    return getattr(importlib.import_module(module), function)
+
+
 def lookup(name: str) -> TaskSpec:
     """The task ``name`` names: its canonical name or a recorded one (release folder, endpoint, config key)."""
     for spec in REGISTRY.values():
