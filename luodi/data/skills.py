@@ -71,17 +71,28 @@ class SkillSchema:
                 return table[key]
         raise KeyError(f"{source} slot {label!r} (domain {domain!r}) is not in {SCHEMA_FILE.name}")
 
+    def accepts(self, source: str, label: str) -> frozenset[str]:
+        """The other schema intents a gold ``label`` of ``source`` is right for: for the source's catch-all
+        label (``catch_all`` in skills.yaml, NLPCC-2018's OTHERS: every request outside its music /
+        navigation / phone skills, so its 讲个笑话 and 今天天气怎么样 are OTHERS) every intent that none of
+        the source's other labels maps to; for any other label none."""
+        maps = self.sources[source]
+        if label != maps.get("catch_all"):
+            return frozenset()
+        own = {intent for key, intent in maps["intents"].items() if key != label}
+        return frozenset(self.intents) - own - {self.intent_of(source, label)}
+
     def unify(self, examples: Sequence[IntentExample], source: str) -> list[IntentExample]:
         """The examples with schema intent names, slot types and BIOES tags (a slot mapped to null is
-        dropped); ``KeyError`` names a source label the schema does not map."""
+        dropped) and what an open gold label also accepts; ``KeyError`` names a source label the schema
+        does not map."""
         out = []
         for e in examples:
             domain = e.intent.split(".", 1)[0] if source == "smp2020" else ""
             slots = [replace(s, type=t) for s in e.slots if (t := self.slot_of(source, s.type, domain))]
             tags = spans_to_bioes(len(e.text), [(s.type, s.start, s.end) for s in slots])
-            out.append(
-                IntentExample(e.text, self.intent_of(source, e.intent), tuple(tags), e.session, tuple(slots))
-            )
+            intent, accepts = self.intent_of(source, e.intent), self.accepts(source, e.intent)
+            out.append(IntentExample(e.text, intent, tuple(tags), e.session, tuple(slots), accepts))
         return out
 
 
@@ -191,7 +202,7 @@ def with_fillers(examples: Sequence[IntentExample], share: float, seed: int = 0)
             filler = rng.choice(FILLERS)
             n = len(filler)
             slots = tuple(Slot(s.type, s.start + n, s.end + n, s.value) for s in e.slots)
-            out.append(IntentExample(filler + e.text, e.intent, ("O",) * n + e.tags, e.session, slots))
+            out.append(replace(e, text=filler + e.text, tags=("O",) * n + e.tags, slots=slots))
     return out
 
 
@@ -212,9 +223,13 @@ def balance(
 
 def assistant_intent_data(root: Path | None = None, seed: int = 0, drop_foreign: bool = False):
     """(train, select, tests): the shipped intent model's data. ``tests`` maps a source name to its
-    test examples. Train adds filler-prefixed copies (10 %) and repeats rare intents."""
+    test examples. Train adds filler-prefixed copies (10 %) and repeats rare intents; its open labels
+    accept skills only."""
     splits = source_splits(root, drop_foreign)
-    train = [e for s in splits.values() for e in s["train"]]
+    # an open label (NLPCC's OTHERS) trains as "its gold or any skill it accepts", not chat: `other` stays
+    # the label of NLPCC's noise, which joint breaking reads (luodi.tasks.break_decode)
+    skills = {name for name, spec in SkillSchema.load().intents.items() if spec["skill"]}
+    train = [replace(e, accepts=e.accepts & skills) for s in splits.values() for e in s["train"]]
     train = balance(train + with_fillers(train, 0.1, seed), seed=seed)
     select = [e for s in splits.values() for e in s["select"]]
     tests = {name: s["test"] for name, s in splits.items() if s["test"]}
@@ -255,7 +270,7 @@ def _strip(e: IntentExample) -> IntentExample:
         if inside:
             slots.append(Slot(s.type, inside[0], inside[-1] + 1, s.value))
     tags = spans_to_bioes(len(plain), [(s.type, s.start, s.end) for s in slots])
-    return IntentExample(plain, e.intent, tuple(tags), e.session, tuple(slots))
+    return replace(e, text=plain, tags=tuple(tags), slots=tuple(slots))
 
 
 def make_stream(
@@ -369,7 +384,8 @@ def read_streams(path: str | Path) -> list[Stream]:
 
 
 def query_example(q: dict) -> IntentExample:
-    """``{"text", "intent", "slots": {type: value}}`` -> an IntentExample (each value's first occurrence)."""
+    """``{"text", "intent", "slots": {type: value}, "accepts": [intent, ...]}`` -> an IntentExample (each
+    value's first occurrence; ``accepts``, optional: other intents the gold is also right for)."""
     text, spans = q["text"], []
     if not isinstance(text, str) or not text:
         raise ValueError(f"query text must be a non-empty string, got {text!r}")
@@ -380,9 +396,11 @@ def query_example(q: dict) -> IntentExample:
         spans.append((name, start, start + len(str(value))))
     spans.sort(key=lambda sp: sp[1])
     tags = spans_to_bioes(len(text), spans)
-    return IntentExample(
-        text, str(q["intent"]), tuple(tags), None, tuple(Slot(n, s, e, text[s:e]) for n, s, e in spans)
-    )
+    accepts = q.get("accepts") or []
+    if not isinstance(accepts, list) or not all(isinstance(a, str) for a in accepts):
+        raise ValueError(f"accepts must be a list of intent names, got {accepts!r}")
+    slots = tuple(Slot(n, s, e, text[s:e]) for n, s, e in spans)
+    return IntentExample(text, str(q["intent"]), tuple(tags), None, slots, frozenset(accepts))
 
 
 def read_queries(path: str | Path) -> list[IntentExample]:
@@ -393,13 +411,16 @@ def read_queries(path: str | Path) -> list[IntentExample]:
     return json_lines(Path(path), "query", query_example)
 
 
+def _query_json(q: IntentExample) -> dict:
+    row = {"text": q.text, "intent": q.intent, "slots": {sl.type: sl.value for sl in q.slots}}
+    return {**row, "accepts": sorted(q.accepts)} if q.accepts else row
+
+
 def write_streams(streams: Sequence[Stream], path: str | Path) -> None:
     import json
 
     lines = [
-        json.dumps({"text": s.text, "queries": [
-            {"text": q.text, "intent": q.intent, "slots": {sl.type: sl.value for sl in q.slots}} for q in s.queries
-        ]}, ensure_ascii=False)
+        json.dumps({"text": s.text, "queries": [_query_json(q) for q in s.queries]}, ensure_ascii=False)
         for s in streams
     ]  # fmt: skip
     Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -415,7 +436,10 @@ def render_docs(schema: SkillSchema | None = None) -> str:
     lines = ["# Skill schema", "",
              "The intents and slot types of the shipped assistant, and how each intent data set maps onto them.",
              "Source: `luodi/data/skills.yaml` (this page is generated from it by `python -m luodi.data.skills`).",
-             "Non-skill intents are answered by FAQ retrieval or generation, never by a skill.", "",
+             "Non-skill intents are answered by FAQ retrieval or generation, never by a skill.",
+             *[f"A catch-all label (`{maps['catch_all']}` of {src}) means only \"none of this set's other intents\": "
+               "scored, it is right for any intent those do not map to; in training it accepts any such skill."
+               for src, maps in schema.sources.items() if maps.get("catch_all")], "",
              "| intent | skill | what a user says | CAIS | NLPCC-2018 | SMP2020 | other |", "|---|---|---|---|---|---|---|"]  # fmt: skip
     for name, spec in schema.intents.items():
         cells = []

@@ -42,7 +42,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from luodi.data.intent import IntentExample, Slot, spans_to_bioes
+from luodi.data.intent import IntentExample, Slot, judged, spans_to_bioes
 from luodi.decoding import transition_rules, viterbi
 from luodi.encoders import CharAligner
 from luodi.modeling import TaskConfig, TaskModel, load_model
@@ -123,7 +123,14 @@ class JointIntentSlotModel(TaskModel):
         self.slot_head = nn.Linear(self.hidden_size, len(config.slot_tags))
 
     def forward(
-        self, input_ids, attention_mask, knowledge_ids=None, labels=None, slot_labels=None, **_
+        self,
+        input_ids,
+        attention_mask,
+        knowledge_ids=None,
+        labels=None,
+        slot_labels=None,
+        label_sets=None,
+        **_,
     ) -> dict[str, torch.Tensor]:
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         if self.fusion is not None:
@@ -134,7 +141,7 @@ class JointIntentSlotModel(TaskModel):
         # "logits" is the intent distribution (what distillation, export and the gate compare first)
         out = {"logits": self.intent_head(hidden[:, 0]), "slot_logits": self.slot_head(hidden)}
         if labels is not None:
-            loss = nn.functional.cross_entropy(out["logits"], labels)
+            loss = intent_loss(out["logits"], labels, label_sets)
             if slot_labels is not None:
                 slot_loss = nn.functional.cross_entropy(
                     out["slot_logits"].flatten(0, 1), slot_labels.flatten(), ignore_index=-100
@@ -142,6 +149,16 @@ class JointIntentSlotModel(TaskModel):
                 loss = loss + self.config.slot_loss_weight * slot_loss
             out["loss"] = loss
         return out
+
+
+def intent_loss(logits: torch.Tensor, labels: torch.Tensor, label_sets: torch.Tensor | None) -> torch.Tensor:
+    """Cross-entropy, or with ``label_sets`` (batch x intents, bool: every intent the gold accepts) the
+    partial-label loss -log P(any accepted intent): an open label (NLPCC's catch-all OTHERS on 讲个笑话)
+    does not teach that the request is noise, and a row that accepts its gold alone is plain cross-entropy."""
+    if label_sets is None:
+        return nn.functional.cross_entropy(logits, labels)
+    accepted = logits.masked_fill(~label_sets, torch.finfo(logits.dtype).min)
+    return (torch.logsumexp(logits, -1) - torch.logsumexp(accepted, -1)).mean()
 
 
 # ----------------------------------------------------------------------------- batches
@@ -232,6 +249,11 @@ class IntentCollator:
             slot_labels[b, 1 : 1 + len(tags)] = torch.tensor(tags, dtype=torch.long)
         out["slot_labels"] = slot_labels
         out["labels"] = torch.tensor([self.intent_id.get(e.intent, 0) for e in examples])
+        if any(e.accepts for e in examples):
+            sets = torch.zeros(len(examples), len(self.intent_id), dtype=torch.bool)
+            for b, e in enumerate(examples):
+                sets[b, [self.intent_id[i] for i in {e.intent, *e.accepts} if i in self.intent_id]] = True
+            out["label_sets"] = sets
         return out
 
 
@@ -405,6 +427,7 @@ def evaluate(model: IntentModel, data: Sequence[IntentExample], gazetteer: Gazet
     """Intent accuracy and macro-F1, slot span P/R/F1, sentence accuracy (all 0-100)."""
     texts = [e.text for e in data]
     intents, tags, _ = model.predict_tags(texts, gazetteer)
+    intents = [judged(e, p) for e, p in zip(data, intents, strict=True)]  # an open label's accepted answers
     gold_tags = [list(e.tags) for e in data]
     slots = span_f1(gold_tags, tags)
     gold_intents = [e.intent for e in data]
@@ -459,7 +482,7 @@ def entity_swap(
         text.append(ex.text[pos:])
         new_text = "".join(text)
         tags = tuple(spans_to_bioes(len(new_text), spans))
-        out.append(IntentExample(new_text, ex.intent, tags, ex.session, tuple(slots)))
+        out.append(dataclasses.replace(ex, text=new_text, tags=tags, slots=tuple(slots)))
     return out
 
 

@@ -74,3 +74,20 @@ def test_score_streams_calls_the_assistant_per_stream():
     chat = Stream("你好", (_q("你好", "chat"),), "nlpcc2018")
     out = score_streams(Echo(), [STREAM, chat])
     assert out["all"]["stream_exact_slots"] == 100.0 and out["nlpcc2018"]["streams"] == 1
+
+
+def test_an_open_gold_label_counts_its_accepted_intents_right():
+    joke = IntentExample("讲个笑话", "other", ("O",) * 4, None, (), frozenset({"joke.play", "chat"}))
+    stream = Stream("讲个笑话", (joke,), "nlpcc2018")
+    accepted = judge_stream(
+        stream, _doc(("讲个笑话", "joke.play", [("joke", "笑话")], [], "action")), NON_SKILL
+    )
+    assert accepted["blame"] is None  # acted on as a joke; its slots were never annotated
+    q = accepted["queries"][0]
+    assert q["intent_ok"] and not q["strict_ok"] and q["pred"] == "other"
+    chat = judge_stream(stream, _doc(("讲个笑话", "chat", [], [], "generated")), NON_SKILL)
+    assert chat["blame"] is None and not chat["queries"][0]["non_skill_swap"]
+    music = judge_stream(stream, _doc(("讲个笑话", "music.play", [], [], "action")), NON_SKILL)
+    assert music["blame"] == "intent"
+    row = summarise([accepted, chat, music])
+    assert round(row["accuracy"], 2) == 66.67 and row["accuracy_strict"] == 0.0

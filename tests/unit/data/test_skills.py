@@ -125,3 +125,36 @@ def test_nlpcc_others_asking_for_another_sets_skill_are_left_out():
     nlpcc = [ex("讲个笑话", "other"), ex("米静", "other"), ex("播放稻香", "music.play")]
     kept = [e.text for e in drop_foreign_skills(nlpcc, others)]
     assert kept == ["米静", "播放稻香"]  # the joke request goes; noise and NLPCC's own skills stay
+
+
+def test_a_catch_all_label_accepts_every_intent_its_source_does_not_name():
+    schema = SkillSchema.load()
+    (joke, call) = schema.unify(
+        [
+            IntentExample("讲个笑话", "OTHERS", ("O",) * 4),
+            IntentExample("打给他", "phone_call.make_a_phone_call", ("O",) * 3),
+        ],
+        "nlpcc2018",
+    )
+    assert joke.intent == "other" and call.accepts == frozenset()
+    assert {"joke.play", "weather.query", "chat"} <= joke.accepts
+    own = set(schema.sources["nlpcc2018"]["intents"].values())
+    assert not joke.accepts & own  # music / navigation / phone stay wrong for OTHERS
+    assert schema.accepts("cais", "PlayMusic") == frozenset()
+    (f,) = with_fillers([joke], 1.0)
+    assert f.accepts == joke.accepts  # a filler copy keeps what its gold accepts
+
+
+def test_accepts_round_trips_through_a_streams_file(tmp_path):
+    path = tmp_path / "s.jsonl"
+    q = {"text": "讲个笑话", "intent": "other", "accepts": ["joke.play"]}
+    path.write_text(json.dumps({"text": "讲个笑话", "queries": [q]}, ensure_ascii=False) + "\n")
+    (s,) = read_streams(path)
+    assert s.queries[0].accepts == frozenset({"joke.play"})
+    write_streams([s], tmp_path / "t.jsonl")
+    assert read_streams(tmp_path / "t.jsonl")[0].queries == s.queries
+    path.write_text(
+        json.dumps({"text": "x", "queries": [{"text": "x", "intent": "o", "accepts": "joke"}]}) + "\n"
+    )
+    with pytest.raises(DataFormatError, match=r"s.jsonl:1: .*accepts must be a list"):
+        read_streams(path)
