@@ -114,7 +114,9 @@ def test_docs_table_is_generated_from_the_schema():
 
 
 def test_nlpcc_others_asking_for_another_sets_skill_are_left_out():
-    from luodi.data.skills import drop_foreign_skills
+    import dataclasses
+
+    from luodi.data.skills import drop_foreign_skills, narrow_open_labels
 
     def ex(text, intent):
         return IntentExample(text, intent, ("O",) * len(text))
@@ -125,6 +127,12 @@ def test_nlpcc_others_asking_for_another_sets_skill_are_left_out():
     nlpcc = [ex("讲个笑话", "other"), ex("米静", "other"), ex("播放稻香", "music.play")]
     kept = [e.text for e in drop_foreign_skills(nlpcc, others)]
     assert kept == ["米静", "播放稻香"]  # the joke request goes; noise and NLPCC's own skills stay
+    # narrowed instead: the joke request may be other or a joke, the noise is other alone
+    opened = [e if e.intent != "other" else dataclasses.replace(e, accepts=frozenset({"joke.play", "chat"}))
+              for e in nlpcc]  # fmt: skip
+    narrowed = narrow_open_labels(opened, others)
+    assert [e.accepts for e in narrowed] == [frozenset({"joke.play"}), frozenset(), frozenset()]
+    assert [e.text for e in narrowed] == [e.text for e in nlpcc]
 
 
 def test_a_catch_all_label_accepts_every_intent_its_source_does_not_name():
