@@ -19,6 +19,12 @@ Rows:
   query of the skill schema (``test_intent_accuracy``, ``test_slot_f1``), and against ``before``: the
   share of those queries with the same intent, the same slots and a score within 1e-6
   (``same_intent_pct``, ``same_slots_pct``, ``same_score_pct``);
+- ``intent ort <option>`` (this tree): the intent graph alone, one timing query per run, CPU ``ms_per_run``
+  under each ONNX Runtime session option tried (``vs_fused``: over the release graph's as shipped); and
+  ``layernorm node ...``: one SkipLayerNormalization node on one query's hidden states (1 x 13 x 384)
+  against the same node unfused, ``us_per_run``;
+- ``intent viterbi batch=1`` (this tree): on the timing queries one at a time, the share decoded as their
+  argmax path (``argmax_path_pct``), CPU us per text of the decoder and of its step loop alone;
 - ``http cpu <variant>``: the service in-process (ASGI, no socket, a no-cost model answering with an
   intent-shaped result, the access log formatted and dropped): CPU ms per /v1/intent request, HTTP
   parsing aside (``before`` and ``after`` only: the LayerNorm does not enter it).
@@ -92,6 +98,118 @@ def model_rows(release: str, unfused: bool | None, runs: int, batches=(1, 8)) ->
         cpu_ms, onnx_ms = 1e3 * statistics.median(cpu), 1e3 * statistics.median(onnx)
         rows.append({"batch": size, "cpu_ms_per_text": cpu_ms, "onnx_ms_per_text": onnx_ms})
     return rows
+
+
+def _best_of(calls: dict, rounds: int, inner) -> dict[str, float]:
+    """Lowest median CPU ms over ``rounds`` of each call in ``calls`` (alternated), ``inner(call)`` once each."""
+    best: dict[str, float] = {}
+    for _ in range(rounds):
+        for name, call in calls.items():
+            times = []
+            for _ in range(inner):
+                c0 = time.process_time()
+                call()
+                times.append(time.process_time() - c0)
+            best[name] = min(best.get(name, float("inf")), 1e3 * statistics.median(times))
+    return best
+
+
+def ort_rows(release: str, runs: int, rounds: int = 5) -> list[dict]:
+    """The intent graph alone, one test query per run: CPU ms per run under each session option tried
+    (this tree's session policy otherwise), and one SkipLayerNormalization node against Add +
+    LayerNormalization on one query's hidden states (13 x 384)."""
+    import numpy as np
+    import onnxruntime as ort
+
+    from bench.batch_invariance import timing_texts
+    from luodi.runtime.ort import session
+    from luodi.runtime.tasks import load_release
+
+    path = Path(release) / "intent" / "model.onnx"
+    task = load_release("intent", path.parent, threads=1, unfused_layernorm=False)
+    feeds = [task.collator().encode_arrays([t]) for t in timing_texts("intent")]
+
+    def variant(unfused=False, **settings):
+        s = session(path, 1, spinning=False, level=settings.pop("level", "all"), unfused_layernorm=unfused)
+        if settings:  # options the policy does not expose: a session of its own with them set
+            o = ort.SessionOptions()
+            o.intra_op_num_threads, o.inter_op_num_threads = 1, 1
+            o.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            for key, value in settings.items():
+                if key.startswith("session."):
+                    o.add_session_config_entry(key, value)
+                else:
+                    setattr(o, key, value)
+            s = ort.InferenceSession(str(path), o, providers=["CPUExecutionProvider"])
+        names = [x.name for x in s.get_outputs()]
+        return lambda: [s.run(names, f) for f in feeds]
+
+    base = variant()
+    sess_names = [x.name for x in task.model.session.get_outputs()]
+    as_values = ort.OrtValue.ortvalue_from_numpy
+
+    def with_values():
+        for f in feeds:
+            task.model.session.run_with_ort_values(sess_names, {k: as_values(v) for k, v in f.items()}, None)
+
+    calls = {"fused (release graph)": base, "unfused layernorm": variant(True), "extended": variant(level="extended"),
+             "no memory pattern": variant(enable_mem_pattern=False), "no cpu arena": variant(enable_cpu_mem_arena=False),
+             "denormals as zero": variant(**{"session.set_denormal_as_zero": "1"}), "OrtValue inputs": with_values}  # fmt: skip
+    per_run = {k: v / len(feeds) for k, v in _best_of(calls, rounds, max(3, runs // len(feeds))).items()}
+    rows = [{"name": f"intent ort {k}", "ms_per_run": round(v, 4), "vs_fused": round(v / per_run["fused (release graph)"], 2)}
+            for k, v in per_run.items()]  # fmt: skip
+    hidden = np.random.default_rng(0).normal(size=(1, 13, 384)).astype(np.float32)
+    rows += [
+        {"name": f"layernorm node {k}", "us_per_run": round(1e3 * v, 1)}
+        for k, v in _layernorm_nodes(hidden, rounds).items()
+    ]
+    return rows
+
+
+def _layernorm_nodes(hidden, rounds: int) -> dict[str, float]:
+    """ms per run of a one-node SkipLayerNormalization graph and of the same graph unfused."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from luodi.runtime.ort import session
+
+    h = hidden.shape[-1]
+    inits = [numpy_helper.from_array(np.ones(h, np.float32), n) for n in ("gamma", "beta", "bias")]
+    node = helper.make_node("SkipLayerNormalization", ["x", "skip", "gamma", "beta", "bias"], ["y"], name="sln",
+                            domain="com.microsoft", epsilon=1e-12)  # fmt: skip
+    io = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, "seq", h]) for n in ("x", "skip", "y")]
+    model = helper.make_model(helper.make_graph([node], "g", io[:2], io[2:], inits),
+                              opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)])  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp:
+        onnx.save(model, f"{tmp}/sln.onnx")
+        sessions = {"SkipLayerNormalization": session(f"{tmp}/sln.onnx", 1),
+                    "Add + LayerNormalization": session(f"{tmp}/sln.onnx", 1, unfused_layernorm=True)}  # fmt: skip
+    feed = {"x": hidden, "skip": hidden}
+    calls = {k: (lambda s=s: [s.run(None, feed) for _ in range(100)]) for k, s in sessions.items()}
+    return {k: v / 100 for k, v in _best_of(calls, rounds, 20).items()}
+
+
+def viterbi_row(release: str) -> dict:
+    """On the timing queries one at a time (slot scores of the release model): the share decoded as their
+    argmax path, and CPU us per text of ``viterbi`` against the step loop alone."""
+    import numpy as np
+
+    from bench.batch_invariance import timing_texts
+    from luodi import decoding
+    from luodi.runtime.glue import log_softmax
+    from luodi.runtime.tasks import load_release
+
+    task = load_release("intent", Path(release) / "intent", threads=1)
+    rules = tuple(np.asarray(r) for r in task.tag_rules)
+    scores = [log_softmax(s[None]) for s in task.logits(timing_texts("intent"))[1]]
+    taken = sum(decoding._argmax_paths(s, [s.shape[1]], *rules)[0] is not None for s in scores)
+    calls = {"viterbi": lambda: [decoding.viterbi(s, [s.shape[1]], rules) for s in scores],
+             "loop": lambda: [decoding._dynamic(s, s, [s.shape[1]], rules, False) for s in scores]}  # fmt: skip
+    best = _best_of(calls, 5, 5)
+    return {"name": "intent viterbi batch=1", "argmax_path_pct": round(100 * taken / len(scores), 1),
+            "us_per_text": round(1e3 * best["viterbi"] / len(scores), 1),
+            "loop_us_per_text": round(1e3 * best["loop"] / len(scores), 1)}  # fmt: skip
 
 
 def answers(release: str, unfused: bool | None, limit: int) -> dict:
@@ -231,6 +349,9 @@ def main(argv: list[str] | None = None) -> None:
             v: _run(trees["old" if old else "new"], f"answers({args.release!r}, {unfused!r}, {args.limit})")
             for v, (old, unfused) in VARIANTS.items()
         }
+        parts = _run(repo, f"ort_rows({args.release!r}, {args.runs})") + [
+            _run(repo, f"viterbi_row({args.release!r})")
+        ]
     rows = []
     for (variant, size), row in sorted(
         model.items(), key=lambda kv: (kv[0][1], list(VARIANTS).index(kv[0][0]))
@@ -247,6 +368,7 @@ def main(argv: list[str] | None = None) -> None:
     for variant, ms in http.items():
         rows.append({"name": f"http cpu {variant}", "cpu_ms_per_request": round(ms, 3),
                      "cpu_vs_before": round(ms / http["before"], 2)})  # fmt: skip
+    rows += parts
     for row in rows:
         print(json.dumps(row, ensure_ascii=False))
     if args.no_write:
@@ -254,7 +376,8 @@ def main(argv: list[str] | None = None) -> None:
     from luodi.results import merge_results
 
     note = (
-        __doc__.split("\n\n", 1)[1].strip()
+        "## CPU per /v1/intent request, before and after (`python -m bench.intent_cpu`)\n\n"
+        + __doc__.split("\n\n", 1)[1].strip()
         + f"\n\nBaseline {args.baseline}; best of {args.rounds} rounds, {args.runs} calls per batch size, "
         f"{args.requests} in-process requests; gate on {args.limit} queries. 1-min load average at the end: "
         f"{os.getloadavg()[0]:.2f} on 2 cores (the machine was shared with a model training: compare rows of "

@@ -438,9 +438,30 @@ KEEP_MARKER = "<!-- hand-written below: kept when bench.load rewrites the table 
 SOAK_START, SOAK_END = "<!-- soak:start -->", "<!-- soak:end -->"  # bench.soak writes between these
 
 
+def serving_notes(runs: list[dict], doc: Path) -> str:
+    """The notes of results/serving.json: what the columns mean, every run's command, config and machine
+    load, then the parts of ``doc`` other commands and people wrote (the soak block, the hand-written part
+    from KEEP_MARKER on), kept as they are."""
+    notes = (
+        GENERAL_NOTES
+        + "\n\n"
+        + "\n".join(
+            f"- `{r['command']}` ({r['date']}, {r['client']} client, 1-min load average {r['load_avg']}): config "
+            f"`{json.dumps(r['config'], ensure_ascii=False)}`"
+            for r in runs
+        )
+    )
+    text = doc.read_text() if doc.exists() else ""
+    tail = text[text.index(KEEP_MARKER) :].rstrip("\n") if KEEP_MARKER in text else ""
+    soak = re.search(re.escape(SOAK_START) + ".*?" + re.escape(SOAK_END), text, re.S)
+    return "\n\n".join(part for part in (notes, soak.group(0) if soak else "", tail) if part)
+
+
 def write_rows(rows: list[dict], run: dict) -> None:
     """Merge into results/serving.json: rows of other runs are kept (same name -> replaced), and each run's
-    command, config and machine load are listed in the notes."""
+    command, config and machine load are listed in the notes. The page's other parts (bench.soak's block,
+    the hand-written analysis after KEEP_MARKER) go into the notes too: docs/serving.md is rendered from
+    the results file (``python -m experiments.render serving``), so the file must hold the whole page."""
     from luodi.paths import results_dir
     from luodi.results import write_results
 
@@ -452,26 +473,10 @@ def write_rows(rows: list[dict], run: dict) -> None:
         kept = [r for r in previous["rows"] if r["name"] not in names]
         runs = [r for r in previous.get("runs", []) if r["command"] != run["command"]]
     runs.append(run)
-    notes = (
-        GENERAL_NOTES
-        + "\n\n"
-        + "\n".join(
-            f"- `{r['command']}` ({r['date']}, {r['client']} client, 1-min load average {r['load_avg']}): config "
-            f"`{json.dumps(r['config'], ensure_ascii=False)}`"
-            for r in runs
-        )
-    )
     from luodi.paths import docs_dir
 
-    # docs/serving.md = this generated table + the hand-written part after KEEP_MARKER (kept as it is)
-    doc = docs_dir() / "serving.md"
-    text = doc.read_text() if doc.exists() else ""
-    tail = text[text.index(KEEP_MARKER) :] if KEEP_MARKER in text else ""
-    soak = re.search(re.escape(SOAK_START) + ".*?" + re.escape(SOAK_END), text, re.S)
-    tail = "\n\n".join(part for part in (soak.group(0) if soak else "", tail) if part)
-    js, md = write_results("serving", kept + rows, command=run["command"], notes=notes, extra={"runs": runs})
-    if tail:
-        md.write_text(md.read_text().rstrip("\n") + "\n\n" + tail)
+    js, md = write_results("serving", kept + rows, command=run["command"], notes=serving_notes(runs, docs_dir() / "serving.md"),
+                           extra={"runs": runs})  # fmt: skip
     print(f"wrote {js} and {md}")
     plot(kept + rows)
 
@@ -526,6 +531,7 @@ def plot(rows: list[dict]) -> None:
 
 def main() -> None:
     global SERVER_PID
+    from luodi.results import portable
     from luodi.tasks.spec import served
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -628,7 +634,8 @@ def main() -> None:
             "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "client": args.client,
             "load_avg": round(os.getloadavg()[0], 1),
-            "config": base if not args.url else {"url": args.url},
+            # no machine-specific directory (the built-in intent config names the release by its absolute path)
+            "config": json.loads(portable(json.dumps(base, ensure_ascii=False))) if not args.url else {"url": args.url},
         })  # fmt: skip
 
 
