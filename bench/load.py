@@ -391,8 +391,8 @@ def start_server(config: dict, port: int, log: Path, nice: int | None = None, re
         from luodi.paths import data_root
 
         env["LUODI_DATA"] = str(data_root())  # the data root beside the checkout is not beside ``tree``
-    # ``python -m luodi`` from ``tree``, not the ``luodi`` script: the package beside the working directory
-    # comes first on sys.path, so ``tree`` decides which luodi serves
+    # ``python -m luodi`` run in ``tree`` (else in this checkout), not the ``luodi`` script: the package beside
+    # the working directory comes first on sys.path, so that folder decides which luodi serves
     command = [
         sys.executable,
         "-m",
@@ -406,7 +406,7 @@ def start_server(config: dict, port: int, log: Path, nice: int | None = None, re
         str(port),
     ]
     proc = subprocess.Popen(command, stdout=log.open("w"), stderr=subprocess.STDOUT, env=env,
-                            cwd=str(tree) if tree is not None else None, preexec_fn=_set_nice(nice))  # fmt: skip
+                            cwd=str(tree or repo), preexec_fn=_set_nice(nice))  # fmt: skip
     deadline = time.time() + 180
     while time.time() < deadline:
         if proc.poll() is not None:

@@ -58,7 +58,5 @@ def test_server_on_another_tree_runs_from_it_with_it_first_on_the_path(tmp_path,
     assert seen["cwd"] == str(tmp_path / "tree")
     assert seen["env"]["PYTHONPATH"].split(":")[0] == str(tmp_path / "tree")
     load.start_server({"models": {}}, 18999, tmp_path / "log")
-    assert (
-        seen["cwd"] is None
-        and Path(seen["env"]["PYTHONPATH"].split(":")[0]) == Path(load.__file__).parents[1]
-    )
+    repo = Path(load.__file__).resolve().parents[1]  # this checkout's luodi, wherever the caller stands
+    assert Path(seen["cwd"]) == repo and Path(seen["env"]["PYTHONPATH"].split(":")[0]) == repo
