@@ -52,6 +52,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from pydantic import TypeAdapter
 
 from luodi.serve.batcher import (
     BatchMetrics,
@@ -376,7 +377,8 @@ class _Front:
     async def _run_watched(self, scope, body: bytes, receive, send, state) -> None:
         """Run the handler on the buffered body; cancel it if the client disconnects before the answer."""
         gone = asyncio.Event()
-        handler = asyncio.ensure_future(self.app(scope, replay_receive(body, gone), send))
+        route = functools.partial(self._intent, body) if scope["path"] == "/v1/intent" else self.app
+        handler = asyncio.ensure_future(route(scope, replay_receive(body, gone), send))
 
         async def watch():
             while True:
@@ -396,6 +398,30 @@ class _Front:
             state["code"], scope["luodi.cause"] = 499, "client closed the connection before the answer"
         finally:
             watcher.cancel()
+
+    async def _intent(self, body: bytes, scope, receive, send) -> None:
+        """POST /v1/intent without FastAPI's per-request machinery (request object, dependency solving,
+        exit stacks, exception middlewares: ~80 us of a ~240 us request, bench.intent_cpu): the same parse
+        (``json.loads`` of the body), the same validation (``TextsRequest``), the same limits, and the same
+        response bytes (``IntentResponse`` validated and dumped by pydantic, as FastAPI's route does).
+        A request that is not answered 200 before the model is asked (bad JSON or shape, a limit, a
+        model not loaded) goes to the FastAPI route, which answers it as it always has."""
+        try:
+            request = TextsRequest.model_validate(json.loads(body))
+            batcher = self.service.batcher("intent")
+            check_limits(request, self.config.limits, getattr(batcher.predict, "max_chars", None), "intent")
+        except Exception:  # noqa: BLE001 - the route gives each of these its own status and message
+            return await self.app(scope, receive, send)
+        try:
+            outs = await batcher.submit_many(request.texts)
+        except SERVICE_ERRORS as err:
+            status, detail, headers = error_answer(err, self.config, scope.get("luodi.request_id"))
+            scope["luodi.cause"] = detail
+            return await JSONResponse({"detail": detail}, status, headers=headers)(scope, receive, send)
+        answer = _INTENT_RESPONSE.validate_python({"results": [_plain(o) for o in outs]})
+        await Response(_INTENT_RESPONSE.dump_json(answer), media_type="application/json")(
+            scope, receive, send
+        )
 
     def _log(self, scope, rid: str, code: int, elapsed: float, nbytes: int) -> None:
         record = {
@@ -534,6 +560,7 @@ def warmup_samples(name: str, predict: Predictor, long_chars: int | None = None)
 
 
 _JSON_SCALARS = frozenset({str, int, float, bool, type(None)})
+_INTENT_RESPONSE = TypeAdapter(IntentResponse)  # /v1/intent's answers, validated and dumped as its route does
 
 
 def _plain(obj: Any) -> Any:
@@ -684,32 +711,33 @@ def _add_error_handlers(app: FastAPI, config: ServeConfig) -> None:
         code, message = _validation_message(list(err.errors()))
         return error(request, code, message)
 
-    @app.exception_handler(LimitExceeded)
-    async def _limit(request: Request, err: LimitExceeded):
-        return error(request, 413, str(err))
+    async def _service_error(request: Request, err: Exception):
+        return error(request, *error_answer(err, config, request.scope.get("luodi.request_id")))
 
-    @app.exception_handler(RequestTooCostly)
-    async def _costly(request: Request, err: RequestTooCostly):
-        return error(request, 413, str(err))
+    for kind in SERVICE_ERRORS:
+        app.add_exception_handler(kind, _service_error)
 
-    @app.exception_handler(Overloaded)
-    async def _overloaded(request: Request, err: Overloaded):
-        return error(request, 503, str(err), {"Retry-After": str(err.retry_after)})
 
-    @app.exception_handler(BatchTimeout)
-    async def _timeout(request: Request, err: BatchTimeout):
-        return error(request, 504, str(err))
+# what the service's own exceptions answer (status, detail, headers): one table for the FastAPI routes'
+# exception handlers and the fast /v1/intent path
+SERVICE_ERRORS = (LimitExceeded, RequestTooCostly, Overloaded, BatchTimeout, ModelUnavailable, PredictorError)
 
-    @app.exception_handler(ModelUnavailable)
-    async def _unavailable(request: Request, err: ModelUnavailable):
+
+def error_answer(err: Exception, config: ServeConfig, request_id: str | None = None) -> tuple:
+    """(status, detail, headers or None) of one of ``SERVICE_ERRORS``."""
+    if isinstance(err, (LimitExceeded, RequestTooCostly)):
+        return 413, str(err), None
+    if isinstance(err, Overloaded):
+        return 503, str(err), {"Retry-After": str(err.retry_after)}
+    if isinstance(err, BatchTimeout):
+        return 504, str(err), None
+    if isinstance(err, ModelUnavailable):
         # Retry-After only where a retry can succeed (loading); a missing or broken model stays so
-        headers = {"Retry-After": str(config.retry_after_s)} if err.retry else None
-        return error(request, 503, str(err), headers)
-
-    @app.exception_handler(PredictorError)
-    async def _predictor(request: Request, err: PredictorError):
-        _log.error("request %s: %s", request.scope.get("luodi.request_id"), err)
-        return error(request, 500, public(str(err)))
+        return 503, str(err), {"Retry-After": str(config.retry_after_s)} if err.retry else None
+    if isinstance(err, PredictorError):
+        _log.error("request %s: %s", request_id, err)
+        return 500, public(str(err)), None
+    raise TypeError(f"not a service error: {err!r}")
 
 
 def _add_model_routes(app: FastAPI, service: Service, config: ServeConfig, metrics: Metrics) -> None:
