@@ -23,7 +23,6 @@ import asyncio
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -373,22 +372,41 @@ def _set_nice(nice: int | None):
     return preexec
 
 
-def start_server(config: dict, port: int, log: Path, nice: int | None = None, ready=None) -> subprocess.Popen:
+def start_server(config: dict, port: int, log: Path, nice: int | None = None, ready=None,
+                 tree: Path | None = None) -> subprocess.Popen:  # fmt: skip
     """``luodi serve`` on 127.0.0.1:port with ``config``, once /readyz answers 200 (or ``ready(response)``
     of /readyz is true: a server with a model that is meant to fail is never all ready). ``nice``: the
-    server's niceness, so a load client run under ``nice`` need not slow the server it measures."""
+    server's niceness, so a load client run under ``nice`` need not slow the server it measures.
+    ``tree``: a folder holding another ``luodi`` package (another commit's, ``server_tree``) that the
+    server runs instead of this checkout's."""
     path = Path(tempfile.mkdtemp(prefix="luodi-load-")) / "serve.yaml"
     path.write_text(yaml.safe_dump(config, allow_unicode=True))
-    luodi = shutil.which("luodi", path=str(Path(sys.executable).parent)) or "luodi"
     repo = str(Path(__file__).resolve().parent.parent)  # so a factory may live in bench/ (the null model)
     env = {
         **os.environ,
         "HF_HUB_OFFLINE": "1",
-        "PYTHONPATH": os.pathsep.join(filter(None, [repo, os.environ.get("PYTHONPATH")])),
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(tree or ""), repo, os.environ.get("PYTHONPATH")])),
     }
-    proc = subprocess.Popen([luodi, "serve", "--config", str(path), "--host", "127.0.0.1", "--port", str(port)],
-                            stdout=log.open("w"), stderr=subprocess.STDOUT, env=env,
-                            preexec_fn=_set_nice(nice))  # fmt: skip
+    if tree is not None:
+        from luodi.paths import data_root
+
+        env["LUODI_DATA"] = str(data_root())  # the data root beside the checkout is not beside ``tree``
+    # ``python -m luodi`` run in ``tree`` (else in this checkout), not the ``luodi`` script: the package beside
+    # the working directory comes first on sys.path, so that folder decides which luodi serves
+    command = [
+        sys.executable,
+        "-m",
+        "luodi",
+        "serve",
+        "--config",
+        str(path),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
+    proc = subprocess.Popen(command, stdout=log.open("w"), stderr=subprocess.STDOUT, env=env,
+                            cwd=str(tree or repo), preexec_fn=_set_nice(nice))  # fmt: skip
     deadline = time.time() + 180
     while time.time() < deadline:
         if proc.poll() is not None:
@@ -420,9 +438,30 @@ KEEP_MARKER = "<!-- hand-written below: kept when bench.load rewrites the table 
 SOAK_START, SOAK_END = "<!-- soak:start -->", "<!-- soak:end -->"  # bench.soak writes between these
 
 
+def serving_notes(runs: list[dict], doc: Path) -> str:
+    """The notes of results/serving.json: what the columns mean, every run's command, config and machine
+    load, then the parts of ``doc`` other commands and people wrote (the soak block, the hand-written part
+    from KEEP_MARKER on), kept as they are."""
+    notes = (
+        GENERAL_NOTES
+        + "\n\n"
+        + "\n".join(
+            f"- `{r['command']}` ({r['date']}, {r['client']} client, 1-min load average {r['load_avg']}): config "
+            f"`{json.dumps(r['config'], ensure_ascii=False)}`"
+            for r in runs
+        )
+    )
+    text = doc.read_text() if doc.exists() else ""
+    tail = text[text.index(KEEP_MARKER) :].rstrip("\n") if KEEP_MARKER in text else ""
+    soak = re.search(re.escape(SOAK_START) + ".*?" + re.escape(SOAK_END), text, re.S)
+    return "\n\n".join(part for part in (notes, soak.group(0) if soak else "", tail) if part)
+
+
 def write_rows(rows: list[dict], run: dict) -> None:
     """Merge into results/serving.json: rows of other runs are kept (same name -> replaced), and each run's
-    command, config and machine load are listed in the notes."""
+    command, config and machine load are listed in the notes. The page's other parts (bench.soak's block,
+    the hand-written analysis after KEEP_MARKER) go into the notes too: docs/serving.md is rendered from
+    the results file (``python -m experiments.render serving``), so the file must hold the whole page."""
     from luodi.paths import results_dir
     from luodi.results import write_results
 
@@ -434,26 +473,10 @@ def write_rows(rows: list[dict], run: dict) -> None:
         kept = [r for r in previous["rows"] if r["name"] not in names]
         runs = [r for r in previous.get("runs", []) if r["command"] != run["command"]]
     runs.append(run)
-    notes = (
-        GENERAL_NOTES
-        + "\n\n"
-        + "\n".join(
-            f"- `{r['command']}` ({r['date']}, {r['client']} client, 1-min load average {r['load_avg']}): config "
-            f"`{json.dumps(r['config'], ensure_ascii=False)}`"
-            for r in runs
-        )
-    )
     from luodi.paths import docs_dir
 
-    # docs/serving.md = this generated table + the hand-written part after KEEP_MARKER (kept as it is)
-    doc = docs_dir() / "serving.md"
-    text = doc.read_text() if doc.exists() else ""
-    tail = text[text.index(KEEP_MARKER) :] if KEEP_MARKER in text else ""
-    soak = re.search(re.escape(SOAK_START) + ".*?" + re.escape(SOAK_END), text, re.S)
-    tail = "\n\n".join(part for part in (soak.group(0) if soak else "", tail) if part)
-    js, md = write_results("serving", kept + rows, command=run["command"], notes=notes, extra={"runs": runs})
-    if tail:
-        md.write_text(md.read_text().rstrip("\n") + "\n\n" + tail)
+    js, md = write_results("serving", kept + rows, command=run["command"], notes=serving_notes(runs, docs_dir() / "serving.md"),
+                           extra={"runs": runs})  # fmt: skip
     print(f"wrote {js} and {md}")
     plot(kept + rows)
 
@@ -508,6 +531,7 @@ def plot(rows: list[dict]) -> None:
 
 def main() -> None:
     global SERVER_PID
+    from luodi.results import portable
     from luodi.tasks.spec import served
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -531,9 +555,17 @@ def main() -> None:
         "--torch", action="store_true", help="Built-in intent config only: PyTorch, not int8 ONNX."
     )
     ap.add_argument("--threads", type=int, help="Override the config's model threads.")
+    ap.add_argument(
+        "--workers", type=int, help="Override the config's batching workers (predictor calls run at once)."
+    )
     ap.add_argument("--client", default="raw", choices=["raw", "httpx"], help="Load client (see RawClient).")
     ap.add_argument(
         "--null-model", action="store_true", help="Serve /v1/intent with a no-cost model: the service alone."
+    )
+    ap.add_argument(
+        "--server-rev",
+        help="Serve with the luodi package of this commit (git archive), not this checkout's: a before/after "
+        "pair of runs on the same machine; the rows get ' @REV' after their tag.",
     )
     args = ap.parse_args()
     rates = [float(r) if "." in r else int(r) for r in args.rates.split(",") if r]
@@ -574,6 +606,14 @@ def main() -> None:
             raise SystemExit(f"no built-in config serves /v1/{args.endpoint}: pass --config")
         if args.threads:
             base["threads"] = args.threads
+        if args.workers:
+            base.setdefault("batching", {})["workers"] = args.workers
+        tree = None
+        if args.server_rev:
+            from bench.runtime_glue import _baseline_tree
+
+            tree = _baseline_tree(args.server_rev, Path(tempfile.mkdtemp(prefix="luodi-load-rev-")))
+            args.tag = f"{args.tag} @{args.server_rev}".strip()
         for mode in modes:
             config = json.loads(json.dumps(base))
             config.setdefault("batching", {})["enabled"] = mode != "nobatch"
@@ -581,7 +621,7 @@ def main() -> None:
                 if "batching" in spec:
                     spec["batching"]["enabled"] = mode != "nobatch"
             log = Path(tempfile.gettempdir()) / f"luodi-load-{mode}.log"
-            proc = start_server(config, args.port, log)
+            proc = start_server(config, args.port, log, tree=tree)
             SERVER_PID = proc.pid
             try:
                 rows += measure(f"http://127.0.0.1:{args.port}", mode)
@@ -594,7 +634,8 @@ def main() -> None:
             "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "client": args.client,
             "load_avg": round(os.getloadavg()[0], 1),
-            "config": base if not args.url else {"url": args.url},
+            # no machine-specific directory (the built-in intent config names the release by its absolute path)
+            "config": json.loads(portable(json.dumps(base, ensure_ascii=False))) if not args.url else {"url": args.url},
         })  # fmt: skip
 
 

@@ -109,12 +109,12 @@ def main() -> None:
         print(r)
     if args.no_write:
         return
-    from luodi.results import merge_results
+    from luodi.results import merge_results, portable
 
     note = {f"c={args.clients}": (
         f"`share` = % of the server's busy samples (py-spy {args.rate}/s, {total:,} samples) in each part while "
         f"{args.clients} closed-loop clients kept /v1/intent busy for {args.duration:.0f} s (release int8 model, "
-        f"config `{json.dumps(config, ensure_ascii=False)}`). See bench/profile.py for what each part holds."
+        f"config `{portable(json.dumps(config, ensure_ascii=False))}`). See bench/profile.py for what each part holds."
     )}  # fmt: skip
     js, md = merge_results("serving_profile", rows, note)
     print(f"wrote {js} and {md}")

@@ -53,14 +53,66 @@ def viterbi(
     (e.g. a user dictionary). A row whose mask leaves no valid path is decoded again without it
     rather than failing.
 
-    In numpy, not torch: the arrays are tiny (K <= ~100 tags, N <= a few hundred characters) and a
+    In numpy, not torch: the arrays are tiny (K <= ~170 tags, N <= a few hundred characters) and a
     torch op costs ~10x a numpy op at this size; on the service's intent path the torch version took
-    longer than the int8 model itself. One pass and one vectorised backtrack for the whole batch."""
+    longer than the int8 model itself. A row whose per-character argmax is already a valid path with a
+    clear margin is that path (``_argmax_paths``), with no step loop; the others take one pass and one
+    vectorised backtrack for the batch."""
     trans, start, end = (_array(r) for r in rules)
     raw = scores = _array(scores)
     bsz, n, k = scores.shape
     if n == 0:
         return [[] for _ in lengths]
+    if allowed is not None:
+        scores = np.where(_array(allowed, bool), scores, NEG_INF)
+    lengths = [int(x) for x in lengths]
+    out: list = _argmax_paths(scores, lengths, trans, start, end)
+    todo = [i for i, path in enumerate(out) if path is None]
+    if todo:
+        sub = np.asarray(todo)
+        rows = [lengths[i] for i in todo]
+        decoded = _dynamic(scores[sub], raw[sub], rows, (trans, start, end), allowed is not None)
+        for i, path in zip(todo, decoded, strict=True):
+            out[i] = path
+    return out
+
+
+# float32 unit roundoff: bounds the rounding of the step loop's running sums (see _argmax_paths)
+_U32 = float(np.finfo(np.float32).eps) / 2
+
+
+def _argmax_paths(scores: np.ndarray, lengths: list[int], trans, start, end) -> list[list[int] | None]:
+    """Each row's per-position argmax when that is the path the step loop would return, else None.
+
+    Why it is the same path: with transition scores of 0 / -inf only, no path scores more than the
+    per-position argmax, so when the argmax is a valid path it is the best one. The step loop sums in
+    float32; its chosen path's float sum is at least the argmax path's float sum (rounding is
+    monotone), and a float sum of n terms is within (n-1) u sum|terms| <= n^2 u M of the exact one (M:
+    the row's largest finite |score|). Any other path loses at least the smallest top-1 - top-2 margin
+    exactly, so when that margin is over twice the rounding bound, the loop returns the argmax path too
+    (ties and near-ties go to the loop)."""
+    bsz, n, k = scores.shape
+    arg = scores.argmax(-1)  # (B, N)
+    top = np.take_along_axis(scores, arg[..., None], -1)[..., 0]
+    rest = scores.copy()
+    np.put_along_axis(rest, arg[..., None], NEG_INF, -1)
+    with np.errstate(invalid="ignore"):  # -inf - -inf: a position with no finite score, never taken
+        margin = top - rest.max(-1)
+        live = np.arange(n)[None, :] < np.asarray(lengths)[:, None]  # (B, N): real positions
+        finite = np.isfinite(scores)
+        big = np.where(finite & live[..., None], np.abs(scores), 0).max((1, 2))  # (B,)
+        steps = np.isfinite(trans[arg[:, :-1], arg[:, 1:]]) | ~live[:, 1:]  # (B, N-1)
+    n_row = np.asarray(lengths)
+    clear = np.where(live, margin, np.inf) > (2.1 * _U32 * n_row**2 * (big + 1))[:, None]
+    ends = arg[np.arange(bsz), np.maximum(n_row - 1, 0)]
+    ok = np.isfinite(start[arg[:, 0]]) & np.isfinite(end[ends]) & steps.all(1) & clear.all(1)
+    return [arg[i, :length].tolist() if ok[i] or not length else None for i, length in enumerate(lengths)]
+
+
+def _dynamic(scores: np.ndarray, raw: np.ndarray, lengths: list[int], rules, masked: bool) -> list[list[int]]:
+    """The step loop over the rows given: forward pass, then one vectorised backtrack."""
+    trans, start, end = rules
+    bsz, n, k = scores.shape
     plan = padded = None
     if bsz * k * k > DENSE_LIMIT:  # below it the dense step's fewer numpy calls are cheaper
         key = trans.tobytes()
@@ -68,9 +120,7 @@ def viterbi(
             _PLANS[key] = _step_plan(trans)
         plan = _PLANS[key]
         padded = np.full((bsz, k + 1), NEG_INF, dtype=np.float32)  # column k: the padding predecessor
-    if allowed is not None:
-        scores = np.where(_array(allowed, bool), scores, NEG_INF)
-    lengths_a = np.asarray(list(lengths))
+    lengths_a = np.asarray(lengths)
     identity = np.broadcast_to(np.arange(k), (bsz, k))
     best = scores[:, 0] + start
     back = np.empty((bsz, n, k), dtype=np.int64)
@@ -96,7 +146,7 @@ def viterbi(
         path[:, t - 1] = back[rows, t, path[:, t]]
     out = []
     for i, length in enumerate(lengths):
-        if length and allowed is not None and np.isneginf(final[i].max()):
+        if length and masked and np.isneginf(final[i].max()):
             out.append(viterbi(raw[i : i + 1, :length], [length], rules)[0])
         else:
             out.append(path[i, :length].tolist())

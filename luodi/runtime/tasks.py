@@ -129,12 +129,14 @@ class OnnxTaskModule:
       output alone (measured bit for bit on the three release models, tests/integration/runtime/test_quant.py).
 
     ``numpy_io``: outputs are numpy arrays (the task classes' numpy path: no torch between runs); False
-    returns torch tensors, as the PyTorch model does (the previous glue, kept for comparison)."""
+    returns torch tensors, as the PyTorch model does (the previous glue, kept for comparison).
+    ``unfused_layernorm``: the session runs Add + LayerNormalization for the graph's fused
+    SkipLayerNormalization nodes (``luodi.runtime.ort.unfuse_skip_layernorm``)."""
 
     numpy_io = True
 
     def __init__(self, path: str | Path, config, threads: int = 2, spinning: bool = False,
-                 execution: str = "auto", numpy_io: bool = True) -> None:  # fmt: skip
+                 execution: str = "auto", numpy_io: bool = True, unfused_layernorm: bool = False) -> None:  # fmt: skip
         from luodi.runtime.ort import session
 
         if execution not in EXECUTIONS:
@@ -142,7 +144,8 @@ class OnnxTaskModule:
         self.path = Path(path)
         if not self.path.is_file():
             raise FileNotFoundError(f"{self.path}: no such ONNX model")
-        self.session = session(self.path, threads, spinning=spinning)  # no spinning by default: see session()
+        # no spinning by default: see session()
+        self.session = session(self.path, threads, spinning=spinning, unfused_layernorm=unfused_layernorm)
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.output_names = [o.name for o in self.session.get_outputs()]
         # which axis of each input / output is the sequence (cut per row) or the label-set depth (knowledge
@@ -179,39 +182,57 @@ class OnnxTaskModule:
 
     def _run_groups(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Run row groups (one row each, or the rows of one length) cut to their length, and scatter the
-        outputs back into the padded batch shape (zeros past each row's length: never read)."""
+        outputs back into the padded batch shape (zeros past each row's length: never read). A row is a
+        slice (views, no copies) and the label-set depths are found once per batch, not per row (the
+        per-row fancy indexing and depth scans were a visible part of the intent glue)."""
         mask = feed["attention_mask"]
         rows, width = mask.shape
         lengths = mask.sum(1)
         if self.execution == "rows":
-            groups = [np.array([i]) for i in range(rows)]
+            groups = [(slice(i, i + 1), int(lengths[i])) for i in range(rows)]
         else:
-            groups = [np.flatnonzero(lengths == n) for n in np.unique(lengths)]
+            groups = [(np.flatnonzero(lengths == n), int(n)) for n in np.unique(lengths)]
+        # label-set padding (0) past the deepest set of a group's rows is cut
+        depths = {
+            name: _label_depths(value, lengths, self._seq_axis.get(name) == 1)
+            for name, value in feed.items()
+            if self._depth_axis.get(name) == value.ndim - 1
+        }
+        seq_in = [name for name in feed if self._seq_axis.get(name) == 1]
+        seq_out = {name: self._seq_axis.get(name) == 1 for name in self.output_names}
         out: dict[str, np.ndarray] = {}
-        for idx in groups:
-            n = int(lengths[idx[0]])
+        for idx, n in groups:
             part = {}
             for name, value in feed.items():
                 value = value[idx]
-                if self._seq_axis.get(name) == 1:
+                if name in seq_in:
                     value = value[:, :n]
-                # label-set padding (0) past the deepest set of these rows
-                if self._depth_axis.get(name) == value.ndim - 1:
-                    used = np.flatnonzero(value.any(axis=tuple(range(value.ndim - 1))))
-                    value = value[..., : int(used[-1]) + 1 if used.size else 1]
+                if name in depths:
+                    value = value[..., : max(1, int(depths[name][idx].max()))]
                 part[name] = np.ascontiguousarray(value)
             for name, value in zip(self.output_names, self.session.run(self.output_names, part), strict=True):
                 if name not in out:
                     shape = list(value.shape)
                     shape[0] = rows
-                    if self._seq_axis.get(name) == 1:
+                    if seq_out[name]:
                         shape[1] = width
                     out[name] = np.zeros(shape, dtype=value.dtype)
-                if self._seq_axis.get(name) == 1:
+                if seq_out[name]:
                     out[name][idx, :n] = value
                 else:
                     out[name][idx] = value
         return out
+
+
+def _label_depths(ids: np.ndarray, lengths: np.ndarray, seq_first: bool) -> np.ndarray:
+    """Per row of ``ids`` (batch, ..., labels): 1 + the last label slot holding a non-zero id at any of the
+    row's real positions (the first ``lengths`` along axis 1 when ``seq_first``), 0 when none does."""
+    used = ids != 0
+    if seq_first:
+        real = np.arange(ids.shape[1]) < lengths[:, None]
+        used &= real.reshape(real.shape + (1,) * (ids.ndim - 2))
+    used = used.any(axis=tuple(range(1, ids.ndim - 1)))  # (batch, labels)
+    return np.where(used.any(1), used.shape[1] - used[:, ::-1].argmax(1), 0)
 
 
 def has_static_scales(path: str | Path) -> bool:
@@ -240,11 +261,12 @@ def is_release_dir(path: str | Path) -> bool:
 
 
 def load_release(kind: str, release_dir: str | Path, threads: int = 2, spinning: bool = False,
-                 execution: str = "auto", numpy_io: bool = True):  # fmt: skip
+                 execution: str = "auto", numpy_io: bool = True, unfused_layernorm: bool | None = None):  # fmt: skip
     """The task object (``SentenceBreaker`` / ``Segmenter`` / ``IntentModel``) over a release directory.
     ``kind``: a released task, by its name or its release folder (``lookup``). ``spinning``: let ORT's
     idle threads busy-wait; ``execution``: how batches reach the session (the default never lets one
-    row's answer depend on the others); ``numpy_io``: numpy glue (see ``OnnxTaskModule``)."""
+    row's answer depend on the others); ``numpy_io``: numpy glue (see ``OnnxTaskModule``);
+    ``unfused_layernorm``: None = the task's choice (``TaskSpec.unfused_layernorm``)."""
     spec = _released(kind)
     release_dir = Path(release_dir).expanduser()
     if spec.build is None:  # a release of its own kind (the matcher): its loader reads it
@@ -257,7 +279,11 @@ def load_release(kind: str, release_dir: str | Path, threads: int = 2, spinning:
     if meta.get("kind", spec.release) not in spec.aliases():
         raise ValueError(f"{release_dir} holds a {meta['kind']} model, not a {spec.release}")
     vocab = CharVocab.load(release_dir / VOCAB_FILE)
-    module = OnnxTaskModule(release_dir / MODEL_FILE, config, threads, spinning, execution, numpy_io)
+    if unfused_layernorm is None:
+        unfused_layernorm = spec.unfused_layernorm
+    module = OnnxTaskModule(
+        release_dir / MODEL_FILE, config, threads, spinning, execution, numpy_io, unfused_layernorm
+    )
     return spec.build(module, vocab, release_dir)
 
 

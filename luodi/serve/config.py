@@ -167,6 +167,10 @@ class ServeConfig(_Strict):
     http: HttpConfig = Field(default_factory=HttpConfig)
     rate_limit: RateLimitConfig = Field(default_factory=RateLimitConfig)
     access_log: bool = True  # one JSON line per request on the "luodi.access" logger
+    # FastAPI's native OpenTelemetry spans / metrics / logs (to the globally configured providers). Off by
+    # default: luodi has its own /metrics and access log, and FastAPI asks three global providers whether
+    # they are configured on every request, even when none is
+    opentelemetry: bool = False
     # Requests to /v1/* and /metrics must carry it (Authorization: Bearer KEY or X-API-Key: KEY) -> else
     # 401. Better given as LUODI_API_KEY or --api-key than written in a file.
     api_key: str | None = Field(None, min_length=8)

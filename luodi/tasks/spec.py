@@ -60,6 +60,9 @@ class TaskSpec:
     signature: Callable[[Any], Any] | None = None  # model -> luodi.deploy.export.ExportSignature
     evaluate: Callable[[Any, int], dict[str, float]] | None = None  # (task, limit) -> metrics (0-100)
     recipe: ReleaseRecipe | None = None
+    # the release graph's fused SkipLayerNormalization runs as Add + LayerNormalization (faster on CPU, not
+    # bit-identical: set only where the task's figures were measured unchanged, luodi.runtime.ort)
+    unfused_layernorm: bool = False
     # a release that is not the char-aligned one (export_release): "module:function" of
     # (spec, source dir, out dir, luodi.deploy.release.ReleaseOptions) -> luodi.deploy.release.ReleaseOutcome,
     # named rather than imported so the task layer never imports deploy/; ``build`` is None then and the
@@ -324,6 +327,7 @@ _BUILTIN = (
         ),
         endpoint="intent",
         reads_lexicons=True,
+        unfused_layernorm=True,  # 4,056 test queries: same intents, 1 slot differs (bench.intent_cpu)
         gate="luodi.tasks.intent:cais_intent_gate",
         distill=_distill_intent,
     ),

@@ -1,5 +1,6 @@
 import itertools
 
+import numpy as np
 import torch
 
 from luodi.decoding import transition_rules, viterbi
@@ -87,3 +88,44 @@ def test_grouped_step_decodes_the_same_paths_as_the_dense_step(monkeypatch):
         dense = viterbi(scores, lengths, rules)
         monkeypatch.setattr(decoding, "DENSE_LIMIT", 0)
         assert viterbi(scores, lengths, rules) == dense
+
+
+def test_argmax_shortcut_returns_the_step_loops_paths(monkeypatch):
+    """A row whose argmax is a valid path with a clear margin is decoded without the step loop; every
+    row must get the loop's own path: peaked and flat scores, padded rows, masks, exact ties."""
+    from luodi import decoding
+
+    rng = np.random.default_rng(3)
+    rules = transition_rules(TAGS)
+    taken = 0
+    for trial in range(200):
+        bsz, n = int(rng.integers(1, 6)), int(rng.integers(1, 12))
+        logits = rng.normal(size=(bsz, n, len(TAGS))) * rng.choice([0.5, 3.0, 12.0])
+        if trial % 5 == 0:
+            logits = np.round(logits)  # ties
+        scores = torch.from_numpy(logits).float().log_softmax(-1)
+        lengths = [n] + [int(x) for x in rng.integers(0, n + 1, size=bsz - 1)]
+        allowed = torch.from_numpy(rng.random((bsz, n, len(TAGS))) > 0.15) if trial % 3 == 0 else None
+        fast = viterbi(scores, lengths, rules, allowed)
+        taken += sum(p is not None for p in decoding._argmax_paths(
+            np.where(allowed, scores.numpy(), -np.inf) if allowed is not None else scores.numpy(), lengths,
+            *(r.numpy() for r in rules)))  # fmt: skip
+        with monkeypatch.context() as m:
+            m.setattr(decoding, "_argmax_paths", lambda s, lengths, *_: [None if x else [] for x in lengths])
+            assert viterbi(scores, lengths, rules, allowed) == fast
+    assert taken > 100  # the shortcut was exercised, not only the loop
+
+
+def test_argmax_shortcut_leaves_invalid_and_near_tied_rows_to_the_loop():
+    from luodi.decoding import _argmax_paths
+
+    trans, start, end = (r.numpy() for r in transition_rules(TAGS))
+    idx = TAGS.index
+    scores = np.full((3, 3, len(TAGS)), -10.0, dtype=np.float32)
+    scores[0, [0, 1, 2], [idx("B-song"), idx("I-song"), idx("E-song")]] = -0.1  # valid, clear
+    scores[1, [0, 1, 2], [idx("O"), idx("I-song"), idx("O")]] = -0.1  # I after O: invalid
+    scores[2] = scores[0]
+    scores[2, 1, idx("O")] = -0.1 - 1e-7  # valid, but a near tie at position 1
+    paths = _argmax_paths(scores, [3, 3, 3], trans, start, end)
+    assert paths[0] == [idx("B-song"), idx("I-song"), idx("E-song")]
+    assert paths[1] is None and paths[2] is None

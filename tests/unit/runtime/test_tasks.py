@@ -68,3 +68,29 @@ def test_module_options_are_checked_and_torch_io_returns_tensors(tiny_release):
     b = task.aligner.batch(["播放周杰伦的歌"])
     out = task.model(input_ids=b.input_ids, attention_mask=b.attention_mask)
     assert isinstance(out["logits"], torch.Tensor) and out["logits"].shape == (1, 9, 6)
+
+
+def test_label_depths_count_only_a_rows_real_positions():
+    from luodi.runtime.tasks import _label_depths
+
+    ids = np.zeros((3, 4, 3), dtype=np.int64)
+    ids[0, 1, :2] = [5, 6]  # row 0: two labels at a real position
+    ids[1, 3, 2] = 7  # row 1: a deep label past its length only (padding)
+    lengths = np.array([4, 2, 4])
+    assert _label_depths(ids, lengths, seq_first=True).tolist() == [2, 0, 0]
+    assert _label_depths(ids, lengths, seq_first=False).tolist() == [2, 3, 0]
+    assert _label_depths(ids[:, 1, :], lengths, seq_first=False).tolist() == [2, 0, 0]  # (batch, labels)
+
+
+def test_the_intent_release_runs_unfused_layernorm_and_the_others_do_not(tiny_release, monkeypatch):
+    from luodi.runtime import ort
+
+    calls = []
+    real = ort.unfuse_skip_layernorm
+    monkeypatch.setattr(ort, "unfuse_skip_layernorm", lambda model: calls.append(1) or real(model))
+    load_release("breaker", tiny_release("breaker"), threads=1)
+    assert calls == []
+    task = load_release("intent", tiny_release("intent"), threads=1)
+    assert calls == [1] and task(["播放周杰伦的歌"])[0]["intent"]
+    load_release("intent", tiny_release("intent"), threads=1, unfused_layernorm=False)
+    assert calls == [1]

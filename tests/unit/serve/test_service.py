@@ -351,3 +351,30 @@ def test_text_longer_than_the_intent_model_reads_is_413_and_spares_its_batch():
     assert responses[0].status_code == 413
     assert "texts[0] has 9 characters; the intent model reads at most 8" in responses[0].json()["detail"]
     assert responses[1].status_code == 200 and responses[1].json()["results"][0]["intent"] == "len2"
+
+
+def test_plain_passes_json_values_through_and_converts_the_rest():
+    """The fast path for plain JSON values must not let numpy values, dataclasses or tuples through."""
+    import dataclasses
+
+    import numpy as np
+
+    from luodi.serve.app import _plain
+
+    @dataclasses.dataclass
+    class Slot:
+        start: np.int64
+
+    answer = {"intent": "music", "score": np.float64(0.25), "top": (np.float32(0.5),), 3: [Slot(np.int64(2))],
+              "ok": True, "none": None, "n": 1}  # fmt: skip
+    plain = _plain(answer)
+    assert plain == {"intent": "music", "score": 0.25, "top": [0.5], "3": [{"start": 2}], "ok": True,
+                     "none": None, "n": 1}  # fmt: skip
+    assert type(plain["score"]) is float and type(plain["3"][0]["start"]) is int
+
+
+def test_fastapi_opentelemetry_is_off_unless_configured():
+    off = create_app({}, ServeConfig())
+    on = create_app({}, ServeConfig(opentelemetry=True))
+    assert not off._native_telemetry.enabled()  # no per-request provider lookups
+    assert on._telemetry["tracing"] and not off._telemetry["tracing"]
