@@ -33,14 +33,9 @@ Rows:
 from __future__ import annotations
 
 import argparse
-import asyncio
-import io
 import json
-import logging
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -235,33 +230,16 @@ def answers(release: str, unfused: bool | None, limit: int) -> dict:
 async def _http_cpu(n: int, reps: int = 5) -> float:
     import uvloop  # noqa: F401 - the server's loop (uvicorn picks uvloop when installed)
 
-    from luodi.serve.app import create_app, replay_receive
+    from bench.harness import post_scope, quiet_access_log, replay
+    from luodi.serve.app import create_app
 
-    access = logging.getLogger("luodi.access")
-    access.addHandler(logging.StreamHandler(io.StringIO()))  # formatted like the real log, then dropped
-    access.setLevel(logging.INFO)
-    access.propagate = False
+    quiet_access_log()
     app = create_app({"intent": lambda texts: [dict(RESULT, text=t) for t in texts]})
     body = json.dumps({"texts": [RESULT["text"]]}, ensure_ascii=False).encode()
-    scope = {
-        "type": "http", "method": "POST", "path": "/v1/intent", "raw_path": b"/v1/intent", "query_string": b"",
-        "headers": [(b"host", b"bench"), (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode())],
-        "client": ("127.0.0.1", 1), "server": ("bench", 80), "scheme": "http", "http_version": "1.1",
-        "root_path": "", "asgi": {"version": "3.0"},
-    }  # fmt: skip
+    scope = post_scope("/v1/intent", body)
 
     async def one() -> int:
-        sent: list[dict] = []
-        done = asyncio.Event()
-
-        async def send(message):
-            sent.append(message)
-            if message["type"] == "http.response.body" and not message.get("more_body"):
-                done.set()
-
-        await app(dict(scope), replay_receive(body, done), send)
-        return sent[0]["status"]
+        return await replay(app, scope, body)
 
     async with app.router.lifespan_context(app):
         for _ in range(200):
@@ -283,22 +261,10 @@ def http_cpu(n: int) -> float:
 
 
 def _run(first_on_path: Path, call: str) -> object:
-    """``call`` (an expression over this module's functions) in a fresh process whose luodi is the one
-    under ``first_on_path``."""
-    from luodi.paths import data_root
+    """``call`` (an expression over this module's functions) with the luodi under ``first_on_path``."""
+    from bench.harness import run_in_tree
 
-    repo = Path(__file__).resolve().parents[1]
-    code = (
-        f"import sys, json; sys.path[:0] = [{str(first_on_path)!r}, {str(repo)!r}]; "
-        "import luodi; assert luodi.__file__.startswith(sys.path[0]), luodi.__file__; "
-        "import bench.intent_cpu as b; "
-        f"print('OUT', json.dumps(b.{call}))"
-    )
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "LUODI_DATA": str(data_root())}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
-    if out.returncode:
-        raise SystemExit(f"variant failed:\n{out.stderr[-2000:]}")
-    return json.loads(out.stdout.split("OUT ", 1)[1])
+    return run_in_tree(first_on_path, "import bench.intent_cpu as b", f"b.{call}")
 
 
 def _pct(part: int, whole: int) -> float:

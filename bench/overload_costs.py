@@ -11,9 +11,7 @@
 from __future__ import annotations
 
 import asyncio
-import io
 import json
-import logging
 import time
 from pathlib import Path
 
@@ -42,32 +40,16 @@ def model_costs() -> None:
 
 
 async def _asgi_costs(n: int) -> dict:
-    from luodi.serve.app import create_app, replay_receive
+    from bench.harness import post_scope, quiet_access_log, replay
+    from luodi.serve.app import create_app
 
-    access = logging.getLogger("luodi.access")
-    access.addHandler(logging.StreamHandler(io.StringIO()))  # formatted like the real log, then dropped
-    access.setLevel(logging.INFO)
-    access.propagate = False
+    quiet_access_log()
     app = create_app({"intent": lambda texts: [{"intent": "x", "score": 1.0} for _ in texts]})
     body = json.dumps({"texts": ["放首周杰伦的歌"]}).encode()
-    scope = {
-        "type": "http", "method": "POST", "path": "/v1/intent", "raw_path": b"/v1/intent", "query_string": b"",
-        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
-        "client": ("127.0.0.1", 1), "server": ("bench", 80), "scheme": "http", "http_version": "1.1",
-        "root_path": "", "asgi": {"version": "3.0"},
-    }  # fmt: skip
+    scope = post_scope("/v1/intent", body)
 
     async def one() -> int:
-        sent: list[dict] = []
-        done = asyncio.Event()
-
-        async def send(message):
-            sent.append(message)
-            if message["type"] == "http.response.body" and not message.get("more_body"):
-                done.set()
-
-        await app(scope, replay_receive(body, done), send)
-        return sent[0]["status"]
+        return await replay(app, scope, body)
 
     out = {}
     async with app.router.lifespan_context(app):

@@ -21,11 +21,9 @@ windows, answer objects). ``cpu_vs_before``: cpu_ms over the ``before`` row's.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
-import sys
 import tarfile
 import tempfile
 import time
@@ -123,19 +121,10 @@ def _baseline_tree(rev: str, into: Path) -> Path:
 
 
 def _run_variant(first_on_path: Path, release: str, threads: int, execution, runs: int) -> list[dict]:
-    repo = Path(__file__).resolve().parents[1]
-    code = (
-        f"import sys, json; sys.path[:0] = [{str(first_on_path)!r}, {str(repo)!r}]; "
-        "import luodi; assert luodi.__file__.startswith(sys.path[0]), luodi.__file__; "
-        "from bench.runtime_glue import measure; "
-        f"print('ROWS', json.dumps(measure({release!r}, {threads}, {execution!r}, {runs})))"
-    )
-    from luodi.paths import data_root
+    from bench.harness import run_in_tree
 
-    # the baseline package sits in a temporary folder: the data root beside the checkout is not beside it
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "LUODI_DATA": str(data_root())}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
-    return json.loads(out.stdout.split("ROWS ", 1)[1])
+    call = f"measure({release!r}, {threads}, {execution!r}, {runs})"
+    return run_in_tree(first_on_path, "from bench.runtime_glue import measure", call)
 
 
 REMAINING = """Where the rest of a call goes after the change (cProfile of ``intent(text)`` on the release model,
