@@ -44,7 +44,7 @@ models: $(STAMP)
 		--output-dir $(HOME)/.cache/luodi/models/match-student-3L-silver14k
 	# --force: the int8 matcher keeps LCQMC accuracy (+0.03) but 98.7 % of the decisions (gate: 99 %)
 	$(LUODI) release --kind matcher --out release --limit 0 --threads 1 --force
-	$(LUODI) faq build release/faq.tsv --matcher release/matcher --out release/faq --chat-share 5
+	$(LUODI) faq build release/faq.tsv --matcher release/matcher --out release/faq --chat-share 5 --pool 2
 	# the generator reads the release matcher's tokenizer and int8 embeddings: released after it, gated
 	$(LUODI) train generator --arch unilm --layers 3 --epochs 3 --threads 1
 	$(LUODI) release --kind generator --out release --threads 1

@@ -64,6 +64,10 @@ class AssistantConfig:
     # a skill intent with NO slots yields to an FAQ hit at least this close (e.g. a song lexicon entry
     # "你叫什么名字" makes the intent model say PlayMusic for the question itself); null: never
     faq_override_threshold: float | None = 0.95
+    # the same for a query shaped as a question (吗 / 怎么 / 能不能 ..., luodi.tasks.breaking.is_question):
+    # "能查农历吗" asks what the assistant can do where "查农历" asks it to act, so a question yields to a
+    # less close FAQ hit (null: the threshold above for every query)
+    faq_question_override_threshold: float | None = None
     non_skill_intents: list[str] = field(default_factory=lambda: list(NON_SKILL_INTENTS))
     # gazetteer types whose matches the segmenter keeps whole (at both granularities)
     segment_keep_types: list[str] = field(default_factory=lambda: ["singer"])
@@ -332,7 +336,7 @@ class Assistant:
         hits = None
         if confident and intent not in self.config.non_skill_intents:
             slots = {s["type"]: s["value"] for s in item.get("slots", [])}
-            override = self.config.faq_override_threshold
+            override = self._override_threshold(item["text"])
             if slots or self.faq is None or override is None:
                 return {"type": "action", "skill": intent, "slots": slots}
             hits = self._faq_hits(item["text"], timings)
@@ -355,6 +359,16 @@ class Assistant:
             if reply.strip():
                 return {"type": "generated", "answer": reply}
         return {"type": "fallback", "answer": FALLBACK_REPLY}
+
+    def _override_threshold(self, text: str) -> float | None:
+        """The FAQ score that makes a confident skill intent without slots yield (None: never)."""
+        question = self.config.faq_question_override_threshold
+        if question is not None:
+            from luodi.tasks.breaking import is_question
+
+            if is_question(text):
+                return question
+        return self.config.faq_override_threshold
 
     def _faq_hits(self, text: str, timings: dict[str, float]) -> list:
         with _timer(timings, "faq"):

@@ -168,6 +168,12 @@ def faq_build(
     chat_share: float = typer.Option(
         None, help="Instead of --threshold: the cosine only this %% of LCCC train posts (chit-chat) reach."
     ),
+    pool: int = typer.Option(
+        1,
+        min=1,
+        help="Score answers, not phrasings: an answer's score is the mean cosine of its POOL best phrasings "
+        "(1: each phrasing alone). For an FAQ with several phrasings per answer.",
+    ),
 ) -> None:
     """Encode the questions and save the index (vectors.npy + faq.json, + ann.faiss when large)."""
     import time
@@ -191,7 +197,9 @@ def faq_build(
     start = time.perf_counter()
     if threshold is not None and chat_share is not None:
         raise typer.BadParameter("give --threshold or --chat-share, not both")
-    index = FaqIndex.build(pairs, _load_matcher(matcher or _default_matcher()), threshold=threshold)
+    index = FaqIndex.build(
+        pairs, _load_matcher(matcher or _default_matcher()), threshold=threshold, pool=pool
+    )
     if chat_share is not None:
         from luodi.data.dialogue import load_lccc_pairs
 

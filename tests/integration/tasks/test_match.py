@@ -62,9 +62,8 @@ def test_index_search_add_save_load_round_trip(matcher, tmp_path: Path):
     index = FaqIndex.build(FAQ, matcher, threshold=-1.0)
     assert len(index) == 4 and not index.uses_ann
     hit = index.search("导航到北京南站", k=2)[0]
-    assert (hit.question, hit.answer) == ("导航到北京南站", "好的，开始导航") and hit.score == pytest.approx(
-        1.0, abs=1e-5
-    )
+    assert (hit.question, hit.answer) == ("导航到北京南站", "好的，开始导航")
+    assert hit.score == pytest.approx(1.0, abs=1e-3)  # stored at float16 precision
     assert index.add([("播放音乐", "好的")]) == 1 and index.search("播放音乐", k=1)[0].answer == "好的"
     assert len(index.search("播放音乐", k=10)) == 5  # k larger than the index: every question once
     index.save(tmp_path / "idx")

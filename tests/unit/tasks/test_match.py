@@ -264,3 +264,88 @@ def test_assistant_texts_keep_every_faq_question_and_only_train_splits(tmp_path:
     capped = assistant_texts(3, faq_file=faq)
     assert len(capped) == 3 and capped[:2] == ["你是谁", "你会做什么"]
     assert assistant_texts(3, seed=0, faq_file=faq) == capped  # seeded: the same texts each run
+
+
+# ----------------------------------------------------------------------------- storage and answer pooling
+
+
+def _unit(rows) -> np.ndarray:
+    v = np.asarray(rows, np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def test_an_index_is_saved_in_float16_and_searches_after_load_exactly_as_built(tmp_path: Path):
+    rng = np.random.default_rng(3)
+    vecs = _unit(rng.standard_normal((50, 16)))
+    index = FaqIndex(None, 16, threshold=-1.0)
+    index.add([(f"q{i}", f"a{i % 7}") for i in range(50)], vecs)
+    assert not np.array_equal(index.vectors, vecs)  # rounded to what is stored ...
+    np.testing.assert_allclose(index.vectors, vecs, atol=1e-3)  # ... which is close
+    index.save(tmp_path / "faq")
+    assert np.load(tmp_path / "faq" / "vectors.npy").dtype == np.float16
+    again = FaqIndex.load(tmp_path / "faq")
+    assert again.vectors.dtype == np.float32
+    queries = _unit(rng.standard_normal((5, 16)))
+    for a, b in zip(index.search_vectors(queries, 5), again.search_vectors(queries, 5), strict=True):
+        np.testing.assert_array_equal(a, b)
+    np.save(tmp_path / "faq" / "vectors.npy", vecs)  # an index saved in float32 before still loads
+    np.testing.assert_array_equal(FaqIndex.load(tmp_path / "faq").vectors, vecs)
+
+
+def _pool_fixture(pool: int, threshold: float = -1.0) -> FaqIndex:
+    # the query is (1, 0, 0). Answer A: one phrasing right on it, one far off; B: two phrasings fairly
+    # close; C: a single phrasing (pooled over what it has)
+    vecs = _unit([[1, 0, 0], [0, 1, 0], [0.8, 0.6, 0], [0.75, 0, 0.66144], [0.7, 0.71414, 0]])
+    index = FaqIndex(None, 3, threshold=threshold, pool=pool)
+    index.add([("a1", "A"), ("a2", "A"), ("b1", "B"), ("b2", "B"), ("c1", "C")], vecs)
+    return index
+
+
+def test_pooled_scores_rank_answers_by_the_mean_of_their_best_phrasings():
+    query = _unit([[1, 0, 0]])
+    s1, i1 = _pool_fixture(1).search_vectors(query, k=3)
+    assert i1[0].tolist() == [0, 2, 3]  # phrasing by phrasing: A's lone close phrasing wins
+    s2, i2 = _pool_fixture(2).answer_search(query, k=5)
+    # one hit per answer, its best phrasing's id: B (0.8 + 0.75) / 2, C 0.7 alone, A (1 + 0) / 2; then none
+    assert i2[0].tolist() == [2, 4, 0, -1, -1]
+    np.testing.assert_allclose(s2[0, :3], [0.775, 0.7, 0.5], atol=1e-3)
+    assert np.isneginf(s2[0, 3:]).all()
+    s3, i3 = _pool_fixture(3).answer_search(query, k=1)  # more than an answer has: all of its phrasings
+    assert i3[0].tolist() == [2] and s3[0, 0] == pytest.approx(0.775, abs=1e-3)
+
+
+def test_pooled_search_cuts_at_the_threshold_and_round_trips(tmp_path: Path):
+    class Encoder:  # texts -> fixed vectors: the query of the fixture and a text near answer A only
+        source = None
+
+        def encode(self, texts):
+            table = {"query": [1, 0, 0], "near a2": [0, 1, 0]}
+            return _unit([table[t] for t in texts])
+
+    index = _pool_fixture(2, threshold=0.6)
+    index.matcher = Encoder()
+    hits = index.search("query", k=5)
+    assert [(h.question, h.answer) for h in hits] == [("b1", "B"), ("c1", "C")]  # A's 0.5 is cut
+    assert hits[0].score == pytest.approx(0.775, abs=1e-3)
+    # the share threshold reads the pooled scores too: for "near a2", A pools to (0 + 1) / 2 and C's 0.714
+    # is the best (phrasing by phrasing, a2's 1.0 would be)
+    assert index.threshold_for_share(["near a2"], 50) == pytest.approx(0.714, abs=1e-3)
+    index.save(tmp_path / "faq")
+    again = FaqIndex.load(tmp_path / "faq", matcher=Encoder())
+    assert again.pool == 2 and again.search("query", k=5) == hits
+    import json
+
+    meta = json.loads((tmp_path / "faq" / "faq.json").read_text())
+    del meta["pool"]  # an index saved before pooling: each phrasing alone
+    (tmp_path / "faq" / "faq.json").write_text(json.dumps(meta))
+    assert FaqIndex.load(tmp_path / "faq", matcher=Encoder()).search("query", k=1)[0].question == "a1"
+
+
+def test_pooling_follows_a_changed_answer_and_refuses_a_bad_pool():
+    index = _pool_fixture(2)
+    index.add([("a2", "B")])  # a2 now answers B: B pools its two best of three, A has a1 alone
+    s, i = index.answer_search(_unit([[1, 0, 0]]), k=2)
+    assert i[0].tolist() == [0, 2] and s[0].tolist() == pytest.approx([1.0, 0.775], abs=1e-3)
+    for bad in (0, -1, 1.5):
+        with pytest.raises(ValueError, match="pool"):
+            FaqIndex(None, 3, pool=bad)
