@@ -117,13 +117,13 @@ def release_cmd(
     max_drop: float = typer.Option(1.0, help="Accuracy gate: the most any task metric may drop (points)."),
     force: bool = typer.Option(False, "--force", help="Write an artifact that fails the gate (its card says so)."),
     threads: int = typer.Option(2, help="Threads for PyTorch and ONNX Runtime."),
+    source: Path = typer.Option(None, help="With one --kind: release this trained model instead of the recipe's source (an earlier stage of a recipe of several steps, e.g. the breaker's first training, released to be trained further)."),
 ) -> None:  # fmt: skip
-    """Build the small release set through deploy/'s gated steps, one task at a time from the task
-    registry: trim each char-aligned model's vocabulary to the characters of the training data (the
-    matcher keeps its tokenizer), export to ONNX, fuse, int8, then gate: measure the task metrics against
-    the PyTorch model and refuse (exit 1, nothing written for that task) an artifact whose metric drops
-    more than --max-drop, unless --force. Writes model cards (card.json + CARD.md) and
-    results/release.json."""
+    """Build the small release set through deploy/'s gated steps, one task at a time from the task registry:
+    trim each char-aligned model's vocabulary to the training data's characters (the matcher keeps its
+    tokenizer), export to ONNX, fuse, int8, then gate: refuse (exit 1, nothing written for that task) an
+    artifact whose metric drops more than --max-drop below PyTorch's, unless --force. Writes model cards
+    (card.json + CARD.md) and results/release.json."""
     import torch
 
     from luodi.deploy.gate import GateError
@@ -142,8 +142,9 @@ def release_cmd(
         raise typer.BadParameter(
             f"task {bad[0]!r} has no release artifact: expected {', '.join(s.name for s in released())}"
         )
-    if max_drop < 0:
-        raise typer.BadParameter(f"--max-drop must be >= 0, got {max_drop}")
+    if max_drop < 0 or (source is not None and len(specs) != 1):
+        raise typer.BadParameter(f"--max-drop must be >= 0, got {max_drop}" if max_drop < 0 else
+                                 "--source names one model: give exactly one --kind with it")  # fmt: skip
     torch.set_num_threads(threads)
     root = models or models_dir()
     options = ReleaseOptions(limit=limit, threads=threads, max_drop=max_drop, force=force, ffn_fp32=ffn_fp32,
@@ -159,7 +160,7 @@ def release_cmd(
     rows, refused = [], []
     for spec in specs:
         try:
-            outcome = release_task(spec, root / spec.recipe.source, out, training_chars, options)
+            outcome = release_task(spec, source or root / spec.recipe.source, out, training_chars, options)
         except FileNotFoundError as err:
             raise typer.BadParameter(str(err)) from None
         except GateError as err:

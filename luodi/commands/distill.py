@@ -31,6 +31,14 @@ def train_breaking(
     session_chars: int = typer.Option(
         0, help="--data assistant: characters of spoken streams to train on (0 = the default budget)."
     ),
+    session_seed: int = typer.Option(
+        0, help="--data assistant: the first regrouping of the spoken streams (3: after the default three)."
+    ),
+    init: Path = typer.Option(
+        None,
+        help="Go on training this saved breaker (zh vocabulary; a release comes back with "
+        "`python -m luodi.runtime.unquantize`) instead of starting from e5; --layers is then unused.",
+    ),
     out: Path = typer.Option(None, help="Output dir; default <models>/breaking-<layers>L-seed<seed>."),
 ) -> None:
     """Fine-tune a sentence breaker (no distillation) on the fixed breaking data."""
@@ -43,7 +51,10 @@ def train_breaking(
         from luodi.tasks.breaking import ASSISTANT_TRAIN_CHARS
 
         budget = {**ASSISTANT_TRAIN_CHARS, "session": session_chars}
-    _, result = train_breaker(out, layers, seed, epochs, lr, batch_size, threads, max_steps, budget, data)
+    if init is not None and not (Path(init) / "luodi.json").exists():
+        raise typer.BadParameter(f"not a saved luodi model (no luodi.json): {init}", param_hint="--init")
+    _, result = train_breaker(out, layers, seed, epochs, lr, batch_size, threads, max_steps, budget, data,
+                              init, session_seed)  # fmt: skip
     console.print(f"best dev f1 {result.best_metric:.2f} in {result.train_seconds:.0f}s -> {out}")
 
 
@@ -102,6 +113,7 @@ def distill_cmd(
     max_steps: int = typer.Option(-1),
     out: Path = typer.Option(None, help="Default <models>/<task>-{distilled|ensemble}-<k>L-seed<seed>."),
     max_chars: int = typer.Option(600_000, help="segment only: training characters (balanced PKU/MSR)."),
+    data: str = typer.Option("default", help="breaking only: default | assistant (+ spoken streams)."),
 ) -> None:
     """Distil teachers into a k-layer student with the one trainer (teacher logits cached once)."""
 
@@ -115,16 +127,20 @@ def distill_cmd(
     task = spec.name
     torch.set_num_threads(threads)
     kind = "ensemble" if len(teachers) > 1 else "distilled"
-    out = out or _model_dir(f"{task}-{kind}-{student_layers}L-seed{seed}")
+    tag = "" if data == "default" else f"-{data}"
+    out = out or _model_dir(f"{task}{tag}-{kind}-{student_layers}L-seed{seed}")
     train_config = TrainConfig(output_dir=str(out), epochs=epochs, max_steps=max_steps, batch_size=batch_size,
                                learning_rate=lr, seed=seed, threads=threads, logging_steps=10,
                                progress=False)  # fmt: skip
     config = _distill_config(teachers, ensemble, alpha, temperature, hidden_weight)
-    adaptor = spec.distill(list(teachers), max_chars)
+    try:
+        adaptor = spec.distill(list(teachers), max_chars, data)
+    except ValueError as err:  # a --data the task cannot distil on
+        raise typer.BadParameter(str(err), param_hint="--data") from err
     if adaptor.run is not None:  # the task runs its own loop (teachers that need inputs of their own)
         torch.manual_seed(seed)
         best = adaptor.run(out, train_config, student_layers, ensemble, alpha, temperature, init)
-        _write_meta(out, teachers, config, best, init)
+        _write_meta(out, teachers, config, best, init, data)
         console.print(f"best dev {adaptor.metric} {best:.2f} -> {out}")
         return
     models = adaptor.teachers
@@ -142,7 +158,7 @@ def distill_cmd(
         teachers=models if hidden_weight > 0 else None,
     )  # fmt: skip
     adaptor.save(student, out)
-    _write_meta(out, teachers, config, result.best_metric, init)
+    _write_meta(out, teachers, config, result.best_metric, init, data)
     console.print(
         f"best dev {adaptor.metric} {result.best_metric:.2f} in {result.train_seconds:.0f}s -> {out}"
     )
@@ -188,13 +204,14 @@ def _distillable_spec(task: str, init: str, teachers: list[Path]):
     return spec
 
 
-def _write_meta(out: Path, teachers, config, best: float, init: str) -> None:
+def _write_meta(out: Path, teachers, config, best: float, init: str, data: str = "default") -> None:
     import json
 
     meta = {
         "teachers": [str(t) for t in teachers],
         "distill": config.__dict__,
         "init": init,
+        "data": data,
         "best_dev": best,
     }
     (out / "distill.json").write_text(json.dumps(meta, indent=2, default=str))

@@ -24,14 +24,22 @@ class DistillTask:
     run: Callable | None = None
 
 
-def breaking_task(teacher_dirs: list[Path]) -> DistillTask:
+def only_default_data(task: str, data: str) -> None:
+    """The tasks with one fixed distillation data set refuse another ``--data`` by name."""
+    if data != "default":
+        raise ValueError(f"--data {data!r}: {task} distils on its default data only (assistant: breaking)")
+
+
+def breaking_task(teacher_dirs: list[Path], data: str = "default") -> DistillTask:
+    """``data``: "default" (the distillation tables' data) or "assistant" (+ the spoken streams: the
+    data the shipped breaker and its teacher are trained on, ``luodi train breaking --data assistant``)."""
     from luodi.encoders import CharAligner, load_tokenizer
     from luodi.modeling import load_model
     from luodi.tasks.breaking import load_splits, make_collate, score
 
     tokenizer = load_tokenizer("zh")
     aligner = CharAligner(tokenizer)
-    train, dev, _ = load_splits()
+    train, dev, _ = load_splits(data=data)
     return DistillTask(
         [load_model(t) for t in teacher_dirs],
         train,

@@ -138,6 +138,9 @@ BREAK_KEYS = ("break_exact", "accuracy", "slot_f1", "stream_exact", "stream_exac
 def eval_break_decode(
     sets: list[str] = typer.Option(["tune", "dev"], "--set", help="Stream sets: tune (train-split), dev."),
     config: Path = typer.Option(None, help="Assistant YAML (default: release/assistant.yaml)."),
+    name: str = typer.Option(
+        None, help="Row name prefix for a candidate's config, so its rows sit beside the shipped ones."
+    ),
     write: bool = typer.Option(
         False, help="Merge the rows into results/break_decode.json + docs/break_decode.md."
     ),
@@ -158,10 +161,10 @@ def eval_break_decode(
     assistant = Assistant(AssistantConfig(**{**vars(base), "joint_breaking": settings.as_dict()}))
     if assistant.joint_breaker is None:
         raise typer.BadParameter("joint breaking needs a breaker and an intent model in the config")
-    joint, rows = assistant.joint_breaker, []
-    for name in sets:
+    joint, rows, prefix = assistant.joint_breaker, [], f"{name} " if name else ""
+    for set_name in sets:
         streams = list(
-            iter_spoken_streams("tune", passes=3) if name == "tune" else iter_spoken_streams("dev")
+            iter_spoken_streams("tune", passes=3) if set_name == "tune" else iter_spoken_streams("dev")
         )
         for label, on in (("off", False), ("on", True)):
             assistant.joint_breaker = joint if on else None
@@ -177,7 +180,7 @@ def eval_break_decode(
             result = score_streams(run, streams)
             breaking = sorted(d["timings"].get("breaking", 0.0) for d in result["docs"])
             total = [d["timings"]["total"] for d in result["docs"]]
-            row = {"name": f"{name}-streams joint {label}", "streams": len(streams),
+            row = {"name": f"{prefix}{set_name}-streams joint {label}", "streams": len(streams),
                    **{k: round(result["all"][k], 2) for k in BREAK_KEYS},
                    "joint_share": round(100.0 * helped / len(streams), 2),
                    "breaking_p50_ms": round(statistics.median(breaking), 3),

@@ -142,9 +142,15 @@ def _streams(pool: list[str], max_chars: int | None, seed: int) -> list[BreakExa
 
 
 def build_breaking_data(
-    split: str, max_chars: dict[str, int] | None = None, root: Path | None = None, seed: int = 13
+    split: str,
+    max_chars: dict[str, int] | None = None,
+    root: Path | None = None,
+    seed: int = 13,
+    session_seed: int = 0,
 ) -> list[BreakExample]:
-    """Examples of ``split`` (train | dev | test); ``max_chars`` caps each source (pku, weibo, stream)."""
+    """Examples of ``split`` (train | dev | test); ``max_chars`` caps each source (pku, weibo, stream,
+    session). ``session_seed``: the first regrouping of the train split's spoken streams (pass k of
+    ``iter_spoken_streams`` is seed k: 3 starts after the three passes the 700 k budget holds)."""
     from luodi.data.cws import load_pku1998, load_weibo
     from luodi.data.intent import load_cais, load_nlpcc2018
 
@@ -174,11 +180,13 @@ def build_breaking_data(
         _chunk_corpus(pku, "pku", cap.get("pku"))
         + _chunk_corpus(weibo, "weibo", cap.get("weibo"))
         + _streams(pool, cap.get("stream"), seed_of)
-        + (_session_streams(split, cap["session"], root) if cap.get("session") else [])
+        + (_session_streams(split, cap["session"], root, session_seed) if cap.get("session") else [])
     )
 
 
-def _session_streams(split: str, max_chars: int, root: Path | None = None) -> list[BreakExample]:
+def _session_streams(
+    split: str, max_chars: int, root: Path | None = None, seed: int = 0
+) -> list[BreakExample]:
     """Spoken streams (``luodi.data.skills.spoken_streams``: consecutive utterances of one NLPCC session or
     mixed CAIS / SMP2020 / LCCC utterances, fillers before 30 % of the later queries). train -> the skill
     data's train split, dev -> its selection split, test -> the assistant benchmark's dev streams. A
@@ -189,7 +197,8 @@ def _session_streams(split: str, max_chars: int, root: Path | None = None) -> li
     # the train split's utterances regrouped with a new seed each pass (other neighbours, other fillers)
     # until the budget is spent: one pass holds 233 k characters; dev and test are one fixed pass
     source = {"train": "train", "dev": "select", "test": "dev"}[split]
-    for stream in iter_spoken_streams(source, root, passes=100 if split == "train" else 1):
+    passes, seed = (100, seed) if split == "train" else (1, 0)  # dev and test never move
+    for stream in iter_spoken_streams(source, root, seed, passes=passes):
         labels: list[int] = []
         for q in stream.queries:
             labels += [0] * (len(q.text) - 1) + [3 if is_question(q.text) else 2]
@@ -392,12 +401,12 @@ ASSISTANT_DEV_CHARS = {**DEV_CHARS, "session": 6_000}
 ASSISTANT_TEST_CHARS = {**TEST_CHARS, "session": 40_000}
 
 
-def load_splits(train_chars: dict[str, int] | None = None, data: str = "default"):
+def load_splits(train_chars: dict[str, int] | None = None, data: str = "default", session_seed: int = 0):
     """(train, dev, test) with the budgets above: ``data`` "default" (the distillation tables' fixed data)
-    or "assistant" (adds the spoken streams)."""
+    or "assistant" (adds the spoken streams, their train regroupings from ``session_seed``)."""
     if data == "assistant":
         return (
-            build_breaking_data("train", train_chars or ASSISTANT_TRAIN_CHARS),
+            build_breaking_data("train", train_chars or ASSISTANT_TRAIN_CHARS, session_seed=session_seed),
             build_breaking_data("dev", ASSISTANT_DEV_CHARS),
             build_breaking_data("test", ASSISTANT_TEST_CHARS),
         )
@@ -418,6 +427,24 @@ def new_breaker(layers: int = 12, vocab: str = "zh"):
     )
 
 
+def _init_breaker(init: str | Path):
+    """A saved breaker to go on training; it must share the zh vocabulary the training batches use."""
+    import json
+
+    from luodi.encoders import encoder_dir
+    from luodi.modeling import load_model
+
+    model = load_model(init)
+    rows = model.encoder.config.vocab_size
+    size = json.loads((encoder_dir("zh") / "config.json").read_text())["vocab_size"]
+    if rows != size:
+        raise ValueError(
+            f"{init}: {rows} vocabulary rows, but training reads the zh vocabulary ({size}); a release's "
+            "trimmed model goes back to it with `python -m luodi.runtime.unquantize`"
+        )
+    return model.train()
+
+
 def train_breaker(
     out_dir: str | Path,
     layers: int = 12,
@@ -429,8 +456,12 @@ def train_breaker(
     max_steps: int = -1,
     train_chars: dict[str, int] | None = None,
     data: str = "default",
+    init: str | Path | None = None,
+    session_seed: int = 0,
 ):
-    """Fine-tune a breaker (first ``layers`` e5 layers, vocab "zh") with the one trainer; saves the best."""
+    """Fine-tune a breaker (first ``layers`` e5 layers, vocab "zh") with the one trainer; saves the best.
+    ``init``: a saved breaker on the zh vocabulary to go on training instead (e.g. a release brought back
+    by ``luodi.runtime.unquantize``); its layers are kept, ``layers`` is not used."""
     from luodi.encoders import CharAligner, load_tokenizer
     from luodi.train.trainer import TrainConfig, train
 
@@ -438,9 +469,9 @@ def train_breaker(
         torch.set_num_threads(threads)
     tokenizer = load_tokenizer("zh")
     aligner = CharAligner(tokenizer)
-    train_data, dev, _ = load_splits(train_chars, data)
+    train_data, dev, _ = load_splits(train_chars, data, session_seed)
     torch.manual_seed(seed)  # the head's initialisation differs per seed
-    model = new_breaker(layers)
+    model = new_breaker(layers) if init is None else _init_breaker(init)
     config = TrainConfig(
         output_dir=str(out_dir),
         epochs=epochs,

@@ -77,8 +77,8 @@ class TaskSpec:
     endpoint: str | None = None
     predictor: str = "luodi.serve.predictors:list_predictor"
     reads_lexicons: bool = False  # the serve config's lexicons go into this model's gazetteer
-    # -- distillation (luodi distill): (teacher dirs, training characters) -> luodi.distill.tasks.DistillTask
-    distill: Callable[[list[Path], int], Any] | None = None
+    # -- distillation (luodi distill): (teacher dirs, training characters, data) -> luodi.distill.tasks.DistillTask
+    distill: Callable[[list[Path], int, str], Any] | None = None
 
     def aliases(self) -> set[str]:
         """Every name this task answers to: the canonical one and the recorded user-facing ones."""
@@ -193,21 +193,23 @@ def _intent_signature(model):
     return _char_signature(model, ("slot_logits",), pooled=True)
 
 
-def _distill_breaking(teachers: list[Path], max_chars: int):
+def _distill_breaking(teachers: list[Path], max_chars: int, data: str = "default"):
     from luodi.distill.tasks import breaking_task
 
-    return breaking_task(teachers)
+    return breaking_task(teachers, data)
 
 
-def _distill_segment(teachers: list[Path], max_chars: int):
-    from luodi.distill.tasks import segment_task
+def _distill_segment(teachers: list[Path], max_chars: int, data: str = "default"):
+    from luodi.distill.tasks import only_default_data, segment_task
 
+    only_default_data("segment", data)
     return segment_task(teachers, max_chars)
 
 
-def _distill_intent(teachers: list[Path], max_chars: int):
-    from luodi.distill.tasks import intent_task
+def _distill_intent(teachers: list[Path], max_chars: int, data: str = "default"):
+    from luodi.distill.tasks import intent_task, only_default_data
 
+    only_default_data("intent", data)
     return intent_task(teachers)
 
 

@@ -63,3 +63,11 @@ def test_a_directory_that_is_not_a_model_is_one_line(tmp_path):
 
 def test_ask_with_a_missing_config_is_one_line(tmp_path):
     one_line_error(runner.invoke(app, ["ask", "你好", "--config", str(tmp_path / "none.yaml")]), "not found")
+
+
+def test_release_source_names_one_model(tmp_path):
+    """--source replaces one task's recipe source: with several kinds it is refused before any work."""
+    kinds = ["--kind", "breaking", "--kind", "segment"]
+    result = runner.invoke(app, ["release", *kinds, "--source", str(tmp_path), "--out", str(tmp_path)])
+    assert result.exit_code == 2 and "--source names one model" in result.output
+    assert not list(tmp_path.iterdir())  # nothing written

@@ -169,3 +169,42 @@ def test_the_assistant_breaks_jointly_only_when_configured():
     assert [q["text"] for q in on["queries"]] == ["打开空调", "播放音乐"]
     assert [q["intent"] for q in on["queries"]] == ["smarthome.control", "music.play"]
     assert [q["text"] for q in assistant(False)(TEXT)["queries"]] == [TEXT]
+
+
+def test_eval_break_decode_names_a_candidates_rows(monkeypatch):
+    """--name: a candidate config's rows carry a prefix, so they sit beside the shipped ones."""
+    from typer.testing import CliRunner
+
+    import luodi.data.skills as skills
+    import luodi.pipeline as pipeline
+    from luodi.cli import app
+    from luodi.data.intent import IntentExample
+
+    table = {**CONFIDENT, TEXT: {"other": 0.6, "music.play": 0.3}}
+
+    class Breaker(FixedBreaker):
+        def __call__(self, text):  # joint breaking off: the breaker's argmax alone
+            from luodi.tasks.breaking import decode
+
+            return decode(text, self.probabilities([text])[0].argmax(-1).tolist())
+
+    class Stubbed(Assistant):  # the config's models replaced by stand-ins with known outputs
+        def __init__(self, config):
+            super().__init__(config, breaker=Breaker({TEXT: [0, 0, 0, 0.45, 0, 0, 0, 1.0]}),
+                             intent=TableIntent(table))  # fmt: skip
+
+    gold = tuple(IntentExample(t, i, ("O",) * 4) for t, i in (("打开空调", "smarthome.control"),
+                                                             ("播放音乐", "music.play")))  # fmt: skip
+    config = AssistantConfig(joint_breaking=True, threads=1, non_skill_intents=["chat", "other"])
+    monkeypatch.setattr(pipeline, "Assistant", Stubbed)
+    monkeypatch.setattr(pipeline, "default_config", lambda: config)
+    monkeypatch.setattr(
+        skills, "iter_spoken_streams", lambda *a, **k: iter([skills.Stream(TEXT, gold, "mixed")])
+    )
+    out = CliRunner().invoke(
+        app, ["eval", "break-decode", "--set", "dev", "--name", "cand"], terminal_width=200
+    )
+    assert out.exit_code == 0, out.output
+    assert "'cand dev-streams joint on'" in out.output and "'cand dev-streams joint off'" in out.output
+    plain = CliRunner().invoke(app, ["eval", "break-decode", "--set", "dev"], terminal_width=200)
+    assert "'dev-streams joint on'" in plain.output and "cand" not in plain.output

@@ -58,3 +58,43 @@ def test_decode_splits_queries_and_punctuates():
     r = decode(text, labels)
     assert r.queries == ["打开空调", "播放周杰伦的歌", "明天会下雨吗"]
     assert r.sentences[-1] == "明天会下雨吗？" and r.text == "打开空调。播放周杰伦的歌。明天会下雨吗？"
+
+
+def test_train_split_spoken_streams_start_at_the_session_seed(monkeypatch):
+    """--session-seed: the train streams are regrouped from that seed on; dev and test never move."""
+    import luodi.data.skills as skills
+    from luodi.data.intent import IntentExample
+    from luodi.tasks.breaking import _session_streams
+
+    calls = []
+
+    def fake(source, root=None, seed=0, filler_share=0.3, passes=1):
+        calls.append((source, seed, passes))
+        q = IntentExample("打开空调", "ac", ("O",) * 4)
+        yield skills.Stream(q.text, (q,), "mixed")
+
+    monkeypatch.setattr(skills, "iter_spoken_streams", fake)
+    train = _session_streams("train", 1, seed=3)
+    assert calls[-1] == ("train", 3, 100) and train[0].labels == [0, 0, 0, 2]
+    _session_streams("test", 1, seed=3)
+    assert calls[-1] == ("dev", 0, 1)
+
+
+def test_init_breaker_refuses_a_trimmed_vocabulary(monkeypatch, tmp_path):
+    """Training batches read the zh vocabulary: a release's trimmed model must come back to it first."""
+    import json
+
+    import luodi.encoders as encoders
+    from luodi.modeling import TokenClassifier, TokenClassifierConfig, tiny_encoder_config
+    from luodi.tasks.breaking import _init_breaker
+
+    (tmp_path / "zh").mkdir()
+    (tmp_path / "zh" / "config.json").write_text(json.dumps({"vocab_size": 40}))
+    monkeypatch.setattr(encoders, "encoder_dir", lambda vocab="full": tmp_path / vocab)
+    for rows in (40, 26):
+        TokenClassifier(TokenClassifierConfig(encoder=tiny_encoder_config(rows), num_labels=6)).save(
+            tmp_path / f"m{rows}"
+        )
+    assert _init_breaker(tmp_path / "m40").training  # ready to train
+    with pytest.raises(ValueError, match=r"26 vocabulary rows.*\(40\).*luodi.runtime.unquantize"):
+        _init_breaker(tmp_path / "m26")

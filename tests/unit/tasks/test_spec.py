@@ -89,3 +89,31 @@ def test_a_new_task_endpoint_gets_a_generic_route(monkeypatch):
         assert r.status_code == 200, r.text
         assert r.json() == {"results": ["乐音放播", "气天"]}
         assert client.get("/readyz").json()["models"]["reverse"] == "ready"
+
+
+@pytest.mark.parametrize("task", ["segment", "intent"])
+def test_distill_refuses_data_a_task_does_not_have(task):
+    from luodi.tasks.spec import lookup
+
+    with pytest.raises(ValueError, match=f"--data 'assistant': {task} distils on its default data only"):
+        lookup(task).distill([], 0, "assistant")
+
+
+def test_breaking_distils_on_the_data_asked_for(monkeypatch):
+    """--data assistant: the student learns the spoken streams its teacher was trained on."""
+    import luodi.encoders as encoders
+    import luodi.tasks.breaking as breaking
+    from luodi.tasks.spec import lookup
+
+    asked = []
+
+    def splits(train_chars=None, data="default", session_seed=0):
+        asked.append(data)
+        return ["train"], ["dev"], ["test"]
+
+    monkeypatch.setattr(breaking, "load_splits", splits)
+    monkeypatch.setattr(encoders, "load_tokenizer", lambda *a, **k: object())
+    monkeypatch.setattr(encoders, "CharAligner", lambda tokenizer: object())
+    for data in ("assistant", "default"):
+        task = lookup("breaking").distill([], 0, data)
+        assert task.train == ["train"] and asked[-1] == data
