@@ -53,8 +53,17 @@ def machine_info() -> dict[str, Any]:
 
 def portable(text: str) -> str:
     """``text`` with this machine's directories spelled as a reader can retype them elsewhere: the model
-    dir as ``<models>``, the cache as ``<cache>``, the checkout as a relative path."""
-    for path, name in ((models_dir(), "<models>"), (cache_home(), "<cache>"), (REPO_ROOT, ".")):
+    dir as ``<models>``, the cache as ``<cache>``, the checkout as a relative path, the temporary folder
+    (a candidate's config written for one run) as ``<tmp>``."""
+    import tempfile
+
+    known = (
+        (models_dir(), "<models>"),
+        (cache_home(), "<cache>"),
+        (REPO_ROOT, "."),
+        (tempfile.gettempdir(), "<tmp>"),
+    )
+    for path, name in known:
         text = text.replace(f"{path}/", f"{name}/").replace(str(path), name)
     return text.replace("./", "") if text.startswith("./") else text
 

@@ -82,3 +82,14 @@ def test_resolve_model_dir_takes_paths_as_they_are_and_names_under_the_models_di
     monkeypatch.setenv("LUODI_MODELS", str(tmp_path / "models"))
     assert resolve_model_dir("segment-unified-3L") == tmp_path / "models" / "segment-unified-3L"
     assert resolve_model_dir(tmp_path / "elsewhere") == tmp_path / "elsewhere"  # absolute: as it is
+
+
+def test_portable_spells_machine_folders_as_a_reader_can_retype_them():
+    import tempfile
+
+    from luodi.paths import REPO_ROOT
+    from luodi.results import portable
+
+    tmp = tempfile.gettempdir()
+    assert portable(f"--config {tmp}/cand.yaml") == "--config <tmp>/cand.yaml"
+    assert portable(f"--out {REPO_ROOT}/release") == "--out ./release"
