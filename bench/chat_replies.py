@@ -1,5 +1,6 @@
 """Chit-chat replies of a shipped generator, decoded several ways, on LCCC valid posts (never trained on):
-greedy, one top-p sample, and the best of K samples as chosen by the matcher (``luodi.tasks.chat``).
+greedy, one top-p sample, and the best of K samples as chosen by the matcher (``luodi.tasks.chat``; generic
+replies penalised as the assistant does, ``--plain-too``: also without that penalty).
 
     python -m bench.chat_replies                                  # release/generator + release/matcher
     python -m bench.chat_replies --posts 100 --candidates 8 --no-write
@@ -23,10 +24,22 @@ import numpy as np
 from luodi.paths import REPO_ROOT
 
 
-def variants(candidates: list[int]) -> list[tuple[str, str, int]]:
-    """(row suffix, strategy, candidates) for greedy, one sample and each K > 1."""
-    out = [("greedy", "greedy", 1), ("sample", "sample", 1)]
-    out += [(f"rerank-{k}", "sample", k) for k in candidates if k > 1]
+def variants(candidates: list[int], plain: bool = False) -> list[tuple[str, str, int, dict]]:
+    """(row suffix, strategy, candidates, RerankedGenerator options) for greedy, one sample and each K > 1
+    (the default pick: generic replies penalised where the generator has a generic.json; ``plain``: also
+    without that penalty, side by side)."""
+    out = [("greedy", "greedy", 1, {}), ("sample", "sample", 1, {})]
+    for k in (k for k in candidates if k > 1):
+        out.append((f"rerank-{k}", "sample", k, {}))
+        if plain:
+            out.append(
+                (
+                    f"rerank-{k} no generic penalty",
+                    "sample",
+                    k,
+                    {"generic_penalty": 0.0, "centroid_penalty": 0.0},
+                )
+            )
     return out
 
 
@@ -42,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--name", action="append",
                         help="Row name prefix, one per --generator (default: unilm-3L onnx-int8).")  # fmt: skip
+    parser.add_argument("--plain-too", action="store_true",
+                        help="Best-of-K also without the generic-reply penalty (rows '... no generic penalty').")  # fmt: skip
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
 
@@ -66,8 +81,10 @@ def main(argv: list[str] | None = None) -> int:
     matcher = Matcher.load(args.matcher, threads=args.threads)
     judge = Embedder(model=load_encoder(layers=12, vocab="zh"), tokenizer=load_tokenizer("zh"))
     rows = []
-    for suffix, strategy, k in variants(ks):
-        chats = {name: RerankedGenerator(g, matcher, candidates=k) for name, g in generators.items()}
+    for suffix, strategy, k, picking in variants(ks, args.plain_too):
+        chats = {
+            name: RerankedGenerator(g, matcher, candidates=k, **picking) for name, g in generators.items()
+        }
         for name, (replies, ms) in replies_side_by_side(chats, posts, strategy=strategy).items():
             row = {"name": f"{name} {suffix}", "posts": len(posts), **reply_quality(posts, replies, judge),
                    "p50_ms": round(float(np.percentile(ms, 50)), 2), "threads": args.threads}  # fmt: skip
@@ -77,11 +94,13 @@ def main(argv: list[str] | None = None) -> int:
         note = (
             "Decoding variants of a generator (`python -m bench.chat_replies`): greedy, one top-p sample (p 0.9, "
             "repetition penalty 1.2), and best-of-K top-p samples chosen by the shipped matcher's cosine to the "
-            "post, replies that mostly repeat the post excluded (luodi.tasks.chat). Judged by the 12-layer e5 "
+            "post, replies that mostly repeat the post excluded and generic replies penalised where the "
+            "generator ships a generic.json (defaults of luodi.tasks.chat; `no generic penalty`: without). Judged by the 12-layer e5 "
             "encoder on the first LCCC valid posts, as `luodi eval routing` judges replies. `unilm-3L release`: "
             "the shipped release/generator (trimmed output, the matcher's tables; its CARD.md); `unilm-3L "
             "onnx-int8`: the plain int8 export of the same model (`luodi export-generator`, not shipped), run "
-            "post by post beside it in the same run (its best-of-4 row is from an earlier run)."
+            "post by post beside it when both are given (the `run` column says which rows were measured "
+            "together: compare p50 only within a run)."
         )
         merge_results("generation", rows, sections={"chat_replies": note})
     return 0

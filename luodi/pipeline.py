@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from luodi.paths import release_dir  # also imported from here by the commands
+from luodi.tasks.chat import CENTROID_PENALTY, GENERIC_PENALTY
 from luodi.tasks.spec import components as components_of_registry
 
 # Intents that are not skills: the query is a question or chit-chat, answered by retrieval/generation.
@@ -75,6 +76,10 @@ class AssistantConfig:
     # > 1 (with strategy "sample"): sample this many replies and keep the one the matcher finds closest to
     # the query (luodi.tasks.chat); needs a matcher (an FAQ index or a reply base)
     generation_candidates: int = 1
+    # with candidates, how much generic replies lose (luodi.tasks.chat; the generator's generic.json):
+    # per ln(1 + % of train posts the reply answers) and per cosine to the mean train post; 0: off
+    generic_penalty: float = GENERIC_PENALTY
+    centroid_penalty: float = CENTROID_PENALTY
     # uncertain query boundaries decided with the intent model (luodi.tasks.break_decode): false / true
     # (the tuned settings) / a mapping of JointBreaking's fields; needs a breaker and an intent model
     joint_breaking: bool | dict = False
@@ -196,7 +201,9 @@ class Assistant:
             return generator
         from luodi.tasks.chat import RerankedGenerator
 
-        return RerankedGenerator(generator, encoder, self.config.generation_candidates)
+        return RerankedGenerator(generator, encoder, self.config.generation_candidates,
+                                 generic_penalty=self.config.generic_penalty,
+                                 centroid_penalty=self.config.centroid_penalty)  # fmt: skip
 
     def lexicon_types(self) -> list[str]:
         """Gazetteer types some stage reads: the intent model's label embeddings and the types the

@@ -342,6 +342,8 @@ def release_generator(model_dir: str | Path, out_dir: str | Path, matcher_dir: s
         failures = _verdict(measured, gate)
         if failures and not force:
             raise GateError("generator gate failed: " + "; ".join(failures))
+        log(f"generic replies: best-of-{gate.candidates} samples for {GENERIC_POSTS} LCCC train posts ...")
+        write_generic(candidate, matcher_dir, gate.candidates, threads)
         card = {"kind": "generator", "source": model_dir.name, "source_command": source_command,
                 "layers": model.encoder.config.num_hidden_layers, "min_count": min_count, **info,
                 "gate": {**dataclasses.asdict(gate), **measured, "failures": failures, "passed": not failures},
@@ -356,6 +358,26 @@ def release_generator(model_dir: str | Path, out_dir: str | Path, matcher_dir: s
     finally:
         shutil.rmtree(candidate, ignore_errors=True)
     return card
+
+
+# LCCC train posts whose samples make the generic-replies table (the rest, up to 10,000, tuned its weights:
+# python -m bench.chat_picker)
+GENERIC_POSTS = 8000
+
+
+def write_generic(generator_dir: Path, matcher_dir: Path, candidates: int = 8, threads: int = 1) -> Path:
+    """``generic.json`` in ``generator_dir``: how generic the generator's replies are, for the picker
+    (``luodi.tasks.chat.GenericReplies``, from its samples for the first ``GENERIC_POSTS`` LCCC train posts;
+    the gate above measures the plain pick, as for the plain export)."""
+    from luodi.data.dialogue import load_lccc_pairs
+    from luodi.tasks.chat import GenericReplies
+    from luodi.tasks.generate import Generator
+    from luodi.tasks.match import Matcher
+
+    posts = [p for p, _ in load_lccc_pairs("train")[:GENERIC_POSTS]]
+    generic = GenericReplies.of_generator(Generator.load(generator_dir, threads=threads),
+                                          Matcher.load(matcher_dir, threads=threads), posts, candidates)  # fmt: skip
+    return generic.save(generator_dir)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -407,7 +429,8 @@ def card_markdown(card: dict[str, Any]) -> str:
   (`output_head.npz`). luodi.json records the table's fingerprint: another matcher is refused.
 - Use: `Generator.load("release/generator")("今天好累啊")`; the assistant (`generator: generator`),
   `luodi chat` and `/v1/chat` pick the best of {gate["candidates"]} sampled replies with the matcher
-  (`luodi.tasks.chat`).
+  (`luodi.tasks.chat`), generic replies penalised with `generic.json` (the 50 replies most often sampled
+  for 8,000 LCCC train posts and the mean train post; `python -m bench.chat_picker`).
 - Gate, against the plain int8 export of the same model (`luodi export-generator`), measured in the same run:
   greedy replies equal to PyTorch's on the first {gate["posts"]} LCCC valid posts: {gate["agreement"]["release"]} %
   (plain export {gate["agreement"]["plain"]} %; required {gate["min_agreement"]} %). Best of {gate["candidates"]}

@@ -267,17 +267,21 @@ def default_models(release: Path | None = None) -> dict[str, ModelConfig]:
     return models
 
 
-def chat_predictor(generator, candidates: int = 8, strategy: str = "sample") -> Predictor:
+def chat_predictor(generator, candidates: int = 8, strategy: str = "sample",
+                   generic_penalty: float | None = None, centroid_penalty: float | None = None) -> Predictor:  # fmt: skip
     """/v1/chat on a generator. A release generator (it reads the release matcher's tables) answers with
     the best of ``candidates`` sampled replies, picked by that matcher (``luodi.tasks.chat.RerankedGenerator``,
-    as the assistant answers chit-chat); any other generator gives one reply per text."""
-    from luodi.tasks.chat import RerankedGenerator
+    as the assistant answers chit-chat; generic replies penalised as there, None: the defaults); any other
+    generator gives one reply per text."""
+    from luodi.tasks.chat import CENTROID_PENALTY, GENERIC_PENALTY, RerankedGenerator
     from luodi.tasks.match import Matcher, is_matcher_release
 
     shared = getattr(generator, "shares", None)
     if shared is not None and is_matcher_release(shared):
         model = RerankedGenerator(generator, Matcher.load(shared, threads=getattr(generator.model, "threads", 1)),
-                                  candidates)  # fmt: skip
+                                  candidates, generic_penalty=GENERIC_PENALTY if generic_penalty is None
+                                  else generic_penalty, centroid_penalty=CENTROID_PENALTY
+                                  if centroid_penalty is None else centroid_penalty)  # fmt: skip
     else:
         model = RerankedGenerator(generator, None, candidates=1)
 

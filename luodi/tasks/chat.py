@@ -8,14 +8,35 @@ there is usually a better one, and the shipped matcher knows which candidate is 
 guards keep the choice honest: a candidate that mostly repeats the post (it would win on similarity
 alone) is dropped, and so is an empty one. The matcher that picks is not the model that judges relevance
 in ``luodi eval routing`` (the 12-layer e5 encoder), so the reported relevance is not the picker's own score.
+
+Generic replies are penalised (``GenericReplies``, ``generic.json`` beside a release generator): the
+matcher's cosine alone still lets 是的 / 是啊 win often enough that the 10 most frequent replies made 20 %
+of all replies. A candidate's score is
+
+    cosine(post, reply) - centroid_penalty * cosine(reply, mean train post)
+                        - generic_penalty * ln(1 + % of train posts whose samples include the reply)
+
+The first penalty is the picker's own version of the judge's relevance margin (a reply close to every
+post is close to their mean); the second one names the replies the generator falls back on. Both tables
+come from LCCC train posts only, the weights were tuned on other LCCC train posts (``python -m
+bench.chat_picker``); LCCC valid is only measured.
 """
 
 from __future__ import annotations
 
+import json
+import math
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
+
+GENERIC_FILE = "generic.json"  # beside a generator: its GenericReplies
+GENERIC_PENALTY = 0.02  # weight of ln(1 + % of train posts whose samples include the reply)
+CENTROID_PENALTY = 0.75  # weight of the reply's cosine to the mean train post (the picker's encoder)
 
 
 def _bigrams(text: str) -> set[str]:
@@ -30,10 +51,73 @@ def copy_share(post: str, reply: str) -> float:
     return len(grams & _bigrams(post.replace(" ", ""))) / len(grams)
 
 
-def pick_reply(post: str, candidates: Sequence[str], encoder, max_copy: float = 0.5) -> str:
+@dataclass
+class GenericReplies:
+    """How generic a generator's replies are, measured on its own samples for LCCC train posts:
+    ``shares`` (reply -> % of posts whose samples include it; the most frequent replies only, any other
+    reply counts 0) and ``centroid`` (the mean L2-normalised post vector under the picking encoder)."""
+
+    shares: dict[str, float]
+    centroid: np.ndarray
+    about: dict = field(default_factory=dict)  # how it was made (posts, candidates, encoder)
+
+    def penalty(self, replies: Sequence[str], vecs: np.ndarray, generic_penalty: float,
+                centroid_penalty: float) -> np.ndarray:  # fmt: skip
+        """What each reply's score loses (``vecs``: the replies' rows under the picking encoder)."""
+        if vecs.shape[1] != self.centroid.shape[0]:
+            raise ValueError(f"generic replies: the centroid has {self.centroid.shape[0]} dimensions, the "
+                             f"picking encoder {vecs.shape[1]}: it was made with another encoder")  # fmt: skip
+        frequent = np.array([math.log1p(self.shares.get(r, 0.0)) for r in replies], np.float32)
+        return generic_penalty * frequent + centroid_penalty * (vecs @ self.centroid)
+
+    @classmethod
+    def build(cls, posts: Sequence[str], samples: Sequence[Sequence[str]], encoder, top: int = 50,
+              about: dict | None = None) -> GenericReplies:  # fmt: skip
+        """From ``samples[i]`` (the replies sampled for ``posts[i]``): the ``top`` replies found among the
+        samples of the most posts, and the mean of ``encoder``'s post rows."""
+        if not posts or len(posts) != len(samples):
+            raise ValueError(f"need posts and one list of samples each, got {len(posts)} and {len(samples)}")
+        counts = Counter(r for replies in samples for r in {x.strip() for x in replies} if r)
+        shares = {r: round(100 * n / len(posts), 2) for r, n in counts.most_common(top)}
+        rows = np.concatenate([np.asarray(encoder.encode(list(posts[i : i + 256])), np.float32)
+                               for i in range(0, len(posts), 256)])  # fmt: skip
+        return cls(shares, rows.mean(0), {"posts": len(posts), "top": top, **(about or {})})
+
+    @classmethod
+    def of_generator(cls, generator, encoder, posts: Sequence[str], candidates: int = 8, seed: int = 0,
+                     top: int = 50) -> GenericReplies:  # fmt: skip
+        """``build`` from ``candidates`` replies sampled for each post as ``RerankedGenerator`` samples them
+        (one batch per post, the same seed)."""
+        samples = [generator([p] * candidates, strategy="sample", seed=seed) for p in posts]
+        return cls.build(posts, samples, encoder, top, {"candidates": candidates, "seed": seed})
+
+    def save(self, directory: str | Path) -> Path:
+        path = Path(directory) / GENERIC_FILE
+        data = {"about": self.about, "shares": self.shares,
+                "centroid": [round(float(x), 4) for x in self.centroid]}  # fmt: skip
+        path.write_text(json.dumps(data, ensure_ascii=False, separators=(",", ":")) + "\n", encoding="utf-8")
+        return path
+
+    @classmethod
+    def load(cls, directory: str | Path) -> GenericReplies | None:
+        """The ``generic.json`` in ``directory``; None when there is none."""
+        path = Path(directory) / GENERIC_FILE
+        if not path.is_file():
+            return None
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            return cls({str(k): float(v) for k, v in data["shares"].items()},
+                       np.asarray(data["centroid"], np.float32), data.get("about", {}))  # fmt: skip
+        except (ValueError, KeyError, TypeError, AttributeError) as err:
+            raise ValueError(f"{path}: not a generic-replies table ({type(err).__name__}: {err})") from None
+
+
+def pick_reply(post: str, candidates: Sequence[str], encoder, max_copy: float = 0.5,
+               generic: GenericReplies | None = None, generic_penalty: float = GENERIC_PENALTY,
+               centroid_penalty: float = CENTROID_PENALTY) -> str:  # fmt: skip
     """The candidate with the highest cosine to ``post`` under ``encoder`` (``encode(list) -> rows``,
-    L2-normalised) among those that are non-empty and copy at most ``max_copy`` of their bigrams from the
-    post; "" when none qualifies."""
+    L2-normalised), less ``generic``'s penalty when given, among those that are non-empty and copy at most
+    ``max_copy`` of their bigrams from the post; "" when none qualifies."""
     kept = list(dict.fromkeys(c.strip() for c in candidates))  # unique, in order
     kept = [c for c in kept if c and copy_share(post, c) <= max_copy]
     if not kept:
@@ -42,18 +126,28 @@ def pick_reply(post: str, candidates: Sequence[str], encoder, max_copy: float = 
         return kept[0]
     vecs = np.asarray(encoder.encode([post, *kept]), np.float32)
     scores = vecs[1:] @ vecs[0]
+    if generic is not None:
+        scores = scores - generic.penalty(kept, vecs[1:], generic_penalty, centroid_penalty)
     return kept[int(np.argmax(scores))]
 
 
 class RerankedGenerator:
     """A generator's ``__call__`` (one post -> one reply) that samples ``candidates`` replies in one batch
-    and returns ``pick_reply``'s choice. Same call shape as ``Generator``, so the pipeline uses either."""
+    and returns ``pick_reply``'s choice. Same call shape as ``Generator``, so the pipeline uses either.
+    Generic replies are penalised with the generator's ``generic`` table (``Generator.load`` reads its
+    ``generic.json``; none: the plain cosine), ``generic_penalty`` / ``centroid_penalty`` 0 turn that off."""
 
-    def __init__(self, generator, encoder, candidates: int = 8, max_copy: float = 0.5, seed: int = 0) -> None:
+    def __init__(self, generator, encoder, candidates: int = 8, max_copy: float = 0.5, seed: int = 0,
+                 generic_penalty: float = GENERIC_PENALTY, centroid_penalty: float = CENTROID_PENALTY) -> None:  # fmt: skip
         if candidates < 1:
             raise ValueError(f"candidates must be >= 1, got {candidates}")
+        if generic_penalty < 0 or centroid_penalty < 0:
+            raise ValueError(f"generic_penalty and centroid_penalty must be >= 0, got {generic_penalty}, "
+                             f"{centroid_penalty}")  # fmt: skip
         self.generator, self.encoder = generator, encoder
         self.candidates, self.max_copy, self.seed = candidates, max_copy, seed
+        self.generic = getattr(generator, "generic", None)
+        self.generic_penalty, self.centroid_penalty = generic_penalty, centroid_penalty
 
     def __call__(self, text: str | Sequence[str], strategy: str = "sample", **options) -> str:
         """``text``: a post, or the turns of a conversation (oldest first: the generator reads them all,
@@ -66,7 +160,7 @@ class RerankedGenerator:
         options.setdefault("seed", self.seed)  # the same post gets the same reply (tests, caches, users)
         replies = self.generator([context] * self.candidates, strategy="sample", **options)
         return pick_reply(context if isinstance(context, str) else context[-1], replies, self.encoder,
-                          self.max_copy)  # fmt: skip
+                          self.max_copy, self.generic, self.generic_penalty, self.centroid_penalty)  # fmt: skip
 
 
 def replies_side_by_side(chats: Mapping[str, Callable[..., str]], posts: Sequence[str],

@@ -683,6 +683,7 @@ class Generator:
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.batch_size = batch_size
+        self.generic = None  # a GenericReplies (luodi.tasks.chat) when its directory has generic.json
 
     @classmethod
     def load(cls, model_dir: str | Path, threads: int | None = None, **kwargs) -> Generator:
@@ -692,17 +693,20 @@ class Generator:
 
         from luodi.modeling import load_model
         from luodi.runtime.generate import OnnxReplyModel, is_generator_onnx_dir, tokenizer_dir
+        from luodi.tasks.chat import GenericReplies
 
         if is_generator_onnx_dir(model_dir):
             model = OnnxReplyModel.load(model_dir, threads=threads or 2)
             tokens = tokenizer_dir(model_dir)  # a release generator's: the matcher whose tables it reads
             generator = cls(model, AutoTokenizer.from_pretrained(str(tokens)), **kwargs)
             generator.shares = tokens
-            return generator
-        model = load_model(model_dir)
-        if not isinstance(model, ReplyModel):
-            raise TypeError(f"{model_dir} holds a {type(model).__name__}, not a ReplyModel")
-        return cls(model, AutoTokenizer.from_pretrained(str(model_dir)), **kwargs)
+        else:
+            model = load_model(model_dir)
+            if not isinstance(model, ReplyModel):
+                raise TypeError(f"{model_dir} holds a {type(model).__name__}, not a ReplyModel")
+            generator = cls(model, AutoTokenizer.from_pretrained(str(model_dir)), **kwargs)
+        generator.generic = GenericReplies.load(model_dir)  # how generic its replies are, for the picker
+        return generator
 
     def __call__(self, inputs: str | Sequence[str | Sequence[str]], strategy: str = "sample", **options):
         single = isinstance(inputs, str)

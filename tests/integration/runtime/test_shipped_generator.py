@@ -55,6 +55,10 @@ def test_the_default_assistant_answers_chit_chat_with_the_generator():
     assert "generator=onnx-" in assistant.describe()
     reply = assistant.generator("今天好累啊")
     assert isinstance(reply, str) and reply.strip()
+    # generic replies are penalised with the table shipped beside the generator (luodi.tasks.chat)
+    generic = assistant.generator.generic
+    assert generic is not None and "是的" in generic.shares and generic.about["posts"] >= 1000
+    assert assistant.generator.generic_penalty > 0 and assistant.generator.centroid_penalty > 0
 
 
 def test_luodi_chat_answers_one_line_with_the_release_generator():

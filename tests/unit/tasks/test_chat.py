@@ -1,9 +1,10 @@
-"""Reply selection: the most relevant sampled reply that does not parrot the post."""
+"""Reply selection: the most relevant sampled reply that does not parrot the post, generic replies penalised."""
 
 import numpy as np
 import pytest
 
-from luodi.tasks.chat import RerankedGenerator, copy_share, pick_reply
+from luodi.tasks.chat import GenericReplies, RerankedGenerator, copy_share, pick_reply
+from tests.support.chat import FixedBagEncoder, generic_replies
 
 
 class BagEncoder:
@@ -68,3 +69,109 @@ def test_the_assistant_wraps_its_generator_only_with_candidates_and_a_matcher():
     assert answer == {"type": "generated", "answer": "加班太累了早点休息"}
     plain = Assistant(AssistantConfig(threads=1), faq=Faq(), generator=gen)
     assert plain.generator is gen
+
+
+# ----------------------------------------------------------------------------- generic replies
+
+
+def test_the_frequency_penalty_turns_the_pick_away_from_a_frequent_reply():
+    post, candidates = "今天好累", ["好累啊", "累坏了吧今"]  # cosine 0.58 vs 0.45: the first wins plainly
+    enc = FixedBagEncoder()
+    generic = generic_replies({"好累啊": 80.0})
+    assert pick_reply(post, candidates, enc) == "好累啊"
+    assert (
+        pick_reply(post, candidates, enc, generic=generic, generic_penalty=0.0, centroid_penalty=0.0)
+        == "好累啊"
+    )
+    # ln(81) * 0.1 = 0.44 lost: the reply the generator gives for most posts no longer wins
+    assert (
+        pick_reply(post, candidates, enc, generic=generic, generic_penalty=0.1, centroid_penalty=0.0)
+        == "累坏了吧今"
+    )
+
+
+def test_the_centroid_penalty_turns_the_pick_away_from_a_reply_close_to_every_post():
+    post, candidates = "今天好累", ["好累啊", "累坏了吧今"]
+    enc = FixedBagEncoder()
+    generic = generic_replies({}, centroid_text="好累啊")  # the mean post looks like the first candidate
+    assert (
+        pick_reply(post, candidates, enc, generic=generic, generic_penalty=0.0, centroid_penalty=0.0)
+        == "好累啊"
+    )
+    assert (
+        pick_reply(post, candidates, enc, generic=generic, generic_penalty=0.0, centroid_penalty=1.0)
+        == "累坏了吧今"
+    )
+
+
+def test_generic_replies_count_posts_not_samples_and_round_trip(tmp_path):
+    posts = ["今天好累", "早点休息", "是的吧"]
+    samples = [["是的", "是的", "好啊"], ["是的", "早点"], ["好啊", " "]]  # 是的 twice for one post: one post
+    generic = GenericReplies.build(posts, samples, FixedBagEncoder(), top=2)
+    assert generic.shares == {"是的": pytest.approx(66.67), "好啊": pytest.approx(66.67)}
+    assert np.allclose(generic.centroid, FixedBagEncoder().encode(posts).mean(0))
+    assert GenericReplies.load(tmp_path) is None  # no table: no penalty
+    generic.save(tmp_path)
+    again = GenericReplies.load(tmp_path)
+    assert again.shares == generic.shares and np.allclose(again.centroid, generic.centroid, atol=1e-4)
+    (tmp_path / "generic.json").write_text('{"shares": []}')
+    with pytest.raises(ValueError, match="generic-replies table"):
+        GenericReplies.load(tmp_path)
+    with pytest.raises(ValueError, match="another encoder"):
+        generic.penalty(["是的"], np.ones((1, 3), np.float32), 0.02, 0.75)
+
+
+class GenericFakeGenerator(FakeGenerator):
+    """Its samples: a frequent reply closest to the post, then a rarer one."""
+
+    generic = generic_replies({"好累啊": 80.0})
+
+    def __call__(self, inputs, strategy="sample", **options):
+        self.calls.append((inputs, strategy, options))
+        return ["好累啊", "累坏了吧今"][: len(inputs)]
+
+
+def test_reranked_generator_applies_its_generators_table_unless_the_penalty_is_off():
+    gen = GenericFakeGenerator()
+    assert (
+        RerankedGenerator(gen, FixedBagEncoder(), candidates=2, generic_penalty=0.1)("今天好累")
+        == "累坏了吧今"
+    )
+    off = RerankedGenerator(gen, FixedBagEncoder(), candidates=2, generic_penalty=0.0, centroid_penalty=0.0)
+    assert off("今天好累") == "好累啊"
+    with pytest.raises(ValueError, match="generic_penalty"):
+        RerankedGenerator(gen, FixedBagEncoder(), generic_penalty=-1)
+
+
+def test_the_assistant_passes_its_penalty_settings_to_the_picker():
+    from luodi.pipeline import Assistant, AssistantConfig
+
+    class Faq:
+        matcher = FixedBagEncoder()
+
+        def search(self, text, k=1):
+            return []
+
+    def answer(**penalties):
+        config = AssistantConfig(
+            generation_candidates=2, generation_strategy="sample", threads=1, **penalties
+        )
+        assistant = Assistant(config, faq=Faq(), generator=GenericFakeGenerator())
+        return assistant("今天好累")["queries"][0]["answer"]["answer"]
+
+    assert answer(generic_penalty=0.1, centroid_penalty=0.0) == "累坏了吧今"
+    assert answer(generic_penalty=0.0, centroid_penalty=0.0) == "好累啊"
+    assert AssistantConfig.from_dict({"generic_penalty": 0.03}).generic_penalty == 0.03
+
+
+def test_v1_chat_picks_with_the_penalty_and_its_settings(monkeypatch):
+    import luodi.tasks.match as match
+    from luodi.serve.predictors import chat_predictor
+
+    gen = GenericFakeGenerator()
+    gen.shares, gen.model = "a release matcher", None
+    monkeypatch.setattr(match, "is_matcher_release", lambda path: True)
+    monkeypatch.setattr(match.Matcher, "load", classmethod(lambda cls, path, threads=1: FixedBagEncoder()))
+    assert chat_predictor(gen, candidates=2, generic_penalty=0.1)(["今天好累"]) == ["累坏了吧今"]
+    off = chat_predictor(gen, candidates=2, generic_penalty=0.0, centroid_penalty=0.0)
+    assert off(["今天好累"]) == ["好累啊"]

@@ -260,3 +260,20 @@ def test_the_nucleus_from_a_partial_sort_is_the_full_sorts_up_to_its_boundary_pi
         assert ((kept != full).sum(1) <= 1).all()
         mass = np.where(kept, np.exp(_log_softmax(logits)), 0).sum(1)
         assert (mass >= 0.9 - 1e-5).all()
+
+
+def test_a_generator_directory_with_generic_json_gives_the_picker_its_table(tmp_path: Path):
+    import numpy as np
+    from transformers import BertTokenizerFast
+
+    from luodi.tasks.chat import GenericReplies
+    from luodi.tasks.generate import Generator
+
+    model_dir = _model("unilm").save(tmp_path / "model")
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *"今天好累啊是的"]) + "\n")
+    BertTokenizerFast(vocab_file=str(vocab)).save_pretrained(str(model_dir))
+    assert Generator.load(model_dir).generic is None
+    GenericReplies({"是的": 79.0}, np.ones(4, np.float32) / 2).save(model_dir)
+    generic = Generator.load(model_dir).generic
+    assert generic.shares == {"是的": 79.0} and generic.centroid.shape == (4,)
