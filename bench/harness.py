@@ -10,6 +10,7 @@ import logging
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -66,3 +67,21 @@ def run_in_tree(first_on_path: Path, imports: str, call: str) -> object:
     if out.returncode:
         raise SystemExit(f"variant failed:\n{out.stderr[-2000:]}")
     return json.loads(out.stdout.split("OUT ", 1)[1])
+
+
+class SessionTimer:
+    """Stands in for an ONNX Runtime ``InferenceSession``: adds up in ``cpu`` the CPU seconds spent inside
+    ``run`` (the model's own work, apart from the glue around it); everything else passes through."""
+
+    def __init__(self, session) -> None:
+        self.session, self.cpu = session, 0.0
+
+    def run(self, names, feed, *args, **kwargs):
+        c0 = time.process_time()
+        try:
+            return self.session.run(names, feed, *args, **kwargs)
+        finally:
+            self.cpu += time.process_time() - c0
+
+    def __getattr__(self, name):
+        return getattr(self.session, name)

@@ -40,6 +40,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.harness import SessionTimer
+
 BASELINE = "6644cc3"  # main before the CPU cuts of this bench's first run
 VARIANTS = {"before": (True, None), "after fused": (False, False), "after": (False, None)}
 RESULT = {  # what the release intent model answers for one query (the no-cost model's answer)
@@ -48,21 +50,6 @@ RESULT = {  # what the release intent model answers for one query (the no-cost m
     "top_k": [{"intent": "music.play", "score": 0.98765432}, {"intent": "video.search", "score": 0.0101},
               {"intent": "radio.play", "score": 0.0012}],
 }  # fmt: skip
-
-
-def _timed(session):
-    """Wrap ``session.run`` so the CPU seconds spent inside it add up in ``spent[0]``."""
-    spent, run = [0.0], session.run
-
-    def timed(*args, **kwargs):
-        c0 = time.process_time()
-        try:
-            return run(*args, **kwargs)
-        finally:
-            spent[0] += time.process_time() - c0
-
-    session.run = timed
-    return spent
 
 
 def model_rows(release: str, unfused: bool | None, runs: int, batches=(1, 8)) -> list[dict]:
@@ -76,7 +63,7 @@ def model_rows(release: str, unfused: bool | None, runs: int, batches=(1, 8)) ->
     if "unfused_layernorm" not in inspect.signature(load_release).parameters:
         options = {}
     task = load_release("intent", Path(release) / "intent", threads=1, **options)
-    spent = _timed(task.model.session)
+    timer = task.model.session = SessionTimer(task.model.session)
     texts = timing_texts("intent")
     rows = []
     for size in batches:
@@ -85,11 +72,11 @@ def model_rows(release: str, unfused: bool | None, runs: int, batches=(1, 8)) ->
             task(call)
         cpu, onnx = [], []
         for call in calls:
-            spent[0] = 0.0
+            timer.cpu = 0.0
             c0 = time.process_time()
             task(call)
             cpu.append((time.process_time() - c0) / size)
-            onnx.append(spent[0] / size)
+            onnx.append(timer.cpu / size)
         cpu_ms, onnx_ms = 1e3 * statistics.median(cpu), 1e3 * statistics.median(onnx)
         rows.append({"batch": size, "cpu_ms_per_text": cpu_ms, "onnx_ms_per_text": onnx_ms})
     return rows

@@ -29,27 +29,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.harness import SessionTimer
 from luodi.runtime.tasks import KINDS  # the char-aligned release models
 
 BASELINE = "3a67191"  # the branch point: torch glue, padded batches
 VARIANTS = {"before": (True, None), "after padded": (False, "padded"), "after rows": (False, "rows")}
-
-
-class _SessionTimer:
-    """Stands in for the module's ``InferenceSession``: adds up the time spent inside ``run``."""
-
-    def __init__(self, session) -> None:
-        self.session, self.cpu = session, 0.0
-
-    def run(self, names, feed):
-        c0 = time.process_time()
-        try:
-            return self.session.run(names, feed)
-        finally:
-            self.cpu += time.process_time() - c0
-
-    def __getattr__(self, name):
-        return getattr(self.session, name)
 
 
 def _encoder(kind: str, task):
@@ -79,7 +63,7 @@ def measure(release: str, threads: int, execution: str | None, runs: int) -> lis
     rows = []
     for kind in KINDS:
         task = load_release(kind, Path(release) / kind, threads=threads, **options)
-        timer = task.model.session = _SessionTimer(task.model.session)
+        timer = task.model.session = SessionTimer(task.model.session)
         encode = _encoder(kind, task)
         texts = timing_texts(kind)
 

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from bench.batch_invariance import PROBES, findings, invariance, mixed_batches
-from bench.runtime_glue import _baseline_tree, _SessionTimer
+from bench.harness import SessionTimer
+from bench.runtime_glue import _baseline_tree
 
 
 def test_mixed_batches_hold_the_probe_at_its_place_next_to_every_kind_of_neighbour():
@@ -52,7 +53,7 @@ def test_session_timer_counts_only_time_inside_run():
         def get_outputs(self):
             return "passed through"
 
-    timer = _SessionTimer(Slow())
+    timer = SessionTimer(Slow())
     assert timer.run(["x"], {}) == ["out"] and timer.get_outputs() == "passed through"
     assert 0.02 <= timer.cpu < 0.5
 
