@@ -19,6 +19,10 @@ Rows (results/hostile.json, docs/hostile.md): ``rps`` = answered 200s per second
 = that as a percentage of the capacity measured first (closed loop, short queries, nothing else),
 ``p99_ms`` / ``p50_ms`` / ``ok_pct`` = the normal clients' latency (answered requests) and share answered
 200, ``refused`` = 429/503 answers, ``timeouts`` = 504s. Targets: normal p99 <= 100 ms, goodput >= 80 %.
+Where the normal p99 comes from: ``server_p99_ms`` = the server's own time for the same answered normal
+requests (its JSON access log, matched by X-Request-ID: from the request reaching the app to the answer
+handed to the socket), ``client_lag_p99_ms`` = how late this client's event loop (all its clients, normal
+and hostile, share it) wakes from a 2 ms sleep during the scenario.
 """
 
 from __future__ import annotations
@@ -48,13 +52,15 @@ class Conn:
         self.port, self.key, self.rw = port, key, None
 
     async def post(
-        self, path: str, body: bytes, timeout: float = 10.0, key: str | None = None
+        self, path: str, body: bytes, timeout: float = 10.0, key: str | None = None, rid: str | None = None
     ) -> tuple[int, float | None]:
         for attempt in (0, 1):
             if self.rw is None:
                 self.rw = await asyncio.open_connection("127.0.0.1", self.port)
             reader, writer = self.rw
             extra = f"X-API-Key: {key or self.key}\r\n" if key or self.key else ""
+            if rid:  # the server's access log names the request: its own time for it (server_p99_ms)
+                extra += f"X-Request-ID: {rid}\r\n"
             head = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n{extra}"
                     f"Content-Length: {len(body)}\r\n\r\n")  # fmt: skip
             try:
@@ -86,7 +92,7 @@ def body(texts: list[str]) -> bytes:
     return json.dumps({"texts": texts}, ensure_ascii=False).encode()
 
 
-async def normal_open_loop(port, rate, duration, stats, max_inflight=64):
+async def normal_open_loop(port, rate, duration, stats, max_inflight=64, tag="n"):
     """Short queries on a fixed schedule; latency from the scheduled start (no coordinated omission)."""
     free: list[Conn] = []
     inflight = 0
@@ -100,10 +106,13 @@ async def normal_open_loop(port, rate, duration, stats, max_inflight=64):
         try:
             # each request from a user of its own (its own X-API-Key): under the per-client rate limit the
             # normal traffic is many modest users, not one loud one
-            status, _ = await conn.post("/v1/intent", body([QUERIES[i % len(QUERIES)]]), key=f"normal-{i}")
+            status, _ = await conn.post(
+                "/v1/intent", body([QUERIES[i % len(QUERIES)]]), key=f"normal-{i}", rid=f"{tag}-{i}"
+            )
             stats["normal"][status] += 1
             if status == 200:
                 stats["normal_ms"].append((loop.time() - scheduled) * 1000)
+                stats["normal_ids"].append(f"{tag}-{i}")
             free.append(conn)
         except Exception:  # noqa: BLE001 - counted
             stats["normal"]["error"] += 1
@@ -125,13 +134,39 @@ async def normal_open_loop(port, rate, duration, stats, max_inflight=64):
         c.close()
 
 
-async def hostile_client(port, kind, end, stats, rate, key=None):
+async def loop_lag(stop: asyncio.Event, lags: list[float], every: float = 0.002) -> None:
+    """How late this process's event loop wakes from a ``every`` s sleep, in ms, until ``stop``: the share of
+    the client's latency that is the client itself (its clients all run on this one loop)."""
+    loop = asyncio.get_running_loop()
+    while not stop.is_set():
+        t = loop.time()
+        await asyncio.sleep(every)
+        lags.append((loop.time() - t - every) * 1000)
+
+
+def server_ms(log: Path, offset: int, prefix: str) -> dict[str, float]:
+    """Request id -> the server's own time for it (its JSON access log, written from ``offset`` on), for
+    the ids starting with ``prefix``: from the request reaching the app to the answer handed to the socket."""
+    out = {}
+    with log.open("rb") as f:
+        f.seek(offset)
+        for line in f:
+            if line.startswith(b"{") and f'"request_id": "{prefix}'.encode() in line:
+                record = json.loads(line)
+                out[record["request_id"]] = record["ms"]
+    return out
+
+
+async def hostile_client(port, kind, end, stats, rate, key=None, phase=0.0):
     """Wants ``rate`` requests/s (expensive: back to back). A refused request (429/503) is sent again until
     answered: after 50 ms (naive, expensive) or after the Retry-After the server sent (polite)."""
     conn = Conn(port, key)
     payload = body([LONG] * 16) if kind == "expensive" else body([QUERIES[0]])
     loop = asyncio.get_running_loop()
-    next_start = loop.time()
+    # each client starts at its own phase of its period (``phase`` in [0, 1)): started all at once, the 50
+    # clients sent 50 requests in the same millisecond at the start of every run, a burst that held the
+    # normal queries of the first 0.1 s ~120 ms and alone made the whole run's p99 (docs/hostile.md)
+    next_start = loop.time() + (phase / rate if kind != "expensive" and rate else 0.0)
     while loop.time() < end:
         if kind != "expensive":
             await asyncio.sleep(max(0.0, next_start - loop.time()))
@@ -177,9 +212,10 @@ async def expensive_capacity(port, duration) -> float:
 
 
 async def scenario(
-    port, name, kinds, capacity, share, duration, hostile_clients, hostile_share, exp_capacity=None
+    port, name, kinds, capacity, share, duration, hostile_clients, hostile_share, exp_capacity=None, log=None
 ) -> dict:
-    stats = {"normal": Counter(), "normal_ms": [], **{k: Counter() for k in ("naive", "polite", "expensive")}}
+    stats = {"normal": Counter(), "normal_ms": [], "normal_ids": [],
+             **{k: Counter() for k in ("naive", "polite", "expensive")}}  # fmt: skip
     loop = asyncio.get_running_loop()
     end = loop.time() + duration
     hostile = []
@@ -187,10 +223,18 @@ async def scenario(
     for kind in kinds:
         n = 4 if kind == "expensive" else hostile_clients
         rate = hostile_rate / hostile_clients
-        hostile += [hostile_client(port, kind, end, stats, rate, key=f"{kind}-{i}") for i in range(n)]
+        hostile += [
+            hostile_client(port, kind, end, stats, rate, key=f"{kind}-{i}", phase=i / n) for i in range(n)
+        ]
+    tag = f"n{time.monotonic_ns()}"  # this scenario's normal requests in the server's access log
+    offset = log.stat().st_size if log is not None and log.exists() else 0
+    stop, lags = asyncio.Event(), []
+    lagging = asyncio.ensure_future(loop_lag(stop, lags))
     t0 = time.perf_counter()
-    await asyncio.gather(normal_open_loop(port, share * capacity, duration, stats), *hostile)
+    await asyncio.gather(normal_open_loop(port, share * capacity, duration, stats, tag=tag), *hostile)
     elapsed = time.perf_counter() - t0
+    stop.set()
+    await lagging
     counts = Counter()
     for k in ("normal", "naive", "polite", "expensive"):
         counts.update(stats[k])
@@ -209,7 +253,14 @@ async def scenario(
         "timeouts": counts[504],
         "errors": counts["error"] + counts["dropped"],
         "expensive_ok": stats["expensive"][200],
+        "client_lag_p99_ms": round(float(np.percentile(lags, 99)), 2) if lags else None,
     }
+    if log is not None:
+        await asyncio.sleep(0.2)  # the last access lines
+        own = server_ms(log, offset, tag + "-")
+        mine = [own[i] for i in stats["normal_ids"] if i in own]
+        if mine:
+            row["server_p99_ms"] = round(float(np.percentile(mine, 99)), 2)
     if exp_capacity:
         # the work done as a share of what the model can do: each answer weighed by the capacity of its
         # kind (an expensive request is worth 1/exp_capacity seconds of the model, a short one 1/capacity)
@@ -296,7 +347,7 @@ def main() -> None:
         proc = start_server(config, args.port, log, nice=args.server_nice)
         try:
 
-            async def run(limited=limited, capacity=capacity):
+            async def run(limited=limited, capacity=capacity, log=log):
                 nonlocal_capacity = capacity
                 out, exp_cap = [], None
                 if not limited:  # measured once, without the rate limit (its clients share one address)
@@ -314,7 +365,7 @@ def main() -> None:
                     out.append(await scenario(args.port, f"intent {tag} {name}", kinds, nonlocal_capacity,
                                               args.normal_share, args.duration, args.hostile_clients,
                                               args.hostile_share,
-                                              exp_cap if "expensive" in kinds else None))  # fmt: skip
+                                              exp_cap if "expensive" in kinds else None, log))  # fmt: skip
                 return out, nonlocal_capacity
 
             out, capacity = asyncio.run(run())
@@ -337,8 +388,11 @@ def main() -> None:
                 f"at {args.normal_share:.0%} of the capacity measured first, next to {args.hostile_clients} "
                 "retrying clients (naive: resend 50 ms after a 503/429; polite: wait the Retry-After) or 4 "
                 "clients sending 16 x 500-character texts back to back. rps = 200 answers/s of all clients; "
-                "goodput_pct = rps / capacity; p50/p99/ok_pct = the normal clients only. Client and server "
-                f"share the machine's cores; 1-min load average at the end: {os.getloadavg()[0]:.1f}."
+                "goodput_pct = rps / capacity; p50/p99/ok_pct = the normal clients only; server_p99_ms = the "
+                "server's own time for those same requests (its JSON access log, by X-Request-ID); "
+                "client_lag_p99_ms = how late the client's event loop (one process for the normal and the "
+                "hostile clients) wakes from a 2 ms sleep. Client and server share the machine's cores; "
+                f"1-min load average at the end: {os.getloadavg()[0]:.1f}."
             )
         }
         js, md = merge_results("hostile", rows, sections=notes)

@@ -83,7 +83,7 @@ def serve(
 
     # Models load in a thread after the socket is open: /healthz answers at once, /readyz once loaded.
     # strict=False: a model that fails to load answers 503 naming why; the others still serve.
-    application = create_app(lambda: load_predictors(cfg, strict=False), cfg)
+    application = create_app(lambda: server.frozen_heap(load_predictors(cfg, strict=False)), cfg)
     console.print(
         f"serving on http://{cfg.host}:{cfg.port} (docs at /docs, page at /); models: {sorted(cfg.models)}"
     )

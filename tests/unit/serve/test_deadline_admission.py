@@ -70,6 +70,30 @@ def test_within_the_reorder_window_the_cheapest_still_goes_first():
     assert fake.calls[1] == ["短"], fake.calls
 
 
+def test_queries_of_about_the_same_cost_are_served_in_arrival_order():
+    # 11 then 9 tokens (one cost class: within a factor of two): first come, first served. By exact cost a
+    # storm of 9-token retries overtook every 10- and 11-token query for the whole reorder window. A text
+    # twice as costly still waits behind cheaper later ones (its own class).
+    fake = Held()
+    batcher = MicroBatcher("intent", fake, max_batch_size=1, max_wait_ms=0, timeout_s=10, reorder_s=5.0)
+
+    async def run():
+        first = asyncio.ensure_future(batcher.submit("占"))  # runs, held at the gate
+        await asyncio.sleep(0.02)
+        costly = asyncio.ensure_future(batcher.submit("贵" * 30))  # 32 tokens
+        await asyncio.sleep(0.01)
+        older = asyncio.ensure_future(batcher.submit("早" * 9))  # 11 tokens
+        await asyncio.sleep(0.01)
+        later = [asyncio.ensure_future(batcher.submit("晚" * 7)) for _ in range(2)]  # 9 tokens
+        await asyncio.sleep(0.02)
+        fake.gate.set()
+        await asyncio.gather(first, costly, older, *later)
+        await batcher.stop()
+
+    asyncio.run(run())
+    assert fake.calls[1:] == [["早" * 9], ["晚" * 7], ["晚" * 7], ["贵" * 30]], fake.calls
+
+
 def test_admission_counts_the_whole_lane_not_only_the_cheaper_work():
     # 8 costly items queued, each call measured at 0.1 s: 0.8 s of work against a 1 s timeout. A cheap
     # request would run first, but it would push all 8 past what their admission promised: refused.

@@ -3,6 +3,7 @@ connection cap, drain and bounded exit on SIGTERM with stalled clients. Fake pre
 
 from __future__ import annotations
 
+import gc
 import signal
 import socket
 import threading
@@ -13,7 +14,7 @@ import httpx
 
 from luodi.serve.app import create_app
 from luodi.serve.config import HttpConfig, ServeConfig
-from luodi.serve.server import DrainingServer, is_loopback, uvicorn_config
+from luodi.serve.server import DrainingServer, frozen_heap, is_loopback, uvicorn_config
 
 
 def _free_port() -> int:
@@ -150,3 +151,15 @@ def test_requests_beyond_limit_concurrency_get_503_with_retry_after():
         assert "try again later" in r.json()["detail"]
         for s in held:
             s.close()
+
+
+def test_frozen_heap_takes_the_loaded_objects_out_of_full_collections():
+    # what is alive once the models are loaded is frozen: a full collection no longer walks it (it held
+    # the event loop ~35 ms per collection with the release models loaded)
+    models = {"intent": [object() for _ in range(1000)]}
+    try:
+        before = gc.get_freeze_count()
+        assert frozen_heap(models) is models
+        assert gc.get_freeze_count() >= before + 1000
+    finally:
+        gc.unfreeze()  # the rest of the test session collects as usual
