@@ -69,16 +69,19 @@ def judge_stream(stream: Stream, doc: dict, non_skill: set[str]) -> dict:
         false_hit = any(m["value"] not in gold_values for m in pred.get("gazetteer", []))
         answer = pred.get("answer", {}).get("type")
         heard = pred.get("intent")
-        if heard in gold.accepts:  # an accepted answer of an open gold label (讲个笑话 under NLPCC's OTHERS):
+        scored = judged(gold, heard)
+        meant = gold.intent
+        if heard in gold.accepts:  # an accepted answer of an open gold label (讲个笑话 under NLPCC's OTHERS)
             gold_slots = pred_slots = Counter()  # its slots were never annotated, so they are not scored
-        skill = (heard if heard in gold.accepts else gold.intent) not in non_skill  # it is acted on as itself
+            meant = heard  # and it is acted on as itself
+        skill = meant not in non_skill
         queries.append({
-            "gold": gold.intent, "pred": judged(gold, heard), "gold_slots": gold_slots, "pred_slots": pred_slots,
-            "intent_ok": judged(gold, heard) == gold.intent, "strict_ok": heard == gold.intent,
+            "gold": gold.intent, "pred": scored, "gold_slots": gold_slots, "pred_slots": pred_slots,
+            "intent_ok": scored == gold.intent, "strict_ok": heard == gold.intent,
             "slots_ok": gold_slots == pred_slots,
             "routing_ok": (answer == "action") == skill, "false_hit": false_hit,
             # chit-chat heard as noise or the reverse: both non-skill, routed alike, so no difference to a user
-            "non_skill_swap": not skill and judged(gold, heard) != gold.intent and heard in non_skill,
+            "non_skill_swap": not skill and scored != gold.intent and heard in non_skill,
         })  # fmt: skip
     blame = None
     if not breaks_ok:
