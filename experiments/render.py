@@ -66,7 +66,11 @@ def runs(payload: dict[str, Any]) -> str:
     commands = payload.get("commands")
     if not commands:
         return ""
-    return "Runs (the `run` column):\n" + "\n".join(f"{i}. `{c}`" for i, c in enumerate(commands, 1))
+    cpus = payload.get("cpus") or []
+    where = [f" (on {cpus[i]})" if i < len(cpus) and len(set(cpus)) > 1 else "" for i in range(len(commands))]
+    return "Runs (the `run` column):\n" + "\n".join(
+        f"{i}. `{c}`{where[i - 1]}" for i, c in enumerate(commands, 1)
+    )
 
 
 def _environment() -> jinja2.Environment:

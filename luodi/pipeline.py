@@ -69,6 +69,9 @@ class AssistantConfig:
     # "能查农历吗" asks what the assistant can do where "查农历" asks it to act, so a question yields to a
     # less close FAQ hit (null: the threshold above for every query)
     faq_question_override_threshold: float | None = None
+    # route by the FAQ index's domain model when it has one (``luodi faq build --domain``: does the query
+    # ask the FAQ at all, luodi.tasks.faq_domain) instead of the three score thresholds above; false: by those
+    faq_domain: bool = True
     non_skill_intents: list[str] = field(default_factory=lambda: list(NON_SKILL_INTENTS))
     # gazetteer types whose matches the segmenter keeps whole (at both granularities)
     segment_keep_types: list[str] = field(default_factory=lambda: ["singer"])
@@ -281,6 +284,8 @@ class Assistant:
             else:
                 queries, sentences = [clean], [clean]
         pairs = _attach_fillers([(q, s) for q, s in zip(queries, sentences, strict=True) if q.strip()])
+        if len(pairs) > 1 and self._asks_faq_whole(clean, timings):
+            pairs = [(clean, clean)]
         limit = getattr(self.intent, "max_chars", None)
         if limit:
             pairs = [piece for q, s in pairs for piece in _pieces(q, s, limit)]
@@ -340,20 +345,13 @@ class Assistant:
             return exact
         intent = item.get("intent")
         confident = intent is not None and item.get("score", 0.0) >= self.config.intent_threshold
-        hits = None
         if confident and intent not in self.config.non_skill_intents:
             slots = {s["type"]: s["value"] for s in item.get("slots", [])}
-            override = self._override_threshold(item["text"])
-            if slots or self.faq is None or override is None:
-                return {"type": "action", "skill": intent, "slots": slots}
-            hits = self._faq_hits(item["text"], timings)
-            if not (hits and hits[0].score >= override):
-                return {"type": "action", "skill": intent, "slots": slots}
-        if self.faq is not None:
-            hits = hits if hits is not None else self._faq_hits(item["text"], timings)
-            if hits and hits[0].score >= self.config.faq_threshold:
-                hit = hits[0]
-                return {"type": "faq", "question": hit.question, "answer": hit.answer, "score": hit.score}
+            faq = self._faq_over_skill(item["text"], slots, timings) if self.faq is not None else None
+            return faq or {"type": "action", "skill": intent, "slots": slots}
+        faq = self._faq_answer(item["text"], timings) if self.faq is not None else None
+        if faq is not None:
+            return faq
         if self.replies is not None:
             with _timer(timings, "replies"):
                 near = self.replies.search(item["text"], k=1)
@@ -367,6 +365,40 @@ class Assistant:
                 return {"type": "generated", "answer": reply}
         return {"type": "fallback", "answer": FALLBACK_REPLY}
 
+    def _faq_domain(self):
+        """The FAQ index's domain model (``luodi faq build --domain``) when the config routes by it."""
+        return getattr(self.faq, "domain", None) if self.config.faq_domain else None
+
+    def _faq_answer(self, text: str, timings: dict[str, float]) -> dict[str, Any] | None:
+        """The FAQ's answer to a query no skill acts on, or None when the query does not ask the FAQ: by
+        the domain model's probability when the index has one, else by the best answer's score."""
+        domain = self._faq_domain()
+        if domain is not None:
+            hit, p = self._faq_ask(text, timings)
+            return _faq_reply(hit) if hit is not None and p >= domain.threshold else None
+        hits = self._faq_hits(text, timings)
+        return _faq_reply(hits[0]) if hits and hits[0].score >= self.config.faq_threshold else None
+
+    def _faq_over_skill(self, text: str, slots: dict, timings: dict[str, float]) -> dict[str, Any] | None:
+        """The FAQ's answer when a query the intent model gives to a skill asks the FAQ instead ("能调空调
+        温度吗" asks what the assistant can do), else None. With a domain model only questions are asked
+        (a command never reaches the FAQ, and a command costs no FAQ search); without one, slotless
+        queries whose FAQ score reaches the override thresholds."""
+        domain = self._faq_domain()
+        if domain is not None:
+            from luodi.tasks.breaking import is_question
+
+            if not is_question(text):
+                return None
+            hit, p = self._faq_ask(text, timings)
+            return _faq_reply(hit) if hit is not None and p >= domain.skill_threshold else None
+        override = self._override_threshold(text)
+        if slots or override is None:
+            return None
+        hits = self._faq_hits(text, timings)
+        good = hits and hits[0].score >= max(override, self.config.faq_threshold)
+        return _faq_reply(hits[0]) if good else None
+
     def _override_threshold(self, text: str) -> float | None:
         """The FAQ score that makes a confident skill intent without slots yield (None: never)."""
         question = self.config.faq_question_override_threshold
@@ -377,9 +409,31 @@ class Assistant:
                 return question
         return self.config.faq_override_threshold
 
+    def _asks_faq_whole(self, text: str, timings: dict[str, float]) -> bool:
+        """Whether a stream the breaker split is one question to the FAQ ("附近的餐厅你能找到吗" is not "附近的
+        餐厅" + "你能找到吗"): a question the domain model is as sure of as it must be to take a query
+        from a skill. The breaker learnt from commands and chit-chat, not from questions about itself."""
+        domain = self._faq_domain()
+        if domain is None or self.faq is None:
+            return False
+        from luodi.tasks.breaking import is_question
+
+        if not is_question(text):
+            return False
+        hit, p = self._faq_ask(text, timings)
+        return hit is not None and p >= domain.skill_threshold
+
     def _faq_hits(self, text: str, timings: dict[str, float]) -> list:
         with _timer(timings, "faq"):
             return self.faq.search(text, k=1)
+
+    def _faq_ask(self, text: str, timings: dict[str, float]):
+        with _timer(timings, "faq"):
+            return self.faq.ask(text)
+
+
+def _faq_reply(hit) -> dict[str, Any]:
+    return {"type": "faq", "question": hit.question, "answer": hit.answer, "score": hit.score}
 
 
 def _bare(text: str) -> str:

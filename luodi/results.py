@@ -166,22 +166,30 @@ def merge_results(
     rerun rows whose models are gone), so a partial run must not wipe the others. Each row gets a ``run``
     number pointing into ``commands``, the list of commands that produced the file's rows (the first one
     of a file written before merging is its ``command``; a command none of whose rows is left is dropped
-    and the runs renumbered). ``sections`` are named measured tables (e.g. example predictions); a
+    and the runs renumbered), and ``cpus`` the CPU model each of them last ran on. ``sections`` are named measured tables (e.g. example predictions); a
     section not given again is kept from the earlier file, and so are ``extra`` keys: a dict value is
     merged key by key (e.g. ``facts`` of one data set are kept when another is rerun).
     ``fresh`` starts the file anew. ``rename`` maps the kept rows' names (when a topic's naming changed:
     the figures stay, under the names new rows use)."""
     old = _previous(topic, fresh)
     commands = list(old.get("commands") or ([old["command"]] if old.get("command") else []))
+    # the CPU each command ran on: a file merged across sessions may mix machines, and a latency row means
+    # little without its machine (a file written before this list: its one machine for every command)
+    before = (old.get("machine") or {}).get("cpu", "unknown")
+    cpus = list(old.get("cpus") or [before] * len(commands))[: len(commands)]
+    cpus += [before] * (len(commands) - len(cpus))
     cmd = current_command()
     if cmd not in commands:
         commands.append(cmd)
+        cpus.append("")
     run = commands.index(cmd) + 1
+    cpus[run - 1] = machine_info()["cpu"]
     rows = _kept_rows(old, new_rows, rename) + [{**r, "run": run} for r in new_rows]
     rows = [{k: v for k, v in r.items() if v is not None} for r in rows]
     # a command whose rows were all replaced by later runs produced nothing the file still shows
     used = sorted({r["run"] for r in rows})
     commands = [commands[i - 1] for i in used]
+    cpus = [cpus[i - 1] for i in used]
     rows = [{**r, "run": used.index(r["run"]) + 1} for r in rows]
     kept = {**(old.get("sections") or {}), **(sections or {})}
     merged_extra = {}
@@ -193,7 +201,8 @@ def merge_results(
     kept_extra = {
         k: v
         for k, v in old.items()
-        if k not in {"command", "date", "machine", "rows", "commands", "sections"}
+        if k not in {"command", "date", "machine", "rows", "commands", "cpus", "sections"}
     }
     return write_results(topic, rows, command="; ".join(commands),
-                         extra={**kept_extra, **merged_extra, "commands": commands, "sections": kept})  # fmt: skip
+                         extra={**kept_extra, **merged_extra, "commands": commands, "cpus": cpus,
+                                "sections": kept})  # fmt: skip

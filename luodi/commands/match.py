@@ -174,6 +174,19 @@ def faq_build(
         help="Score answers, not phrasings: an answer's score is the mean cosine of its POOL best phrasings "
         "(1: each phrasing alone). For an FAQ with several phrasings per answer.",
     ),
+    domain: bool = typer.Option(
+        False,
+        "--domain",
+        help="Also train the FAQ's domain model (does a query ask the FAQ at all: luodi.tasks.faq_domain) "
+        "against LCCC train posts and the intent sets' requests of the shared data; the assistant then "
+        "routes by it.",
+    ),
+    domain_chat_share: float = typer.Option(
+        5.0, help="With --domain: %% of held-out chit-chat posts it takes."
+    ),
+    domain_skill_share: float = typer.Option(
+        1.0, help="With --domain: %% of held-out question-shaped skill requests it takes from their skill."
+    ),
 ) -> None:
     """Encode the questions and save the index (vectors.npy + faq.json, + ann.faiss when large)."""
     import time
@@ -208,6 +221,14 @@ def faq_build(
         console.print(
             f"threshold {index.threshold:.4f}: {chat_share} % of {len(posts):,} LCCC train posts reach it"
         )
+    if domain:
+        from luodi.tasks.faq_domain import FaqDomain, assistant_domain_texts
+
+        texts = assistant_domain_texts()
+        index.domain = FaqDomain.fit(index, texts["negatives"], texts["tune_chat"], texts["tune_skill"],
+                                     chat_share=domain_chat_share, skill_share=domain_skill_share)  # fmt: skip
+        console.print(f"domain model: {index.domain.info}; P thresholds {index.domain.threshold:.3f} "
+                      f"(non-skill), {index.domain.skill_threshold:.3f} (skill questions)")  # fmt: skip
     index.save(out)
     console.print(f"{len(index):,} questions ({len(pairs):,} pairs) indexed in {time.perf_counter() - start:.1f} s"
                   f" -> {out} (threshold {index.threshold:.3f}, {'faiss IVF' if index.uses_ann else 'exact numpy'})")  # fmt: skip

@@ -45,6 +45,7 @@ from torch import nn
 from luodi.data.errors import DataFormatError, read_lines
 from luodi.encoders import mean_pool
 from luodi.modeling import TaskConfig, TaskModel, load_model
+from luodi.tasks.faq_domain import DOMAIN_FILE, FaqDomain
 from luodi.train.metrics import best_threshold  # noqa: F401  (the one threshold search; used here and re-exported)
 
 PREFIX = "query: "  # e5 was trained with "query: " for symmetric tasks (paraphrase, similarity)
@@ -401,6 +402,7 @@ class FaqIndex:
         self._position: dict[str, int] = {}
         self._ann = None  # built lazily; None while the exact search is used or after a change
         self._answer_cache: np.ndarray | None = None  # answer position per phrasing (``pool``)
+        self.domain = None  # FaqDomain: does a query ask this FAQ at all (``luodi faq build --domain``)
 
     @classmethod
     def build(cls, pairs: Sequence[tuple[str, str]], matcher: Matcher, threshold: float | None = None,
@@ -490,10 +492,13 @@ class FaqIndex:
         """``search_vectors``, or with ``pool`` > 1 ``answer_search``: what ``search`` ranks by."""
         return self.search_vectors(queries, k) if self.pool == 1 else self.answer_search(queries, k)
 
-    def answer_search(self, queries: np.ndarray, k: int = 5) -> tuple[np.ndarray, np.ndarray]:
+    def answer_search(
+        self, queries: np.ndarray, k: int = 5, exclude: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(q, dim) -> pooled scores (q, k) of the k best distinct answers and ids (q, k) of each one's best
         phrasing, best first (-inf / -1 where fewer answers exist). An answer's score: the mean of its
-        ``pool`` best phrasings' cosines. Exact (every phrasing is scored): meant for FAQ-sized indexes."""
+        ``pool`` best phrasings' cosines. Exact (every phrasing is scored): meant for FAQ-sized indexes.
+        ``exclude`` (q,): per query a stored phrasing left out (a phrasing scored against the others)."""
         queries = np.ascontiguousarray(queries, np.float32)
         scores = np.full((len(queries), k), -np.inf, np.float32)
         ids = np.full((len(queries), k), -1, np.int64)
@@ -502,14 +507,18 @@ class FaqIndex:
         answer_ids, n_answers = self._answer_ids()
         with _one_blas_thread() if len(queries) <= 16 else contextlib.nullcontext():
             sims = queries @ self.vectors.T  # (q, n)
+        if exclude is not None:
+            sims[np.arange(len(sims)), np.asarray(exclude)] = -np.inf
         for row, sim in enumerate(sims):
             order = np.lexsort((-sim, answer_ids))  # by answer, then best phrasing first
             grouped = answer_ids[order]
             starts = np.flatnonzero(np.r_[True, grouped[1:] != grouped[:-1]])
             rank = np.arange(len(order)) - np.repeat(starts, np.diff(np.r_[starts, len(order)]))
-            top = rank < self.pool
+            top = (rank < self.pool) & np.isfinite(sim[order])
             total = np.bincount(grouped[top], sim[order][top], minlength=n_answers)
-            pooled = total / np.bincount(grouped[top], minlength=n_answers)
+            counts = np.bincount(grouped[top], minlength=n_answers)
+            pooled = np.full(n_answers, -np.inf)
+            np.divide(total, counts, out=pooled, where=counts > 0)  # an answer left with no phrasing: -inf
             best = np.argsort(-pooled, kind="stable")[: min(k, n_answers)]
             scores[row, : len(best)] = pooled[best]
             ids[row, : len(best)] = order[starts[best]]  # each answer's best phrasing
@@ -533,6 +542,16 @@ class FaqIndex:
             raise ValueError("need texts and a non-empty index to choose a threshold")
         scores, _ = self._search(self.matcher.encode(list(texts)), k=1)
         return float(np.percentile(scores[:, 0], 100 - share))
+
+    def ask(self, query: str) -> tuple[Hit | None, float | None]:
+        """The best answer whatever its score, and P(the query asks this FAQ) from the domain model (None
+        without one): one encoding for both, for a caller that decides by the probability."""
+        vector = self.matcher.encode([query])
+        scores, ids = self._search(vector, 1)
+        i = int(ids[0, 0])
+        hit = Hit(self.questions[i], self.answers[i], float(scores[0, 0]), i) if i >= 0 else None
+        p = float(self.domain.probability(self, vector)[0]) if self.domain is not None else None
+        return hit, p
 
     def search(self, query: str, k: int = 5) -> list[Hit]:
         """The top-k stored questions for ``query`` with score >= threshold; [] means no good match."""
@@ -565,6 +584,9 @@ class FaqIndex:
                 "ann_min_size": self.ann_min_size, "nprobe": self.nprobe, "pool": self.pool,
                 "matcher": _portable(self.matcher.source if self.matcher is not None else None, out_dir)}  # fmt: skip
         (out_dir / "faq.json").write_text(json.dumps(meta, ensure_ascii=False))
+        (out_dir / DOMAIN_FILE).unlink(missing_ok=True)
+        if self.domain is not None:
+            self.domain.save(out_dir)
         ann_path = out_dir / "ann.faiss"
         ann_path.unlink(missing_ok=True)
         if self.uses_ann:
@@ -600,6 +622,7 @@ class FaqIndex:
             import faiss
 
             index._ann = faiss.read_index(str(index_dir / "ann.faiss"))
+        index.domain = FaqDomain.load(index_dir, vectors.shape[1])
         return index
 
 

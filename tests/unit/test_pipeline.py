@@ -419,3 +419,49 @@ def test_an_unbuilt_reply_base_is_skipped_with_a_warning_that_says_how_to_build_
     assert a.replies is None and "replies" not in a.missing
     assert "luodi faq build-replies --out" in caplog.text and str(tmp_path / "replies") in caplog.text
     assert a("今天好累啊")["queries"][0]["answer"]["type"] == "fallback"
+
+
+class DomainFaq(OneFaq):
+    """An FAQ with a domain model: P(asks the FAQ) by keyword, its best answer scored low (0.5) so that
+    only the domain model can make it answer."""
+
+    class domain:
+        threshold, skill_threshold = 0.4, 0.9
+
+    def __init__(self):
+        self.asked = []
+
+    def ask(self, query):
+        self.asked.append(query)
+        p = 0.95 if "你能" in query else 0.6 if "本领" in query else 0.1
+        return Hit("你会做什么", "我会放歌", 0.5), p
+
+
+def test_with_a_domain_model_the_faq_answers_by_its_probability_not_its_score():
+    class SaysPlayMusic(KeywordIntent):
+        def __call__(self, texts):
+            out = super().__call__(texts)
+            return [o if "放" not in t else {**o, "intent": "PlayMusic", "score": 0.96}
+                    for o, t in zip(out, texts, strict=True)]  # fmt: skip
+
+    faq = DomainFaq()
+    a = assistant(intent=SaysPlayMusic(), faq=faq)
+    routes = {t: a(t)["queries"][0]["answer"]["type"]
+              for t in ("说说你的本领", "今天好累啊", "你能放歌吗", "放首歌", "能放歌吗")}  # fmt: skip
+    # non-skill: 0.6 >= 0.4 answers although the score is 0.5; chit-chat (0.1) is generated. A skill
+    # question yields at 0.95 >= 0.9; a command never asks the FAQ; a question at 0.1 keeps its skill
+    assert routes == {"说说你的本领": "faq", "今天好累啊": "generated", "你能放歌吗": "faq", "放首歌": "action",
+                      "能放歌吗": "action"}  # fmt: skip
+    assert "放首歌" not in faq.asked
+    off = Assistant(AssistantConfig(threads=1, faq_domain=False), faq=DomainFaq(), intent=SaysPlayMusic(),
+                    generator=Echo())  # fmt: skip
+    assert off("说说你的本领")["queries"][0]["answer"]["type"] == "generated"  # by the score: 0.2 < 0.85
+
+
+def test_a_split_question_the_domain_model_is_sure_of_stays_one_query():
+    a = assistant(faq=DomainFaq())
+    doc = a("附近的餐厅|你能找到吗")
+    assert [q["text"] for q in doc["queries"]] == ["附近的餐厅|你能找到吗"]
+    assert doc["queries"][0]["answer"]["type"] == "faq"
+    assert len(a("放首歌|你能找到吗吧")["queries"]) == 2  # not a question: the breaker's split stands
+    assert len(a("今天好累|吃饭了吗")["queries"]) == 2  # a question the FAQ model is not sure of

@@ -93,3 +93,23 @@ def test_portable_spells_machine_folders_as_a_reader_can_retype_them():
     tmp = tempfile.gettempdir()
     assert portable(f"--config {tmp}/cand.yaml") == "--config <tmp>/cand.yaml"
     assert portable(f"--out {REPO_ROOT}/release") == "--out ./release"
+
+
+def test_merge_results_records_the_cpu_each_command_ran_on(tmp_path, monkeypatch):
+    from luodi import results
+
+    monkeypatch.setenv("LUODI_RESULTS", str(tmp_path / "results"))
+    monkeypatch.setenv("LUODI_DOCS", str(tmp_path / "docs"))
+    cpu = {"value": "Intel Xeon"}
+    real = results.machine_info
+    monkeypatch.setattr(results, "machine_info", lambda: {**real(), "cpu": cpu["value"]})
+    write_results("t", [{"name": "a", "p50_ms": 3.0}], command="luodi first")  # before the list existed
+    cpu["value"] = "AMD EPYC"
+    monkeypatch.setattr(results, "current_command", lambda: "luodi second")
+    results.merge_results("t", [{"name": "b", "p50_ms": 9.0}])
+    data = json.loads((tmp_path / "results" / "t.json").read_text())
+    assert data["commands"] == ["luodi first", "luodi second"] and data["cpus"] == ["Intel Xeon", "AMD EPYC"]
+    monkeypatch.setattr(results, "current_command", lambda: "luodi first")  # rerun elsewhere: its cpu moves
+    results.merge_results("t", [{"name": "a", "p50_ms": 8.0}])
+    data = json.loads((tmp_path / "results" / "t.json").read_text())
+    assert data["cpus"] == ["AMD EPYC", "AMD EPYC"]

@@ -1,0 +1,147 @@
+"""Does a query ask the FAQ at all? A logistic regression over the matcher's embedding of the query and
+its best FAQ scores, trained on the FAQ's own phrasings against chit-chat posts and skill requests.
+
+    domain = FaqDomain.fit(index, negatives=posts + commands, tune_chat=other_posts, tune_skill=questions)
+    p = domain.probability(index, index.matcher.encode(["说说你的本领"]))  # P(the query asks the FAQ)
+
+Why not the FAQ's cosine threshold alone: "说说你的本领" (-> 你会做什么) and "你肚子里有故事吗" (-> 你会讲故事吗) are
+far from every phrasing in cosine and still plainly questions about the assistant, while a chit-chat post
+can sit close to one phrasing by sharing words. The embedding says what kind of sentence the query is; the
+best pooled score and its margin over the second answer say how well the FAQ covers it. Through the whole
+assistant, the dev paraphrases answered right rose from 67.9 to 83.0 % with it (docs/chitchat.md).
+
+Two thresholds, both chosen on texts the model never trained on, never on the paraphrase sets: ``threshold``
+(the probability only ``chat_share`` % of held-out chit-chat posts reach) for a query the intent model
+calls non-skill, and ``skill_threshold`` (only ``skill_share`` % of held-out question-shaped skill requests
+reach it) for a question the intent model gives to a skill: "能调空调温度吗" asks what the assistant can do,
+"能把空调调到二十六度吗" asks it to act. Stored as ``domain.json`` beside the index (a few kB).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+DOMAIN_FILE = "domain.json"
+SCORE_SCALE = 10.0  # the score features' scale next to the embedding's ~0.05 per dimension
+
+
+def score_features(index, vectors: np.ndarray, exclude: np.ndarray | None = None) -> np.ndarray:
+    """(n, 2): the best answer's score and its margin over the second answer (pooled as the index pools).
+    ``exclude`` (n,): a stored phrasing per row to leave out (the FAQ's own phrasings as training
+    examples: scored against the rest of the FAQ, as a new paraphrase would be)."""
+    scores, _ = index.answer_search(vectors, 2, exclude=exclude)  # distinct answers, pooled as ranked
+    scores = np.where(np.isfinite(scores), scores, 0.0)  # an FAQ with one answer has no second
+    return np.stack([scores[:, 0], scores[:, 0] - scores[:, 1]], axis=1).astype(np.float32)
+
+
+def domain_features(index, vectors: np.ndarray, exclude: np.ndarray | None = None) -> np.ndarray:
+    vectors = np.asarray(vectors, np.float32)
+    return np.concatenate([vectors, SCORE_SCALE * score_features(index, vectors, exclude)], axis=1)
+
+
+@dataclass
+class FaqDomain:
+    weights: np.ndarray  # (dim + 2,): embedding, best score, margin
+    bias: float
+    threshold: float  # P from which a non-skill query is answered by the FAQ
+    skill_threshold: float  # P from which a question the intent model gives to a skill is, instead
+    info: dict
+
+    def probability(self, index, vectors: np.ndarray) -> np.ndarray:
+        """(n,) P(the query asks the FAQ) for the matcher's (n, dim) embeddings."""
+        logits = domain_features(index, vectors) @ self.weights + self.bias
+        return 1.0 / (1.0 + np.exp(-logits))
+
+    @classmethod
+    def fit(cls, index, negatives: Sequence[str], tune_chat: Sequence[str], tune_skill: Sequence[str],
+            chat_share: float = 5.0, skill_share: float = 1.0, c: float = 3.0) -> FaqDomain:  # fmt: skip
+        """Positives: the index's phrasings (each scored without itself). ``negatives``: texts that do not
+        ask the FAQ (chit-chat, skill requests). ``tune_chat`` / ``tune_skill``: held-out chit-chat and
+        question-shaped skill requests that set the two thresholds (``chat_share`` / ``skill_share`` % of
+        them reach it)."""
+        from sklearn.linear_model import LogisticRegression
+
+        for name, share in (("chat_share", chat_share), ("skill_share", skill_share)):
+            if not 0 < share < 100:
+                raise ValueError(f"{name} must be a percentage in (0, 100), got {share}")
+        if len(index) < 2 or not negatives or not tune_chat or not tune_skill:
+            raise ValueError("need an index of >= 2 phrasings, negatives and both tuning sets")
+        encode = index.matcher.encode
+        positives = domain_features(index, index.vectors, exclude=np.arange(len(index)))
+        x = np.concatenate([positives, domain_features(index, _encode(encode, negatives))])
+        y = np.r_[np.ones(len(positives)), np.zeros(len(negatives))]
+        # balanced: a few hundred phrasings against thousands of negatives
+        model = LogisticRegression(C=c, max_iter=5000, class_weight="balanced").fit(x, y)
+        domain = cls(model.coef_[0].astype(np.float32), float(model.intercept_[0]), 0.5, 0.5, {})
+        p_chat = domain.probability(index, _encode(encode, tune_chat))
+        p_skill = domain.probability(index, _encode(encode, tune_skill))
+        domain.threshold = float(np.percentile(p_chat, 100 - chat_share))
+        domain.skill_threshold = float(np.percentile(p_skill, 100 - skill_share))
+        domain.info = {"positives": len(positives), "negatives": len(negatives), "c": c,
+                       "tune_chat": len(tune_chat), "chat_share": chat_share,
+                       "tune_skill": len(tune_skill), "skill_share": skill_share}  # fmt: skip
+        return domain
+
+    def save(self, index_dir: str | Path) -> Path:
+        path = Path(index_dir) / DOMAIN_FILE
+        meta = {"weights": [round(float(w), 6) for w in self.weights], "bias": self.bias,
+                "threshold": self.threshold, "skill_threshold": self.skill_threshold, "info": self.info}  # fmt: skip
+        path.write_text(json.dumps(meta))
+        return path
+
+    @classmethod
+    def load(cls, index_dir: str | Path, dim: int) -> FaqDomain | None:
+        """The index's domain model, or None when it was built without one."""
+        path = Path(index_dir) / DOMAIN_FILE
+        if not path.is_file():
+            return None
+        meta = json.loads(path.read_text())
+        weights = np.asarray(meta["weights"], np.float32)
+        if weights.shape != (dim + 2,):
+            raise ValueError(
+                f"{path}: {weights.size} weights for a {dim}-dimensional index (expected {dim + 2})"
+            )
+        return cls(weights, float(meta["bias"]), float(meta["threshold"]), float(meta["skill_threshold"]),
+                   meta.get("info", {}))  # fmt: skip
+
+
+def _encode(encode, texts: Sequence[str], batch: int = 256) -> np.ndarray:
+    texts = list(texts)
+    return np.concatenate([encode(texts[i : i + batch]) for i in range(0, len(texts), batch)])
+
+
+def assistant_domain_texts(root: Path | None = None, seed: int = 0) -> dict[str, list[str]]:
+    """The shipped FAQ's domain data from the shared sets: ``negatives`` are LCCC train posts after the
+    first 2,000, 6,000 skill requests and 3,000 non-skill utterances (chit-chat, NLPCC OTHERS) of the
+    intent model's train split; ``tune_chat`` the first 2,000 LCCC train posts (the ones the FAQ's cosine
+    threshold is set on, ``luodi faq build --chat-share``); ``tune_skill`` the question-shaped skill requests
+    of the intent model's select split and of its train split beyond those 6,000."""
+    import random
+
+    from luodi.data.dialogue import load_lccc_pairs
+    from luodi.data.skills import SkillSchema, source_splits
+    from luodi.tasks.breaking import is_question
+
+    posts = [p for p, _ in load_lccc_pairs("train", root)]
+    tune_chat = posts[:2000]
+    held_out = set(tune_chat)
+    non_skill = set(SkillSchema.load().non_skill)
+    splits = list(source_splits(root).values())
+    train = [e for s in splits for e in s["train"] if e.text not in held_out]
+    skills = sorted({e.text for e in train if e.intent not in non_skill})
+    others = sorted({e.text for e in train if e.intent in non_skill})
+    rng = random.Random(seed)
+    rng.shuffle(skills)
+    rng.shuffle(others)
+    # held out of the domain model: the intent model's select split and the train requests left unused
+    unused = {e.text for s in splits for e in s["select"] if e.intent not in non_skill} | set(skills[6000:])
+    return {
+        "negatives": [p for p in posts[2000:8000] if p not in held_out] + skills[:6000] + others[:3000],
+        "tune_chat": tune_chat,
+        "tune_skill": sorted(t for t in unused if is_question(t)),
+    }
