@@ -84,8 +84,9 @@ class AssistantConfig:
     generic_penalty: float = GENERIC_PENALTY
     centroid_penalty: float = CENTROID_PENALTY
     # uncertain query boundaries decided with the intent model (luodi.tasks.break_decode): false / true
-    # (the tuned settings) / a mapping of JointBreaking's fields; needs a breaker and an intent model
-    joint_breaking: bool | dict = False
+    # (the first release's settings) / "learned" (the terms fitted on the tune streams) / a mapping of
+    # JointBreaking's fields; needs a breaker and an intent model
+    joint_breaking: bool | str | dict = False
     threads: int = 2
     max_chars: int = 2000  # longer input is refused (ValueError naming the limit), never truncated
 
@@ -496,11 +497,12 @@ def _joint_breaker(breaker, intent, config: AssistantConfig):
     if settings is None or intent is None or not hasattr(breaker, "probabilities"):
         return None
     noise = [x for x in config.non_skill_intents if x.lower() != "chat"]  # chat is meant; other is noise
+    chat = [x for x in config.non_skill_intents if x.lower() == "chat"]
 
     def attach(queries: list[str]) -> list[str]:
         return [q for q, _ in _attach_fillers([(q, q) for q in queries if q.strip()])]
 
-    return JointBreaker(breaker, intent, settings, noise=noise, attach=attach)
+    return JointBreaker(breaker, intent, settings, noise=noise, chat=chat, attach=attach)
 
 
 def _attach_fillers(pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:

@@ -11,10 +11,12 @@ import pytest
 
 from luodi.pipeline import Assistant, AssistantConfig
 from luodi.tasks.break_decode import (
+    LEARNED,
     JointBreaker,
     JointBreaking,
     boundary_probabilities,
     labels_with_breaks,
+    query_terms,
     segmentations,
     split_at,
     uncertain_positions,
@@ -139,6 +141,10 @@ def test_settings_from_config_values():
     assert JointBreaking.from_value(None) is None and JointBreaking.from_value(False) is None
     assert JointBreaking.from_value(True) == JointBreaking()
     assert JointBreaking.from_value({"weight": 2.0}).weight == 2.0
+    assert JointBreaking.from_value("learned") == LEARNED and LEARNED.low < JointBreaking().low
+    assert JointBreaking.from_value({"chat_query": -0.5}).chat_query == -0.5
+    with pytest.raises(ValueError, match="breaker_weight must be >= 0"):
+        JointBreaking(breaker_weight=-1.0)
     with pytest.raises(ValueError, match="unknown joint_breaking key 'wieght'"):
         JointBreaking.from_value({"wieght": 2.0}, "a.yaml")
     with pytest.raises(ValueError, match="joint_breaking must be"):
@@ -208,3 +214,66 @@ def test_eval_break_decode_names_a_candidates_rows(monkeypatch):
     assert "'cand dev-streams joint on'" in out.output and "'cand dev-streams joint off'" in out.output
     plain = CliRunner().invoke(app, ["eval", "break-decode", "--set", "dev"], terminal_width=200)
     assert "'dev-streams joint on'" in plain.output and "cand" not in plain.output
+
+
+INTENTS4 = ["music.play", "smarthome.control", "chat", "other"]
+
+
+def test_query_terms_default_to_the_first_releases_score():
+    probs = np.array([[0.7, 0.1, 0.1, 0.1], [0.1, 0.1, 0.2, 0.6]])
+    terms = query_terms(probs, [2, 9], noise=[3], chat=[2], s=JointBreaking())
+    # weight * (log max P + log (1 - P(other))) + query_bonus, nothing for length or the reading
+    assert terms == pytest.approx([math.log(0.7) + math.log(0.9) + 0.5, math.log(0.6) + math.log(0.4) + 0.5])
+
+
+def test_query_terms_count_each_reading_and_length_once():
+    probs = np.array(
+        [[0.7, 0.1, 0.1, 0.1], [0.1, 0.1, 0.6, 0.2], [0.1, 0.1, 0.2, 0.6], [0.8, 0.1, 0.05, 0.05]]
+    )
+    s = JointBreaking(weight=0.0, meant_weight=0.0, query_bonus=0.0, noise_query=-1.0, chat_query=-10.0,
+                      length_weight=0.0, tiny_query=-100.0, short_query=-1000.0)  # fmt: skip
+    # music (2 chars: tiny), chat (3: short), other (4: short), music (5: neither)
+    assert query_terms(probs, [2, 3, 4, 5], [3], [2], s) == pytest.approx([-100.0, -1010.0, -1001.0, 0.0])
+    only_length = JointBreaking(weight=0.0, meant_weight=0.0, query_bonus=0.0, length_weight=2.0)
+    assert query_terms(probs[:2], [1, 8], [3], [2], only_length) == pytest.approx([0.0, 2 * math.log(8)])
+    # meant_weight 0 drops the noise probability; None follows weight
+    both = query_terms(probs[2:3], [9], [3], [2], JointBreaking(weight=1.0, query_bonus=0.0))
+    top = query_terms(probs[2:3], [9], [3], [2], JointBreaking(weight=1.0, meant_weight=0.0, query_bonus=0.0))
+    assert both == pytest.approx([math.log(0.6) + math.log(0.4)]) and top == pytest.approx([math.log(0.6)])
+
+
+def test_learned_terms_merge_a_short_unsure_piece_the_first_release_split_off():
+    """音乐 | 一晃就老了 (a song title cut after its first word): the breaker leans to a break (0.6),
+    the two-character piece is an unsure music request; the learned terms keep the query whole."""
+    text = "音乐一晃就老了"
+    boundary = [0, 0.6, 0, 0, 0, 0, 1.0]
+    table = {"音乐": {"music.play": 0.5}, "一晃就老了": {"music.play": 0.8}, text: {"music.play": 0.75}}
+    first = JointBreaker(FixedBreaker({text: boundary}), TableIntent(table, INTENTS4), JointBreaking())
+    assert first(text).queries == ["音乐", "一晃就老了"]
+    learned = JointBreaker(FixedBreaker({text: boundary}), TableIntent(table, INTENTS4), LEARNED)
+    assert learned(text).queries == [text] and learned.last_candidates == 2
+
+
+def test_learned_terms_keep_two_confident_requests_apart():
+    text = "打开客厅的空调播放周杰伦的歌"
+    boundary = [0.0] * 6 + [0.4] + [0.0] * 6 + [1.0]  # the breaker leans to one query
+    table = {"打开客厅的空调": {"smarthome.control": 0.95}, "播放周杰伦的歌": {"music.play": 0.95},
+             text: {"music.play": 0.5}}  # fmt: skip
+    joint = JointBreaker(FixedBreaker({text: boundary}), TableIntent(table, INTENTS4), LEARNED)
+    assert joint(text).queries == ["打开客厅的空调", "播放周杰伦的歌"]
+    # the breaker surer of no boundary (0.15) and the whole read as one confident request: kept whole
+    table[text] = {"music.play": 0.97}
+    sure = JointBreaker(FixedBreaker({text: boundary[:6] + [0.15] + boundary[7:]}),
+                        TableIntent(table, INTENTS4), LEARNED)  # fmt: skip
+    assert sure(text).queries == [text] and sure.last_candidates == 2
+
+
+def test_learned_terms_penalise_a_piece_heard_as_chat():
+    text = "今天真的好无聊啊我今天上班好累"
+    boundary = [0.0] * 7 + [0.5] + [0.0] * 6 + [1.0]
+    table = {"今天真的好无聊啊": {"chat": 0.7}, "我今天上班好累": {"chat": 0.7}, text: {"chat": 0.6}}
+    joint = JointBreaker(FixedBreaker({text: boundary}), TableIntent(table, INTENTS4), LEARNED)
+    assert joint(text).queries == [text]  # two chat pieces cost more than one longer chat query
+    no_chat = JointBreaking(**{**LEARNED.as_dict(), "chat_query": 0.0})
+    assert JointBreaker(FixedBreaker({text: boundary}), TableIntent(table, INTENTS4), no_chat)(text).queries == [
+        "今天真的好无聊啊", "我今天上班好累"]  # fmt: skip
