@@ -264,6 +264,13 @@ def faq_ask(
         console.print(f"no good match (no stored question reaches cosine {index.threshold:.3f})")
     for h in hits:
         console.print(f"{h.score:.3f}  {h.question}  ->  {h.answer}")
+    if index.domain is not None:  # what the assistant routes by (luodi.tasks.faq_domain), not the cosine
+        best, p = index.ask(query)
+        console.print(f"P(asks the FAQ) {p:.3f}; the assistant answers from the FAQ from "
+                      f"{index.domain.threshold:.3f} (no skill) or {index.domain.skill_threshold:.3f} "
+                      "(a question the intent model gave to a skill)")  # fmt: skip
+        if not hits and best is not None and p >= index.domain.threshold:
+            console.print(f"the assistant's answer: {best.score:.3f}  {best.question}  ->  {best.answer}")
 
 
 @faq_app.command("build-replies")
