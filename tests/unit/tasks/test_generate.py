@@ -262,6 +262,22 @@ def test_the_nucleus_from_a_partial_sort_is_the_full_sorts_up_to_its_boundary_pi
         assert (mass >= 0.9 - 1e-5).all()
 
 
+def test_a_draw_within_the_nucleus_is_the_draw_over_the_whole_masked_row():
+    """``_sample`` with top-p draws among the nucleus's pieces only; by piece-id order and the same random
+    number it must pick what an inverse-CDF draw over the whole row (zeros outside the nucleus) picks."""
+    import numpy as np
+
+    from luodi.tasks.generate import DecodeConfig, _draw, _nucleus, _sample
+
+    logits = (np.random.default_rng(0).standard_normal((8, 5000)) * 3).astype(np.float32)
+    cfg = DecodeConfig(top_p=0.9)
+    fast, whole = np.random.default_rng(5), np.random.default_rng(5)
+    drawn = np.stack([_sample(logits, cfg, fast) for _ in range(200)])
+    reference = np.stack([_draw(_nucleus(logits, 0.9), whole) for _ in range(200)])
+    assert (drawn == reference).all()
+    assert len(np.unique(drawn[:, 0])) > 3  # a real draw: several pieces of the nucleus come up
+
+
 def test_a_generator_directory_with_generic_json_gives_the_picker_its_table(tmp_path: Path):
     import numpy as np
     from transformers import BertTokenizerFast
