@@ -100,14 +100,18 @@ class FaqDomain:
         path = Path(index_dir) / DOMAIN_FILE
         if not path.is_file():
             return None
-        meta = json.loads(path.read_text())
-        weights = np.asarray(meta["weights"], np.float32)
+        try:
+            meta = json.loads(path.read_text())
+            weights = np.asarray(meta["weights"], np.float32)
+            values = [float(meta[k]) for k in ("bias", "threshold", "skill_threshold")]
+        except (ValueError, KeyError, TypeError) as err:  # JSONDecodeError is a ValueError
+            raise ValueError(f"{path}: not a domain model ({type(err).__name__}: {err}); rebuild it with "
+                             "`luodi faq build ... --domain`") from None  # fmt: skip
         if weights.shape != (dim + 2,):
             raise ValueError(
                 f"{path}: {weights.size} weights for a {dim}-dimensional index (expected {dim + 2})"
             )
-        return cls(weights, float(meta["bias"]), float(meta["threshold"]), float(meta["skill_threshold"]),
-                   meta.get("info", {}))  # fmt: skip
+        return cls(weights, *values, meta.get("info", {}))
 
 
 def _encode(encode, texts: Sequence[str], batch: int = 256) -> np.ndarray:

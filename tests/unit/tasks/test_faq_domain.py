@@ -84,3 +84,9 @@ def test_refuses_bad_shares_and_weights_of_another_dimension(tmp_path: Path):
     FaqDomain(np.zeros(5, np.float32), 0.0, 0.5, 0.9, {}).save(tmp_path)
     with pytest.raises(ValueError, match="expected 6"):
         FaqDomain.load(tmp_path, dim=4)
+    (tmp_path / DOMAIN_FILE).write_text("not json")
+    with pytest.raises(ValueError, match="domain.json: not a domain model"):
+        FaqDomain.load(tmp_path, dim=4)
+    (tmp_path / DOMAIN_FILE).write_text('{"weights": [0, 0, 0, 0, 0, 0], "bias": 0}')  # no thresholds
+    with pytest.raises(ValueError, match="KeyError"):
+        FaqDomain.load(tmp_path, dim=4)
