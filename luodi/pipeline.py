@@ -419,7 +419,11 @@ class Assistant:
             return False
         from luodi.tasks.breaking import is_question
 
-        if not is_question(text):
+        # a stream over twice the longest stored phrasing is no single FAQ question: no search for it
+        questions = getattr(self.faq, "questions", [])
+        if getattr(self, "_longest_for", None) != len(questions):  # recounted when the base grows
+            self._longest, self._longest_for = max(map(len, questions), default=0), len(questions)
+        if len(text) > 2 * self._longest or not is_question(text):
             return False
         hit, p = self._faq_ask(text, timings)
         return hit is not None and p >= domain.skill_threshold
