@@ -467,6 +467,8 @@ def test_a_split_question_the_domain_model_is_sure_of_stays_one_query():
     assert doc["queries"][0]["answer"]["type"] == "faq"
     assert len(a("放首歌|你能找到吗吧")["queries"]) == 2  # not a question: the breaker's split stands
     assert len(a("今天好累|吃饭了吗")["queries"]) == 2  # a question the FAQ model is not sure of
-    long = "播放周杰伦的稻香然后导航到北京南站|你能找到吗"  # over twice the longest phrasing: not searched whole
+    long = (
+        "播放周杰伦的稻香然后导航到北京南站|你能找到吗"  # over twice the longest phrasing: not searched whole
+    )
     a.faq.asked.clear()
     assert len(a(long)["queries"]) == 2 and long not in a.faq.asked
