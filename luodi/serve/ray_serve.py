@@ -33,9 +33,14 @@ class ModelReplica:
         from ray import serve
 
         from luodi.serve.predictors import build_predictor
+        from luodi.serve.server import frozen_heap
 
         config = ServeConfig.model_validate_json(config_json)
-        predict = factory() if factory is not None else build_predictor(name, config.models[name], config)
+        # the replica's process holds its model to the end: out of the full collections' reach, as in
+        # `luodi serve` (frozen_heap: a collection walking the model held every request in flight)
+        predict = frozen_heap(
+            factory() if factory is not None else build_predictor(name, config.models[name], config)
+        )
         is_async = inspect.iscoroutinefunction(predict)
 
         async def run(items: list[Any]) -> list[Any]:

@@ -73,3 +73,27 @@ def test_ray_serve_single_node():
     finally:
         serve.shutdown()
         ray.shutdown()
+
+
+def test_a_replica_freezes_its_model_once_loaded():
+    """As `luodi serve` does (``frozen_heap``): a replica's process keeps its model to the end, so the full
+    collections its requests' garbage triggers must not walk it. Built directly: no Ray cluster needed."""
+    import gc
+
+    from luodi.serve.config import ServeConfig
+    from luodi.serve.ray_serve import ModelReplica
+
+    held = [object() for _ in range(1000)]
+
+    def factory():
+        def predict(texts):
+            return [len(held)] * len(texts)
+
+        return predict
+
+    try:
+        before = gc.get_freeze_count()
+        ModelReplica("intent", ServeConfig().model_dump_json(), factory=factory)
+        assert gc.get_freeze_count() >= before + 1000
+    finally:
+        gc.unfreeze()
