@@ -170,6 +170,7 @@ class Assistant:
             )
         if self.replies is not None and self.config.reply_threshold is not None:
             self.replies.threshold = self.config.reply_threshold
+        _share_matcher(self.faq, self.replies)
         self.generator = self._reranked(self.generator)
         self.gazetteer = self.intent.gazetteer if self.intent is not None else components.get("gazetteer")
         if self.gazetteer is not None:
@@ -439,6 +440,20 @@ class Assistant:
 
 def _faq_reply(hit) -> dict[str, Any]:
     return {"type": "faq", "question": hit.question, "answer": hit.answer, "score": hit.score}
+
+
+def _share_matcher(faq, replies) -> None:
+    """The reply base embeds with the FAQ's matcher when both recorded the same one (the release's): one
+    ONNX session instead of two, and a chat query is encoded once for both searches (``Matcher.encode``
+    keeps its last single text)."""
+    mine = getattr(faq, "matcher", None)
+    index = getattr(replies, "index", None)
+    theirs = getattr(index, "matcher", None)
+    source = getattr(mine, "source", None)
+    if mine is None or theirs is None or mine is theirs or source is None:
+        return
+    if Path(source).resolve() == Path(getattr(theirs, "source", None) or "").resolve():
+        index.matcher = mine
 
 
 def _bare(text: str) -> str:

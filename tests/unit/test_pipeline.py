@@ -472,3 +472,19 @@ def test_a_split_question_the_domain_model_is_sure_of_stays_one_query():
     )
     a.faq.asked.clear()
     assert len(a(long)["queries"]) == 2 and long not in a.faq.asked
+
+
+def test_the_reply_base_shares_the_faqs_matcher_when_both_recorded_the_same_one(tmp_path):
+    from types import SimpleNamespace
+
+    from luodi.pipeline import _share_matcher
+
+    (tmp_path / "matcher").mkdir()
+    faq = SimpleNamespace(matcher=SimpleNamespace(source=str(tmp_path / "faq" / ".." / "matcher")))
+    same = SimpleNamespace(index=SimpleNamespace(matcher=SimpleNamespace(source=str(tmp_path / "matcher"))))
+    _share_matcher(faq, same)
+    assert same.index.matcher is faq.matcher  # one session, one encoding per query
+    other = SimpleNamespace(index=SimpleNamespace(matcher=SimpleNamespace(source=str(tmp_path / "other"))))
+    _share_matcher(faq, other)
+    assert other.index.matcher is not faq.matcher  # another model: kept
+    _share_matcher(None, other)  # no FAQ index (TF-IDF FAQ, none): nothing to share

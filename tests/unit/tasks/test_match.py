@@ -349,3 +349,32 @@ def test_pooling_follows_a_changed_answer_and_refuses_a_bad_pool():
     for bad in (0, -1, 1.5):
         with pytest.raises(ValueError, match="pool"):
             FaqIndex(None, 3, pool=bad)
+
+
+def test_a_matcher_encodes_a_repeated_single_text_once():
+    """The assistant asks the FAQ and then the reply base about the same query with one matcher: the second
+    single-text call is served from the last one (a copy: the caller may change its rows)."""
+    from luodi.tasks.match import Matcher
+
+    class CountingEncoder:  # stands in for the ONNX session: hidden states from the (fake) token ids
+        calls = 0
+
+        def __call__(self, input_ids, mask):
+            self.calls += 1
+            ids = input_ids.numpy().astype(np.float32)
+            return {"last_hidden_state": np.stack([ids, ids + 1.0, np.ones_like(ids)], axis=-1)}
+
+    def tokenizer(texts, **_):
+        ids = torch.tensor([[len(t), 1] for t in texts])
+        return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+
+    onnx = CountingEncoder()
+    m = Matcher(None, tokenizer, onnx=onnx)
+    first = m.encode(["今天好累啊"])
+    first[0, 0] = 99.0  # the caller's copy, not the remembered row
+    again = m.encode(["今天好累啊"])
+    assert onnx.calls == 1 and again[0, 0] != 99.0
+    np.testing.assert_allclose(np.linalg.norm(again, axis=1), 1.0, rtol=1e-6)
+    m.encode(["你好"])
+    m.encode(["你好", "你好"])  # batches are always encoded
+    assert onnx.calls == 3
