@@ -386,14 +386,9 @@ class Assistant:
         温度吗" asks what the assistant can do), else None. With a domain model only questions are asked
         (a command never reaches the FAQ, and a command costs no FAQ search); without one, slotless
         queries whose FAQ score reaches the override thresholds."""
-        domain = self._faq_domain()
-        if domain is not None:
-            from luodi.tasks.breaking import is_question
-
-            if not is_question(text):
-                return None
-            hit, p = self._faq_ask(text, timings)
-            return _faq_reply(hit) if hit is not None and p >= domain.skill_threshold else None
+        if self._faq_domain() is not None:
+            hit = self._sure_faq_question(text, timings)
+            return _faq_reply(hit) if hit is not None else None
         override = self._override_threshold(text)
         if slots or override is None:
             return None
@@ -415,19 +410,21 @@ class Assistant:
         """Whether a stream the breaker split is one question to the FAQ ("附近的餐厅你能找到吗" is not "附近的
         餐厅" + "你能找到吗"): a question the domain model is as sure of as it must be to take a query
         from a skill. The breaker learnt from commands and chit-chat, not from questions about itself."""
-        domain = self._faq_domain()
-        if domain is None or self.faq is None:
+        if self._faq_domain() is None:
             return False
-        from luodi.tasks.breaking import is_question
-
         # a stream over twice the longest stored phrasing is no single FAQ question: no search for it
-        questions = getattr(self.faq, "questions", [])
-        if getattr(self, "_longest_for", None) != len(questions):  # recounted when the base grows
-            self._longest, self._longest_for = max(map(len, questions), default=0), len(questions)
-        if len(text) > 2 * self._longest or not is_question(text):
-            return False
+        longest = max(map(len, getattr(self.faq, "questions", [])), default=0)
+        return len(text) <= 2 * longest and self._sure_faq_question(text, timings) is not None
+
+    def _sure_faq_question(self, text: str, timings: dict[str, float]):
+        """The FAQ's best hit for a question the domain model is sure asks the FAQ (P >= its skill
+        threshold, the bar for taking a query from a skill), else None; a command is never searched."""
+        from luodi.tasks.breaking import is_question  # here: the module brings torch in
+
+        if not is_question(text):
+            return None
         hit, p = self._faq_ask(text, timings)
-        return hit is not None and p >= domain.skill_threshold
+        return hit if hit is not None and p >= self._faq_domain().skill_threshold else None
 
     def _faq_hits(self, text: str, timings: dict[str, float]) -> list:
         with _timer(timings, "faq"):
@@ -449,10 +446,10 @@ def _share_matcher(faq, replies) -> None:
     mine = getattr(faq, "matcher", None)
     index = getattr(replies, "index", None)
     theirs = getattr(index, "matcher", None)
-    source = getattr(mine, "source", None)
-    if mine is None or theirs is None or mine is theirs or source is None:
+    sources = [getattr(m, "source", None) for m in (mine, theirs)]
+    if mine is None or theirs is None or mine is theirs or None in sources:
         return
-    if Path(source).resolve() == Path(getattr(theirs, "source", None) or "").resolve():
+    if Path(sources[0]).resolve() == Path(sources[1]).resolve():
         index.matcher = mine
 
 
