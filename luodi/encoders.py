@@ -108,6 +108,15 @@ def load_encoder(
     return model.eval()
 
 
+def encode_in_chunks(encoder, texts: Sequence[str], chunk: int = 256) -> np.ndarray:
+    """``encoder.encode(list) -> rows`` over ``texts`` in calls of ``chunk`` texts, float32 rows in order:
+    tens of thousands of texts without one call's whole padded batch in memory."""
+    texts = list(texts)
+    return np.concatenate(
+        [np.asarray(encoder.encode(texts[i : i + chunk]), np.float32) for i in range(0, len(texts), chunk)]
+    )
+
+
 def count_parameters(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 

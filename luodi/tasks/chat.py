@@ -79,8 +79,9 @@ class GenericReplies:
             raise ValueError(f"need posts and one list of samples each, got {len(posts)} and {len(samples)}")
         counts = Counter(r for replies in samples for r in {x.strip() for x in replies} if r)
         shares = {r: round(100 * n / len(posts), 2) for r, n in counts.most_common(top)}
-        rows = np.concatenate([np.asarray(encoder.encode(list(posts[i : i + 256])), np.float32)
-                               for i in range(0, len(posts), 256)])  # fmt: skip
+        from luodi.encoders import encode_in_chunks  # here: luodi.encoders brings torch in
+
+        rows = encode_in_chunks(encoder, posts)
         return cls(shares, rows.mean(0), {"posts": len(posts), "top": top, **(about or {})})
 
     @classmethod

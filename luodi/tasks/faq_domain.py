@@ -30,18 +30,24 @@ DOMAIN_FILE = "domain.json"
 SCORE_SCALE = 10.0  # the score features' scale next to the embedding's ~0.05 per dimension
 
 
-def score_features(index, vectors: np.ndarray, exclude: np.ndarray | None = None) -> np.ndarray:
+def score_features(
+    index, vectors: np.ndarray, exclude: np.ndarray | None = None, top2: np.ndarray | None = None
+) -> np.ndarray:
     """(n, 2): the best answer's score and its margin over the second answer (pooled as the index pools).
     ``exclude`` (n,): a stored phrasing per row to leave out (the FAQ's own phrasings as training
-    examples: scored against the rest of the FAQ, as a new paraphrase would be)."""
-    scores, _ = index.answer_search(vectors, 2, exclude=exclude)  # distinct answers, pooled as ranked
-    scores = np.where(np.isfinite(scores), scores, 0.0)  # an FAQ with one answer has no second
+    examples: scored against the rest of the FAQ, as a new paraphrase would be). ``top2``: the index's
+    ``answer_search(vectors, 2)`` scores when the caller already has them."""
+    if top2 is None:
+        top2, _ = index.answer_search(vectors, 2, exclude=exclude)  # distinct answers, pooled as ranked
+    scores = np.where(np.isfinite(top2), top2, 0.0)  # an FAQ with one answer has no second
     return np.stack([scores[:, 0], scores[:, 0] - scores[:, 1]], axis=1).astype(np.float32)
 
 
-def domain_features(index, vectors: np.ndarray, exclude: np.ndarray | None = None) -> np.ndarray:
+def domain_features(
+    index, vectors: np.ndarray, exclude: np.ndarray | None = None, top2: np.ndarray | None = None
+) -> np.ndarray:
     vectors = np.asarray(vectors, np.float32)
-    return np.concatenate([vectors, SCORE_SCALE * score_features(index, vectors, exclude)], axis=1)
+    return np.concatenate([vectors, SCORE_SCALE * score_features(index, vectors, exclude, top2)], axis=1)
 
 
 @dataclass
@@ -52,9 +58,10 @@ class FaqDomain:
     skill_threshold: float  # P from which a question the intent model gives to a skill is, instead
     info: dict
 
-    def probability(self, index, vectors: np.ndarray) -> np.ndarray:
-        """(n,) P(the query asks the FAQ) for the matcher's (n, dim) embeddings."""
-        logits = domain_features(index, vectors) @ self.weights + self.bias
+    def probability(self, index, vectors: np.ndarray, top2: np.ndarray | None = None) -> np.ndarray:
+        """(n,) P(the query asks the FAQ) for the matcher's (n, dim) embeddings (``top2``: their
+        ``index.answer_search(vectors, 2)`` scores, when already computed)."""
+        logits = domain_features(index, vectors, top2=top2) @ self.weights + self.bias
         return 1.0 / (1.0 + np.exp(-logits))
 
     @classmethod
@@ -71,15 +78,16 @@ class FaqDomain:
                 raise ValueError(f"{name} must be a percentage in (0, 100), got {share}")
         if len(index) < 2 or not negatives or not tune_chat or not tune_skill:
             raise ValueError("need an index of >= 2 phrasings, negatives and both tuning sets")
-        encode = index.matcher.encode
+        from luodi.encoders import encode_in_chunks
+
         positives = domain_features(index, index.vectors, exclude=np.arange(len(index)))
-        x = np.concatenate([positives, domain_features(index, _encode(encode, negatives))])
+        x = np.concatenate([positives, domain_features(index, encode_in_chunks(index.matcher, negatives))])
         y = np.r_[np.ones(len(positives)), np.zeros(len(negatives))]
         # balanced: a few hundred phrasings against thousands of negatives
         model = LogisticRegression(C=c, max_iter=5000, class_weight="balanced").fit(x, y)
         domain = cls(model.coef_[0].astype(np.float32), float(model.intercept_[0]), 0.5, 0.5, {})
-        p_chat = domain.probability(index, _encode(encode, tune_chat))
-        p_skill = domain.probability(index, _encode(encode, tune_skill))
+        p_chat = domain.probability(index, encode_in_chunks(index.matcher, tune_chat))
+        p_skill = domain.probability(index, encode_in_chunks(index.matcher, tune_skill))
         domain.threshold = float(np.percentile(p_chat, 100 - chat_share))
         domain.skill_threshold = float(np.percentile(p_skill, 100 - skill_share))
         domain.info = {"positives": len(positives), "negatives": len(negatives), "c": c,
@@ -112,11 +120,6 @@ class FaqDomain:
                 f"{path}: {weights.size} weights for a {dim}-dimensional index (expected {dim + 2})"
             )
         return cls(weights, *values, meta.get("info", {}))
-
-
-def _encode(encode, texts: Sequence[str], batch: int = 256) -> np.ndarray:
-    texts = list(texts)
-    return np.concatenate([encode(texts[i : i + batch]) for i in range(0, len(texts), batch)])
 
 
 def assistant_domain_texts(root: Path | None = None, seed: int = 0) -> dict[str, list[str]]:

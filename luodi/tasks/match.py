@@ -555,11 +555,13 @@ class FaqIndex:
         """The best answer whatever its score, and P(the query asks this FAQ) from the domain model (None
         without one): one encoding for both, for a caller that decides by the probability."""
         vector = self.matcher.encode([query])
-        scores, ids = self._search(vector, 1)
+        pooled = self.domain is not None and self.pool > 1  # one answer search serves the hit and P
+        scores, ids = self._search(vector, 2 if pooled else 1)
         i = int(ids[0, 0])
         hit = Hit(self.questions[i], self.answers[i], float(scores[0, 0]), i) if i >= 0 else None
-        p = float(self.domain.probability(self, vector)[0]) if self.domain is not None else None
-        return hit, p
+        if self.domain is None:
+            return hit, None
+        return hit, float(self.domain.probability(self, vector, scores if pooled else None)[0])
 
     def search(self, query: str, k: int = 5) -> list[Hit]:
         """The top-k stored questions for ``query`` with score >= threshold; [] means no good match."""
