@@ -433,18 +433,9 @@ def _log_softmax(x: np.ndarray) -> np.ndarray:
     return shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
 
 
-def _nucleus(logits: np.ndarray, top_p: float, first: int = 64) -> np.ndarray:
-    """``logits`` with -inf outside each row's nucleus: the smallest set of most probable pieces whose mass
-    reaches ``top_p``."""
-    ids, kept = _nucleus_pieces(logits, top_p, first)
-    out = np.full_like(logits, -np.inf)
-    np.put_along_axis(out, ids, kept, -1)
-    return out
-
-
-def _nucleus_pieces(logits: np.ndarray, top_p: float, first: int = 64) -> tuple[np.ndarray, np.ndarray]:
-    """Each row's nucleus as (piece ids (rows, k), their logits, -inf for the candidates outside it), best
-    first. Only the ``first`` largest logits of a row are sorted (a partition finds them), more only while
+def _nucleus(logits: np.ndarray, top_p: float, first: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's nucleus, the smallest set of most probable pieces whose mass reaches ``top_p``, as (piece
+    ids (rows, k), their logits, -inf for the candidates outside it), best first. Only the ``first`` largest logits of a row are sorted (a partition finds them), more only while
     some row's nucleus is not inside them: a full sort of 27 k logits per step was 70 % of a sampled
     reply's time, and the nucleus is a few dozen pieces."""
     rows, vocab = logits.shape
@@ -481,7 +472,7 @@ def _sample(logits: np.ndarray, cfg: DecodeConfig, rng: np.random.Generator) -> 
         # drawn among the nucleus's few dozen pieces, in piece-id order as over the whole row (the pieces
         # outside it have probability 0 there): the same draw without a softmax and a cumulative sum over
         # the vocabulary per step (a third of a sampled reply's numpy time)
-        ids, kept = _nucleus_pieces(logits, cfg.top_p)
+        ids, kept = _nucleus(logits, cfg.top_p)
         order = np.argsort(ids, axis=-1, kind="stable")
         ids, kept = np.take_along_axis(ids, order, -1), np.take_along_axis(kept, order, -1)
         return ids[np.arange(len(ids)), _draw(kept, rng)].astype(np.int64)

@@ -240,13 +240,25 @@ def test_numpy_rules_penalise_forbid_and_sample_within_the_nucleus():
         wide[:5], DecodeConfig(seed=1), np.random.default_rng(7))).all()  # fmt: skip
 
 
+def _masked_nucleus(logits, top_p: float):
+    """The whole row with -inf outside ``_nucleus``'s pieces."""
+    import numpy as np
+
+    from luodi.tasks.generate import _nucleus
+
+    ids, kept = _nucleus(logits, top_p)
+    out = np.full_like(logits, -np.inf)
+    np.put_along_axis(out, ids, kept, -1)
+    return out
+
+
 def test_the_nucleus_from_a_partial_sort_is_the_full_sorts_up_to_its_boundary_piece():
     """``_nucleus`` sorts only the largest logits (more while a row's nucleus is not inside them); the pieces
     it keeps are those a full sort keeps, but for at most the one piece on the ``top_p`` boundary (the
     normaliser is summed in another order), and they always carry at least ``top_p`` of the mass."""
     import numpy as np
 
-    from luodi.tasks.generate import _log_softmax, _nucleus
+    from luodi.tasks.generate import _log_softmax
 
     rng = np.random.default_rng(0)
     for scale in (0.3, 1.0, 3.0, 10.0):  # flat rows need more than the first 64 pieces
@@ -256,7 +268,7 @@ def test_the_nucleus_from_a_partial_sort_is_the_full_sorts_up_to_its_boundary_pi
         probs = np.exp(_log_softmax(np.take_along_axis(logits, order, -1)))
         full = np.zeros_like(logits, dtype=bool)
         np.put_along_axis(full, order, np.cumsum(probs, -1) - probs <= 0.9, -1)
-        kept = np.isfinite(_nucleus(logits, 0.9))
+        kept = np.isfinite(_masked_nucleus(logits, 0.9))
         assert ((kept != full).sum(1) <= 1).all()
         mass = np.where(kept, np.exp(_log_softmax(logits)), 0).sum(1)
         assert (mass >= 0.9 - 1e-5).all()
@@ -267,13 +279,13 @@ def test_a_draw_within_the_nucleus_is_the_draw_over_the_whole_masked_row():
     number it must pick what an inverse-CDF draw over the whole row (zeros outside the nucleus) picks."""
     import numpy as np
 
-    from luodi.tasks.generate import DecodeConfig, _draw, _nucleus, _sample
+    from luodi.tasks.generate import DecodeConfig, _draw, _sample
 
     logits = (np.random.default_rng(0).standard_normal((8, 5000)) * 3).astype(np.float32)
     cfg = DecodeConfig(top_p=0.9)
     fast, whole = np.random.default_rng(5), np.random.default_rng(5)
     drawn = np.stack([_sample(logits, cfg, fast) for _ in range(200)])
-    reference = np.stack([_draw(_nucleus(logits, 0.9), whole) for _ in range(200)])
+    reference = np.stack([_draw(_masked_nucleus(logits, 0.9), whole) for _ in range(200)])
     assert (drawn == reference).all()
     assert len(np.unique(drawn[:, 0])) > 3  # a real draw: several pieces of the nucleus come up
 
