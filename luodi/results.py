@@ -176,14 +176,14 @@ def merge_results(
     # the CPU each command ran on: a file merged across sessions may mix machines, and a latency row means
     # little without its machine (a file written before this list: its one machine for every command)
     before = (old.get("machine") or {}).get("cpu", "unknown")
-    cpus = list(old.get("cpus") or [before] * len(commands))[: len(commands)]
-    cpus += [before] * (len(commands) - len(cpus))
-    cmd = current_command()
-    if cmd not in commands:
+    cpus = (list(old.get("cpus") or []) + [before] * len(commands))[: len(commands)]
+    cmd, cpu = current_command(), machine_info()["cpu"]
+    if cmd in commands:
+        cpus[commands.index(cmd)] = cpu  # a rerun moves its command to this machine
+    else:
         commands.append(cmd)
-        cpus.append("")
+        cpus.append(cpu)
     run = commands.index(cmd) + 1
-    cpus[run - 1] = machine_info()["cpu"]
     rows = _kept_rows(old, new_rows, rename) + [{**r, "run": run} for r in new_rows]
     rows = [{k: v for k, v in r.items() if v is not None} for r in rows]
     # a command whose rows were all replaced by later runs produced nothing the file still shows
