@@ -44,7 +44,7 @@ models: $(STAMP)
 		--output-dir $(HOME)/.cache/luodi/models/match-student-3L-silver14k
 	# --force: the int8 matcher keeps LCQMC accuracy (+0.03) but 98.7 % of the decisions (gate: 99 %)
 	$(LUODI) release --kind matcher --out release --limit 0 --threads 1 --force
-	$(LUODI) faq build release/faq.tsv --matcher release/matcher --out release/faq --chat-share 5 --pool 2 \
+	$(LUODI) faq build release/faq.tsv --matcher release/matcher --out release/faq --chat-share 5 --pool 2 --lexical-weight 0.2 \
 		--domain
 	# the generator reads the release matcher's tokenizer and int8 embeddings: released after it, gated;
 	# it also writes generic.json (its most frequent replies on LCCC train posts, for the chat picker)

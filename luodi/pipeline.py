@@ -580,7 +580,7 @@ class TfidfFaq:
     uses this; a ``faq_index`` (FaqIndex with a Matcher) in the config replaces it. Same ``search`` API."""
 
     def __init__(self, pairs: Sequence[tuple[str, str]]) -> None:
-        from luodi.text.ngrams import char_tfidf
+        from luodi.text.ngrams import CharTfidfTable
 
         latest: dict[str, str] = {}
         for q, a in pairs:  # one entry per distinct question, the last answer wins (as FaqIndex)
@@ -588,8 +588,7 @@ class TfidfFaq:
         if not latest:
             raise ValueError("TfidfFaq needs at least one (question, answer) pair")
         self.questions, self.answers = list(latest), list(latest.values())
-        self.vectorizer = char_tfidf()
-        self.matrix = self.vectorizer.fit_transform(self.questions)  # rows L2-normalised
+        self.table = CharTfidfTable(self.questions)
 
     @classmethod
     def from_files(cls, files: Sequence[str]) -> TfidfFaq:
@@ -625,6 +624,6 @@ class TfidfFaq:
 
         from luodi.tasks.match import Hit
 
-        sims = (self.matrix @ self.vectorizer.transform([query]).T).toarray().ravel()
+        sims = self.table.cosines([query])[0]
         top = np.argsort(-sims, kind="stable")[:k]
         return [Hit(self.questions[i], self.answers[i], float(sims[i]), int(i)) for i in top if sims[i] > 0]

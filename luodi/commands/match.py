@@ -174,6 +174,12 @@ def faq_build(
         help="Score answers, not phrasings: an answer's score is the mean cosine of its POOL best phrasings "
         "(1: each phrasing alone). For an FAQ with several phrasings per answer.",
     ),
+    lexical_weight: float = typer.Option(
+        0.0,
+        min=0.0,
+        help="Rank answers by pooled cosine + this x the best char 1-3-gram TF-IDF cosine with one of their "
+        "phrasings (0: cosine alone; the release uses 0.2, chosen on bench/faq_dev_paraphrases.tsv).",
+    ),
     domain: bool = typer.Option(
         False,
         "--domain",
@@ -199,20 +205,16 @@ def faq_build(
     except DataFormatError as err:
         console.print(f"[red]{err}[/red]")
         raise typer.Exit(1) from None
-    for name in [b for b in base.split(",") if b]:
-        from luodi.data.dialogue import load_chatterbot, load_lccc_pairs
-
-        if name not in ("chatterbot", "lccc"):
-            raise typer.BadParameter(f"unknown base {name!r}: chatterbot or lccc")
-        pairs += load_chatterbot() if name == "chatterbot" else load_lccc_pairs("train")
+    pairs += _base_pairs(base)
     if not pairs:
         raise typer.BadParameter("nothing to index: give a FAQ file and/or --base")
     start = time.perf_counter()
     if threshold is not None and chat_share is not None:
         raise typer.BadParameter("give --threshold or --chat-share, not both")
     index = FaqIndex.build(
-        pairs, _load_matcher(matcher or _default_matcher()), threshold=threshold, pool=pool
-    )
+        pairs, _load_matcher(matcher or _default_matcher()), threshold=threshold, pool=pool,
+        lexical_weight=lexical_weight,
+    )  # fmt: skip
     if chat_share is not None:
         from luodi.data.dialogue import load_lccc_pairs
 
@@ -222,16 +224,33 @@ def faq_build(
             f"threshold {index.threshold:.4f}: {chat_share} % of {len(posts):,} LCCC train posts reach it"
         )
     if domain:
-        from luodi.tasks.faq_domain import FaqDomain, assistant_domain_texts
-
-        texts = assistant_domain_texts()
-        index.domain = FaqDomain.fit(index, texts["negatives"], texts["tune_chat"], texts["tune_skill"],
-                                     chat_share=domain_chat_share, skill_share=domain_skill_share)  # fmt: skip
-        console.print(f"domain model: {index.domain.info}; P thresholds {index.domain.threshold:.3f} "
-                      f"(non-skill), {index.domain.skill_threshold:.3f} (skill questions)")  # fmt: skip
+        _fit_domain(index, domain_chat_share, domain_skill_share)
     index.save(out)
     console.print(f"{len(index):,} questions ({len(pairs):,} pairs) indexed in {time.perf_counter() - start:.1f} s"
                   f" -> {out} (threshold {index.threshold:.3f}, {'faiss IVF' if index.uses_ann else 'exact numpy'})")  # fmt: skip
+
+
+def _base_pairs(base: str) -> list[tuple[str, str]]:
+    """The shared Q->A pairs named in ``--base`` (chatterbot, lccc; comma-separated)."""
+    from luodi.data.dialogue import load_chatterbot, load_lccc_pairs
+
+    pairs = []
+    for name in [b for b in base.split(",") if b]:
+        if name not in ("chatterbot", "lccc"):
+            raise typer.BadParameter(f"unknown base {name!r}: chatterbot or lccc")
+        pairs += load_chatterbot() if name == "chatterbot" else load_lccc_pairs("train")
+    return pairs
+
+
+def _fit_domain(index, chat_share: float, skill_share: float) -> None:
+    """The FAQ's domain model on the shared data's chit-chat and skill requests (``--domain``)."""
+    from luodi.tasks.faq_domain import FaqDomain, assistant_domain_texts
+
+    texts = assistant_domain_texts()
+    index.domain = FaqDomain.fit(index, texts["negatives"], texts["tune_chat"], texts["tune_skill"],
+                                 chat_share=chat_share, skill_share=skill_share)  # fmt: skip
+    console.print(f"domain model: {index.domain.info}; P thresholds {index.domain.threshold:.3f} "
+                  f"(non-skill), {index.domain.skill_threshold:.3f} (skill questions)")  # fmt: skip
 
 
 @faq_app.command("ask")

@@ -39,6 +39,12 @@ def eval_faq(
         help="Score an answer needs (default: release/assistant.yaml's faq_threshold for TF-IDF, the "
         "index's own for an index).",
     ),
+    lexical_weight: float = typer.Option(
+        None,
+        min=0.0,
+        help="For an index: rank with this lexical weight instead of the index's own (`luodi faq build "
+        "--lexical-weight`), to choose one on the dev paraphrases.",
+    ),
     name: str = typer.Option("", help="Row name (default: the searcher and its files)."),
     write: bool = typer.Option(
         False, help="Merge the row into results/faq.json (+ docs/faq.md in a checkout)."
@@ -46,8 +52,8 @@ def eval_faq(
 ) -> None:
     """FAQ paraphrase accuracy: the share of paraphrases whose top hit answers the question they mean."""
     from luodi.data.errors import DataFormatError
-    from luodi.pipeline import Assistant, TfidfFaq, release_dir
-    from luodi.tasks.match import FaqIndex, faq_accuracy, load_faq_file
+    from luodi.pipeline import release_dir
+    from luodi.tasks.match import faq_accuracy, load_faq_file
 
     paraphrases = paraphrases or paraphrase_file()
     try:
@@ -59,20 +65,7 @@ def eval_faq(
         raise typer.BadParameter(
             "give --index (an index built earlier) or --matcher (build one now), not both"
         )
-    if index is not None or matcher is not None:
-        searcher = FaqIndex.load(index) if index is not None else _built_index(files, matcher)
-        label = (
-            f"index {index.name}"
-            if index is not None
-            else f"index {matcher} " + " + ".join(Path(f).name for f in files)
-        )
-        if threshold is None:  # its hits are already cut there: every hit would be answered
-            threshold = searcher.threshold
-    else:
-        searcher = TfidfFaq.from_files(files)
-        label = "tfidf " + " + ".join(Path(f).name for f in files)
-        if threshold is None:
-            threshold = Assistant.config_from_file(release_dir() / "assistant.yaml").faq_threshold
+    searcher, label, threshold = _searcher(files, index, matcher, threshold, lexical_weight)
     try:
         scores = faq_accuracy(searcher, pairs, k=k, threshold=threshold)
     except ValueError as err:
@@ -90,6 +83,32 @@ def eval_faq(
         console.print(f"  miss: {text}  ->  {got}  (meant: {want})")
     if write:
         _write(row, misses)
+
+
+def _searcher(files: list[str], index: Path | None, matcher: str | None, threshold: float | None,
+              lexical_weight: float | None):  # fmt: skip
+    """(searcher, row label, threshold): a saved index, one built now, or char TF-IDF over the files."""
+    from luodi.pipeline import Assistant, TfidfFaq, release_dir
+    from luodi.tasks.match import FaqIndex
+
+    if index is None and matcher is None:
+        if lexical_weight is not None:
+            raise typer.BadParameter("--lexical-weight ranks an index's answers: give --index or --matcher")
+        if threshold is None:
+            threshold = Assistant.config_from_file(release_dir() / "assistant.yaml").faq_threshold
+        return TfidfFaq.from_files(files), "tfidf " + " + ".join(Path(f).name for f in files), threshold
+    searcher = FaqIndex.load(index) if index is not None else _built_index(files, matcher)
+    label = (
+        f"index {index.name}"
+        if index is not None
+        else f"index {matcher} " + " + ".join(Path(f).name for f in files)
+    )
+    if threshold is None:  # its hits are already cut there: every hit would be answered
+        threshold = searcher.threshold
+    if lexical_weight is not None:
+        searcher.lexical_weight = lexical_weight
+        label += f", lexical weight {lexical_weight:g}"
+    return searcher, label, threshold
 
 
 def _write(row: dict, misses: list) -> None:

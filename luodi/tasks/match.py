@@ -395,15 +395,26 @@ class FaqIndex:
     when it has fewer). One stray phrasing close to the query then no longer wins on its own: two of an
     answer's phrasings must agree (``pool=2`` on the shipped FAQ: dev paraphrases top-1 92.0 -> 93.8 %, see
     results/faq.json). Hits are then one per distinct answer (its best phrasing as ``question``, the pooled
-    score as ``score``) and the threshold applies to the pooled score. ``pool=1``: each phrasing alone."""
+    score as ``score``) and the threshold applies to the pooled score. ``pool=1``: each phrasing alone.
+
+    ``lexical_weight`` > 0 ranks answers by pooled cosine + weight x the best char 1-3-gram TF-IDF cosine of
+    the query with one of the answer's phrasings (``luodi.text.ngrams``). The 3-layer matcher blurs short
+    texts that share meaning words but not intent (说说你的本领 / 你会做什么); the shared characters
+    separate them. Hits keep the pooled cosine as ``score``, so thresholds and the domain model read
+    cosines as before; only the order changes."""
 
     def __init__(self, matcher: Matcher | None, dim: int, threshold: float = 0.0,
-                 ann_min_size: int = 50_000, nprobe: int = 16, pool: int = 1) -> None:  # fmt: skip
+                 ann_min_size: int = 50_000, nprobe: int = 16, pool: int = 1,
+                 lexical_weight: float = 0.0) -> None:  # fmt: skip
         if not isinstance(pool, int) or pool < 1:
             raise ValueError(f"pool must be a positive integer (phrasings averaged per answer), got {pool!r}")
+        if not lexical_weight >= 0:
+            raise ValueError(f"lexical_weight must be >= 0 (0: rank by cosine alone), got {lexical_weight!r}")
         self.matcher = matcher
         self.threshold = threshold  # hits below it are dropped: an empty list means "no good match"
         self.ann_min_size, self.nprobe, self.pool = ann_min_size, nprobe, pool
+        self.lexical_weight = float(lexical_weight)
+        self._lexical = None  # (CharTfidfTable of the phrasings, grouping by answer): lazy, reset by ``add``
         self.questions: list[str] = []
         self.answers: list[str] = []
         self.vectors = np.empty((0, dim), np.float32)  # (n, dim), L2-normalised rows
@@ -431,7 +442,7 @@ class FaqIndex:
         latest: dict[str, str] = {}
         for q, a in pairs:  # dedupe within the batch too: the last answer wins
             latest[q] = a
-        self._answer_cache = None
+        self._answer_cache = self._lexical = None
         new = [q for q in latest if q not in self._position]
         for q, a in latest.items():
             if q in self._position:
@@ -496,41 +507,76 @@ class FaqIndex:
         scores[:, :k_eff] = np.take_along_axis(top_s, order, 1)
         return scores, ids
 
-    def _search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """``search_vectors``, or with ``pool`` > 1 ``answer_search``: what ``search`` ranks by."""
-        return self.search_vectors(queries, k) if self.pool == 1 else self.answer_search(queries, k)
+    def _search(
+        self, queries: np.ndarray, k: int, texts: Sequence[str] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``search_vectors``, or with ``pool`` > 1 or a lexical weight ``answer_search`` (``texts``: the
+        queries' texts, for the lexical term): what ``search`` ranks by."""
+        if self.pool == 1 and not self.lexical_weight:
+            return self.search_vectors(queries, k)
+        return self.answer_search(queries, k, texts=texts)
+
+    def _lexical_scores(self, texts: Sequence[str]) -> np.ndarray:
+        """(q, answers): per distinct answer, the best char TF-IDF cosine of each text with its phrasings."""
+        from luodi.text.ngrams import CharTfidfTable
+
+        answer_ids, n_answers = self._answer_ids()
+        if self._lexical is None:  # phrasings grouped by answer, for one maximum per group
+            order = np.argsort(answer_ids, kind="stable")
+            starts = np.flatnonzero(np.r_[True, np.diff(answer_ids[order]) != 0])
+            self._lexical = CharTfidfTable(self.questions), order, starts
+        table, order, starts = self._lexical
+        return np.maximum.reduceat(table.cosines(texts)[:, order], starts, axis=1)  # every answer has one
 
     def answer_search(
-        self, queries: np.ndarray, k: int = 5, exclude: np.ndarray | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
+        self, queries: np.ndarray, k: int = 5, exclude: np.ndarray | None = None,
+        texts: Sequence[str] | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
         """(q, dim) -> pooled scores (q, k) of the k best distinct answers and ids (q, k) of each one's best
         phrasing, best first (-inf / -1 where fewer answers exist). An answer's score: the mean of its
         ``pool`` best phrasings' cosines. Exact (every phrasing is scored): meant for FAQ-sized indexes.
-        ``exclude`` (q,): per query a stored phrasing left out (a phrasing scored against the others)."""
-        queries = np.ascontiguousarray(queries, np.float32)
+        ``exclude`` (q,): per query a stored phrasing left out (a phrasing scored against the others).
+        ``texts``: the queries' texts; with a ``lexical_weight`` they reorder the answers (scores stay the
+        pooled cosines, so a later answer can score above an earlier one)."""
         scores = np.full((len(queries), k), -np.inf, np.float32)
         ids = np.full((len(queries), k), -1, np.int64)
         if len(self) == 0:
             return scores, ids
+        pooled, phrasing = self._pooled_answers(queries, exclude)
+        rank_by = pooled
+        if texts is not None and self.lexical_weight:
+            rank_by = pooled + self.lexical_weight * self._lexical_scores(texts)
+        best = np.argsort(-rank_by, axis=1, kind="stable")[:, :k]
+        scores[:, : best.shape[1]] = np.take_along_axis(pooled, best, 1)
+        ids[:, : best.shape[1]] = np.take_along_axis(phrasing, best, 1)
+        return scores, ids
+
+    def _pooled_answers(
+        self, queries: np.ndarray, exclude: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(q, answers) each distinct answer's pooled cosine (-inf when ``exclude`` left it no phrasing)
+        and (q, answers) the id of its best phrasing."""
+        queries = np.ascontiguousarray(queries, np.float32)
         answer_ids, n_answers = self._answer_ids()
         with _one_blas_thread() if len(queries) <= 16 else contextlib.nullcontext():
             sims = queries @ self.vectors.T  # (q, n)
         if exclude is not None:
             sims[np.arange(len(sims)), np.asarray(exclude)] = -np.inf
+        pooled = np.full((len(sims), n_answers), -np.inf)
+        phrasing = np.empty((len(sims), n_answers), np.int64)
         for row, sim in enumerate(sims):
             order = np.lexsort((-sim, answer_ids))  # by answer, then best phrasing first
             grouped = answer_ids[order]
-            starts = np.flatnonzero(np.r_[True, grouped[1:] != grouped[:-1]])
+            starts = np.flatnonzero(np.r_[True, grouped[1:] != grouped[:-1]])  # one per answer, in order
             rank = np.arange(len(order)) - np.repeat(starts, np.diff(np.r_[starts, len(order)]))
             top = (rank < self.pool) & np.isfinite(sim[order])
             total = np.bincount(grouped[top], sim[order][top], minlength=n_answers)
             counts = np.bincount(grouped[top], minlength=n_answers)
-            pooled = np.full(n_answers, -np.inf)
-            np.divide(total, counts, out=pooled, where=counts > 0)  # an answer left with no phrasing: -inf
-            best = np.argsort(-pooled, kind="stable")[: min(k, n_answers)]
-            scores[row, : len(best)] = pooled[best]
-            ids[row, : len(best)] = order[starts[best]]  # each answer's best phrasing
-        return scores, ids
+            np.divide(
+                total, counts, out=pooled[row], where=counts > 0
+            )  # an answer left with no phrasing: -inf
+            phrasing[row] = order[starts]
+        return pooled.astype(np.float32), phrasing  # float32: the precision every search returns
 
     def _answer_ids(self) -> tuple[np.ndarray, int]:
         """Per stored phrasing, the position of its answer among the distinct answers (cached)."""
@@ -555,13 +601,25 @@ class FaqIndex:
         """The best answer whatever its score, and P(the query asks this FAQ) from the domain model (None
         without one): one encoding for both, for a caller that decides by the probability."""
         vector = self.matcher.encode([query])
-        pooled = self.domain is not None and self.pool > 1  # one answer search serves the hit and P
-        scores, ids = self._search(vector, 2 if pooled else 1)
+        if self.domain is None:
+            scores, ids = self._search(vector, 1, texts=[query])
+            top2 = None
+        else:  # one pooled search serves the hit and the domain model's features
+            pooled, phrasing = self._pooled_answers(vector)
+            rank_by = pooled
+            if self.lexical_weight:
+                rank_by = pooled + self.lexical_weight * self._lexical_scores([query])
+            best = int(rank_by[0].argmax())
+            scores, ids = pooled[:, [best]], phrasing[:, [best]]
+            # the features: the two best pooled cosines in cosine order, whatever the lexical term chose
+            top2 = np.full((1, 2), -np.inf, np.float32)
+            n = min(2, pooled.shape[1])
+            top2[:, :n] = -np.sort(-pooled, axis=1)[:, :n]
         i = int(ids[0, 0])
         hit = Hit(self.questions[i], self.answers[i], float(scores[0, 0]), i) if i >= 0 else None
         if self.domain is None:
             return hit, None
-        return hit, float(self.domain.probability(self, vector, scores if pooled else None)[0])
+        return hit, float(self.domain.probability(self, vector, top2)[0])
 
     def search(self, query: str, k: int = 5) -> list[Hit]:
         """The top-k stored questions for ``query`` with score >= threshold; [] means no good match."""
@@ -570,7 +628,7 @@ class FaqIndex:
     def search_batch(self, queries: Sequence[str], k: int = 5) -> list[list[Hit]]:
         if len(self) == 0:
             return [[] for _ in queries]
-        scores, ids = self._search(self.matcher.encode(list(queries)), k)
+        scores, ids = self._search(self.matcher.encode(list(queries)), k, texts=queries)
         return [
             [
                 Hit(self.questions[i], self.answers[i], float(s), int(i))
@@ -591,7 +649,7 @@ class FaqIndex:
         position = {a: i for i, a in enumerate(distinct)}
         meta = {"questions": self.questions, "answers": distinct,
                 "answer_ids": [position[a] for a in self.answers], "threshold": self.threshold,
-                "ann_min_size": self.ann_min_size, "nprobe": self.nprobe, "pool": self.pool,
+                "ann_min_size": self.ann_min_size, "nprobe": self.nprobe, "pool": self.pool, "lexical_weight": self.lexical_weight,
                 "matcher": _portable(self.matcher.source if self.matcher is not None else None, out_dir)}  # fmt: skip
         (out_dir / "faq.json").write_text(json.dumps(meta, ensure_ascii=False))
         (out_dir / DOMAIN_FILE).unlink(missing_ok=True)
@@ -620,7 +678,8 @@ class FaqIndex:
             matcher = Matcher.load(source, threads=threads)
         # an index saved before pooling has no "pool": it scores each phrasing alone
         pool = meta.get("pool", 1)
-        index = cls(matcher, vectors.shape[1], meta["threshold"], meta["ann_min_size"], meta["nprobe"], pool)
+        index = cls(matcher, vectors.shape[1], meta["threshold"], meta["ann_min_size"], meta["nprobe"], pool,
+                    meta.get("lexical_weight", 0.0))  # fmt: skip
         answers = meta["answers"]
         if "answer_ids" in meta:  # distinct answers + one position per question (see ``save``)
             answers = [answers[i] for i in meta["answer_ids"]]

@@ -75,6 +75,16 @@ def test_saved_with_the_index_and_loaded_back(tmp_path: Path):
     assert not (tmp_path / "faq" / DOMAIN_FILE).exists() and FaqIndex.load(tmp_path / "faq").domain is None
 
 
+def test_a_lexical_weight_changes_the_hit_order_not_the_probability():
+    """The domain model was fitted on pooled cosines in cosine order; the lexical term only reorders hits."""
+    index = _index()
+    index.domain = FaqDomain.fit(index, CHAT + COMMANDS, CHAT, ["你能导航去北京吗"], chat_share=10)
+    queries = ["你会讲故事吗", "今天好累", "你叫啥名字", "导航去北京"]
+    plain = [index.ask(q)[1] for q in queries]
+    index.lexical_weight = 0.5
+    assert [index.ask(q)[1] for q in queries] == pytest.approx(plain, abs=1e-6)
+
+
 def test_refuses_bad_shares_and_weights_of_another_dimension(tmp_path: Path):
     index = _index()
     with pytest.raises(ValueError, match="chat_share"):

@@ -351,6 +351,60 @@ def test_pooling_follows_a_changed_answer_and_refuses_a_bad_pool():
             FaqIndex(None, 3, pool=bad)
 
 
+class _Table:
+    """Texts -> fixed vectors (stands in for the matcher): the lexical tests' query is closer in cosine to
+    NAME's phrasings but shares its characters with one of SKILLS'."""
+
+    source = None
+    vectors = {"说说你的本领吧": [1, 0, 0], "说说你的名字": [0.6, 0.8, 0]}
+
+    def encode(self, texts):
+        return _unit([self.vectors[t] for t in texts])
+
+
+def _lexical_fixture(weight: float) -> FaqIndex:
+    # cosines with the query: NAME pools (0.8 + 0.75) / 2 = 0.775, SKILLS (0.7 + 0.7) / 2 = 0.7
+    vecs = _unit([[0.8, 0.6, 0], [0.75, 0, 0.66144], [0.7, 0.71414, 0], [0.7, 0, 0.71414]])
+    index = FaqIndex(_Table(), 3, threshold=-1.0, pool=2, lexical_weight=weight)
+    index.add([("你叫什么名字", "NAME"), ("你是谁", "NAME"), ("说说你的本领", "SKILLS"), ("你有什么本事", "SKILLS")],
+              vecs)  # fmt: skip
+    return index
+
+
+def test_a_lexical_weight_reorders_answers_by_shared_characters_and_keeps_cosine_scores():
+    query = "说说你的本领吧"
+    assert [h.answer for h in _lexical_fixture(0.0).search(query, k=2)] == ["NAME", "SKILLS"]
+    hits = _lexical_fixture(0.2).search(query, k=2)
+    assert [(h.question, h.answer) for h in hits] == [("说说你的本领", "SKILLS"), ("你叫什么名字", "NAME")]
+    # the scores are still the pooled cosines (thresholds and the domain model read cosines): out of order
+    assert [h.score for h in hits] == pytest.approx([0.7, 0.775], abs=1e-3)
+    best, p = _lexical_fixture(0.2).ask(query)
+    assert best.answer == "SKILLS" and p is None
+    # vectors alone (no texts, as the domain model's features ask): the cosine order
+    _, ids = _lexical_fixture(0.2).answer_search(_Table().encode([query]), k=1)
+    assert ids[0, 0] == 0
+
+
+def test_the_lexical_table_follows_added_phrasings_and_round_trips(tmp_path: Path):
+    index = _lexical_fixture(0.2)
+    assert index.search("说说你的本领吧", k=1)[0].answer == "SKILLS"
+    index.add([("说说你的本领吧", "NAME")], _unit([[0.6, 0.8, 0]]))  # the query itself, now a NAME phrasing
+    assert index.search("说说你的本领吧", k=1)[0].answer == "NAME"
+    index.save(tmp_path / "faq")
+    again = FaqIndex.load(tmp_path / "faq", matcher=_Table())
+    assert again.lexical_weight == 0.2 and again.search("说说你的名字", k=2) == index.search(
+        "说说你的名字", k=2
+    )
+    import json
+
+    meta = json.loads((tmp_path / "faq" / "faq.json").read_text())
+    del meta["lexical_weight"]  # an index saved before the lexical term ranks by cosine alone
+    (tmp_path / "faq" / "faq.json").write_text(json.dumps(meta))
+    assert FaqIndex.load(tmp_path / "faq", matcher=_Table()).lexical_weight == 0.0
+    with pytest.raises(ValueError, match="lexical_weight"):
+        FaqIndex(None, 3, lexical_weight=-0.1)
+
+
 def test_a_matcher_encodes_a_repeated_single_text_once():
     """The assistant asks the FAQ and then the reply base about the same query with one matcher: the second
     single-text call is served from the last one (a copy: the caller may change its rows)."""
