@@ -474,6 +474,20 @@ def test_a_split_question_the_domain_model_is_sure_of_stays_one_query():
     assert len(a(long)["queries"]) == 2 and long not in a.faq.asked
 
 
+def test_chit_chat_before_a_question_to_the_faq_is_its_context_not_a_query_of_its_own():
+    a = assistant(faq=DomainFaq())
+    # the pieces: chit-chat (generated) + a question the FAQ answers (P 0.6 >= 0.4, below the 0.9 that
+    # keeps a split stream whole before intent); the whole is a question the FAQ takes: one answer
+    doc = a("我好累|说说你的本领吗")
+    assert [(q["text"], q["answer"]["type"]) for q in doc["queries"]] == [("我好累|说说你的本领吗", "faq")]
+    assert doc["sentences"] == ["我好累|说说你的本领吗"]
+    # a piece a skill acts on, a whole that is no question, or a whole the FAQ does not take: split stands
+    assert [q["answer"]["type"] for q in a("播放周杰伦|说说你的本领吗")["queries"]] == ["action", "faq"]
+    assert len(a("我好累|说说你的本领")["queries"]) == 2
+    a.faq.ask = lambda q: (Hit("你会做什么", "我会放歌", 0.5), 0.6 if q == "说说你的本领吗" else 0.1)
+    assert len(a("我好累|说说你的本领吗")["queries"]) == 2
+
+
 def test_the_reply_base_shares_the_faqs_matcher_when_both_recorded_the_same_one(tmp_path):
     from types import SimpleNamespace
 
