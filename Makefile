@@ -34,7 +34,7 @@ models: $(STAMP)
 	$(LUODI) train segment --variant unified --layers 3 --max-chars 1200000 --epochs 1 --threads 2 \
 		--learning-rate 3e-4 --dev-sentences 200
 	$(LUODI) train intent --model fused --data assistant --layers 3 --epochs 3 --batch-size 32 \
-		--learning-rate 2e-4 --threads 1
+		--learning-rate 2e-4 --threads 2
 	$(LUODI) release --kind breaking --kind segment --kind intent --out release --limit 500 --threads 2
 	rm -rf release/segmenter-small && $(BIN)/python -m luodi.runtime.shrink release/segmenter --min-count 5 \
 		--unk mean --out release/segmenter-small && rm -rf release/segmenter && mv release/segmenter-small release/segmenter

@@ -318,8 +318,8 @@ _BUILTIN = (
             "copies with a spoken filler in front; the knowledge fusion reads the NLPCC-2018 lexicons (shipped in "
             "lexicons/), trained with noisy lexicon evidence (each match dropped with p 0.2, a false song/singer "
             "match added to 30 % of texts); an NLPCC-2018 OTHERS utterance that a TF-IDF + LinearSVC trained on the "
-            "other sets puts in one of their skills trains as a partial label (OTHERS or that skill: -log P(either)), "
-            "so its 讲个笑话 does not teach that the request is noise.",
+            "other sets puts in one of their skills (a positive margin, or 0.4 above chat's) trains as a partial "
+            "label (OTHERS or that skill: -log P(either)), so its 讲个笑话 does not teach that the request is noise.",
             metric_data="the test sets of every source on the skill schema (CAIS test, NLPCC dev, SMP2020 dev, 500 "
             "LCCC valid posts; intent accuracy, slot span F1)",
             commands=(
