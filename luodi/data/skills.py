@@ -178,8 +178,8 @@ def _foreign_skills(nlpcc: Sequence[IntentExample], others: Sequence[IntentExamp
     whose best class is a skill asks for it when that margin is positive or beats ``chat``'s by
     ``FOREIGN_CHAT_GAP``. The gap is there because CAIS has 11 joke requests against thousands of chat
     posts: 讲个笑话吧 scores below 0 for joke.play but far above chat, and without the gap 33 NLPCC
-    讲个笑话 and 11 音量 requests stayed hard ``other`` (measured with the gap: dev-stream accuracy 85.93 ->
-    86.38, CAIS test macro-F1 67.65 -> 70.93; docs/assistant.md)."""
+    讲个笑话 requests stayed hard ``other`` (with the gap: dev-stream accuracy 85.93 -> 86.38, CAIS test
+    macro-F1 67.65 -> 70.93; docs/assistant-guide.md)."""
     from luodi.text.ngrams import CharSvm
 
     suspects = [e for e in nlpcc if e.intent == "other"]
