@@ -572,9 +572,8 @@ class FaqIndex:
             top = (rank < self.pool) & np.isfinite(sim[order])
             total = np.bincount(grouped[top], sim[order][top], minlength=n_answers)
             counts = np.bincount(grouped[top], minlength=n_answers)
-            np.divide(
-                total, counts, out=pooled[row], where=counts > 0
-            )  # an answer left with no phrasing: -inf
+            # an answer left with no phrasing keeps -inf
+            np.divide(total, counts, out=pooled[row], where=counts > 0)
             phrasing[row] = order[starts]
         return pooled.astype(np.float32), phrasing  # float32: the precision every search returns
 
