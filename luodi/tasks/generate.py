@@ -435,9 +435,10 @@ def _log_softmax(x: np.ndarray) -> np.ndarray:
 
 def _nucleus(logits: np.ndarray, top_p: float, first: int = 64) -> tuple[np.ndarray, np.ndarray]:
     """Each row's nucleus, the smallest set of most probable pieces whose mass reaches ``top_p``, as (piece
-    ids (rows, k), their logits, -inf for the candidates outside it), best first. Only the ``first`` largest logits of a row are sorted (a partition finds them), more only while
-    some row's nucleus is not inside them: a full sort of 27 k logits per step was 70 % of a sampled
-    reply's time, and the nucleus is a few dozen pieces."""
+    ids (rows, k), their logits, -inf for the candidates outside it), best first. Only the ``first``
+    largest logits of a row are sorted (a partition finds them), more only while some row's nucleus is not
+    inside them: a full sort of 27 k logits per step was 70 % of a sampled reply's time, and the nucleus is
+    a few dozen pieces."""
     rows, vocab = logits.shape
     peak = logits.max(-1, keepdims=True)
     lse = np.log(np.exp(logits - peak).sum(-1, keepdims=True)) + peak  # the whole row's normaliser

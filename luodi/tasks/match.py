@@ -543,13 +543,16 @@ class FaqIndex:
         if len(self) == 0:
             return scores, ids
         pooled, phrasing = self._pooled_answers(queries, exclude)
-        rank_by = pooled
-        if texts is not None and self.lexical_weight:
-            rank_by = pooled + self.lexical_weight * self._lexical_scores(texts)
-        best = np.argsort(-rank_by, axis=1, kind="stable")[:, :k]
+        best = np.argsort(-self._rank_key(pooled, texts), axis=1, kind="stable")[:, :k]
         scores[:, : best.shape[1]] = np.take_along_axis(pooled, best, 1)
         ids[:, : best.shape[1]] = np.take_along_axis(phrasing, best, 1)
         return scores, ids
+
+    def _rank_key(self, pooled: np.ndarray, texts: Sequence[str] | None) -> np.ndarray:
+        """What answers are ranked by: the pooled cosines, + the lexical term when there are texts."""
+        if texts is None or not self.lexical_weight:
+            return pooled
+        return pooled + self.lexical_weight * self._lexical_scores(texts)
 
     def _pooled_answers(
         self, queries: np.ndarray, exclude: np.ndarray | None = None
@@ -605,10 +608,7 @@ class FaqIndex:
             top2 = None
         else:  # one pooled search serves the hit and the domain model's features
             pooled, phrasing = self._pooled_answers(vector)
-            rank_by = pooled
-            if self.lexical_weight:
-                rank_by = pooled + self.lexical_weight * self._lexical_scores([query])
-            best = int(rank_by[0].argmax())
+            best = int(self._rank_key(pooled, [query])[0].argmax())
             scores, ids = pooled[:, [best]], phrasing[:, [best]]
             # the features: the two best pooled cosines in cosine order, whatever the lexical term chose
             top2 = np.full((1, 2), -np.inf, np.float32)
