@@ -100,11 +100,13 @@ def intent_probs(intent, texts: set[str]) -> dict[str, np.ndarray]:
     return probs
 
 
-def first_terms(cands, probs: dict[str, np.ndarray], noise: int) -> np.ndarray:
-    """The first release's score of each segmentation (``JointBreaking()``): the breaker's log-probability
-    + per query log max P(intent) + log (1 - P(other)) + 0.5."""
-    return np.array([lp + sum(math.log(max(float(probs[q].max()), 1e-9))
-                              + math.log(max(1.0 - float(probs[q][noise]), 1e-6)) + 0.5 for q in qs)
+def first_terms(cands, probs: dict[str, np.ndarray], noise: int, chat: int) -> np.ndarray:
+    """The first release's score of each segmentation (``JointBreaking()``, scored as the pipeline's
+    decoder scores it: ``query_terms``): the breaker's log-probability + its queries' terms."""
+    from luodi.tasks.break_decode import JointBreaking, query_terms
+
+    first = JointBreaking()
+    return np.array([lp + sum(query_terms(probs[q][None], [len(q)], [noise], [chat], first)[0] for q in qs)
                      for qs, lp in cands])  # fmt: skip
 
 
@@ -124,10 +126,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     assistant = Assistant(Assistant.config_from_file(args.config) if args.config else default_config())
     intents = list(assistant.intent.config.intents)
-    noise = intents.index("other")
+    noise, chat = intents.index("other"), intents.index("chat")
     segs = segmentations_of_streams(assistant, list(iter_spoken_streams("tune", passes=3)))
     probs = intent_probs(assistant.intent, {q for _, cands in segs for qs, _ in cands for q in qs})
-    feats = [np.stack([features(qs, lp, probs, noise, intents.index("chat")) for qs, lp in cands])
+    feats = [np.stack([features(qs, lp, probs, noise, chat) for qs, lp in cands])
              for _, cands in segs]  # fmt: skip
     gold = [next((i for i, (qs, _) in enumerate(c) if qs == g), -1) for g, c in segs]
     usable = [i for i, (g, (_, c)) in enumerate(zip(gold, segs, strict=True)) if g >= 0 and len(c) > 1]
@@ -138,7 +140,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         theta[1] += QUERY_BONUS_SHIFT
         held = [i for i in range(len(segs)) if i % 2 != half]
         exact = breaks_exact([segs[i] for i in held], theta, [feats[i] for i in held])
-        first = 100.0 * sum(segs[i][0] == segs[i][1][int(np.argmax(first_terms(segs[i][1], probs, noise)))][0]
+        first = 100.0 * sum(segs[i][0] == segs[i][1][int(np.argmax(first_terms(segs[i][1], probs, noise, chat)))][0]
                             for i in held) / len(held)  # fmt: skip
         print(f"{name}: held-out half's breaks exact {exact:.2f}, the first terms (same band) {first:.2f}")
 
