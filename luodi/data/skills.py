@@ -9,8 +9,8 @@ SMP2020 domains as well as CAIS's 13 intents, and one name per meaning (``singer
 ``singer_name``, NLPCC's ``singer`` and SMP's ``music.artist``) so a skill reads one slot name whatever data
 taught the model. Non-skill queries are explicit intents (``chat``, ``other``), never a fallback into music.
 
-Splits (fixed): train = CAIS train, NLPCC train sessions, SMP train, LCCC train posts, chatterbot questions;
-select (checkpoint choice) = the NLPCC held-out training sessions (sha1 % 10 == 1), every 20th CAIS train
+Splits (fixed): train = CAIS train, NLPCC train sessions, SMP train, LCCC train posts, chatterbot questions,
+the hand-written request templates of everyday skills the sets barely cover (templates.yaml); select (checkpoint choice) = the NLPCC held-out training sessions (sha1 % 10 == 1), every 20th CAIS train
 utterance and every 10th SMP train utterance (removed from train); test per source = CAIS test, NLPCC dev
 sessions, SMP dev, LCCC valid posts. The end-to-end streams (``luodi eval assistant``) use the dev splits.
 """
@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import functools
 import random
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from luodi.data.intent import IntentExample, Slot, spans_to_bioes
+from luodi.data.templates import template_examples
 
 SCHEMA_FILE = Path(__file__).with_name("skills.yaml")
 FILLERS = ("然后", "还有", "那个", "嗯", "呃", "另外", "对了", "那")  # spoken glue between queries
@@ -143,6 +145,7 @@ def source_splits(
     cais_train = [e for i, e in enumerate(cais) if not _every(i, 20)]
     smp_train = [e for i, e in enumerate(smp) if not _every(i, 10)]
     nlpcc_train = [e for e in nlpcc if not nlpcc_selects(e.session)]
+    templated = list(template_examples())
     return {
         "cais": {
             "train": cais_train,
@@ -151,7 +154,7 @@ def source_splits(
         },
         "nlpcc2018": {
             "train": (drop_foreign_skills if drop_foreign else narrow_open_labels)(
-                nlpcc_train, cais_train + smp_train + chat
+                nlpcc_train, cais_train + smp_train + templated + chat
             ),
             "select": [e for e in nlpcc if nlpcc_selects(e.session)],
             "test": schema.unify(load_nlpcc2018("dev", root), "nlpcc2018"),
@@ -167,6 +170,7 @@ def source_splits(
             "test": negatives(valid_posts[:500], "lccc"),
         },
         "chatterbot": {"train": chatterbot_chat, "select": [], "test": []},
+        "templates": {"train": templated, "select": [], "test": []},
     }
 
 
@@ -463,14 +467,18 @@ def render_docs(schema: SkillSchema | None = None) -> str:
              *[f"A catch-all label (`{maps['catch_all']}` of {src}) means only \"none of this set's other intents\": "
                "scored, it is right for any intent those do not map to; in training it accepts the one such skill "
                "a TF-IDF + LinearSVC trained on the other sets finds in the utterance (`narrow_open_labels`)."
-               for src, maps in schema.sources.items() if maps.get("catch_all")], "",
+               for src, maps in schema.sources.items() if maps.get("catch_all")],
+             "`templates (N)`: N training examples from the hand-written request templates of everyday skills the "
+             "sets barely cover (`luodi/data/templates.yaml`).", "",
              "| intent | skill | what a user says | CAIS | NLPCC-2018 | SMP2020 | other |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+    templated = Counter(e.intent for e in template_examples())
     for name, spec in schema.intents.items():
         cells = []
         for source in ("cais", "nlpcc2018", "smp2020"):
             labels = [k for k, v in schema.sources[source]["intents"].items() if v == name]
             cells.append(", ".join(f"`{k}`" for k in labels))
         rest = [f"{src}" for src in ("lccc", "chatterbot") if name in schema.sources[src]["intents"].values()]
+        rest += [f"templates ({templated[name]})"] if templated[name] else []
         yes = "yes" if spec["skill"] else "no"
         lines.append(f"| `{name}` | {yes} | {spec['zh']} | " + " | ".join(cells) + f" | {', '.join(rest)} |")
     lines += ["", "| slot type | holds | CAIS | NLPCC-2018 | SMP2020 |", "|---|---|---|---|---|"]
