@@ -145,7 +145,7 @@ def source_splits(
     cais_train = [e for i, e in enumerate(cais) if not _every(i, 20)]
     smp_train = [e for i, e in enumerate(smp) if not _every(i, 10)]
     nlpcc_train = [e for e in nlpcc if not nlpcc_selects(e.session)]
-    templated = list(template_examples())
+    templated = template_examples(schema)
     return {
         "cais": {
             "train": cais_train,
@@ -471,7 +471,7 @@ def render_docs(schema: SkillSchema | None = None) -> str:
              "`templates (N)`: N training examples from the hand-written request templates of everyday skills the "
              "sets barely cover (`luodi/data/templates.yaml`).", "",
              "| intent | skill | what a user says | CAIS | NLPCC-2018 | SMP2020 | other |", "|---|---|---|---|---|---|---|"]  # fmt: skip
-    templated = Counter(e.intent for e in template_examples())
+    templated = Counter(e.intent for e in template_examples(schema))
     for name, spec in schema.intents.items():
         cells = []
         for source in ("cais", "nlpcc2018", "smp2020"):

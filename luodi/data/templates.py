@@ -1,6 +1,6 @@
 """Hand-written request templates (``templates.yaml`` beside this file) expanded into intent examples.
 
-    template_examples()                      -> [IntentExample("帮我把抖音打开", "app.open", ...), ...]
+    template_examples(SkillSchema.load())    -> [IntentExample("帮我把抖音打开", "app.open", ...), ...]
     realise("打开{app}", {"app": ["抖音"]}, rng) -> ("打开抖音", [("app", 2, 4)])
     realise("{date:holiday}是哪天", {"holiday": ["春节"]}, rng) -> ("春节是哪天", [("date", 0, 2)])
 
@@ -11,7 +11,6 @@ intents (Rasa / SNIPS-style generation); they join the training split only, neve
 
 from __future__ import annotations
 
-import functools
 import random
 import re
 from pathlib import Path
@@ -58,16 +57,15 @@ def check_template(template: str, values: dict[str, list[str]], slot_types) -> N
             raise ValueError(f"template {template!r}: {name!r} is not a slot type of skills.yaml")
 
 
-@functools.cache
-def template_examples(path: Path = TEMPLATE_FILE, seed: int = 0) -> tuple[IntentExample, ...]:
+def template_examples(schema, path: Path = TEMPLATE_FILE, seed: int = 0) -> list[IntentExample]:
     """Up to ``per_template`` distinct realisations of every template, as examples of its intent (tags in
-    BIOES over the slot spans). Sentences listed under ``exclude`` are never produced."""
+    BIOES over the slot spans). Sentences listed under ``exclude`` are never produced. ``schema``: the skill
+    schema (``SkillSchema.load()``) whose intents and slot types the templates must use."""
     import yaml
 
-    from luodi.data.skills import SkillSchema
-
     spec = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    schema = SkillSchema.load()
+    if not isinstance(spec, dict) or not isinstance(spec.get("intents"), dict):
+        raise ValueError(f"{path}: expected a mapping with an 'intents' mapping (intent -> templates)")
     values = {name: [str(v) for v in vals] for name, vals in spec.get("values", {}).items()}
     exclude = {str(t) for t in spec.get("exclude", [])}
     per_template = int(spec.get("per_template", 10))
@@ -88,4 +86,4 @@ def template_examples(path: Path = TEMPLATE_FILE, seed: int = 0) -> tuple[Intent
             for text, spans in seen.items():
                 slots = tuple(Slot(name, s, e, text[s:e]) for name, s, e in spans)
                 out.append(IntentExample(text, intent, tuple(spans_to_bioes(len(text), spans)), slots=slots))
-    return tuple(out)
+    return out

@@ -43,7 +43,7 @@ def test_malformed_templates_are_named(template, problem):
 
 
 def test_shipped_templates_give_tagged_examples_of_schema_intents():
-    examples = template_examples()
+    examples = template_examples(SkillSchema.load())
     schema = SkillSchema.load()
     per_template = yaml.safe_load(TEMPLATE_FILE.read_text(encoding="utf-8"))["per_template"]
     assert len({e.text for e in examples}) == len(examples)
@@ -59,10 +59,17 @@ def test_templates_never_generate_a_contrast_case(tmp_path):
     """The contrast suite must stay a test: none of its sentences is a training example."""
     cases = read_streams(CONTRAST)
     contrast = {c.text for c in cases} | {q.text for c in cases for q in c.queries}
-    assert not contrast & {e.text for e in template_examples()}
+    assert not contrast & {e.text for e in template_examples(SkillSchema.load())}
     # and the exclusion is what keeps them out: without it some are produced
     spec = yaml.safe_load(TEMPLATE_FILE.read_text(encoding="utf-8"))
     spec["exclude"] = []
     path = tmp_path / "templates.yaml"
     path.write_text(yaml.safe_dump(spec, allow_unicode=True), encoding="utf-8")
-    assert contrast & {e.text for e in template_examples(path)}
+    assert contrast & {e.text for e in template_examples(SkillSchema.load(), path)}
+
+
+def test_a_file_without_intents_is_named(tmp_path):
+    path = tmp_path / "templates.yaml"
+    path.write_text("values: {}\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="templates.yaml: expected a mapping with an 'intents' mapping"):
+        template_examples(SkillSchema.load(), path)
