@@ -10,7 +10,8 @@ SMP2020 domains as well as CAIS's 13 intents, and one name per meaning (``singer
 taught the model. Non-skill queries are explicit intents (``chat``, ``other``), never a fallback into music.
 
 Splits (fixed): train = CAIS train, NLPCC train sessions, SMP train, LCCC train posts, chatterbot questions,
-the hand-written request templates of everyday skills the sets barely cover (templates.yaml); select (checkpoint choice) = the NLPCC held-out training sessions (sha1 % 10 == 1), every 20th CAIS train
+the hand-written request templates of everyday skills the sets barely cover (templates.yaml); select
+(checkpoint choice) = the NLPCC held-out training sessions (sha1 % 10 == 1), every 20th CAIS train
 utterance and every 10th SMP train utterance (removed from train); test per source = CAIS test, NLPCC dev
 sessions, SMP dev, LCCC valid posts. The end-to-end streams (``luodi eval assistant``) use the dev splits.
 """

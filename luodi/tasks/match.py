@@ -520,7 +520,7 @@ class FaqIndex:
         """(q, answers): per distinct answer, the best char TF-IDF cosine of each text with its phrasings."""
         from luodi.text.ngrams import CharTfidfTable
 
-        answer_ids, n_answers = self._answer_ids()
+        answer_ids, _ = self._answer_ids()
         if self._lexical is None:  # phrasings grouped by answer, for one maximum per group
             order = np.argsort(answer_ids, kind="stable")
             starts = np.flatnonzero(np.r_[True, np.diff(answer_ids[order]) != 0])
