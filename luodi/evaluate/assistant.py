@@ -29,6 +29,11 @@ def eval_assistant(
         help="The intent model speaks a source's labels (cais, nlpcc2018): map its intents and slot types "
         "through the skill schema before scoring (to score an assistant built before the schema).",
     ),
+    key_slots: bool = typer.Option(
+        False,
+        help="--data lists only each query's key slots: a predicted slot it does not list is not counted "
+        "wrong; slot_recall replaces slot_f1 and the rows are named '<file> key-slots'.",
+    ),
     write: bool = typer.Option(False, help="Merge the rows into results/assistant.json + docs/assistant.md."),
 ) -> None:
     """End-to-end benchmark: breaking exact match, per-query intent accuracy and macro-F1, slot F1,
@@ -44,12 +49,12 @@ def eval_assistant(
     console.print(f"[bold]assistant[/bold] {assistant.describe()}")
     prefix = name or ("release" if config is None else config.stem)
     streams = read_streams(data) if data else spoken_streams("dev")
-    set_name = data.stem if data else "dev-streams"
+    set_name = (data.stem if data else "dev-streams") + (" key-slots" if key_slots else "")
     if export:
         write_streams(streams, export)
         console.print(f"wrote {len(streams)} streams to {export}")
     scored = _Relabelled(assistant, intent_labels) if intent_labels else assistant
-    result = score_streams(scored, streams)
+    result = score_streams(scored, streams, key_slots=key_slots)
     rows = [{"name": f"{prefix} {set_name}", **_round(result["all"])}]
     sources = sorted({s.source for s in streams})
     if len(sources) > 1:

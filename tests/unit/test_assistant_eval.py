@@ -91,3 +91,15 @@ def test_an_open_gold_label_counts_its_accepted_intents_right():
     assert music["blame"] == "intent"
     row = summarise([accepted, chat, music])
     assert round(row["accuracy"], 2) == 66.67 and row["accuracy_strict"] == 0.0
+
+
+def test_key_slots_ignore_slots_the_gold_does_not_list():
+    extra = _doc(("放稻香", "music.play", [("song", "稻香"), ("style", "流行")], [], "action"), RIGHT[1])
+    full = judge_stream(STREAM, extra, NON_SKILL)
+    assert full["blame"] == "slots" and summarise([full])["slot_f1"] < 100.0
+    key = judge_stream(STREAM, extra, NON_SKILL, key_slots=True)
+    assert key["blame"] is None
+    row = summarise([key], key_slots=True)
+    assert row["slot_recall"] == 100.0 and "slot_f1" not in row
+    missed = judge_stream(STREAM, _doc(("放稻香", "music.play", [], [], "action"), RIGHT[1]), NON_SKILL, True)
+    assert missed["blame"] == "slots" and summarise([missed], key_slots=True)["slot_recall"] == 0.0
