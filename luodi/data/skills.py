@@ -351,7 +351,8 @@ def iter_spoken_streams(split: str = "dev", root: Path | None = None, seed: int 
     elif split in ("train", "select"):
         splits = source_splits(root)
         nlpcc = splits["nlpcc2018"][split]
-        pool = [e for name in ("cais", "smp2020", "lccc") for e in splits[name][split]]
+        # the hand-written everyday requests too (train only): 取消呼叫 is one request, not 取消 | 呼叫
+        pool = [e for name in ("cais", "smp2020", "lccc", "templates") for e in splits[name][split]]
     elif split == "tune":
         splits = source_splits(root)
         nlpcc = splits["nlpcc2018"]["select"]
