@@ -329,7 +329,8 @@ def spoken_streams(split: str = "dev", root: Path | None = None, seed: int = 0,
     """Streams of 1-3 queries: consecutive utterances of one NLPCC-2018 session, and shuffled CAIS /
     SMP2020 / LCCC-post utterances, a filler (然后, 还有, 那个, 嗯 ...) before 30 % of the later queries.
     ``split``: "dev" (the benchmark: NLPCC dev sessions, CAIS valid, SMP dev, the first 500 LCCC valid
-    posts), "train" or "select" (the skill data's training / checkpoint-selection splits), "tune" (select
+    posts), "train" or "select" (the skill data's training / checkpoint-selection splits; train also
+    the template requests), "tune" (select
     plus LCCC train posts no model was trained on: for tuning run-time decisions off the benchmark)."""
     return list(iter_spoken_streams(split, root, seed, filler_share))
 

@@ -258,8 +258,9 @@ _BUILTIN = (
             "Daily 1998-01 train paragraphs and Weibo lines with punctuation stripped, synthetic 2-3 query streams "
             "of NLPCC-2018 and CAIS utterances, and 700 k characters of spoken streams "
             "(luodi.data.skills.spoken_streams over the skill data's train split, regrouped three times: 1-3 "
-            "consecutive utterances of one NLPCC session, or CAIS / SMP2020 / LCCC utterances, a filler such as "
-            "然后 before 30 % of the later queries); 980 k training characters.",
+            "consecutive utterances of one NLPCC session, or CAIS / SMP2020 / LCCC utterances and the requests "
+            "of the hand-written templates (luodi/data/templates.yaml), a filler such as 然后 before 30 % of the "
+            "later queries); 980 k training characters.",
             metric_data="the breaking test slice with the assistant's dev streams (ASSISTANT_TEST_CHARS: PKU dev "
             "paragraphs 501-1,000, the last 1,000 Weibo lines, NLPCC dev + CAIS test streams, 40 k characters of "
             "the `luodi eval assistant` dev streams)",
