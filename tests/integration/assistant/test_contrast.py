@@ -17,7 +17,6 @@ KNOWN_MISSES: dict[str, str] = {  # what the shipped models do instead (luodi ev
     "这是一家移动互联网公司": "这是一家移动互联网公司 website.open",
     "我在哪": "我在哪 other",
     "取消拨打": "取消 navigation.cancel | 拨打 phone.call",
-    "把空调温度调到二十六度": "把空调温度 smarthome.control | 调到二十六度 smarthome.control",
     "打开微信": "打开微信 app.open (no app slot)",
 }
 
