@@ -73,3 +73,14 @@ def test_a_file_without_intents_is_named(tmp_path):
     path.write_text("values: {}\n", encoding="utf-8")
     with pytest.raises(ValueError, match="templates.yaml: expected a mapping with an 'intents' mapping"):
         template_examples(SkillSchema.load(), path)
+
+
+def test_release_vocabulary_reads_every_template_string_but_no_comment():
+    import yaml
+
+    from luodi.data.templates import TEMPLATE_FILE
+    from luodi.deploy.trim import _template_strings
+
+    text = _template_strings(yaml.safe_load(TEMPLATE_FILE.read_text(encoding="utf-8")))
+    assert "鹳" in text  # 登鹳雀楼: a poem value whose character no data set has
+    assert "Syntax" not in text and "#" not in text  # comments cost embedding rows and teach nothing
