@@ -7,9 +7,10 @@ with one group of nodes kept in fp32 at a time and score each copy as ``luodi re
 Every variant is the release's own pipeline (``luodi.deploy.release``: vocabulary trimmed to
 ``release_chars``, exported, fused, dynamic int8 with ``luodi.deploy.optimize.quantize_int8``) with the
 nodes whose names match the ``--keep`` regular expression left unquantised; ``all int8`` is what the release
-ships. Rows (results/quant_sweep.json): ``<source> <variant>`` with the task's gate metrics (for intent:
-``intent_accuracy``, ``slot_f1``), their deltas against PyTorch measured in the same run, ``nodes_fp32``
-and the artifact's ``size_mb``.
+ships. Rows (results/quant_sweep.json): ``<source> <variant>, first <limit>`` (or ``full test``) with the
+task's gate metrics (for intent: ``intent_accuracy``, ``slot_f1``), their deltas against PyTorch measured in the same run, ``nodes_fp32``
+(the graph nodes the pattern matches, of any op type: only MatMul / Gemm / Gather / Attention are ever
+quantised) and the artifact's ``size_mb``.
 
 Why: a 1-point gate on 500 test queries refuses some retrained intent models on slot F1 and passes others
 (+0.27 for the shipped one); the FFN down-projection's GELU outliers are the known culprit for the encoder
@@ -37,14 +38,15 @@ def sweep(source: Path, kind: str, keeps: list[str], limit: int, threads: int) -
     spec = lookup(kind)
     reference = spec.evaluate(spec.load(source, threads, {}), limit)
     lexicons = source / "lexicons" if (source / "lexicons").is_dir() else None
-    rows = [{"name": f"{source.name} pytorch", **_rounded(reference)}]
+    scope = f"first {limit}" if limit else "full test"
+    rows = [{"name": f"{source.name} pytorch, {scope}", **_rounded(reference)}]
     variants = quantised_variants(
         load_model(source), load_tokenizer(model_dir=source), release_chars(), keeps,
         lambda out: spec.evaluate(load_release(spec.name, out, threads), limit), lexicons,
     )  # fmt: skip
     for variant, metrics, nodes, size in variants:
         rows.append({
-            "name": f"{source.name} {variant}", **_rounded(metrics),
+            "name": f"{source.name} {variant}, {scope}", **_rounded(metrics),
             **{f"{k}_delta": round(metrics[k] - reference[k], 2) for k in metrics},
             "nodes_fp32": nodes, "size_mb": size,
         })  # fmt: skip
