@@ -34,7 +34,8 @@ def test_variants_keep_the_named_nodes_fp32_and_are_scored_as_releases(tmp_path)
 
     rows = quantised_variants(model, vocab, CHARS, ["slot_head", "output/dense"], evaluate, lexicons)
     assert [r[0] for r in rows] == ["all int8", "fp32 slot_head", "fp32 output/dense"]
-    assert rows[0][2] == 0 and rows[1][2] >= 1 and rows[2][2] >= 2  # slot head; the encoder's output projections
+    # nodes kept fp32: none, the slot head's, the encoder's output projections
+    assert rows[0][2] == 0 and rows[1][2] >= 1 and rows[2][2] >= 2
     assert rows[2][3] >= rows[0][3]  # fp32 weights are larger than int8 ones
     assert all(np.isfinite(r[1]["score"]) for r in rows)
 
