@@ -8,9 +8,9 @@ Every variant is the release's own pipeline (``luodi.deploy.release``: vocabular
 ``release_chars``, exported, fused, dynamic int8 with ``luodi.deploy.optimize.quantize_int8``) with the
 nodes whose names match the ``--keep`` regular expression left unquantised; ``all int8`` is what the release
 ships. Rows (results/quant_sweep.json): ``<source> <variant>, first <limit>`` (or ``full test``) with the
-task's gate metrics (for intent: ``intent_accuracy``, ``slot_f1``), their deltas against PyTorch measured in the same run, ``nodes_fp32``
-(the graph nodes the pattern matches, of any op type: only MatMul / Gemm / Gather / Attention are ever
-quantised) and the artifact's ``size_mb``.
+task's gate metrics (for intent: ``intent_accuracy``, ``slot_f1``), their deltas against PyTorch measured in
+the same run, ``nodes_fp32`` (the graph nodes the pattern matches, of any op type: only MatMul / Gemm /
+Gather / Attention are ever quantised) and the artifact's ``size_mb``.
 
 Why: a 1-point gate on 500 test queries refuses some retrained intent models on slot F1 and passes others
 (+0.27 for the shipped one); the FFN down-projection's GELU outliers are the known culprit for the encoder
@@ -20,9 +20,7 @@ Why: a 1-point gate on 500 test queries refuses some retrained intent models on 
 from __future__ import annotations
 
 import argparse
-import json
 import re
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -60,14 +58,11 @@ def quantised_variants(model, tokenizer, chars, keeps: list[str], evaluate, lexi
     import onnx
 
     from luodi.deploy.optimize import fuse, quantize_int8
-    from luodi.deploy.release import export_task
+    from luodi.deploy.release import export_task, write_release_files
     from luodi.deploy.trim import trim_char_vocabulary
-    from luodi.runtime.tasks import CONFIG_FILE, MODEL_FILE, VOCAB_FILE
-    from luodi.tasks.spec import for_model
+    from luodi.runtime.tasks import MODEL_FILE
 
     vocab = trim_char_vocabulary(model, tokenizer, chars)
-    meta = {"module": type(model).__module__, "class": type(model).__name__, "kind": for_model(model).release,
-            "config": dict(vars(model.config))}  # fmt: skip
     out_rows = []
     with tempfile.TemporaryDirectory(prefix="quant-sweep-") as tmp:
         work = Path(tmp)
@@ -82,10 +77,7 @@ def quantised_variants(model, tokenizer, chars, keeps: list[str], evaluate, lexi
             out = work / f"v{i}"
             out.mkdir()
             quantize_int8(work / "fused.onnx", out / MODEL_FILE, keep_ffn_output_fp32=False, keep_fp32=keep)
-            vocab.save(out / VOCAB_FILE)
-            (out / CONFIG_FILE).write_text(json.dumps(meta, ensure_ascii=False))
-            if lexicons is not None:
-                shutil.copytree(lexicons, out / "lexicons")
+            write_release_files(model, vocab, out, lexicons)
             variant = "all int8" if pattern is None else f"fp32 {pattern}"
             size = round((out / MODEL_FILE).stat().st_size / 1e6, 2)
             out_rows.append((variant, evaluate(out), len(keep), size))

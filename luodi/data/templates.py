@@ -57,6 +57,21 @@ def check_template(template: str, values: dict[str, list[str]], slot_types) -> N
             raise ValueError(f"template {template!r}: {name!r} is not a slot type of skills.yaml")
 
 
+def template_text(path: Path = TEMPLATE_FILE) -> str:
+    """Every template, slot value and excluded sentence of the file, concatenated, without its comments:
+    the characters a model trained on the templates may meet (``luodi.deploy.trim.release_chars``)."""
+    import yaml
+
+    def strings(node) -> str:
+        if isinstance(node, dict):
+            return "".join(strings(v) for v in node.values())
+        if isinstance(node, list):
+            return "".join(strings(v) for v in node)
+        return str(node)
+
+    return strings(yaml.safe_load(Path(path).read_text(encoding="utf-8")))
+
+
 def template_examples(schema, path: Path = TEMPLATE_FILE, seed: int = 0) -> list[IntentExample]:
     """Up to ``per_template`` distinct realisations of every template, as examples of its intent (tags in
     BIOES over the slot spans). Sentences listed under ``exclude`` are never produced. ``schema``: the skill

@@ -59,19 +59,7 @@ def export_release(model: nn.Module, tokenizer, out_dir: str | Path, chars: Iter
         # partial fusion is expected here: the encoder fuses, the task heads stay as they are
         counts = fuse(exported, Path(tmp) / "fused.onnx", cfg.num_attention_heads, cfg.hidden_size)
         quantize_int8(Path(tmp) / "fused.onnx", out_dir / MODEL_FILE, keep_ffn_output_fp32=ffn_fp32)
-    vocab.save(out_dir / VOCAB_FILE)
-    config = dict(vars(model.config))
-    meta = {
-        "module": type(model).__module__,
-        "class": type(model).__name__,
-        "kind": spec.release,
-        "config": config,
-    }
-    (out_dir / CONFIG_FILE).write_text(json.dumps(meta, ensure_ascii=False))
-    if lexicons is not None:
-        target = out_dir / "lexicons"
-        shutil.rmtree(target, ignore_errors=True)
-        shutil.copytree(lexicons, target)
+    write_release_files(model, vocab, out_dir, lexicons)
     counts = {k: v for k, v in counts.items() if v}
     return {
         "kind": spec.release,
@@ -79,6 +67,23 @@ def export_release(model: nn.Module, tokenizer, out_dir: str | Path, chars: Iter
         "fused_counts": counts,
         "size_mb": artifact_mb(out_dir),
     }
+
+
+def write_release_files(model: nn.Module, vocab, out_dir: Path, lexicons: str | Path | None = None) -> None:
+    """Everything of a release directory but its graph: the trimmed vocabulary, the config ``load_release``
+    rebuilds the task from, and the gazetteer a knowledge-fused model reads."""
+    vocab.save(out_dir / VOCAB_FILE)
+    meta = {
+        "module": type(model).__module__,
+        "class": type(model).__name__,
+        "kind": for_model(model).release,
+        "config": dict(vars(model.config)),
+    }
+    (out_dir / CONFIG_FILE).write_text(json.dumps(meta, ensure_ascii=False))
+    if lexicons is not None:
+        target = out_dir / "lexicons"
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.copytree(lexicons, target)
 
 
 @dataclasses.dataclass

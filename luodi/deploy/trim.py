@@ -15,7 +15,6 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import torch
-import yaml
 from torch import nn
 
 from luodi.runtime.tasks import CharVocab
@@ -29,7 +28,7 @@ def release_chars(root: Path | None = None) -> set[str]:
     from luodi.data.cws import load_msr, load_pku1998, load_weibo
     from luodi.data.dialogue import load_chatterbot, load_lccc_pairs
     from luodi.data.intent import load_cais, load_lexicons, load_nlpcc2018, load_smp2020
-    from luodi.data.templates import TEMPLATE_FILE
+    from luodi.data.templates import template_text
 
     chars: set[str] = set()
     for paragraphs in (load_pku1998("train", root), load_msr("train", root), load_weibo(root)):
@@ -43,18 +42,8 @@ def release_chars(root: Path | None = None) -> set[str]:
     for words in load_lexicons(root).values():
         for w in words:
             chars.update(w)
-    chars.update(_template_strings(yaml.safe_load(TEMPLATE_FILE.read_text(encoding="utf-8"))))
+    chars.update(template_text())
     return {c for c in chars if not c.isspace()}
-
-
-def _template_strings(node) -> str:
-    """Every template and slot value of templates.yaml, concatenated (not its comments: each character
-    costs an embedding row in every char-aligned release model)."""
-    if isinstance(node, dict):
-        return "".join(_template_strings(v) for v in node.values())
-    if isinstance(node, list):
-        return "".join(_template_strings(v) for v in node)
-    return str(node)
 
 
 def trim_char_vocabulary(model: nn.Module, tokenizer, chars: Iterable[str]) -> CharVocab:
