@@ -17,6 +17,8 @@ KNOWN_MISSES: dict[str, str] = {  # what the shipped models do instead (luodi ev
     "这是一家移动互联网公司": "这是一家移动互联网公司 website.open",
     "取消拨打": "取消 navigation.cancel | 拨打 phone.call",
     "打开微信": "打开微信 app.open (no app slot)",
+    "现在几点了": "现在几点了 map.position (0.47: not acted on, a generated reply)",
+    "打开蓝牙": "打开蓝牙 other (NLPCC-2018's 101 蓝牙 utterances are OTHERS)",
 }
 
 
