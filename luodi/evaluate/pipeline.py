@@ -16,6 +16,11 @@ def eval_pipeline(
     threads: list[int] = typer.Option(
         [1, 2], help="ONNX Runtime / torch threads (overrides the config); one row set each."
     ),
+    segmentation: list[str] = typer.Option(
+        ["config"],
+        help="config (the config's parallel_segmentation), parallel or serial (rows '... serial "
+        "segmentation'); give several to measure them side by side.",
+    ),
     write: bool = typer.Option(
         False, help="Merge the rows into results/pipeline.json (+ docs/pipeline.md in a checkout)."
     ),
@@ -27,11 +32,18 @@ def eval_pipeline(
     from luodi.results import merge_results
 
     base = Assistant.config_from_file(config) if config else default_config()
+    unknown = sorted(set(segmentation) - {"config", "parallel", "serial"})
+    if unknown:
+        raise typer.BadParameter(f"--segmentation {unknown[0]!r}: expected config, parallel or serial")
     rows = []
     for n in threads:
-        assistant = Assistant(AssistantConfig(**{**vars(base), "threads": n}))
-        console.print(f"[bold]assistant[/bold] {assistant.describe()}")
-        rows += _latency_rows(assistant, runs, n, SAMPLES)
+        for mode in segmentation:
+            parallel = base.parallel_segmentation if mode == "config" else mode == "parallel"
+            assistant = Assistant(
+                AssistantConfig(**{**vars(base), "threads": n, "parallel_segmentation": parallel})
+            )
+            console.print(f"[bold]assistant[/bold] {assistant.describe()} parallel_segmentation={parallel}")
+            rows += _latency_rows(assistant, runs, n, SAMPLES, "" if parallel else " serial segmentation")
     for r in rows:
         console.print(r)
     if write:
@@ -40,7 +52,7 @@ def eval_pipeline(
         console.print(f"wrote {js}" + (f" and {md}" if md else ""))
 
 
-def _latency_rows(assistant, runs: int, threads: int, samples: list[str]) -> list[dict]:
+def _latency_rows(assistant, runs: int, threads: int, samples: list[str], suffix: str = "") -> list[dict]:
     import statistics
     import time
 
@@ -65,11 +77,11 @@ def _latency_rows(assistant, runs: int, threads: int, samples: list[str]) -> lis
             xs = sorted(xs)
             return round(xs[min(len(xs) - 1, int(q * len(xs)))], 3)
 
-        rows.append({"name": f"{name} end to end threads={threads}", "p50_ms": pct(wall, 0.5), "p90_ms": pct(wall, 0.9),
+        rows.append({"name": f"{name} end to end threads={threads}{suffix}", "p50_ms": pct(wall, 0.5), "p90_ms": pct(wall, 0.9),
                      "p99_ms": pct(wall, 0.99), "mean_ms": round(statistics.mean(wall), 3), "runs": runs,
                      "threads": threads})  # fmt: skip
         for stage, xs in stage_times.items():
             if stage != "total":
-                rows.append({"name": f"{name} stage {stage} threads={threads}", "p50_ms": pct(xs, 0.5), "p99_ms": pct(xs, 0.99),
+                rows.append({"name": f"{name} stage {stage} threads={threads}{suffix}", "p50_ms": pct(xs, 0.5), "p99_ms": pct(xs, 0.99),
                              "runs": len(xs), "threads": threads})  # fmt: skip
     return rows

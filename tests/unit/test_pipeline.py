@@ -95,6 +95,37 @@ def test_routes_skill_faq_generation():
     assert all(v >= 0 for v in doc["timings"].values())
 
 
+class ThreadNotingWords(Words):
+    """Words that note which thread segmented each granularity."""
+
+    def __init__(self):
+        self.threads = {}
+
+    def __call__(self, texts, granularity="fine", user_dict=None):
+        import threading
+
+        self.threads[granularity] = threading.current_thread().name
+        return super().__call__(texts, granularity, user_dict)
+
+
+def test_parallel_segmentation_gives_the_same_doc_from_a_second_thread():
+    text = "播放周杰伦的歌|明天天气怎么样"
+    docs = {}
+    for parallel in (True, False):
+        words = ThreadNotingWords()
+        parts = dict(breaker=SplitOnMarker(), segmenter=words, intent=KeywordIntent(), faq=OneFaq(),
+                     generator=Echo())  # fmt: skip
+        a = Assistant(AssistantConfig(threads=1, parallel_segmentation=parallel), **parts)
+        doc = a(text)
+        docs[parallel] = doc["queries"]
+        assert list(doc["queries"][0]) == list(assistant()(text)["queries"][0])  # same keys, same order
+        main = words.threads["fine"]
+        assert (words.threads["coarse"] != main) == parallel
+        assert doc["timings"]["segment"] >= 0
+    assert docs[True] == docs[False]
+    assert docs[True][0]["seg/coarse"] == ["播放周杰伦的歌"]
+
+
 def test_missing_components_are_skipped_and_fall_back():
     bare = Assistant(AssistantConfig(threads=1))
     assert bare.missing == ["breaker", "segmenter", "intent", "faq", "generator"]
