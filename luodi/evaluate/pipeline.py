@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import statistics
+import time
 from pathlib import Path
 
 import typer
@@ -37,13 +39,15 @@ def eval_pipeline(
         raise typer.BadParameter(f"--segmentation {unknown[0]!r}: expected config, parallel or serial")
     rows = []
     for n in threads:
+        variants = {}  # row-name suffix -> assistant; timed in turn, call by call (the machine drifts)
         for mode in segmentation:
             parallel = base.parallel_segmentation if mode == "config" else mode == "parallel"
             assistant = Assistant(
                 AssistantConfig(**{**vars(base), "threads": n, "parallel_segmentation": parallel})
             )
             console.print(f"[bold]assistant[/bold] {assistant.describe()} parallel_segmentation={parallel}")
-            rows += _latency_rows(assistant, runs, n, SAMPLES, "" if parallel else " serial segmentation")
+            variants["" if parallel else " serial segmentation"] = assistant
+        rows += _latency_rows(variants, runs, n, SAMPLES)
     for r in rows:
         console.print(r)
     if write:
@@ -52,10 +56,9 @@ def eval_pipeline(
         console.print(f"wrote {js}" + (f" and {md}" if md else ""))
 
 
-def _latency_rows(assistant, runs: int, threads: int, samples: list[str], suffix: str = "") -> list[dict]:
-    import statistics
-    import time
-
+def _latency_rows(variants: dict, runs: int, threads: int, samples: list[str]) -> list[dict]:
+    """Rows of each assistant in ``variants`` (row-name suffix -> assistant), called in turn on the same
+    query so that a shared machine's drift falls on all of them alike."""
     sets = {
         "one skill query": ["播放周杰伦的稻香", "我想听刘德华的冰雨", "明天天气怎么样", "来一首轻音乐"],
         "demo samples": samples,
@@ -63,25 +66,35 @@ def _latency_rows(assistant, runs: int, threads: int, samples: list[str], suffix
     rows: list[dict] = []
     for name, texts in sets.items():
         for i in range(20):
-            assistant(texts[i % len(texts)])
-        stage_times: dict[str, list[float]] = {}
-        wall = []
+            for assistant in variants.values():
+                assistant(texts[i % len(texts)])
+        timed: dict[str, tuple[list[float], dict[str, list[float]]]] = {s: ([], {}) for s in variants}
         for i in range(runs):
-            start = time.perf_counter()
-            doc = assistant(texts[i % len(texts)])
-            wall.append((time.perf_counter() - start) * 1000)
-            for k, v in doc["timings"].items():
-                stage_times.setdefault(k, []).append(v)
+            for suffix, assistant in variants.items():
+                wall, stage_times = timed[suffix]
+                start = time.perf_counter()
+                doc = assistant(texts[i % len(texts)])
+                wall.append((time.perf_counter() - start) * 1000)
+                for k, v in doc["timings"].items():
+                    stage_times.setdefault(k, []).append(v)
+        for suffix, (wall, stage_times) in timed.items():
+            rows += _rows(name + " {} threads=" + f"{threads}{suffix}", wall, stage_times, runs, threads)
+    return rows
 
-        def pct(xs: list[float], q: float) -> float:
-            xs = sorted(xs)
-            return round(xs[min(len(xs) - 1, int(q * len(xs)))], 3)
 
-        rows.append({"name": f"{name} end to end threads={threads}{suffix}", "p50_ms": pct(wall, 0.5), "p90_ms": pct(wall, 0.9),
-                     "p99_ms": pct(wall, 0.99), "mean_ms": round(statistics.mean(wall), 3), "runs": runs,
-                     "threads": threads})  # fmt: skip
-        for stage, xs in stage_times.items():
-            if stage != "total":
-                rows.append({"name": f"{name} stage {stage} threads={threads}{suffix}", "p50_ms": pct(xs, 0.5), "p99_ms": pct(xs, 0.99),
-                             "runs": len(xs), "threads": threads})  # fmt: skip
+def _rows(pattern: str, wall: list[float], stage_times: dict, runs: int, threads: int) -> list[dict]:
+    """The end-to-end row and one row per stage (``pattern``: the name, {} for 'end to end' / 'stage X')."""
+
+    def pct(xs: list[float], q: float) -> float:
+        xs = sorted(xs)
+        return round(xs[min(len(xs) - 1, int(q * len(xs)))], 3)
+
+    rows = [
+        {"name": pattern.format("end to end"), "p50_ms": pct(wall, 0.5), "p90_ms": pct(wall, 0.9),
+         "p99_ms": pct(wall, 0.99), "mean_ms": round(statistics.mean(wall), 3), "runs": runs, "threads": threads}
+    ]  # fmt: skip
+    for stage, xs in stage_times.items():
+        if stage != "total":
+            rows.append({"name": pattern.format(f"stage {stage}"), "p50_ms": pct(xs, 0.5), "p99_ms": pct(xs, 0.99),
+                         "runs": len(xs), "threads": threads})  # fmt: skip
     return rows
