@@ -331,11 +331,9 @@ class Assistant:
                 # the name as one word.
                 keep = sorted({m["value"] for item in items for m in item.get("gazetteer", [])
                                if m["type"] in self.config.segment_keep_types}) or None  # fmt: skip
-                granularities = ["fine", "coarse"]
-                if self.config.parallel_segmentation:
+                if self._worker is not None:  # parallel_segmentation
                     coarse = self._worker.submit(self.segmenter, texts, granularity="coarse", user_dict=keep)
-                    granularities.remove("coarse")
-                for gran in granularities:
+                for gran in ("fine",) if coarse is not None else ("fine", "coarse"):
                     words = self.segmenter(texts, granularity=gran, user_dict=keep)
                     for item, seg in zip(items, words, strict=True):
                         item[f"seg/{gran}"] = seg

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import typer
@@ -30,7 +31,7 @@ def eval_pipeline(
     """Single-query latency of the Python API (``assistant(text)``), p50/p90/p99 per stage and end to end,
     on the skill queries and on the demo samples -> results/pipeline.json."""
     from luodi.commands.assistant import SAMPLES
-    from luodi.pipeline import Assistant, AssistantConfig, default_config
+    from luodi.pipeline import Assistant, default_config
     from luodi.results import merge_results
 
     base = Assistant.config_from_file(config) if config else default_config()
@@ -42,9 +43,7 @@ def eval_pipeline(
         variants = {}  # row-name suffix -> assistant; timed in turn, call by call (the machine drifts)
         for mode in segmentation:
             parallel = base.parallel_segmentation if mode == "config" else mode == "parallel"
-            assistant = Assistant(
-                AssistantConfig(**{**vars(base), "threads": n, "parallel_segmentation": parallel})
-            )
+            assistant = Assistant(replace(base, threads=n, parallel_segmentation=parallel))
             console.print(f"[bold]assistant[/bold] {assistant.describe()} parallel_segmentation={parallel}")
             variants["" if parallel else " serial segmentation"] = assistant
         rows += _latency_rows(variants, runs, n, SAMPLES)
@@ -78,23 +77,23 @@ def _latency_rows(variants: dict, runs: int, threads: int, samples: list[str]) -
                 for k, v in doc["timings"].items():
                     stage_times.setdefault(k, []).append(v)
         for suffix, (wall, stage_times) in timed.items():
-            rows += _rows(name + " {} threads=" + f"{threads}{suffix}", wall, stage_times, runs, threads)
+            rows += _rows(name, f"threads={threads}{suffix}", wall, stage_times, runs, threads)
     return rows
 
 
-def _rows(pattern: str, wall: list[float], stage_times: dict, runs: int, threads: int) -> list[dict]:
-    """The end-to-end row and one row per stage (``pattern``: the name, {} for 'end to end' / 'stage X')."""
+def _rows(name: str, tail: str, wall: list[float], stage_times: dict, runs: int, threads: int) -> list[dict]:
+    """The end-to-end row and one row per stage: '<name> end to end <tail>', '<name> stage X <tail>'."""
 
     def pct(xs: list[float], q: float) -> float:
         xs = sorted(xs)
         return round(xs[min(len(xs) - 1, int(q * len(xs)))], 3)
 
     rows = [
-        {"name": pattern.format("end to end"), "p50_ms": pct(wall, 0.5), "p90_ms": pct(wall, 0.9),
+        {"name": f"{name} end to end {tail}", "p50_ms": pct(wall, 0.5), "p90_ms": pct(wall, 0.9),
          "p99_ms": pct(wall, 0.99), "mean_ms": round(statistics.mean(wall), 3), "runs": runs, "threads": threads}
     ]  # fmt: skip
     for stage, xs in stage_times.items():
         if stage != "total":
-            rows.append({"name": pattern.format(f"stage {stage}"), "p50_ms": pct(xs, 0.5), "p99_ms": pct(xs, 0.99),
+            rows.append({"name": f"{name} stage {stage} {tail}", "p50_ms": pct(xs, 0.5), "p99_ms": pct(xs, 0.99),
                          "runs": len(xs), "threads": threads})  # fmt: skip
     return rows
