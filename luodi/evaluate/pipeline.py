@@ -11,6 +11,13 @@ import typer
 
 from luodi.commands._apps import console, eval_app
 
+# --schedule's modes: row-name suffix, AssistantConfig settings
+SCHEDULES = {
+    "serial": (" serial segmentation", {"parallel_segmentation": False, "analyse_ahead": False}),
+    "parallel": (" parallel segmentation", {"parallel_segmentation": True, "analyse_ahead": False}),
+    "ahead": (" analyse ahead", {"parallel_segmentation": True, "analyse_ahead": True}),
+}
+
 
 @eval_app.command("pipeline")
 def eval_pipeline(
@@ -19,10 +26,14 @@ def eval_pipeline(
     threads: list[int] = typer.Option(
         [1, 2], help="ONNX Runtime / torch threads (overrides the config); one row set each."
     ),
-    segmentation: list[str] = typer.Option(
+    schedule: list[str] = typer.Option(
         ["config"],
-        help="config (the config's parallel_segmentation), parallel or serial (rows '... serial "
-        "segmentation'); give several to measure them side by side.",
+        "--schedule",
+        "--segmentation",
+        help="config (the config's parallel_segmentation and analyse_ahead; rows without a suffix), serial "
+        "(every stage on the caller's thread), parallel (the coarse segmentation on a second thread) or ahead "
+        "(that, and the whole text's intent and coarse words started there before the breaker); give several "
+        "to measure them side by side.",
     ),
     write: bool = typer.Option(
         False, help="Merge the rows into results/pipeline.json (+ docs/pipeline.md in a checkout)."
@@ -35,17 +46,20 @@ def eval_pipeline(
     from luodi.results import merge_results
 
     base = Assistant.config_from_file(config) if config else default_config()
-    unknown = sorted(set(segmentation) - {"config", "parallel", "serial"})
+    unknown = sorted(set(schedule) - {"config", *SCHEDULES})
     if unknown:
-        raise typer.BadParameter(f"--segmentation {unknown[0]!r}: expected config, parallel or serial")
+        raise typer.BadParameter(f"--schedule {unknown[0]!r}: expected config, {', '.join(SCHEDULES)}")
     rows = []
     for n in threads:
         variants = {}  # row-name suffix -> assistant; timed in turn, call by call (the machine drifts)
-        for mode in segmentation:
-            parallel = base.parallel_segmentation if mode == "config" else mode == "parallel"
-            assistant = Assistant(replace(base, threads=n, parallel_segmentation=parallel))
-            console.print(f"[bold]assistant[/bold] {assistant.describe()} parallel_segmentation={parallel}")
-            variants["" if parallel else " serial segmentation"] = assistant
+        for mode in schedule:
+            flags = {} if mode == "config" else SCHEDULES[mode][1]
+            assistant = Assistant(replace(base, threads=n, **flags))
+            console.print(
+                f"[bold]assistant[/bold] {assistant.describe()} parallel_segmentation="
+                f"{assistant.config.parallel_segmentation} analyse_ahead={assistant.config.analyse_ahead}"
+            )
+            variants["" if mode == "config" else SCHEDULES[mode][0]] = assistant
         rows += _latency_rows(variants, runs, n, SAMPLES)
     for r in rows:
         console.print(r)

@@ -3,6 +3,8 @@ tests); the stand-ins follow the real APIs' return shapes."""
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import dataclass
 
 import pytest
@@ -102,8 +104,6 @@ class ThreadNotingWords(Words):
         self.threads = {}
 
     def __call__(self, texts, granularity="fine", user_dict=None):
-        import threading
-
         self.threads[granularity] = threading.current_thread().name
         return super().__call__(texts, granularity, user_dict)
 
@@ -124,6 +124,66 @@ def test_parallel_segmentation_gives_the_same_doc_from_a_second_thread():
         assert doc["timings"]["segment"] >= 0
     assert docs[True] == docs[False]
     assert docs[True][0]["seg/coarse"] == ["播放周杰伦的歌"]
+
+
+class NotingIntent(KeywordIntent):
+    """KeywordIntent that notes each call's texts and thread, and can be slow (a busy worker)."""
+
+    def __init__(self, delay: float = 0.0):
+        super().__init__()
+        self.calls, self.delay = [], delay
+
+    def __call__(self, texts):
+        self.calls.append((list(texts), threading.current_thread().name))
+        time.sleep(self.delay)
+        return super().__call__(texts)
+
+
+class NotingWords(Words):
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, texts, granularity="fine", user_dict=None):
+        self.calls.append((list(texts), granularity))
+        return super().__call__(texts, granularity, user_dict)
+
+
+def ahead_assistant(ahead: bool, intent=None, words=None) -> Assistant:
+    parts = dict(breaker=SplitOnMarker(), segmenter=words or Words(), intent=intent or NotingIntent(),
+                 faq=OneFaq(), generator=Echo())  # fmt: skip
+    return Assistant(AssistantConfig(threads=1, analyse_ahead=ahead), **parts)
+
+
+def test_analyse_ahead_runs_a_one_query_text_on_the_worker_once_with_the_same_doc():
+    docs = {}
+    for ahead in (True, False):
+        intent = NotingIntent()
+        doc = ahead_assistant(ahead, intent)("播放周杰伦的歌")
+        docs[ahead] = doc["queries"]
+        assert [texts for texts, _ in intent.calls] == [["播放周杰伦的歌"]]  # used, not run again
+        assert (intent.calls[0][1] != threading.current_thread().name) == ahead
+    assert docs[True] == docs[False]
+    assert docs[True][0]["answer"]["skill"] == "PlayMusic"
+
+
+def test_analyse_ahead_drops_the_whole_text_when_the_breaker_splits_it():
+    text = "播放周杰伦的歌|明天天气怎么样"
+    off = ahead_assistant(False)(text)["queries"]
+    # the worker is still in the slow intent run of the whole text when the breaker has split it: the
+    # queued coarse segmentation of the whole text is cancelled, the queries are analysed as two
+    intent, words = NotingIntent(delay=0.2), NotingWords()
+    doc = ahead_assistant(True, intent, words)(text)
+    assert doc["queries"] == off and len(off) == 2
+    assert intent.calls[0][0] == [text] and intent.calls[-1][0] == text.split("|")
+    assert ([text], "coarse") not in words.calls and (text.split("|"), "coarse") in words.calls
+
+
+def test_analyse_ahead_skips_a_text_longer_than_the_intent_model_reads():
+    intent = NotingIntent()
+    intent.max_chars = 4
+    doc = ahead_assistant(True, intent)("今天好累啊你好")
+    assert [t for t, _ in intent.calls] == [["今天好累", "啊你好"]]  # only the pieces, never the whole
+    assert [q["text"] for q in doc["queries"]] == ["今天好累", "啊你好"]
 
 
 def test_missing_components_are_skipped_and_fall_back():
