@@ -17,6 +17,10 @@ Stages (each reads and writes keys of one output dict, HanLP-style namespaced ke
                   configured and a post is close enough); else a generated reply (Generator); else a
                   fallback.
 
+Stages 3 and 4 read only the queries, so they overlap on a second thread (``parallel_segmentation``,
+``analyse_ahead``: the whole text's intent and coarse words start before stage 1 ends, for the common
+one-query request); the output is the same as run in order.
+
 Every component is optional: a stage whose model is not configured is skipped and listed in
 ``Assistant.missing`` (and in each output under ``"skipped"``), so a partial deployment still answers.
 """

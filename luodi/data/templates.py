@@ -86,6 +86,7 @@ def template_examples(schema, path: Path = TEMPLATE_FILE, seed: int = 0) -> list
     per_template = int(spec.get("per_template", 10))
     rng = random.Random(seed)
     out: list[IntentExample] = []
+    produced: set[str] = set()  # by an earlier template: a sentence is one example, never two
     for intent, templates in spec["intents"].items():
         if intent not in schema.intents:
             raise ValueError(f"{path}: intent {intent!r} is not in skills.yaml")
@@ -94,10 +95,11 @@ def template_examples(schema, path: Path = TEMPLATE_FILE, seed: int = 0) -> list
             seen: dict[str, list] = {}
             for _ in range(per_template * 20):  # draws, not realisations: small templates have few
                 text, spans = realise(template, values, rng)
-                if text and text not in exclude:
+                if text and text not in exclude and text not in produced:
                     seen.setdefault(text, spans)
                 if len(seen) == per_template:
                     break
+            produced.update(seen)
             for text, spans in seen.items():
                 slots = tuple(Slot(name, s, e, text[s:e]) for name, s, e in spans)
                 out.append(IntentExample(text, intent, tuple(spans_to_bioes(len(text), spans)), slots=slots))

@@ -42,6 +42,14 @@ def test_malformed_templates_are_named(template, problem):
         check_template(template, values, SkillSchema.load().slots)
 
 
+def test_a_sentence_two_templates_make_is_one_example(tmp_path):
+    spec = {"per_template": 4, "intents": {"player.prev": ["(上一首|回到上一首)", "回到上一(首|曲)"]}}
+    path = tmp_path / "templates.yaml"
+    path.write_text(yaml.safe_dump(spec, allow_unicode=True), encoding="utf-8")
+    texts = [e.text for e in template_examples(SkillSchema.load(), path)]
+    assert sorted(texts) == ["上一首", "回到上一曲", "回到上一首"]  # 回到上一首 once, from the first template
+
+
 def test_shipped_templates_give_tagged_examples_of_schema_intents():
     examples = template_examples(SkillSchema.load())
     schema = SkillSchema.load()
