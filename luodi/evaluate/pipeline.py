@@ -53,13 +53,13 @@ def eval_pipeline(
     for n in threads:
         variants = {}  # row-name suffix -> assistant; timed in turn, call by call (the machine drifts)
         for mode in schedule:
-            flags = {} if mode == "config" else SCHEDULES[mode][1]
+            suffix, flags = SCHEDULES.get(mode, ("", {}))  # config: its own settings, no suffix
             assistant = Assistant(replace(base, threads=n, **flags))
             console.print(
                 f"[bold]assistant[/bold] {assistant.describe()} parallel_segmentation="
                 f"{assistant.config.parallel_segmentation} analyse_ahead={assistant.config.analyse_ahead}"
             )
-            variants["" if mode == "config" else SCHEDULES[mode][0]] = assistant
+            variants[suffix] = assistant
         rows += _latency_rows(variants, runs, n, SAMPLES)
     for r in rows:
         console.print(r)
