@@ -310,8 +310,13 @@ class OnnxReplyModel:
     def eval(self) -> OnnxReplyModel:  # the PyTorch model's call, for code that holds either
         return self
 
+    @property
+    def columns(self) -> np.ndarray | None:
+        """The piece id of each logit column of a trimmed output head (None: one column per piece)."""
+        return self.output_ids
+
     def _run(self, ids: np.ndarray, positions: np.ndarray, segment: int, keys_valid: np.ndarray,
-             past: Sequence[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:  # fmt: skip
+             past: Sequence[np.ndarray], spread: bool = True) -> tuple[np.ndarray, list[np.ndarray]]:  # fmt: skip
         if self.max_positions is not None and positions.size and int(positions.max()) >= self.max_positions:
             raise ValueError(f"position {int(positions.max())}: this generator holds {self.max_positions} "
                              "positions (context + reply pieces); ask for a shorter max_length")  # fmt: skip
@@ -321,15 +326,17 @@ class OnnxReplyModel:
                 "attention_mask": keys_valid.astype(np.int64)}  # fmt: skip
         feed.update(zip(self.past_names, past, strict=True))
         logits, *present = self.session.run(None, feed)
-        if self.output_ids is not None:  # a trimmed head: the other pieces can never be chosen
+        if self.output_ids is not None and spread:  # a trimmed head: the other pieces can never be chosen
             full = np.full((len(logits), self.vocab), -np.inf, np.float32)
             full[:, self.output_ids] = logits
             logits = full
         return logits, present
 
-    def start(self, contexts: Sequence[Sequence[int]], use_cache: bool = True) -> tuple[dict, np.ndarray]:
+    def start(self, contexts: Sequence[Sequence[int]], use_cache: bool = True,
+              spread: bool = True) -> tuple[dict, np.ndarray]:  # fmt: skip
         """Encode the contexts (piece ids, no specials): (state, logits of the first reply piece).
-        ``use_cache`` is accepted for the interface; the graph always keeps keys/values."""
+        ``use_cache`` is accepted for the interface; the graph always keeps keys/values. ``spread=False``:
+        a trimmed head's logits stay (batch, columns) (``columns``), not spread over the vocabulary."""
         cfg = self.config
         rows = [[cfg.bos_id, *c, cfg.eos_id] for c in contexts]
         n = max(map(len, rows))
@@ -338,17 +345,18 @@ class OnnxReplyModel:
         empty = np.zeros((len(rows), self.heads, 0, self.head_dim), np.float32)
         positions = np.broadcast_to(np.arange(n, dtype=np.int64), ids.shape)
         logits, past = self._run(
-            ids, np.ascontiguousarray(positions), 0, valid, [empty] * len(self.past_names)
+            ids, np.ascontiguousarray(positions), 0, valid, [empty] * len(self.past_names), spread
         )
         state = {"past": past, "keys_valid": valid, "lengths": valid.sum(1), "steps": 0}
         return state, logits
 
-    def step(self, state: dict, tokens: np.ndarray) -> np.ndarray:
-        """Feed one new reply piece per row (batch,): the next logits (batch, vocab)."""
+    def step(self, state: dict, tokens: np.ndarray, spread: bool = True) -> np.ndarray:
+        """Feed one new reply piece per row (batch,): the next logits (batch, vocab), or (batch, columns)
+        with ``spread=False``."""
         tokens = np.asarray(tokens, np.int64).reshape(-1, 1)
         positions = (state["lengths"] + state["steps"]).reshape(-1, 1).astype(np.int64)
         state["keys_valid"] = np.concatenate([state["keys_valid"], np.ones_like(tokens)], 1)
-        logits, state["past"] = self._run(tokens, positions, 1, state["keys_valid"], state["past"])
+        logits, state["past"] = self._run(tokens, positions, 1, state["keys_valid"], state["past"], spread)
         state["steps"] += 1
         return logits
 

@@ -125,10 +125,13 @@ def pick_reply(post: str, candidates: Sequence[str], encoder, max_copy: float = 
         return ""
     if len(kept) == 1:
         return kept[0]
-    vecs = np.asarray(encoder.encode([post, *kept]), np.float32)
-    scores = vecs[1:] @ vecs[0]
+    # the post alone, then the candidates: the post's row is the one the FAQ and reply-base searches just
+    # made (a matcher keeps its last single text), and the short replies are not padded to the post's length
+    post_vec = np.asarray(encoder.encode([post]), np.float32)[0]
+    vecs = np.asarray(encoder.encode(kept), np.float32)
+    scores = vecs @ post_vec
     if generic is not None:
-        scores = scores - generic.penalty(kept, vecs[1:], generic_penalty, centroid_penalty)
+        scores = scores - generic.penalty(kept, vecs, generic_penalty, centroid_penalty)
     return kept[int(np.argmax(scores))]
 
 

@@ -125,6 +125,41 @@ def test_trimmed_graph_fed_embeddings_gives_pytorch_logits_of_the_kept_pieces(mo
         OnnxReplyModel(path, model.config, threads=1)
 
 
+class _Spread:
+    """The same decoder with its columns hidden: ``decode`` then works on the logits spread over the
+    vocabulary (-inf for the pieces the head lacks), as it did before it learned columns."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.config = inner, inner.config
+
+    def start(self, contexts, use_cache=True):
+        return self.inner.start(contexts, use_cache)
+
+    def step(self, state, tokens):
+        return self.inner.step(state, tokens)
+
+    def reorder(self, state, index):
+        self.inner.reorder(state, index)
+
+
+def test_decoding_in_the_heads_columns_gives_the_replies_of_the_spread_logits(model, tmp_path):
+    """A trimmed head is decoded in its own columns (5.7 k logits a step, not 27.6 k): the same replies, in
+    piece ids, as over the spread row, for sampling (same seed: columns keep piece-id order) and greedy,
+    with the repetition rules; never a piece the head lacks."""
+    path = export_decoder(model, tmp_path / "fp32.onnx", keep=KEEP)
+    onnx_model = OnnxReplyModel(path, model.config, threads=1, output_ids=np.array(KEEP))
+    for cfg in (DecodeConfig.for_strategy("sample", seed=3, max_length=8, top_p=0.95, temperature=1.5),
+                DecodeConfig.for_strategy("sample", seed=4, max_length=8, top_p=1.0, top_k=5),
+                DecodeConfig.for_strategy("greedy", max_length=8, repetition_penalty=1.5)):  # fmt: skip
+        columns = decode(onnx_model, CONTEXTS * 3, cfg)
+        assert columns == decode(_Spread(onnx_model), CONTEXTS * 3, cfg)
+        assert {p for row in columns for p in row} <= set(KEEP) - {2}
+        assert any(columns)  # not only empty replies: the comparison saw pieces
+    no_eos = OnnxReplyModel(path, model.config, threads=1, output_ids=np.array(KEEP[1:] + [40]))
+    with pytest.raises(ValueError, match="no </s> column"):
+        decode(no_eos, CONTEXTS, DecodeConfig.for_strategy("greedy"))
+
+
 def test_export_slim_writes_a_small_directory_that_decodes_only_kept_pieces(exported, model):
     root, info = exported
     out = root / "generator"

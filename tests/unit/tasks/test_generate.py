@@ -110,6 +110,35 @@ def test_cached_decoding_equals_uncached(arch):
 
 
 @pytest.mark.parametrize("arch", ARCHS)
+def test_a_repeated_context_is_encoded_once_and_its_rows_decode_as_alone(arch, monkeypatch):
+    """Chat samples 8 replies to one post: the prefill runs on each distinct context once and its state
+    is copied to the rows that repeat it. Every row then decodes as that context alone would (greedy, and
+    the uncached path too); sampled rows of one context still differ from each other."""
+    model = _model(arch)
+    seen = []
+    start = ReplyModel.start
+    monkeypatch.setattr(
+        ReplyModel, "start", lambda self, c, use_cache=True: seen.append(len(c)) or start(self, c, use_cache)
+    )
+    a, b = [10, 11, 12], [13, 14, 15, 16]
+    greedy = DecodeConfig(strategy="greedy", max_length=6)
+    for use_cache in (True, False):
+        seen.clear()
+        replies = decode(model, [a, b, a, a], greedy, use_cache)
+        assert seen[0] == 2  # two distinct contexts, not four rows
+        assert (
+            replies
+            == decode(model, [a], greedy, use_cache)
+            + decode(model, [b], greedy, use_cache)
+            + decode(model, [a], greedy, use_cache) * 2
+        )
+    sampled = decode(
+        model, [a] * 8, DecodeConfig.for_strategy("sample", seed=0, temperature=2.0, max_length=6)
+    )
+    assert len({tuple(r) for r in sampled}) > 1
+
+
+@pytest.mark.parametrize("arch", ARCHS)
 def test_generation_stops_at_eos_and_max_length(arch):
     model = _model(arch)
     eos = model.config.eos_id
@@ -217,7 +246,7 @@ def test_training_smoke_through_the_trainer(arch, tmp_path: Path):
 def test_numpy_rules_penalise_forbid_and_sample_within_the_nucleus():
     import numpy as np
 
-    from luodi.tasks.generate import _process, _sample
+    from luodi.tasks.generate import _nucleus, _process, _sample
 
     mc = GeneratorConfig(bos_id=0, pad_id=1, eos_id=2, mask_id=3)
     logits = np.array([[1.0, 1.0, 1.0, 1.0, 2.0, -2.0, 0.5]], np.float32)
@@ -231,6 +260,10 @@ def test_numpy_rules_penalise_forbid_and_sample_within_the_nucleus():
     peaked = np.log(np.array([[0.95, 0.02, 0.02, 0.01]] * 64, np.float32))
     rng = np.random.default_rng(0)
     assert set(_sample(peaked, DecodeConfig(top_p=0.9), rng).tolist()) == {0}
+    # four tied pieces, a nucleus of two: the lower ids (as a stable sort of the whole row orders them)
+    tied = np.array([[0.0, 3.0, 3.0, 3.0, 3.0, 0.0]], np.float32)
+    assert set(_sample(tied, DecodeConfig(top_p=0.45, temperature=1.0), rng).tolist()) <= {1, 2}
+    assert _nucleus(tied, 0.45).tolist() == [[False, True, True, False, False, False]]
     # without the nucleus every piece is drawn now and then; top-k 2 keeps the two best only
     wide = np.log(np.array([[0.4, 0.3, 0.2, 0.1]] * 2000, np.float32))
     drawn = np.bincount(_sample(wide, DecodeConfig(top_p=1.0), rng), minlength=4) / 2000
@@ -246,10 +279,7 @@ def _masked_nucleus(logits, top_p: float):
 
     from luodi.tasks.generate import _nucleus
 
-    ids, kept = _nucleus(logits, top_p)
-    out = np.full_like(logits, -np.inf)
-    np.put_along_axis(out, ids, kept, -1)
-    return out
+    return np.where(_nucleus(logits, top_p), logits, -np.inf)
 
 
 def test_the_nucleus_from_a_partial_sort_is_the_full_sorts_up_to_its_boundary_piece():
@@ -275,8 +305,8 @@ def test_the_nucleus_from_a_partial_sort_is_the_full_sorts_up_to_its_boundary_pi
 
 
 def test_a_draw_within_the_nucleus_is_the_draw_over_the_whole_masked_row():
-    """``_sample`` with top-p draws among the nucleus's pieces only; by piece-id order and the same random
-    number it must pick what an inverse-CDF draw over the whole row (zeros outside the nucleus) picks."""
+    """``_sample`` with top-p draws among the nucleus's pieces only: with the same random numbers it picks
+    what an inverse-CDF draw over the whole row with zeros outside the nucleus picks."""
     import numpy as np
 
     from luodi.tasks.generate import DecodeConfig, _draw, _sample
