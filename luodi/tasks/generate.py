@@ -566,7 +566,8 @@ def decode(model, contexts: Sequence[Sequence[int]], cfg: DecodeConfig,
     steps = _steps(model)
     if cfg.strategy == "beam":
         return [_beam(steps, c, cfg, use_cache) for c in contexts]
-    if getattr(steps, "columns", None) is not None:  # sampled / greedy in the head's own columns
+    columns = getattr(steps, "columns", None)
+    if columns is not None and (np.diff(columns) > 0).all():  # sampled / greedy in the head's own columns
         steps = _ColumnSteps(steps)
     rng = np.random.default_rng(cfg.seed)
     state, logits = _start(steps, contexts, use_cache)

@@ -155,6 +155,12 @@ def test_decoding_in_the_heads_columns_gives_the_replies_of_the_spread_logits(mo
         assert columns == decode(_Spread(onnx_model), CONTEXTS * 3, cfg)
         assert {p for row in columns for p in row} <= set(KEEP) - {2}
         assert any(columns)  # not only empty replies: the comparison saw pieces
+    shuffled = np.array(KEEP[::-1])  # columns out of piece-id order: decoded over the spread row instead
+    reordered = export_decoder(model, tmp_path / "reversed.onnx", keep=shuffled.tolist())
+    greedy = DecodeConfig.for_strategy("greedy", max_length=8)
+    assert decode(
+        OnnxReplyModel(reordered, model.config, threads=1, output_ids=shuffled), CONTEXTS, greedy
+    ) == decode(onnx_model, CONTEXTS, greedy)
     no_eos = OnnxReplyModel(path, model.config, threads=1, output_ids=np.array(KEEP[1:] + [40]))
     with pytest.raises(ValueError, match="no </s> column"):
         decode(no_eos, CONTEXTS, DecodeConfig.for_strategy("greedy"))
