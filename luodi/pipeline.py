@@ -80,6 +80,11 @@ class AssistantConfig:
     non_skill_intents: list[str] = field(default_factory=lambda: list(NON_SKILL_INTENTS))
     # gazetteer types whose matches the segmenter keeps whole (at both granularities)
     segment_keep_types: list[str] = field(default_factory=lambda: ["singer"])
+    # intent -> the slot type a lexicon names in full (e.g. {app.open: app}, with an app lexicon in
+    # ``lexicons``): for a query heard as that intent, the longest gazetteer match of that type is the
+    # slot, replacing what the intent model tagged over it (易云音乐 -> 网易云音乐) or added when it tagged
+    # nothing (打开微信). For closed lists the model reads no lexicon of (its knowledge labels are fixed)
+    lexicon_slots: dict[str, str] = field(default_factory=dict)
     generation_strategy: str = "greedy"
     # > 1 (with strategy "sample"): sample this many replies and keep the one the matcher finds closest to
     # the query (luodi.tasks.chat); needs a matcher (an FAQ index or a reply base)
@@ -116,6 +121,9 @@ class AssistantConfig:
         for name in ("lexicons", "faq_files", "non_skill_intents", "segment_keep_types"):
             if not isinstance(getattr(config, name), list):
                 raise ValueError(f"{source}: {name} must be a list, got {getattr(config, name)!r}")
+        slots = config.lexicon_slots
+        if not isinstance(slots, dict) or not all(isinstance(v, str) for v in [*slots, *slots.values()]):
+            raise ValueError(f"{source}: lexicon_slots must map intents to slot types, got {slots!r}")
         from luodi.tasks.break_decode import JointBreaking
 
         JointBreaking.from_value(config.joint_breaking, source)  # a bad value fails at load, naming the key
@@ -235,7 +243,9 @@ class Assistant:
         """Gazetteer types some stage reads: the intent model's label embeddings and the types the
         segmenter keeps whole."""
         return sorted(
-            set(getattr(self.intent, "lexicon_types", None) or []) | set(self.config.segment_keep_types)
+            set(getattr(self.intent, "lexicon_types", None) or [])
+            | set(self.config.segment_keep_types)
+            | set(self.config.lexicon_slots.values())
         )
 
     @staticmethod
@@ -373,6 +383,9 @@ class Assistant:
                 for item, result in zip(items, results, strict=True):
                     item.update(intent=result["intent"], score=result["score"], slots=result["slots"],
                                 low_confidence=result["low_confidence"])  # fmt: skip
+                    slot_type = self.config.lexicon_slots.get(result["intent"])
+                    if slot_type is not None:
+                        item["slots"] = lexicon_slot(item["slots"], item.get("gazetteer", []), slot_type)
         if coarse is not None:
             with _timer(timings, "segment"):  # the wait: the part of its time the other stages did not hide
                 for item, seg in zip(items, coarse.result(), strict=True):
@@ -548,6 +561,20 @@ class _Ahead:
         for job in (self.intent, self.coarse):
             if job is not None:
                 job.cancel()
+
+
+def lexicon_slot(slots: list[dict], matches: list[dict], slot_type: str) -> list[dict]:
+    """``slots`` with the longest gazetteer match of ``slot_type`` (the first of equal length) as a slot
+    of that type: the slots it overlaps, of any type, give way to it (the intent model cut the name short
+    or read part of it as something else: 打开网易云音乐 app=易云音乐, 打开QQ音乐 song=QQ音乐). No match: the
+    slots as they are."""
+    found = [m for m in matches if m["type"] == slot_type]
+    if not found:
+        return slots
+    best = max(found, key=lambda m: m["end"] - m["start"])
+    kept = [s for s in slots if s["end"] <= best["start"] or s["start"] >= best["end"]]
+    slot = {"type": slot_type, "value": best["value"], "start": best["start"], "end": best["end"]}
+    return sorted([*kept, slot], key=lambda s: s["start"])
 
 
 def _faq_reply(hit) -> dict[str, Any]:

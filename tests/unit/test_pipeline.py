@@ -596,3 +596,69 @@ def test_the_reply_base_shares_the_faqs_matcher_when_both_recorded_the_same_one(
     _share_matcher(faq, other)
     assert other.index.matcher is not faq.matcher  # another model: kept
     _share_matcher(None, other)  # no FAQ index (TF-IDF FAQ, none): nothing to share
+
+
+class AppIntent(KeywordIntent):
+    """Hears 打开X as app.open and tags at most the last two characters of X as the app (a model that
+    cuts names short), or nothing for a one-word X."""
+
+    def __call__(self, texts):
+        out = []
+        for t in texts:
+            if t.startswith("打开"):
+                name = t[2:]
+                slots = (
+                    [{"type": "app", "value": name[-2:], "start": len(t) - 2, "end": len(t)}]
+                    if len(name) > 2
+                    else []
+                )
+                out.append({"intent": "app.open", "score": 0.9, "slots": slots, "low_confidence": False})
+            else:
+                out.append({"intent": "music.play", "score": 0.9, "low_confidence": False,
+                            "slots": [{"type": "song", "value": t, "start": 0, "end": len(t)}]})  # fmt: skip
+        return out
+
+
+def test_a_lexicon_slot_takes_the_longest_match_over_what_the_model_tagged(tmp_path, caplog):
+    import logging
+
+    (tmp_path / "app.txt").write_text("微信\n网易云音乐\n云音乐\n", encoding="utf-8")
+    caplog.set_level(logging.WARNING, logger="luodi.pipeline")
+    config = AssistantConfig(
+        threads=1, lexicons=[f"app={tmp_path / 'app.txt'}"], lexicon_slots={"app.open": "app"}
+    )
+    a = Assistant(config, breaker=SplitOnMarker(), segmenter=Words(), intent=AppIntent(), faq=None)
+    assert not caplog.records  # the app type is read: no "read by no model" warning
+    slots = [
+        [(s["type"], s["value"], s["start"]) for s in q["slots"]]
+        for q in a("打开微信|打开网易云音乐|打开抖音|微信")["queries"]
+    ]
+    assert slots == [
+        [("app", "微信", 2)],  # the model tagged nothing: added
+        [("app", "网易云音乐", 2)],  # the model's 音乐 gives way to the longest match
+        [],  # no lexicon match: the model's slots as they were
+        [("song", "微信", 0)],  # another intent: untouched
+    ]
+    assert a("打开网易云音乐")["queries"][0]["answer"]["slots"] == {
+        "app": "网易云音乐"
+    }  # what the skill gets
+    with pytest.raises(ValueError, match="lexicon_slots"):
+        AssistantConfig.from_dict({"lexicon_slots": ["app.open"]})
+
+
+def test_lexicon_slot_keeps_the_slots_it_does_not_overlap():
+    from luodi.pipeline import lexicon_slot
+
+    slots = [
+        {"type": "date", "value": "明天", "start": 0, "end": 2},
+        {"type": "song", "value": "QQ", "start": 4, "end": 6},
+    ]
+    matches = [
+        {"type": "app", "value": "QQ音乐", "start": 4, "end": 8},
+        {"type": "app", "value": "QQ", "start": 4, "end": 6},
+    ]
+    assert lexicon_slot(slots, matches, "app") == [
+        slots[0],
+        {"type": "app", "value": "QQ音乐", "start": 4, "end": 8},
+    ]
+    assert lexicon_slot(slots, matches, "singer") == slots
