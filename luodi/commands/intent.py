@@ -46,8 +46,14 @@ def train_intent(
         "false song/singer match to 1.5x this share of texts (default: 0.2 for --data assistant, else off).",
     ),
     out: Path = typer.Option(None, help="Output directory (default: <models>/intent-<model>-<data>)."),
+    teachers: list[Path] = typer.Option(
+        [], "--teacher", help="A trained intent model to distil from (repeat: several -> their mean logits)."
+    ),
+    alpha: float = typer.Option(0.5, help="With --teacher: weight of the student's own (gold) loss."),
+    temperature: float = typer.Option(2.0, help="With --teacher: softmax temperature of the KL term."),
 ) -> None:
-    """Fine-tune the plain or knowledge-fused intent + slot model."""
+    """Fine-tune the plain or knowledge-fused intent + slot model (with --teacher: distilled from
+    trained intent models at the same time, knowledge distillation at fine-tuning time)."""
     import random
 
     from luodi.results import current_command
@@ -71,13 +77,31 @@ def train_intent(
         if gazetteer_noise
         else None
     )
+    teacher_models, distill_config = [], None
+    if teachers:
+        from luodi.commands._models import fail, loaded
+        from luodi.distill import DistillConfig
+        from luodi.tasks.intent import IntentModel
+
+        for t in teachers:
+            if not (t / "luodi.json").is_file():
+                fail(
+                    f"--teacher {t}: not a trained model directory (`luodi train intent --out DIR` writes one)"
+                )
+            teacher_models.append(loaded(lambda t=t: IntentModel.load(t), f"the intent model {t}",
+                                         "give a directory written by `luodi train intent`"))  # fmt: skip
+        try:
+            distill_config = DistillConfig(alpha=alpha, temperature=temperature)
+        except ValueError as err:
+            raise typer.BadParameter(str(err)) from err
     api = train_intent_model(train_data, valid, config, knowledge=knowledge, layers=layers, noise=noise,
-                             **overrides)  # fmt: skip
+                             teachers=teacher_models, distill_config=distill_config, **overrides)  # fmt: skip
     minutes = (time.perf_counter() - start) / 60
     api.save(out)
     scores = evaluate(api, valid)
     write_card(out, {"command": current_command(), "data": data, "train_examples": len(train_data),
-                     "layers": layers, "variant": model, "valid": scores, "gazetteer_noise": gazetteer_noise, "train_minutes": round(minutes, 1)})  # fmt: skip
+                     "layers": layers, "variant": model, "valid": scores, "gazetteer_noise": gazetteer_noise, "train_minutes": round(minutes, 1),
+                     **({"teachers": [t.name for t in teachers], "alpha": alpha, "temperature": temperature} if teachers else {})})  # fmt: skip
     console.print(f"saved {out} ({minutes:.1f} min); valid: {json.dumps(scores)}")
 
 

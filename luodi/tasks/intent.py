@@ -538,16 +538,30 @@ def train_intent_model(
     layers: int = 12,
     gazetteer: Gazetteer | None = None,
     noise: GazetteerNoise | None = None,
+    teachers: Sequence[IntentModel] = (),
+    distill_config=None,
     **config_kwargs,
 ) -> IntentModel:
     """Fine-tune a plain or knowledge-fused model with the project's one trainer; best by valid
-    (intent accuracy + slot F1) / 2."""
+    (intent accuracy + slot F1) / 2. ``teachers`` (trained intent models of the same intents, slot tags
+    and knowledge labels): knowledge distillation at fine-tuning time, the student's own loss (partial
+    labels and slots included) beside the KL to the teachers' intent distribution (their mean logits for
+    several: ``distill_config``, a ``luodi.distill.DistillConfig``). The teachers run live on the
+    student's very batch, gazetteer input and its noise included."""
     from luodi.encoders import load_tokenizer
     from luodi.train.trainer import train
 
     if knowledge and gazetteer is None:
         gazetteer = default_gazetteer()
     config = build_config(train_data, knowledge, gazetteer, **config_kwargs)
+    for teacher in teachers:
+        same = [
+            getattr(teacher.config, k) == getattr(config, k)
+            for k in ("intents", "slot_tags", "knowledge_labels")
+        ]
+        if not all(same):
+            raise ValueError("a teacher disagrees with the student's intents, slot tags or knowledge labels: "
+                             "it was trained on other data or another gazetteer")  # fmt: skip
     model = JointIntentSlotModel.from_pretrained_encoder(config, layers=layers, vocab="zh")
     api = IntentModel(model, load_tokenizer("zh"), gazetteer if knowledge else None)
     train_config.metric = "joint"
@@ -556,9 +570,15 @@ def train_intent_model(
         api.model = m
         return evaluate(api, valid_data)
 
-    train(
-        model, list(train_data), api.collator(noise=noise if knowledge else None), evaluate_fn, train_config
-    )
+    collate = api.collator(noise=noise if knowledge else None)
+    if teachers:
+        from luodi.distill import DistillConfig, distill
+
+        models = [t.model.eval() for t in teachers]
+        distill(model, list(train_data), collate, evaluate_fn, train_config, distill_config or DistillConfig(),
+                teachers=models)  # fmt: skip
+    else:
+        train(model, list(train_data), collate, evaluate_fn, train_config)
     api.model = model.eval()
     return api
 

@@ -212,6 +212,56 @@ def test_distill_init_from_the_plain_teacher(zh_tokenizer, gazetteer, tmp_path):
         assert torch.equal(value, teacher[key]), key
 
 
+def test_a_fused_student_learns_from_live_fused_teachers(zh_tokenizer, gazetteer, tmp_path):
+    """Distillation at fine-tuning time (``luodi train intent --teacher``): the teachers run on the
+    student's own batch, gazetteer labels included, and their mean logits are the soft target; a few
+    steps with the soft term alone move the student's intent distribution towards it. A teacher trained
+    on other labels is refused before any training."""
+    import torch.nn.functional as F
+
+    from luodi.distill import DistillConfig, distill
+    from luodi.tasks.intent import train_intent_model
+    from luodi.train.trainer import TrainConfig
+
+    student = tiny(zh_tokenizer, True, gazetteer)
+    teachers = []
+    for seed in (1, 2):
+        torch.manual_seed(seed)
+        config = build_config(EXAMPLES, True, gazetteer, fusion_heads=2, label_dim=8)
+        config.encoder = tiny_encoder_config(len(zh_tokenizer))
+        teachers.append(JointIntentSlotModel(config).eval())
+    collate = student.collator()
+    batch = collate(EXAMPLES)
+    with torch.no_grad():
+        target = torch.stack(
+            [t(**{k: v for k, v in batch.items() if k != "labels"})["logits"] for t in teachers]
+        ).mean(0)
+
+    def gap() -> float:  # KL(teachers' mean || student) on the intents, at temperature 1
+        with torch.no_grad():
+            logits = student.model.eval()(**batch)["logits"]
+        return float(
+            F.kl_div(
+                F.log_softmax(logits, -1), F.log_softmax(target, -1), log_target=True, reduction="batchmean"
+            )
+        )
+
+    soft_only = DistillConfig(alpha=0.0, temperature=1.0)
+    before = gap()
+    config = TrainConfig(output_dir=str(tmp_path / "kd"), epochs=10, batch_size=3, learning_rate=3e-3,
+                         warmup_ratio=0.0, progress=False, threads=1, metric="joint")  # fmt: skip
+    # the trainer keeps the best epoch by this metric: the one closest to the teachers
+    distill(
+        student.model, EXAMPLES, collate, lambda m: {"joint": -gap()}, config, soft_only, teachers=teachers
+    )
+    assert gap() < before / 2
+    other = IntentModel(teachers[0], zh_tokenizer, gazetteer)
+    with pytest.raises(ValueError, match="disagrees"):  # one intent only: not the teacher's label set
+        train_intent_model(
+            EXAMPLES[:1], EXAMPLES, config, knowledge=True, gazetteer=gazetteer, teachers=[other]
+        )
+
+
 def test_text_longer_than_the_positions_is_refused_with_the_limit(zh_tokenizer, gazetteer):
     api = tiny(zh_tokenizer, True, gazetteer)
     assert api.max_chars == 510  # 512 positions - <s> - </s>
