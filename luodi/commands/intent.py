@@ -91,7 +91,7 @@ def train_intent(
             teacher_models.append(loaded(lambda t=t: IntentModel.load(t), f"the intent model {t}",
                                          "give a directory written by `luodi train intent`"))  # fmt: skip
         try:
-            distill_config = DistillConfig(alpha=alpha, temperature=temperature)
+            distill_config = DistillConfig(alpha=alpha, temperature=temperature, full_aux=True)
         except ValueError as err:
             raise typer.BadParameter(str(err)) from err
     api = train_intent_model(train_data, valid, config, knowledge=knowledge, layers=layers, noise=noise,

@@ -42,6 +42,10 @@ class DistillConfig:
     layer_map: list[tuple[int, int]] | None = None  # (student layer, teacher layer), 1-based; 0 = embeddings
     student_hidden: int | None = None  # hidden sizes for the learned projections (set by DistillationModel)
     teacher_hidden: int | None = None
+    # a joint student's terms the soft target does not cover (its slot loss, the output's "aux_loss") keep
+    # their full weight instead of alpha's: with alpha 0.5 the slot head of a distilled intent model
+    # otherwise learns at half its usual weight (valid slot F1 84.30 -> 82.61 in the first such run)
+    full_aux: bool = False
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.alpha <= 1.0:
@@ -195,7 +199,12 @@ class DistillationModel(nn.Module):
             if teacher_logits is None:
                 teacher_logits = self._combine_live(t_outs, labels)
         # the student's own loss is the hard term: CE for plain heads, CE + extra terms for joint heads
-        loss = kd_loss(out["logits"], teacher_logits, labels, cfg.alpha, cfg.temperature, out.get("loss"))
+        hard, aux = out.get("loss"), out.get("aux_loss") if cfg.full_aux else None
+        if aux is not None:
+            hard = hard - aux
+        loss = kd_loss(out["logits"], teacher_logits, labels, cfg.alpha, cfg.temperature, hard)
+        if aux is not None:
+            loss = loss + aux
         if want_h or want_a:
             loss = loss + self._matching_loss(s_cap.output, t_caps, attention_mask)
         return {"loss": loss, "logits": out["logits"]}

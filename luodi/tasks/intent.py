@@ -146,7 +146,8 @@ class JointIntentSlotModel(TaskModel):
                 slot_loss = nn.functional.cross_entropy(
                     out["slot_logits"].flatten(0, 1), slot_labels.flatten(), ignore_index=-100
                 )
-                loss = loss + self.config.slot_loss_weight * slot_loss
+                out["aux_loss"] = self.config.slot_loss_weight * slot_loss  # what distillation keeps whole
+                loss = loss + out["aux_loss"]
             out["loss"] = loss
         return out
 

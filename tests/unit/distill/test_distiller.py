@@ -2,6 +2,7 @@
 
 import math
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -282,3 +283,33 @@ def test_cli_names_a_teacher_dir_that_is_not_a_model(tmp_path: Path):
 
     result = CliRunner().invoke(app, ["distill", "--task", "intent", "--teachers", str(tmp_path / "nowhere")])
     assert result.exit_code != 0 and "no luodi.json" in result.output and "nowhere" in result.output
+
+
+def test_full_aux_keeps_a_joint_students_extra_terms_whole():
+    """A joint student (intent + slots) returns its total loss and the part the soft target does not cover
+    (``aux_loss``): with ``full_aux`` only the rest is weighed by alpha, so the slot head keeps its usual
+    weight; without it the whole loss is (the older distillations' behaviour, kept for their results)."""
+
+    class Joint(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.tensor([[1.0, -1.0, 0.5]]))
+            self.encoder = torch.nn.Identity()  # what the wrapper hooks for hidden-state matching (off here)
+            self.encoder.config = SimpleNamespace(output_hidden_states=False, output_attentions=False)
+
+        def forward(self, input_ids, attention_mask, labels=None, **_):
+            logits = self.w.expand(len(input_ids), -1)
+            out = {"logits": logits}
+            if labels is not None:
+                out["aux_loss"] = torch.tensor(3.0)
+                out["loss"] = torch.nn.functional.cross_entropy(logits, labels) + out["aux_loss"]
+            return out
+
+    batch = {"input_ids": torch.zeros(2, 1, dtype=torch.long), "attention_mask": torch.ones(2, 1, dtype=torch.long),
+             "labels": torch.tensor([0, 2]), "teacher_logits": torch.tensor([[0.0, 1.0, 0.0], [2.0, 0.0, 0.0]])}  # fmt: skip
+    student = Joint()
+    ce = float(torch.nn.functional.cross_entropy(student.w.expand(2, -1), batch["labels"]))
+    soft = float(kd.kd_loss(student.w.expand(2, -1), batch["teacher_logits"], batch["labels"], 0.0, 2.0))
+    for full_aux, expected in ((True, 0.5 * ce + 0.5 * soft + 3.0), (False, 0.5 * (ce + 3.0) + 0.5 * soft)):
+        wrapper = kd.DistillationModel(student, kd.DistillConfig(alpha=0.5, full_aux=full_aux)).train()
+        assert float(wrapper(**batch)["loss"]) == pytest.approx(expected, rel=1e-6)
