@@ -240,8 +240,8 @@ class Assistant:
                                  centroid_penalty=self.config.centroid_penalty)  # fmt: skip
 
     def lexicon_types(self) -> list[str]:
-        """Gazetteer types some stage reads: the intent model's label embeddings and the types the
-        segmenter keeps whole."""
+        """Gazetteer types some stage reads: the intent model's label embeddings, the types the segmenter
+        keeps whole and the slot types ``lexicon_slots`` takes from the lexicon."""
         return sorted(
             set(getattr(self.intent, "lexicon_types", None) or [])
             | set(self.config.segment_keep_types)

@@ -63,6 +63,19 @@ def train_intent(
     if model not in VARIANTS:
         raise typer.BadParameter(f"unknown model {model!r}; choose from {', '.join(VARIANTS)}")
     knowledge, overrides = VARIANTS[model]
+    teacher_models, distill_config = [], None  # checked before the data loads: a bad one fails fast
+    if teachers:
+        from luodi.commands._models import loaded
+        from luodi.distill import DistillConfig
+        from luodi.tasks.intent import IntentModel
+
+        for t in teachers:  # a missing or foreign directory: one line naming it and its missing luodi.json
+            teacher_models.append(loaded(lambda t=t: IntentModel.load(t), f"the intent model {t}",
+                                         "give a directory written by `luodi train intent`"))  # fmt: skip
+        try:
+            distill_config = DistillConfig(alpha=alpha, temperature=temperature, full_aux=True)
+        except ValueError as err:
+            raise typer.BadParameter(str(err)) from err
     train_data, valid, test = load_splits(data)
     if max_examples:
         train_data = random.Random(seed).sample(train_data, min(max_examples, len(train_data)))
@@ -77,23 +90,6 @@ def train_intent(
         if gazetteer_noise
         else None
     )
-    teacher_models, distill_config = [], None
-    if teachers:
-        from luodi.commands._models import fail, loaded
-        from luodi.distill import DistillConfig
-        from luodi.tasks.intent import IntentModel
-
-        for t in teachers:
-            if not (t / "luodi.json").is_file():
-                fail(
-                    f"--teacher {t}: not a trained model directory (`luodi train intent --out DIR` writes one)"
-                )
-            teacher_models.append(loaded(lambda t=t: IntentModel.load(t), f"the intent model {t}",
-                                         "give a directory written by `luodi train intent`"))  # fmt: skip
-        try:
-            distill_config = DistillConfig(alpha=alpha, temperature=temperature, full_aux=True)
-        except ValueError as err:
-            raise typer.BadParameter(str(err)) from err
     api = train_intent_model(train_data, valid, config, knowledge=knowledge, layers=layers, noise=noise,
                              teachers=teacher_models, distill_config=distill_config, **overrides)  # fmt: skip
     minutes = (time.perf_counter() - start) / 60

@@ -441,7 +441,7 @@ def _nucleus(logits: np.ndarray, top_p: float, first: int = 1024) -> np.ndarray:
     nucleus is not inside them): the boundary logit and how many pieces reach it are all a mask needs.
     At temperature 0.7 the release generator's nuclei hold ~230 pieces (p90 ~550); sorting the piece
     ids as well (a lexsort) cost 1.2 ms of a sampled step, this ~0.3."""
-    rows, vocab = logits.shape
+    vocab = logits.shape[-1]
     peak = logits.max(-1, keepdims=True)
     lse = np.log(np.exp(logits - peak).sum(-1, keepdims=True)) + peak  # the whole row's normaliser
     k = min(first, vocab)
