@@ -30,6 +30,7 @@ Model: ``TokenClassifier`` on the char-aligned encoder (``CharAligner``: one tok
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,17 +46,23 @@ PUNCT = {"，": 1, ",": 1, "；": 1, ";": 1, "：": 1, "。": 2, "？": 3, "?": 
 _QUESTION_END = tuple("吗呢么嘛")
 _QUESTION_WORDS = (
     "什么",
+    "啥",
     "怎么",
+    "怎样",
+    "如何",
+    "咋",
     "哪",
     "几点",
+    "几号",
+    "星期几",
+    "周几",
     "多少",
+    "多久",
     "谁",
-    "是不是",
-    "有没有",
-    "能不能",
-    "可不可以",
     "为什么",
 )
+# A-not-A questions: 是不是, 能不能, 好不好, 会不会, 喜不喜欢, 有没有, 去没去
+_A_NOT_A = re.compile(r"(\w)[不没]\1")
 
 
 # ----------------------------------------------------------------------------- data
@@ -77,10 +84,14 @@ def strip_punctuation(text: str) -> tuple[str, list[int]]:
 
 
 def is_question(text: str) -> bool:
+    """Whether an utterance is shaped as a question: ？, a final 吗/呢/么/嘛, a question word (什么 / 啥,
+    怎么 / 怎样 / 如何 / 咋, 哪, 几点, 多少, 多久, 谁 ...) or an A-not-A pair (能不能, 会不会, 有没有)."""
     plain = text.rstrip("。！!，, ")
     if plain.endswith(("？", "?")):
         return True
-    return plain.endswith(_QUESTION_END) or any(w in plain for w in _QUESTION_WORDS)
+    if plain.endswith(_QUESTION_END) or any(w in plain for w in _QUESTION_WORDS):
+        return True
+    return _A_NOT_A.search(plain) is not None
 
 
 @dataclass

@@ -31,6 +31,22 @@ def test_streams_label_each_utterance_end():
     assert is_question("现在几点了") and is_question("你是谁") and not is_question("打开空调")
 
 
+def test_question_shapes():
+    # question words of every register, and A-not-A pairs of any verb
+    for text in ["怎样让你播放歌曲", "如何设置闹钟", "你叫啥", "这咋弄", "今天星期几", "还要多久",
+                 "你会不会讲笑话", "喜不喜欢我", "可不可以放首歌", "有没有儿歌", "明天会下雨吗？"]:  # fmt: skip
+        assert is_question(text), text
+    for text in [
+        "打开空调",
+        "播放周杰伦的歌",
+        "我不想说出这个秘密",
+        "不得不说",
+        "一个一个来",
+        "导航到北京南站",
+    ]:
+        assert not is_question(text), text
+
+
 def test_corpus_chunks_force_a_boundary_at_each_unit_end():
     chunks = _chunk_corpus(["第一段，没有句号", "第二段。"], "pku", None)
     assert len(chunks) == 1 and chunks[0].text == "第一段没有句号第二段"
