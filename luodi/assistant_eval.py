@@ -142,11 +142,18 @@ def summarise(verdicts: Sequence[dict], key_slots: bool = False) -> dict:
     return row
 
 
-def score_streams(assistant, streams: Sequence[Stream], key_slots: bool = False) -> dict:
+def score_streams(
+    assistant, streams: Sequence[Stream], key_slots: bool = False, gold_breaks: bool = False
+) -> dict:
     """{"all": row, <source>: row, "verdicts": [...], "docs": [...]}: ``assistant`` is any callable from
-    text to the pipeline's output dict (``luodi.pipeline.Assistant``). ``key_slots``: see the module doc."""
+    text to the pipeline's output dict (``luodi.pipeline.Assistant``). ``key_slots``: see the module doc.
+    ``gold_breaks``: each stream is given already broken at its gold boundaries
+    (``assistant.understand_queries``): what every later stage would score behind a perfect breaker."""
     non_skill = set(getattr(assistant.config, "non_skill_intents", SkillSchema.load().non_skill))
-    docs = [assistant(s.text) for s in streams]
+    if gold_breaks:
+        docs = [assistant.understand_queries([q.text for q in s.queries]) for s in streams]
+    else:
+        docs = [assistant(s.text) for s in streams]
     verdicts = [judge_stream(s, d, non_skill, key_slots) for s, d in zip(streams, docs, strict=True)]
     out = {"all": summarise(verdicts, key_slots), "verdicts": verdicts, "docs": docs}
     for source in sorted({s.source for s in streams}):

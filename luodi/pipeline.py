@@ -301,6 +301,28 @@ class Assistant:
         docs = [self._understand(t) for t in batch]
         return docs[0] if single else docs
 
+    def understand_queries(self, queries: Sequence[str]) -> dict:
+        """The pipeline on a text the caller has already broken into queries (typed turns, their own
+        voice-activity segments, a benchmark's gold breaks): every stage after breaking, each query as
+        given: no breaker, no filler attachment, no whole-stream FAQ rules. The doc has ``__call__``'s
+        shape, its text the queries joined."""
+        if isinstance(queries, str) or not isinstance(queries, Sequence):
+            raise TypeError(f"queries must be a list of str, got {type(queries).__name__}")
+        for i, q in enumerate(queries):
+            if not isinstance(q, str):
+                raise TypeError(f"query {i} is {type(q).__name__}, expected str")
+            if not q.strip():
+                raise ValueError(f"query {i} is empty")
+        text = "".join(queries)
+        if len(text) > self.config.max_chars:
+            raise ValueError(f"the queries have {len(text)} characters; the limit is {self.config.max_chars}")
+        timings: dict[str, float] = {}
+        start_all = time.perf_counter()
+        items = self._analyse(list(queries), timings)
+        timings["total"] = (time.perf_counter() - start_all) * 1000
+        return {"text": text, "skipped": list(self.missing), "sentences": list(queries), "queries": items,
+                "timings": {k: round(v, 3) for k, v in timings.items()}}  # fmt: skip
+
     def _understand(self, text: str) -> dict[str, Any]:
         timings: dict[str, float] = {}
         start_all = time.perf_counter()

@@ -34,6 +34,11 @@ def eval_assistant(
         help="--data lists only each query's key slots: a predicted slot it does not list is not counted "
         "wrong; slot_recall replaces slot_f1 and the rows are named '<file> key-slots'.",
     ),
+    gold_breaks: bool = typer.Option(
+        False,
+        help="Give the assistant each stream already broken at its gold boundaries: what the later stages "
+        "score behind a perfect breaker (rows named '... gold-breaks').",
+    ),
     write: bool = typer.Option(False, help="Merge the rows into results/assistant.json + docs/assistant.md."),
 ) -> None:
     """End-to-end benchmark: breaking exact match, per-query intent accuracy and macro-F1, slot F1,
@@ -50,16 +55,17 @@ def eval_assistant(
     prefix = name or ("release" if config is None else config.stem)
     streams = read_streams(data) if data else spoken_streams("dev")
     set_name = (data.stem if data else "dev-streams") + (" key-slots" if key_slots else "")
+    set_name += " gold-breaks" if gold_breaks else ""
     if export:
         write_streams(streams, export)
         console.print(f"wrote {len(streams)} streams to {export}")
     scored = _Relabelled(assistant, intent_labels) if intent_labels else assistant
-    result = score_streams(scored, streams, key_slots=key_slots)
+    result = score_streams(scored, streams, key_slots=key_slots, gold_breaks=gold_breaks)
     rows = [{"name": f"{prefix} {set_name}", **_round(result["all"])}]
     sources = sorted({s.source for s in streams})
     if len(sources) > 1:
         rows += [{"name": f"{prefix} {set_name} {src}", **_round(result[src])} for src in sources]
-    if intent_sets and data is None and assistant.intent is not None and not intent_labels:
+    if intent_sets and data is None and assistant.intent is not None and not (intent_labels or gold_breaks):
         rows += _intent_rows(assistant.intent, prefix)
     for r in rows:
         console.print(r)
@@ -82,7 +88,12 @@ class _Relabelled:
         self.config = type("Config", (), {"non_skill_intents": self.schema.non_skill})()
 
     def __call__(self, text: str) -> dict:
-        doc = self.assistant(text)
+        return self._mapped(self.assistant(text))
+
+    def understand_queries(self, queries) -> dict:
+        return self._mapped(self.assistant.understand_queries(queries))
+
+    def _mapped(self, doc: dict) -> dict:
         for q in doc.get("queries", []):
             if q.get("intent") is not None:
                 q["intent"] = self.schema.intent_of(self.source, q["intent"])

@@ -103,3 +103,18 @@ def test_key_slots_ignore_slots_the_gold_does_not_list():
     assert row["slot_recall"] == 100.0 and "slot_f1" not in row
     missed = judge_stream(STREAM, _doc(("放稻香", "music.play", [], [], "action"), RIGHT[1]), NON_SKILL, True)
     assert missed["blame"] == "slots" and summarise([missed], key_slots=True)["slot_recall"] == 0.0
+
+
+def test_gold_breaks_hand_each_stream_over_already_broken():
+    class Breaks:
+        config = type("C", (), {"non_skill_intents": ["chat"]})()
+
+        def __call__(self, text):  # its own breaker merges everything
+            return _doc((text, "music.play", [], [], "action"))
+
+        def understand_queries(self, queries):
+            assert queries == ["放稻香", "下一首"]
+            return _doc(*RIGHT)
+
+    assert score_streams(Breaks(), [STREAM])["all"]["blame_breaking"] == 100.0
+    assert score_streams(Breaks(), [STREAM], gold_breaks=True)["all"]["stream_exact_slots"] == 100.0

@@ -662,3 +662,17 @@ def test_lexicon_slot_keeps_the_slots_it_does_not_overlap():
         {"type": "app", "value": "QQ音乐", "start": 4, "end": 8},
     ]
     assert lexicon_slot(slots, matches, "singer") == slots
+
+
+def test_understand_queries_keeps_the_callers_breaks():
+    a = assistant()
+    doc = a.understand_queries(["播放周杰伦的歌|你叫什么名字", "然后"])  # the breaker would split the first
+    assert [q["text"] for q in doc["queries"]] == ["播放周杰伦的歌|你叫什么名字", "然后"]  # no filler merge
+    assert doc["text"] == "播放周杰伦的歌|你叫什么名字然后" and "breaking" not in doc["timings"]
+    # each query goes through the same stages as a query the breaker made
+    broken = a("播放周杰伦的歌|你叫什么名字")["queries"]
+    alone = a.understand_queries(["播放周杰伦的歌", "你叫什么名字"])["queries"]
+    assert alone == broken
+    for bad, error in [("播放", TypeError), (["播放", 3], TypeError), (["播放", " "], ValueError)]:
+        with pytest.raises(error, match="query|queries"):
+            a.understand_queries(bad)
