@@ -318,10 +318,9 @@ class Assistant:
             raise ValueError(f"the queries have {len(text)} characters; the limit is {self.config.max_chars}")
         timings: dict[str, float] = {}
         start_all = time.perf_counter()
-        items = self._analyse(list(queries), timings)
-        timings["total"] = (time.perf_counter() - start_all) * 1000
-        return {"text": text, "skipped": list(self.missing), "sentences": list(queries), "queries": items,
-                "timings": {k: round(v, 3) for k, v in timings.items()}}  # fmt: skip
+        pairs = _pieces([(q, q) for q in queries], getattr(self.intent, "max_chars", None))
+        items = self._analyse([q for q, _ in pairs], timings)
+        return _finished({"text": text, "skipped": list(self.missing)}, pairs, items, timings, start_all)
 
     def _understand(self, text: str) -> dict[str, Any]:
         timings: dict[str, float] = {}
@@ -351,8 +350,7 @@ class Assistant:
         if len(pairs) > 1 and self._asks_faq_whole(clean, timings):
             pairs = [(clean, clean)]
         limit = getattr(self.intent, "max_chars", None)
-        if limit:
-            pairs = [piece for q, s in pairs for piece in _pieces(q, s, limit)]
+        pairs = _pieces(pairs, limit)
         items = self._analyse([q for q, _ in pairs], timings, ahead)
         if (
             len(items) > 1
@@ -361,11 +359,7 @@ class Assistant:
         ):
             pairs = [(clean, clean)]
             items = self._analyse([clean], timings, ahead)
-        doc["sentences"] = [s for _, s in pairs]
-        timings["total"] = (time.perf_counter() - start_all) * 1000
-        doc["queries"] = items
-        doc["timings"] = {k: round(v, 3) for k, v in timings.items()}
-        return doc
+        return _finished(doc, pairs, items, timings, start_all)
 
     def _analyse(
         self, texts: list[str], timings: dict[str, float], ahead: _Ahead | None = None
@@ -705,12 +699,29 @@ def _attach_fillers(pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
     return out
 
 
-def _pieces(query: str, sentence: str, limit: int) -> list[tuple[str, str]]:
-    """(query, sentence) as it is, or, when the query is an unbroken run longer than the intent model reads,
-    consecutive pieces of ``limit`` characters (each its own query and sentence): nothing is dropped."""
-    if len(query) <= limit:
-        return [(query, sentence)]
-    return [(query[i : i + limit],) * 2 for i in range(0, len(query), limit)]
+def _pieces(pairs: list[tuple[str, str]], limit: int | None) -> list[tuple[str, str]]:
+    """The (query, sentence) pairs, each as it is or, when its query is an unbroken run longer than the
+    intent model reads (``limit``; None: no limit), cut into consecutive pieces of ``limit`` characters
+    (each its own query and sentence): nothing is dropped."""
+    if not limit:
+        return pairs
+    out: list[tuple[str, str]] = []
+    for query, sentence in pairs:
+        if len(query) <= limit:
+            out.append((query, sentence))
+        else:
+            out += [(query[i : i + limit],) * 2 for i in range(0, len(query), limit)]
+    return out
+
+
+def _finished(doc: dict, pairs, items: list[dict], timings: dict[str, float], start_all: float) -> dict:
+    """``doc`` completed with the sentences of ``pairs``, the analysed queries and the timings (the total
+    from ``start_all``): the last step of ``__call__`` and of ``understand_queries``."""
+    doc["sentences"] = [s for _, s in pairs]
+    timings["total"] = (time.perf_counter() - start_all) * 1000
+    doc["queries"] = items
+    doc["timings"] = {k: round(v, 3) for k, v in timings.items()}
+    return doc
 
 
 def _add_lexicon(gazetteer, spec: str) -> list[str]:

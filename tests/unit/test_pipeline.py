@@ -431,6 +431,10 @@ def test_an_unbroken_run_longer_than_the_intent_model_reads_becomes_pieces():
 
     doc = assistant(intent=Reads5())("边" * 12)
     assert [q["text"] for q in doc["queries"]] == ["边" * 5, "边" * 5, "边" * 2]  # nothing dropped
+    # a query the caller broke is cut the same way, not refused by the intent model
+    doc = assistant(intent=Reads5()).understand_queries(["边" * 7, "你好"])
+    assert [q["text"] for q in doc["queries"]] == ["边" * 5, "边" * 2, "你好"]
+    assert doc["sentences"] == ["边" * 5, "边" * 2, "你好"]
 
 
 def test_a_filler_is_never_a_query_of_its_own():
