@@ -23,9 +23,10 @@ SAMPLES = [
 ]
 
 
-def print_doc(doc: dict) -> None:
-    """One assistant output, stage by stage."""
-    console.print(f"\n[bold]{doc['text']}[/bold]  ->  breaking: {' '.join(doc['sentences'])}")
+def print_doc(doc: dict, broken: bool = False) -> None:
+    """One assistant output, stage by stage (``broken``: the caller broke the text into its queries)."""
+    step = "queries given" if broken else "breaking"
+    console.print(f"\n[bold]{doc['text']}[/bold]  ->  {step}: {' | '.join(doc['sentences'])}")
     for q in doc["queries"]:
         console.print(f"  [cyan]{q['text']}[/cyan]")
         for key in ("seg/fine", "seg/coarse"):
@@ -60,14 +61,23 @@ def ask(
         None, help="Assistant YAML (default: release/assistant.yaml, else the cache)."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the raw output dicts."),
+    broken: bool = typer.Option(
+        False,
+        "--broken",
+        help="The texts are the queries of one utterance, already broken: no sentence breaking "
+        "(Assistant.understand_queries, /v1/understand's 'queries').",
+    ),
 ) -> None:
     """Sentence breaking -> segmentation -> gazetteer -> intent + slots -> answer, stage by stage."""
+    if broken and not texts:
+        raise typer.BadParameter("--broken needs the queries as arguments", param_hint="texts")
     assistant = load_assistant(config)
-    for doc in assistant(texts or SAMPLES):
+    docs = [assistant.understand_queries(texts)] if broken else assistant(texts or SAMPLES)
+    for doc in docs:
         if as_json:
             console.print_json(json.dumps(doc, ensure_ascii=False))
         else:
-            print_doc(doc)
+            print_doc(doc, broken=broken)
 
 
 # ----------------------------------------------------------------------------- the release set

@@ -75,6 +75,7 @@ from luodi.serve.schemas import (
     SegmentResponse,
     TextRequest,
     TextsRequest,
+    UnderstandRequest,
     UnderstandResponse,
     check_limits,
 )
@@ -744,10 +745,11 @@ def error_answer(err: Exception, config: ServeConfig, request_id: str | None = N
 def _add_model_routes(app: FastAPI, service: Service, config: ServeConfig, metrics: Metrics) -> None:
     # -- model endpoints ----------------------------------------------------------------------------
     @app.post("/v1/understand", response_model=UnderstandResponse, tags=["pipeline"])
-    async def understand(req: TextRequest) -> Any:
-        """The full pipeline on one utterance: sentence breaks, segmentation, slots, intent, answer, timings."""
+    async def understand(req: UnderstandRequest) -> Any:
+        """The full pipeline on one utterance: sentence breaks, segmentation, slots, intent, answer, timings.
+        ``queries`` instead of ``text``: an utterance already broken into queries (no breaking)."""
         check_limits(req, config.limits)
-        doc = _plain(await service.batcher("understand").submit(req.text))
+        doc = _plain(await service.batcher("understand").submit(req.item()))
         for stage, ms in (doc.get("timings") or {}).items():
             metrics.stage.labels(str(stage)).observe(float(ms) / 1000)
         return doc

@@ -65,12 +65,15 @@ Predictor = Callable[[list[Any]], list[Any]]  # sync (run in a thread) or async 
 
 def text_cost(item: Any) -> int:
     """Tokens one item costs the model: characters + <s> and </s> (the encoders here read characters).
-    Dicts: the text fields a predictor encodes (segment's text; match's query and each candidate)."""
+    Dicts: the text fields a predictor encodes (segment's text; match's query and each candidate;
+    understand's queries)."""
     if isinstance(item, str):
         return len(item) + 2
     if isinstance(item, dict):
         if "text" in item:
             return len(item["text"]) + 2
+        if "queries" in item:  # /v1/understand on queries the caller broke: the assistant reads each
+            return sum(len(q) + 2 for q in item["queries"])
         if "query" in item:
             return sum(len(t) + 2 for t in [item["query"], *(item.get("candidates") or [])])
     return 1

@@ -144,7 +144,12 @@ def assistant_predictor(config: str | None = None) -> Predictor:
         if not path.is_file():
             raise FileNotFoundError(f"assistant config {path} does not exist")
         assistant = pipeline.Assistant.from_config(path)
-    predict = list_predictor(assistant)
+
+    def predict(items: list[Any]) -> list[Any]:
+        # a text is broken by the assistant; {"queries": [...]} was broken by the caller
+        return [assistant.understand_queries(it["queries"]) if isinstance(it, dict) else assistant(it)
+                for it in items]  # fmt: skip
+
     if assistant.gazetteer is not None:  # the serve config's lexicons go into the pipeline's gazetteer
         predict.lexicon_types = assistant.lexicon_types()
         predict.add_lexicon = assistant.gazetteer.add_file

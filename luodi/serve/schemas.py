@@ -12,7 +12,7 @@ from __future__ import annotations
 import unicodedata
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator, model_validator
 
 from luodi.serve.config import LimitsConfig
 
@@ -50,6 +50,38 @@ class TextRequest(_Request):
     @classmethod
     def _text(cls, v: str) -> str:
         return _check_text(v)
+
+
+class UnderstandRequest(_Request):
+    """One utterance as ASR gives it (``text``: the assistant breaks it into queries), or one the caller
+    has already broken (``queries``: typed chat turns, their own voice-activity segments; no breaking)."""
+
+    text: StrictStr | None = Field(None, examples=["明天上海会下雨吗帮我放首周杰伦的歌"])
+    queries: list[StrictStr] | None = Field(
+        None, min_length=1, examples=[["明天上海会下雨吗", "帮我放首周杰伦的歌"]]
+    )
+
+    @field_validator("text")
+    @classmethod
+    def _text(cls, v: str | None) -> str | None:
+        return None if v is None else _check_text(v)
+
+    @field_validator("queries")
+    @classmethod
+    def _queries(cls, v: list[str] | None) -> list[str] | None:
+        return None if v is None else [_check_text(q, f"queries[{i}]") for i, q in enumerate(v)]
+
+    @model_validator(mode="after")
+    def _one_of(self) -> UnderstandRequest:
+        if (self.text is None) == (self.queries is None):
+            raise ValueError(
+                'give exactly one of "text" (to be broken into queries) and "queries" (already broken)'
+            )
+        return self
+
+    def item(self) -> str | dict[str, list[str]]:
+        """What the understand model is given: the text, or ``{"queries": [...]}``."""
+        return self.text if self.text is not None else {"queries": list(self.queries)}
 
 
 class TextsRequest(_Request):
@@ -93,6 +125,15 @@ def check_limits(
     micro-batch would fail its neighbours too."""
     texts: list[tuple[str, str]] = []
     if isinstance(request, TextRequest):
+        texts = [("text", request.text)]
+    elif isinstance(request, UnderstandRequest) and request.queries is not None:
+        if len(request.queries) > limits.max_batch_items:
+            raise LimitExceeded(
+                f"{len(request.queries)} queries in one request; the limit is {limits.max_batch_items}"
+            )
+        # the assistant reads them as one text (the queries joined): that text has the text limit
+        texts = [("queries (joined)", "".join(request.queries))]
+    elif isinstance(request, UnderstandRequest):
         texts = [("text", request.text)]
     elif isinstance(request, TextsRequest):
         if len(request.texts) > limits.max_batch_items:

@@ -126,3 +126,20 @@ def test_faq_ask_shows_what_the_assistant_routes_by():
     text = " ".join(out.output.split())  # rich wraps long lines
     # below the cosine threshold, yet the domain model (P ~0.83 >= 0.337) has the assistant answer it
     assert "no good match" in text and "P(asks the FAQ) 0." in text and "the assistant's answer" in text
+
+
+def test_ask_broken_understands_the_queries_as_given():
+    from typer.testing import CliRunner
+
+    from luodi.cli import app
+
+    _release()
+    runner = CliRunner()
+    # the breaker would split this into two queries; given as one, it stays one
+    out = runner.invoke(app, ["ask", "--broken", "--json", "明天上海会下雨吗帮我放首周杰伦的歌", "打开空调"])
+    assert out.exit_code == 0, out.output
+    assert out.output.count('"queries"') == 1  # one utterance, one doc
+    plain = runner.invoke(app, ["ask", "--broken", "明天上海会下雨吗", "打开空调"])
+    assert "queries given: 明天上海会下雨吗 | 打开空调" in " ".join(plain.output.split())
+    missing = runner.invoke(app, ["ask", "--broken"])
+    assert missing.exit_code == 2 and "--broken needs the queries" in missing.output

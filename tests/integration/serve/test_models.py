@@ -44,6 +44,17 @@ def test_understand_with_the_release_models():
         metrics = c.get("/metrics").text
         assert 'luodi_stage_latency_seconds_count{stage="segment"} 1.0' in metrics
 
+        # the same two requests already broken by the caller: no breaking, the same understanding
+        r = c.post("/v1/understand", json={"queries": ["明天上海会下雨吗", "帮我放首周杰伦的歌"]})
+        assert r.status_code == 200, r.text
+        broken = r.json()
+        assert [q["text"] for q in broken["queries"]] == ["明天上海会下雨吗", "帮我放首周杰伦的歌"]
+        assert [q["intent"] for q in broken["queries"]] == intents
+        assert "breaking" not in broken["timings"]
+        # given as one query, it stays one, though the breaker would split it
+        one = c.post("/v1/understand", json={"queries": ["明天上海会下雨吗帮我放首周杰伦的歌"]}).json()
+        assert len(one["queries"]) == 1
+
 
 RELEASE_INTENT = RELEASE / "intent"
 

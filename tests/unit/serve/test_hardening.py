@@ -175,6 +175,17 @@ def test_request_cost_over_the_limit_is_413_naming_it():
         assert c.post("/v1/intent", json={"texts": ["字" * 20] * 2}).status_code == 200
 
 
+def test_understand_queries_cost_what_the_assistant_reads_each_of_them():
+    def understand(items):
+        return [{"sentences": it["queries"] if isinstance(it, dict) else [it]} for it in items]
+
+    app = create_app({"understand": understand}, _config(limits={"max_request_tokens": 64}))
+    with TestClient(app) as c:
+        r = c.post("/v1/understand", json={"queries": ["字" * 20] * 3})  # 3 x 22 tokens, one item
+        assert r.status_code == 413 and "66 tokens" in r.json()["detail"], r.text
+        assert c.post("/v1/understand", json={"queries": ["字" * 20] * 2}).status_code == 200
+
+
 def test_an_idle_server_admits_an_expensive_request_whatever_its_history():
     # history: cheap calls; then a request whose estimate alone exceeds the timeout, at an idle model
     fake = Recorder()

@@ -38,9 +38,13 @@ class FakeIntent:
         ]
 
 
-def fake_understand(texts):
+def fake_understand(items):
+    # a text the assistant breaks, or {"queries": [...]} the caller broke (no breaking then)
     return [
-        {"sentences": [t], "intent": "weather", "timings": {"breaking": 0.5, "intent": 1.5}} for t in texts
+        {"sentences": it["queries"], "intent": "weather", "timings": {"intent": 1.5}}
+        if isinstance(it, dict)
+        else {"sentences": [it], "intent": "weather", "timings": {"breaking": 0.5, "intent": 1.5}}
+        for it in items
     ]
 
 
@@ -160,6 +164,31 @@ def test_limits_and_shapes_are_4xx_with_a_message(client, body, code, message):
     response = client.post(
         "/v1/intent", content=json.dumps(body), headers={"content-type": "application/json"}
     )
+    assert response.status_code == code, response.text
+    assert message in response.json()["detail"]
+
+
+def test_understand_takes_a_text_or_queries_already_broken(client):
+    assert client.post("/v1/understand", json={"text": "明天下雨吗"}).json()["sentences"] == ["明天下雨吗"]
+    doc = client.post("/v1/understand", json={"queries": ["明天下雨吗", "放首歌"]}).json()
+    assert doc["sentences"] == ["明天下雨吗", "放首歌"] and "breaking" not in doc["timings"]
+
+
+@pytest.mark.parametrize(
+    ("body", "code", "message"),
+    [
+        ({"text": "你好", "queries": ["你好"]}, 422, 'give exactly one of "text"'),
+        ({}, 422, 'give exactly one of "text"'),
+        ({"queries": []}, 422, "queries: List should have at least 1 item"),
+        ({"queries": ["你好", " "]}, 422, "queries[1] is empty or whitespace only"),
+        ({"queries": "你好"}, 422, "queries: Input should be a valid list"),
+        ({"queries": ["a"] * 5}, 413, "5 queries in one request; the limit is 4"),
+        # each query is short, but the assistant reads them joined: that text has the text limit
+        ({"queries": ["长" * 11, "长" * 10]}, 413, "queries (joined) has 21 characters; the limit is 20"),
+    ],
+)
+def test_understand_shapes_and_limits_are_4xx_with_a_message(client, body, code, message):
+    response = client.post("/v1/understand", json=body)
     assert response.status_code == code, response.text
     assert message in response.json()["detail"]
 
