@@ -618,7 +618,7 @@ class FaqIndex:
         hit = Hit(self.questions[i], self.answers[i], float(scores[0, 0]), i) if i >= 0 else None
         if self.domain is None:
             return hit, None
-        return hit, float(self.domain.probability(self, vector, top2)[0])
+        return hit, float(self.domain.probability(self, vector, top2, texts=[query])[0])
 
     def search(self, query: str, k: int = 5) -> list[Hit]:
         """The top-k stored questions for ``query`` with score >= threshold; [] means no good match."""

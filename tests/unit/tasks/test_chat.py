@@ -178,3 +178,45 @@ def test_v1_chat_picks_with_the_penalty_and_its_settings(monkeypatch):
     assert chat_predictor(gen, candidates=2, generic_penalty=0.1)(["今天好累"]) == ["累坏了吧今"]
     off = chat_predictor(gen, candidates=2, generic_penalty=0.0, centroid_penalty=0.0)
     assert off(["今天好累"]) == ["好累啊"]
+
+
+class BatchBiasedEncoder(BagEncoder):
+    """A BagEncoder whose rows move with the batch they are encoded in (as int8 activations quantised per
+    run do); records every call."""
+
+    def __init__(self):
+        self.calls = []
+
+    def encode(self, texts):
+        self.calls.append(list(texts))
+        rows = super().encode(texts) + 0.01 * len(texts) * np.sum([len(t) for t in texts])
+        return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+
+def test_row_cache_encodes_each_text_alone_once_and_keeps_the_recent_ones():
+    from luodi.tasks.chat import RowCache
+
+    encoder = BatchBiasedEncoder()
+    cache = RowCache(encoder, size=2)
+    first = cache.encode(["哈哈", "加班太累了"])
+    assert encoder.calls == [["哈哈"], ["加班太累了"]]  # one text per run
+    # the same row whatever it is encoded beside (the encoder alone would not give that)
+    np.testing.assert_array_equal(cache.encode(["是的", "哈哈"])[1], first[0])
+    assert not np.allclose(encoder.encode(["是的", "哈哈"])[1], encoder.encode(["哈哈"])[0])
+    encoder.calls.clear()
+    cache.encode(["哈哈", "是的"])  # both kept: no run
+    assert encoder.calls == []
+    cache.encode(["加班太累了"])  # evicted when 是的 came in (size 2): encoded again
+    assert encoder.calls == [["加班太累了"]]
+    with pytest.raises(ValueError, match="size"):
+        RowCache(encoder, size=0)
+
+
+def test_reranked_generator_picks_by_rows_encoded_alone():
+    encoder = BatchBiasedEncoder()
+    chat = RerankedGenerator(FakeGenerator(), encoder, candidates=4, seed=7)
+    assert chat("今天加班好累啊") == "加班太累了早点休息"
+    assert all(len(call) == 1 for call in encoder.calls)
+    runs = len(encoder.calls)
+    chat("今天加班好累啊")  # the same post and candidates again: every row is kept
+    assert len(encoder.calls) == runs

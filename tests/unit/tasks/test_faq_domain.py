@@ -100,3 +100,56 @@ def test_refuses_bad_shares_and_weights_of_another_dimension(tmp_path: Path):
     (tmp_path / DOMAIN_FILE).write_text('{"weights": [0, 0, 0, 0, 0, 0], "bias": 0}')  # no thresholds
     with pytest.raises(ValueError, match="KeyError"):
         FaqDomain.load(tmp_path, dim=4)
+
+
+def test_char_ngrams_leave_out_punctuation_and_spaces():
+    from luodi.tasks.faq_domain import char_ngrams
+
+    assert char_ngrams("你好？ A") == {"你", "好", "a", "你好", "好a"}
+    assert char_ngrams("？！") == set()
+
+
+def test_ngrams_see_the_words_the_embedding_cannot():
+    """让 and 我 are not in the toy encoder's alphabet: "让我导航去北京" and "导航去北京" embed alike, and only
+    the n-grams tell the FAQ's "how do I make it ..." phrasings from the commands."""
+    faq = [
+        ("让我放歌", "说放歌"),
+        ("让我导航", "说导航"),
+        ("让我讲故事", "说讲故事"),
+        ("让我打电话", "说打电话"),
+    ]
+    index = FaqIndex.build(faq, CharBag(), threshold=0.0, pool=2)
+    negatives = CHAT + COMMANDS
+    queries = ["让我导航去北京", "导航去北京"]
+    vectors = index.matcher.encode(queries)
+    without = FaqDomain.fit(index, negatives, CHAT, ["放歌吗"], ngram_min_count=0)
+    assert without.ngrams == {}
+    p = without.probability(index, vectors)
+    assert p[0] == pytest.approx(p[1], abs=1e-6)  # the same embedding, the same features
+    domain = FaqDomain.fit(index, negatives, CHAT, ["放歌吗"], ngram_min_count=2)
+    assert {"让", "我", "让我"} <= set(domain.ngrams) and domain.ngrams["让我"] > 0
+    assert domain.info["ngrams"] == len(domain.ngrams)
+    p = domain.probability(index, vectors, texts=queries)
+    assert p[0] > 2 * p[1]  # (the toy's negatives hold 导航去北京 itself: both stay low)
+    with pytest.raises(ValueError, match="pass their texts"):
+        domain.probability(index, vectors)
+    # a query's n-gram logit is what the training rows times the weights give (one text, no matrix)
+    from luodi.tasks.faq_domain import ngram_rows
+
+    texts = ["让我导航去北京", "导航", "？", "今天好累啊"]
+    rows = ngram_rows(texts, {g: i for i, g in enumerate(domain.ngrams)})
+    np.testing.assert_allclose([domain._ngram_logit(t) for t in texts],
+                               rows @ np.array(list(domain.ngrams.values())), atol=1e-5)  # fmt: skip
+
+
+def test_ngrams_are_saved_and_loaded_back(tmp_path: Path):
+    index = _index()
+    index.domain = FaqDomain.fit(index, CHAT + COMMANDS, CHAT, ["你能导航去北京吗"], ngram_min_count=2)
+    assert index.domain.ngrams
+    index.save(tmp_path / "faq")
+    again = FaqIndex.load(tmp_path / "faq", matcher=CharBag())
+    assert again.domain.ngrams == pytest.approx(index.domain.ngrams, abs=1e-4)
+    queries = ["你会讲故事吗", "今天好累", "导航去北京"]
+    np.testing.assert_allclose(
+        [again.ask(q)[1] for q in queries], [index.ask(q)[1] for q in queries], atol=1e-4
+    )
