@@ -124,16 +124,14 @@ def check_limits(
     itself reads (its predictor's ``max_chars``), checked before batching: one over-long text in a
     micro-batch would fail its neighbours too."""
     texts: list[tuple[str, str]] = []
-    if isinstance(request, TextRequest):
-        texts = [("text", request.text)]
-    elif isinstance(request, UnderstandRequest) and request.queries is not None:
+    if isinstance(request, UnderstandRequest) and request.queries is not None:
         if len(request.queries) > limits.max_batch_items:
             raise LimitExceeded(
                 f"{len(request.queries)} queries in one request; the limit is {limits.max_batch_items}"
             )
         # the assistant reads them as one text (the queries joined): that text has the text limit
         texts = [("queries (joined)", "".join(request.queries))]
-    elif isinstance(request, UnderstandRequest):
+    elif isinstance(request, (TextRequest, UnderstandRequest)):
         texts = [("text", request.text)]
     elif isinstance(request, TextsRequest):
         if len(request.texts) > limits.max_batch_items:
