@@ -27,9 +27,9 @@ demo: $(STAMP)
 	$(BIN)/luodi demo
 
 # Rebuild release/ from ../shared/data: train the source models (the commands in each release/*/CARD.md;
-# ~2 h on 2 cores), then trim, export, fuse, int8, measure and write the cards. Not run in CI.
+# ~3 h on 2 cores), then trim, export, fuse, int8, measure and write the cards. Not run in CI.
 LUODI = HF_HUB_OFFLINE=1 $(BIN)/luodi
-# where `luodi train` writes (luodi.paths.models_dir: $$LUODI_MODELS or the cache), asked when a recipe runs
+# where `luodi train` writes (luodi.paths.models_dir: $LUODI_MODELS, else the cache), asked when a recipe runs
 MODELS ?= $(shell $(BIN)/python -c 'from luodi.paths import models_dir; print(models_dir())')
 models: $(STAMP)
 	# the breaker: a 6-layer teacher (66 min here), then its first 3 layers distilled on its logits (31 min)
