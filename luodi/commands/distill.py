@@ -114,6 +114,11 @@ def distill_cmd(
     out: Path = typer.Option(None, help="Default <models>/<task>-{distilled|ensemble}-<k>L-seed<seed>."),
     max_chars: int = typer.Option(600_000, help="segment only: training characters (balanced PKU/MSR)."),
     data: str = typer.Option("default", help="breaking only: default | assistant (+ spoken streams)."),
+    session_chars: int = typer.Option(
+        0,
+        help="breaking --data assistant: characters of spoken streams to distil on (0 = the teacher's "
+        "budget; more = more regroupings of the train sessions, labelled by the teachers).",
+    ),
 ) -> None:
     """Distil teachers into a k-layer student with the one trainer (teacher logits cached once)."""
 
@@ -134,9 +139,9 @@ def distill_cmd(
                                progress=False)  # fmt: skip
     config = _distill_config(teachers, ensemble, alpha, temperature, hidden_weight)
     try:
-        adaptor = spec.distill(list(teachers), max_chars, data)
-    except ValueError as err:  # a --data the task cannot distil on
-        raise typer.BadParameter(str(err), param_hint="--data") from err
+        adaptor = spec.distill(list(teachers), max_chars, data, session_chars)
+    except ValueError as err:  # a --data / --session-chars the task cannot distil on
+        raise typer.BadParameter(str(err), param_hint="--data / --session-chars") from err
     if adaptor.run is not None:  # the task runs its own loop (teachers that need inputs of their own)
         torch.manual_seed(seed)
         best = adaptor.run(out, train_config, student_layers, ensemble, alpha, temperature, init)
@@ -158,7 +163,7 @@ def distill_cmd(
         teachers=models if hidden_weight > 0 else None,
     )  # fmt: skip
     adaptor.save(student, out)
-    _write_meta(out, teachers, config, result.best_metric, init, data)
+    _write_meta(out, teachers, config, result.best_metric, init, data, session_chars)
     console.print(
         f"best dev {adaptor.metric} {result.best_metric:.2f} in {result.train_seconds:.0f}s -> {out}"
     )
@@ -204,7 +209,9 @@ def _distillable_spec(task: str, init: str, teachers: list[Path]):
     return spec
 
 
-def _write_meta(out: Path, teachers, config, best: float, init: str, data: str = "default") -> None:
+def _write_meta(
+    out: Path, teachers, config, best: float, init: str, data: str = "default", session_chars: int = 0
+) -> None:
     import json
 
     meta = {
@@ -212,6 +219,7 @@ def _write_meta(out: Path, teachers, config, best: float, init: str, data: str =
         "distill": config.__dict__,
         "init": init,
         "data": data,
+        "session_chars": session_chars,
         "best_dev": best,
     }
     (out / "distill.json").write_text(json.dumps(meta, indent=2, default=str))

@@ -24,22 +24,30 @@ class DistillTask:
     run: Callable | None = None
 
 
-def only_default_data(task: str, data: str) -> None:
+def only_default_data(task: str, data: str, session_chars: int = 0) -> None:
     """The tasks with one fixed distillation data set refuse another ``--data`` by name."""
     if data != "default":
         raise ValueError(f"--data {data!r}: {task} distils on its default data only (assistant: breaking)")
+    if session_chars:
+        raise ValueError(f"--session-chars: {task} has no spoken streams (breaking --data assistant has)")
 
 
-def breaking_task(teacher_dirs: list[Path], data: str = "default") -> DistillTask:
+def breaking_task(teacher_dirs: list[Path], data: str = "default", session_chars: int = 0) -> DistillTask:
     """``data``: "default" (the distillation tables' data) or "assistant" (+ the spoken streams: the
-    data the shipped breaker and its teacher are trained on, ``luodi train breaking --data assistant``)."""
+    data the shipped breaker and its teacher are trained on, ``luodi train breaking --data assistant``).
+    ``session_chars`` (assistant only; 0 = the teacher's budget): more regroupings of the train split's
+    sessions than the teacher saw, so the student meets the teacher's soft labels on new neighbours and
+    fillers (transfer-set augmentation, as TinyBERT's)."""
     from luodi.encoders import CharAligner, load_tokenizer
     from luodi.modeling import load_model
-    from luodi.tasks.breaking import load_splits, make_collate, score
+    from luodi.tasks.breaking import ASSISTANT_TRAIN_CHARS, load_splits, make_collate, score
 
+    if session_chars and data != "assistant":
+        raise ValueError("--session-chars: only --data assistant has spoken streams")
     tokenizer = load_tokenizer("zh")
     aligner = CharAligner(tokenizer)
-    train, dev, _ = load_splits(data=data)
+    budget = {**ASSISTANT_TRAIN_CHARS, "session": session_chars} if session_chars else None
+    train, dev, _ = load_splits(budget, data=data)
     return DistillTask(
         [load_model(t) for t in teacher_dirs],
         train,

@@ -77,8 +77,9 @@ class TaskSpec:
     endpoint: str | None = None
     predictor: str = "luodi.serve.predictors:list_predictor"
     reads_lexicons: bool = False  # the serve config's lexicons go into this model's gazetteer
-    # -- distillation (luodi distill): (teacher dirs, training characters, data) -> luodi.distill.tasks.DistillTask
-    distill: Callable[[list[Path], int, str], Any] | None = None
+    # -- distillation (luodi distill): (teacher dirs, training characters, data, spoken-stream characters)
+    # -> luodi.distill.tasks.DistillTask
+    distill: Callable[[list[Path], int, str, int], Any] | None = None
 
     def aliases(self) -> set[str]:
         """Every name this task answers to: the canonical one and the recorded user-facing ones."""
@@ -193,23 +194,23 @@ def _intent_signature(model):
     return _char_signature(model, ("slot_logits",), pooled=True)
 
 
-def _distill_breaking(teachers: list[Path], max_chars: int, data: str = "default"):
+def _distill_breaking(teachers: list[Path], max_chars: int, data: str = "default", session_chars: int = 0):
     from luodi.distill.tasks import breaking_task
 
-    return breaking_task(teachers, data)
+    return breaking_task(teachers, data, session_chars)
 
 
-def _distill_segment(teachers: list[Path], max_chars: int, data: str = "default"):
+def _distill_segment(teachers: list[Path], max_chars: int, data: str = "default", session_chars: int = 0):
     from luodi.distill.tasks import only_default_data, segment_task
 
-    only_default_data("segment", data)
+    only_default_data("segment", data, session_chars)
     return segment_task(teachers, max_chars)
 
 
-def _distill_intent(teachers: list[Path], max_chars: int, data: str = "default"):
+def _distill_intent(teachers: list[Path], max_chars: int, data: str = "default", session_chars: int = 0):
     from luodi.distill.tasks import intent_task, only_default_data
 
-    only_default_data("intent", data)
+    only_default_data("intent", data, session_chars)
     return intent_task(teachers)
 
 

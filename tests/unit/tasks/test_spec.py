@@ -97,6 +97,8 @@ def test_distill_refuses_data_a_task_does_not_have(task):
 
     with pytest.raises(ValueError, match=f"--data 'assistant': {task} distils on its default data only"):
         lookup(task).distill([], 0, "assistant")
+    with pytest.raises(ValueError, match=f"--session-chars: {task} has no spoken streams"):
+        lookup(task).distill([], 0, "default", 1000)
 
 
 def test_breaking_distils_on_the_data_asked_for(monkeypatch):
@@ -105,10 +107,11 @@ def test_breaking_distils_on_the_data_asked_for(monkeypatch):
     import luodi.tasks.breaking as breaking
     from luodi.tasks.spec import lookup
 
-    asked = []
+    asked, budgets = [], []
 
     def splits(train_chars=None, data="default", session_seed=0):
         asked.append(data)
+        budgets.append(train_chars)
         return ["train"], ["dev"], ["test"]
 
     monkeypatch.setattr(breaking, "load_splits", splits)
@@ -116,4 +119,9 @@ def test_breaking_distils_on_the_data_asked_for(monkeypatch):
     monkeypatch.setattr(encoders, "CharAligner", lambda tokenizer: object())
     for data in ("assistant", "default"):
         task = lookup("breaking").distill([], 0, data)
-        assert task.train == ["train"] and asked[-1] == data
+        assert task.train == ["train"] and asked[-1] == data and budgets[-1] is None
+    # more spoken streams than the teacher's budget: only the session budget moves
+    lookup("breaking").distill([], 0, "assistant", 1_400_000)
+    assert budgets[-1] == {**breaking.ASSISTANT_TRAIN_CHARS, "session": 1_400_000}
+    with pytest.raises(ValueError, match="only --data assistant has spoken streams"):
+        lookup("breaking").distill([], 0, "default", 1_400_000)
