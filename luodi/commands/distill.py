@@ -42,15 +42,14 @@ def train_breaking(
     out: Path = typer.Option(None, help="Output dir; default <models>/breaking-<layers>L-seed<seed>."),
 ) -> None:
     """Fine-tune a sentence breaker (no distillation) on the fixed breaking data."""
-    from luodi.tasks.breaking import train_breaker
+    from luodi.tasks.breaking import session_budget, train_breaker
 
     tag = "" if data == "default" else f"-{data}"
     out = out or _model_dir(f"breaking{tag}-{layers}L-seed{seed}")
-    budget = None
-    if session_chars:
-        from luodi.tasks.breaking import ASSISTANT_TRAIN_CHARS
-
-        budget = {**ASSISTANT_TRAIN_CHARS, "session": session_chars}
+    try:
+        budget = session_budget(data, session_chars)
+    except ValueError as err:
+        raise typer.BadParameter(str(err), param_hint="--data / --session-chars") from err
     if init is not None and not (Path(init) / "luodi.json").exists():
         raise typer.BadParameter(f"not a saved luodi model (no luodi.json): {init}", param_hint="--init")
     _, result = train_breaker(out, layers, seed, epochs, lr, batch_size, threads, max_steps, budget, data,

@@ -40,13 +40,11 @@ def breaking_task(teacher_dirs: list[Path], data: str = "default", session_chars
     fillers (transfer-set augmentation, as TinyBERT's)."""
     from luodi.encoders import CharAligner, load_tokenizer
     from luodi.modeling import load_model
-    from luodi.tasks.breaking import ASSISTANT_TRAIN_CHARS, load_splits, make_collate, score
+    from luodi.tasks.breaking import load_splits, make_collate, score, session_budget
 
-    if session_chars and data != "assistant":
-        raise ValueError("--session-chars: only --data assistant has spoken streams")
+    budget = session_budget(data, session_chars)  # a bad pair fails before any model loads
     tokenizer = load_tokenizer("zh")
     aligner = CharAligner(tokenizer)
-    budget = {**ASSISTANT_TRAIN_CHARS, "session": session_chars} if session_chars else None
     train, dev, _ = load_splits(budget, data=data)
     return DistillTask(
         [load_model(t) for t in teacher_dirs],

@@ -412,6 +412,16 @@ ASSISTANT_DEV_CHARS = {**DEV_CHARS, "session": 6_000}
 ASSISTANT_TEST_CHARS = {**TEST_CHARS, "session": 40_000}
 
 
+def session_budget(data: str, session_chars: int) -> dict[str, int] | None:
+    """The train budgets with ``session_chars`` characters of spoken streams (the others kept), or None
+    for 0 (the default budgets); only the assistant data has spoken streams."""
+    if not session_chars:
+        return None
+    if data != "assistant":
+        raise ValueError("--session-chars: only --data assistant has spoken streams")
+    return {**ASSISTANT_TRAIN_CHARS, "session": session_chars}
+
+
 def load_splits(train_chars: dict[str, int] | None = None, data: str = "default", session_seed: int = 0):
     """(train, dev, test) with the budgets above: ``data`` "default" (the distillation tables' fixed data)
     or "assistant" (adds the spoken streams, their train regroupings from ``session_seed``)."""

@@ -3,12 +3,14 @@
 import pytest
 
 from luodi.tasks.breaking import (
+    ASSISTANT_TRAIN_CHARS,
     CHUNK_CHARS,
     LABELS,
     _chunk_corpus,
     decode,
     is_question,
     make_stream,
+    session_budget,
     strip_punctuation,
     window_spans,
 )
@@ -114,3 +116,11 @@ def test_init_breaker_refuses_a_trimmed_vocabulary(monkeypatch, tmp_path):
     assert _init_breaker(tmp_path / "m40").training  # ready to train
     with pytest.raises(ValueError, match=r"26 vocabulary rows.*\(40\).*luodi.runtime.unquantize"):
         _init_breaker(tmp_path / "m26")
+
+
+def test_session_budget_moves_only_the_spoken_streams_and_only_for_assistant_data():
+    """--session-chars of luodi train breaking and luodi distill: one budget, one refusal."""
+    assert session_budget("assistant", 0) is None and session_budget("default", 0) is None
+    assert session_budget("assistant", 1_400_000) == {**ASSISTANT_TRAIN_CHARS, "session": 1_400_000}
+    with pytest.raises(ValueError, match="only --data assistant has spoken streams"):
+        session_budget("default", 1_400_000)  # the default data would silently gain spoken streams
