@@ -123,8 +123,7 @@ def distill_cmd(
 
     import torch
 
-    from luodi.distill import TeacherCache, distill, make_student
-    from luodi.distill.tasks import teacher_cache
+    from luodi.distill import distill, make_student
     from luodi.train.trainer import TrainConfig
 
     spec = _distillable_spec(task, init, teachers)
@@ -148,12 +147,7 @@ def distill_cmd(
         console.print(f"best dev {adaptor.metric} {best:.2f} -> {out}")
         return
     models = adaptor.teachers
-    cache = TeacherCache.merge(
-        [
-            teacher_cache(d, m, task, adaptor.train, adaptor.collate, console.print)
-            for d, m in zip(teachers, models, strict=True)
-        ]
-    )
+    cache = _cached_teachers(teachers, adaptor, task)
     torch.manual_seed(seed)  # the student's head initialisation
     student = make_student(models[0], student_layers, init=init, vocab="zh")
     train_config.metric = adaptor.metric
@@ -165,6 +159,19 @@ def distill_cmd(
     _write_meta(out, teachers, config, result.best_metric, init, data, session_chars)
     console.print(
         f"best dev {adaptor.metric} {result.best_metric:.2f} in {result.train_seconds:.0f}s -> {out}"
+    )
+
+
+def _cached_teachers(teacher_dirs: list[Path], adaptor, task: str):
+    """Each teacher's logits on the adaptor's train data (cached once in its own dir), merged."""
+    from luodi.distill import TeacherCache
+    from luodi.distill.tasks import teacher_cache
+
+    return TeacherCache.merge(
+        [
+            teacher_cache(d, m, task, adaptor.train, adaptor.collate, console.print)
+            for d, m in zip(teacher_dirs, adaptor.teachers, strict=True)
+        ]
     )
 
 
