@@ -16,7 +16,9 @@ figure a user feels: every request understood); ``stream_exact_slots`` also asks
 destination, 今天星期几 lists nothing though 今天 is a date): a predicted slot it does not list is not
 counted wrong, and ``slot_recall`` (the listed slots found) replaces ``slot_f1``.
 ``breaks_merged`` / ``breaks_split`` / ``breaks_shifted``: streams with fewer, more, or as many but misplaced
-queries; ``non_skill_swaps``: queries whose chat / other label was swapped (routed alike, so harmless).
+queries; ``non_skill_swaps``: queries whose chat / other label was swapped (routed alike, so harmless);
+``by_grammar``: queries whose intent the command grammar gave (``luodi.text.grammar``), ``grammar_right``
+the share of those that are right.
 
 Error attribution (streams that are not wholly right: breaks, intents, slots, routing): the first of
 - ``breaking``: the spans differ from the gold queries';
@@ -88,6 +90,7 @@ def judge_stream(stream: Stream, doc: dict, non_skill: set[str], key_slots: bool
             "routing_ok": (answer == "action") == skill, "false_hit": false_hit,
             # chit-chat heard as noise or the reverse: both non-skill, routed alike, so no difference to a user
             "non_skill_swap": not skill and scored != gold.intent and heard in non_skill,
+            "by_grammar": pred.get("intent_by") == "grammar",
         })  # fmt: skip
     blame = None
     if not breaks_ok:
@@ -139,6 +142,10 @@ def summarise(verdicts: Sequence[dict], key_slots: bool = False) -> dict:
     breaks = Counter(v.get("breaks") for v in verdicts)
     row.update({f"breaks_{kind}": 100.0 * breaks[kind] / n for kind in ("merged", "split", "shifted")})
     row["non_skill_swaps"] = 100.0 * sum(q["non_skill_swap"] for q in queries) / max(1, len(queries))
+    ruled = [q for q in queries if q["by_grammar"]]
+    row["by_grammar"] = 100.0 * len(ruled) / max(1, len(queries))
+    if ruled:  # how often the command grammar's certainty was right
+        row["grammar_right"] = 100.0 * sum(q["intent_ok"] for q in ruled) / len(ruled)
     return row
 
 

@@ -85,6 +85,10 @@ class AssistantConfig:
     # slot, replacing what the intent model tagged over it (易云音乐 -> 网易云音乐) or added when it tagged
     # nothing (打开微信). For closed lists the model reads no lexicon of (its knowledge labels are fixed)
     lexicon_slots: dict[str, str] = field(default_factory=dict)
+    # command grammar files (luodi.text.grammar; the templates' syntax): a query that is, whole, one of
+    # their sentences gets that intent with certainty instead of the intent model's guess, and a text that
+    # is one of them is one query. For closed commands no training set teaches (打开蓝牙, 现在几点了)
+    grammar: list[str] = field(default_factory=list)
     generation_strategy: str = "greedy"
     # > 1 (with strategy "sample"): sample this many replies and keep the one the matcher finds closest to
     # the query (luodi.tasks.chat); needs a matcher (an FAQ index or a reply base)
@@ -118,7 +122,7 @@ class AssistantConfig:
         if unknown:
             raise ValueError(f"{source}: unknown key {unknown[0]!r} (known: {', '.join(sorted(known))})")
         config = cls(**data)
-        for name in ("lexicons", "faq_files", "non_skill_intents", "segment_keep_types"):
+        for name in ("lexicons", "faq_files", "non_skill_intents", "segment_keep_types", "grammar"):
             if not isinstance(getattr(config, name), list):
                 raise ValueError(f"{source}: {name} must be a list, got {getattr(config, name)!r}")
         slots = config.lexicon_slots
@@ -139,6 +143,7 @@ class AssistantConfig:
                 if value:
                     setattr(config, name, resolve(value))
             config.faq_files = [f if f == CHATTERBOT else resolve(f) for f in config.faq_files]
+            config.grammar = [resolve(f) for f in config.grammar]
             config.lexicons = [
                 f"{t}={resolve(p)}" if sep else resolve(t)
                 for t, sep, p in (x.partition("=") for x in config.lexicons)
@@ -214,6 +219,12 @@ class Assistant:
         stages = [s.component for s in components_of_registry() if s.reported_missing]
         self.missing = [n for n in stages if getattr(self, n) is None]
         self.joint_breaker = _joint_breaker(self.breaker, self.intent, self.config)
+        self.grammar = None
+        if self.config.grammar:
+            from luodi.text.grammar import CommandGrammar
+
+            intents = getattr(getattr(self.intent, "config", None), "intents", None)
+            self.grammar = CommandGrammar.load(self.config.grammar, intents=intents)
 
     def _load(self, spec, threads: int):
         """``spec``'s component from the config; one built on the user's machine (the reply base, made from
@@ -286,6 +297,8 @@ class Assistant:
                 parts.append(f"{spec.component}={_backend(getattr(self, spec.component))}")
         if self.replies is not None:
             parts.append("replies=retrieval")
+        if self.grammar is not None:
+            parts.append(f"grammar={len(self.grammar)}-templates")
         return " ".join(parts) + f" threads={self.config.threads}"
 
     # ------------------------------------------------------------------ the online path
@@ -341,7 +354,7 @@ class Assistant:
     def _understood(self, doc: dict, clean: str, ahead: _Ahead | None, timings: dict, start_all: float):
         """``_understand`` once the text is known not to be empty."""
         with _timer(timings, "breaking"):
-            if self.breaker is not None:
+            if self.breaker is not None and not (self.grammar is not None and self.grammar.match(clean)):
                 broken = (self.joint_breaker or self.breaker)(clean)
                 queries, sentences = broken.queries, broken.sentences
             else:
@@ -394,11 +407,12 @@ class Assistant:
                     for item in items:
                         item["seg/coarse"] = None  # filled below: the key keeps its place in the doc
         with _timer(timings, "intent"):
-            if self.intent is not None and texts:
-                results = ahead.intent.result() if ahead is not None else self.intent(texts)
-                for item, result in zip(items, results, strict=True):
+            for item, result in zip(items, self._intents(texts, ahead), strict=True):
+                if result is not None:
                     item.update(intent=result["intent"], score=result["score"], slots=result["slots"],
                                 low_confidence=result["low_confidence"])  # fmt: skip
+                    if "by" in result:
+                        item["intent_by"] = result["by"]
                     slot_type = self.config.lexicon_slots.get(result["intent"])
                     if slot_type is not None:
                         item["slots"] = lexicon_slot(item["slots"], item.get("gazetteer", []), slot_type)
@@ -411,6 +425,18 @@ class Assistant:
                 item["answer"] = self._answer(item, timings)
         return items
 
+    def _intents(self, texts: list[str], ahead: _Ahead | None) -> list[dict[str, Any] | None]:
+        """Each query's intent result: the grammar's for a query that is one of its commands, the intent
+        model's for the rest (``ahead``'s when it serves them), None without either."""
+        results = [self.grammar.match(t) if self.grammar is not None else None for t in texts]
+        rest = [t for t, r in zip(texts, results, strict=True) if r is None]
+        if rest and self.intent is not None:
+            guesses = iter(
+                ahead.intent.result() if ahead is not None and rest == texts else self.intent(rest)
+            )
+            results = [r if r is not None else next(guesses) for r in results]
+        return results
+
     def _kept_words(self, matches) -> list[str] | None:
         """The gazetteer matches (dicts) of the configured types, which segmentation keeps whole (HanLP's
         "force" user-dictionary mode): PKU's fine standard splits 周杰伦 into 周 / 杰伦, but search and slot
@@ -422,7 +448,8 @@ class Assistant:
         limit = getattr(self.intent, "max_chars", None)
         if not (self.config.analyse_ahead and self._worker is not None) or (limit and len(text) > limit):
             return None  # (a text longer than the intent model reads is cut into pieces: never one query)
-        intent = self._worker.submit(self.intent, [text]) if self.intent is not None else None
+        known = self.grammar is not None and self.grammar.match(text) is not None  # no model needed
+        intent = self._worker.submit(self.intent, [text]) if self.intent is not None and not known else None
         coarse = None
         if self.segmenter is not None:
             matches = self.gazetteer.longest_matches(text) if self.gazetteer is not None else []

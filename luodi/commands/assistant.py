@@ -36,7 +36,8 @@ def print_doc(doc: dict, broken: bool = False) -> None:
             console.print("    gazetteer  " + ", ".join(f"{m['type']}={m['value']}" for m in q["gazetteer"]))
         if "intent" in q:
             slots = ", ".join(f"{s['type']}={s['value']}" for s in q["slots"])
-            console.print(f"    intent     {q['intent']} ({q['score']:.2f}) {slots}")
+            by = " by the grammar" if q.get("intent_by") == "grammar" else ""
+            console.print(f"    intent     {q['intent']} ({q['score']:.2f}{by}) {slots}")
         console.print(f"    answer     {json.dumps(q['answer'], ensure_ascii=False)}")
     console.print("  timings ms " + ", ".join(f"{k} {v:.1f}" for k, v in doc["timings"].items()))
 

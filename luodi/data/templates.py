@@ -42,8 +42,28 @@ def realise(template: str, values: dict[str, list[str]], rng: random.Random) -> 
     return text + template[at:], spans
 
 
-def check_template(template: str, values: dict[str, list[str]], slot_types) -> None:
-    """Raises ValueError naming the template when it is malformed or names an unknown slot."""
+def template_pattern(template: str, values: dict[str, list[str]]) -> str:
+    """A regular expression of exactly the sentences ``template`` can realise (``realise`` draws one):
+    each {slot} a named group ``<type>__<n>`` (n: its place among the template's slots) over
+    its values, longest first. Matched whole, it recognises a command (``luodi.text.grammar``)."""
+    out, at, seen = [], 0, 0
+    for m in _PART.finditer(template):
+        out.append(re.escape(template[at : m.start()]))
+        if m["slot"] is None:
+            choices = (m["alt"] if m["alt"] is not None else m["opt"]).split("|")
+            group = "(?:" + "|".join(map(re.escape, choices)) + ")"
+            out.append(group if m["alt"] is not None else group + "?")
+        else:
+            names = sorted(values[m["list"] or m["slot"]], key=len, reverse=True)
+            out.append(f"(?P<{m['slot']}__{seen}>" + "|".join(map(re.escape, names)) + ")")
+            seen += 1
+        at = m.end()
+    return "".join(out) + re.escape(template[at:])
+
+
+def check_template(template: str, values: dict[str, list[str]], slot_types=None) -> None:
+    """Raises ValueError naming the template when it is malformed or names an unknown slot (a slot
+    type outside ``slot_types``; None: any type)."""
     literal = _PART.sub("", template)
     if _SYNTAX & set(literal):
         raise ValueError(f"template {template!r}: unbalanced or nested (), [] or {{}}")
@@ -53,7 +73,7 @@ def check_template(template: str, values: dict[str, list[str]], slot_types) -> N
             continue
         if values_name not in values:
             raise ValueError(f"template {template!r}: no values named {values_name!r}")
-        if name not in slot_types:
+        if slot_types is not None and name not in slot_types:
             raise ValueError(f"template {template!r}: {name!r} is not a slot type of skills.yaml")
 
 
@@ -72,16 +92,31 @@ def template_text(path: Path = TEMPLATE_FILE) -> str:
     return strings(yaml.safe_load(Path(path).read_text(encoding="utf-8")))
 
 
+def read_template_file(path: str | Path) -> tuple[dict, dict[str, list[str]]]:
+    """A templates file (this syntax: ``intents``: intent -> templates, ``values``: list name -> values)
+    and its value lists; ValueError naming the file when it is not that shape."""
+    import yaml
+
+    try:
+        spec = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        raise ValueError(f"{path}: not valid YAML: {e}") from None
+    if not isinstance(spec, dict) or not isinstance(spec.get("intents"), dict):
+        raise ValueError(f"{path}: expected a mapping with an 'intents' mapping (intent -> templates)")
+    raw = spec.get("values") or {}
+    if not isinstance(raw, dict) or not all(isinstance(v, list) for v in raw.values()):
+        raise ValueError(f"{path}: 'values' must map list names to lists of values")
+    for intent, templates in spec["intents"].items():
+        if not isinstance(templates, list) or not all(isinstance(t, str) for t in templates):
+            raise ValueError(f"{path}: intent {intent!r} must list its templates as strings")
+    return spec, {name: [str(v) for v in vals] for name, vals in raw.items()}
+
+
 def template_examples(schema, path: Path = TEMPLATE_FILE, seed: int = 0) -> list[IntentExample]:
     """Up to ``per_template`` distinct realisations of every template, as examples of its intent (tags in
     BIOES over the slot spans). Sentences listed under ``exclude`` are never produced. ``schema``: the skill
     schema (``SkillSchema.load()``) whose intents and slot types the templates must use."""
-    import yaml
-
-    spec = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    if not isinstance(spec, dict) or not isinstance(spec.get("intents"), dict):
-        raise ValueError(f"{path}: expected a mapping with an 'intents' mapping (intent -> templates)")
-    values = {name: [str(v) for v in vals] for name, vals in spec.get("values", {}).items()}
+    spec, values = read_template_file(path)
     exclude = {str(t) for t in spec.get("exclude", [])}
     per_template = int(spec.get("per_template", 10))
     rng = random.Random(seed)

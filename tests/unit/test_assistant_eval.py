@@ -118,3 +118,12 @@ def test_gold_breaks_hand_each_stream_over_already_broken():
 
     assert score_streams(Breaks(), [STREAM])["all"]["blame_breaking"] == 100.0
     assert score_streams(Breaks(), [STREAM], gold_breaks=True)["all"]["stream_exact_slots"] == 100.0
+
+
+def test_queries_the_grammar_answered_are_counted_with_how_many_were_right():
+    right, wrong = _doc(*RIGHT), _doc(RIGHT[0], ("下一首", "player.prev", [], [], "action"))
+    right["queries"][1]["intent_by"] = wrong["queries"][1]["intent_by"] = "grammar"
+    row = summarise([judge_stream(STREAM, d, NON_SKILL) for d in (right, wrong)])
+    assert row["by_grammar"] == 50.0 and row["grammar_right"] == 50.0
+    plain = summarise([judge_stream(STREAM, _doc(*RIGHT), NON_SKILL)])
+    assert plain["by_grammar"] == 0.0 and "grammar_right" not in plain

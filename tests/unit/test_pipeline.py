@@ -680,3 +680,58 @@ def test_understand_queries_keeps_the_callers_breaks():
     for bad, error in [("播放", TypeError), (["播放", 3], TypeError), (["播放", " "], ValueError)]:
         with pytest.raises(error, match="query|queries"):
             a.understand_queries(bad)
+
+
+class NotingBreaker(SplitOnMarker):
+    """Breaks at '|' and after 取消 (as the shipped breaker split 取消拨打), noting each text."""
+
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, text):
+        self.calls.append(text)
+        return super().__call__(text.replace("取消", "取消|"))
+
+
+def test_a_query_the_grammar_knows_gets_its_intent_without_the_model(tmp_path):
+    (tmp_path / "grammar.yaml").write_text(
+        'intents:\n  system.control:\n    - "[帮我](打开|关闭)蓝牙"\n  phone.cancel:\n    - "取消拨打"\n',
+        encoding="utf-8",
+    )
+    config = AssistantConfig.from_dict(
+        {"threads": 1, "grammar": ["grammar.yaml"], "analyse_ahead": False}, "x", base=tmp_path
+    )
+    assert config.grammar == [str(tmp_path / "grammar.yaml")]  # relative to the config file
+    intent, breaker = NotingIntent(), NotingBreaker()
+    a = Assistant(config, breaker=breaker, segmenter=Words(), intent=intent, faq=OneFaq(), generator=Echo())
+    doc = a("然后打开蓝牙|播放周杰伦的歌")
+    first, second = doc["queries"]
+    assert (first["intent"], first["score"], first["intent_by"]) == ("system.control", 1.0, "grammar")
+    assert first["answer"] == {"type": "action", "skill": "system.control", "slots": {}}
+    assert second["intent"] == "PlayMusic" and "intent_by" not in second
+    assert [texts for texts, _ in intent.calls] == [["播放周杰伦的歌"]]  # the model saw only the other query
+    # a text that is one command stays one query: the breaker is not asked (it would split at '|')
+    assert [q["text"] for q in a("取消拨打|放歌")["queries"]] == ["取消", "拨打", "放歌"]  # the breaker's
+    assert [(q["text"], q["intent"]) for q in a("取消拨打")["queries"]] == [("取消拨打", "phone.cancel")]
+    assert breaker.calls == ["然后打开蓝牙|播放周杰伦的歌", "取消拨打|放歌"]
+    assert "grammar=2-templates" in a.describe()
+    # analysed ahead (on the worker) only when the model is needed: a command alone is not
+    config.analyse_ahead, intent.calls = True, []
+    a = Assistant(config, breaker=breaker, segmenter=Words(), intent=intent, faq=OneFaq(), generator=Echo())
+    assert a("打开蓝牙")["queries"][0]["intent"] == "system.control" and intent.calls == []
+    assert a("播放周杰伦的歌")["queries"][0]["intent"] == "PlayMusic" and intent.calls[0][1].startswith(
+        "luodi-worker"
+    )
+
+
+def test_a_grammar_naming_an_intent_the_model_does_not_give_is_refused(tmp_path):
+    from types import SimpleNamespace
+
+    (tmp_path / "grammar.yaml").write_text('intents:\n  system.contrl:\n    - "打开蓝牙"\n', encoding="utf-8")
+    model = KeywordIntent()
+    model.config = SimpleNamespace(intents=["system.control", "chat"])
+    config = AssistantConfig(threads=1, grammar=[str(tmp_path / "grammar.yaml")])
+    with pytest.raises(ValueError, match="grammar.yaml: intent 'system.contrl'"):
+        Assistant(config, breaker=SplitOnMarker(), segmenter=Words(), intent=model, faq=None)
+    with pytest.raises(ValueError, match="grammar must be a list"):
+        AssistantConfig.from_dict({"grammar": "grammar.yaml"})

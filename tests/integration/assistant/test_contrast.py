@@ -15,10 +15,10 @@ CASES = read_streams(Path(__file__).with_name("contrast.jsonl"))
 NON_SKILL = {"chat", "other"}  # routed alike (FAQ / reply / generation): either is right for a chat case
 KNOWN_MISSES: dict[str, str] = {  # what the shipped models do instead (luodi eval assistant has the figures)
     "这是一家移动互联网公司": "这是一家移动互联网公司 navigation.route (0.67, acted on)",
-    "取消拨打": "取消 navigation.cancel | 拨打 phone.call",
-    "现在几点了": "现在几点了 other (a generated reply)",
-    "打开蓝牙": "打开蓝牙 other (NLPCC-2018's 101 蓝牙 utterances are OTHERS)",
 }
+# 取消拨打, 现在几点了 and 打开蓝牙 are answered by the release's command grammar (release/grammar.yaml), written
+# after this suite showed them wrong: what it does on phrasings nobody tuned it on is measured on
+# bench/command_requests_test.jsonl (docs/assistant-guide.md, "The command grammar")
 
 
 @pytest.fixture(scope="module")
