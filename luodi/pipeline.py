@@ -224,7 +224,9 @@ class Assistant:
             from luodi.text.grammar import CommandGrammar
 
             intents = getattr(getattr(self.intent, "config", None), "intents", None)
-            self.grammar = CommandGrammar.load(self.config.grammar, intents=intents)
+            gazetteer = self.gazetteer  # its lexicons (the config's included) give {type}s their values
+            lexicons = {t: gazetteer.words(t) for t in gazetteer.types} if gazetteer is not None else {}
+            self.grammar = CommandGrammar.load(self.config.grammar, intents=intents, lexicons=lexicons)
 
     def _load(self, spec, threads: int):
         """``spec``'s component from the config; one built on the user's machine (the reply base, made from

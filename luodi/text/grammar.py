@@ -16,7 +16,8 @@ remark that mentions a command's words is not the command.
 
 The file has the syntax of the intent model's templates (``luodi/data/templates.yaml``): under ``intents``,
 intent -> templates where (a|b) is one alternative, [a|b] nothing or one, {type} one of ``values.type``
-(tagged as a slot of that type) and {type:list} one of ``values.list`` tagged as ``type``. A query is
+(tagged as a slot of that type; without such a list, one of the assistant's lexicon entries of that type)
+and {type:list} one of ``values.list`` tagged as ``type``. A query is
 matched after its trailing punctuation and leading fillers (然后, 那个, 嗯 ...) are set aside, ignoring the
 case of Latin letters (WiFi = wifi); the first matching template in file order wins.
 """
@@ -24,7 +25,7 @@ case of Latin letters (WiFi = wifi); the first matching template in file order w
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,16 +52,24 @@ class CommandGrammar:
         self.rules = list(rules)
 
     @classmethod
-    def load(cls, paths: Iterable[str | Path], intents: Sequence[str] | None = None) -> CommandGrammar:
+    def load(
+        cls,
+        paths: Iterable[str | Path],
+        intents: Sequence[str] | None = None,
+        lexicons: Mapping[str, Sequence[str]] | None = None,
+    ) -> CommandGrammar:
         """The grammar of every file in ``paths`` (in order). ``intents``: the intents the grammar may
-        name (the intent model's), None for any. A file that is not there, malformed, or names another
-        intent raises an error naming the file and the template or intent."""
+        name (the intent model's), None for any. ``lexicons``: value lists by name for the {type}s a file's
+        own ``values`` do not list (the assistant's gazetteer: 打开{app} follows its app lexicon, 打电话给{contact}
+        a user's contacts). A file that is not there, malformed, or names another intent raises an error
+        naming the file and the template or intent."""
         known = set(intents) if intents is not None else None
         rules: list[_Rule] = []
         for path in paths:
             if not Path(path).is_file():
                 raise FileNotFoundError(f"{path}: command grammar not found")
-            spec, values = read_template_file(path)
+            spec, own = read_template_file(path)
+            values = {**(lexicons or {}), **own}
             for intent, templates in spec["intents"].items():
                 if known is not None and intent not in known:
                     raise ValueError(

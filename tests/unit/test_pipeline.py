@@ -695,7 +695,8 @@ class NotingBreaker(SplitOnMarker):
 
 def test_a_query_the_grammar_knows_gets_its_intent_without_the_model(tmp_path):
     (tmp_path / "grammar.yaml").write_text(
-        'intents:\n  system.control:\n    - "[帮我](打开|关闭)蓝牙"\n  phone.cancel:\n    - "取消拨打"\n',
+        'intents:\n  system.control:\n    - "[帮我](打开|关闭)蓝牙"\n  phone.cancel:\n    - "取消拨打"\n'
+        '  PlayMusic:\n    - "给我放{singer_name}"\n',
         encoding="utf-8",
     )
     config = AssistantConfig.from_dict(
@@ -714,7 +715,11 @@ def test_a_query_the_grammar_knows_gets_its_intent_without_the_model(tmp_path):
     assert [q["text"] for q in a("取消拨打|放歌")["queries"]] == ["取消", "拨打", "放歌"]  # the breaker's
     assert [(q["text"], q["intent"]) for q in a("取消拨打")["queries"]] == [("取消拨打", "phone.cancel")]
     assert breaker.calls == ["然后打开蓝牙|播放周杰伦的歌", "取消拨打|放歌"]
-    assert "grammar=2-templates" in a.describe()
+    assert "grammar=3-templates" in a.describe()
+    # a {type} the file lists no values for takes the gazetteer's entries of that type
+    assert a("给我放周杰伦")["queries"][0]["slots"] == [
+        {"type": "singer_name", "value": "周杰伦", "start": 3, "end": 6}
+    ]
     # analysed ahead (on the worker) only when the model is needed: a command alone is not
     config.analyse_ahead, intent.calls = True, []
     a = Assistant(config, breaker=breaker, segmenter=Words(), intent=intent, faq=OneFaq(), generator=Echo())

@@ -85,3 +85,19 @@ def test_bad_grammars_are_refused_naming_the_file_and_the_problem(tmp_path):
     bad.write_text('intents:\n  system.contrl:\n    - "打开蓝牙"\n', encoding="utf-8")
     with pytest.raises(ValueError, match="'system.contrl' is not one the intent model gives"):
         CommandGrammar.load([bad], intents=["system.control", "chat"])
+
+
+def test_a_type_without_values_in_the_file_takes_the_lexicons_entries(tmp_path):
+    path = tmp_path / "apps.yaml"
+    path.write_text(
+        'values:\n  app: [微信]\nintents:\n  app.open:\n    - "打开{app}"\n    - "启动{app:game}"\n'
+    )
+    lexicons = {"app": ["抖音", "微信读书"], "game": ["王者荣耀"]}
+    grammar = CommandGrammar.load([path], lexicons=lexicons)
+    assert grammar.match("打开微信")["slots"][0]["value"] == "微信"  # the file's own list wins
+    assert grammar.match("打开抖音") is None  # ... over the lexicon's app entries
+    assert grammar.match("启动王者荣耀")["slots"] == [
+        {"type": "app", "value": "王者荣耀", "start": 2, "end": 6}
+    ]
+    with pytest.raises(ValueError, match="no values named 'game'"):
+        CommandGrammar.load([path], lexicons={"app": ["抖音"]})

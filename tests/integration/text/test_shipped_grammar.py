@@ -1,0 +1,41 @@
+"""The release's command grammar (release/grammar.yaml) against the release intent model's intents and the
+dev requests it was widened on (bench/command_requests_dev.jsonl): whatever it answers, it answers right,
+and a near miss is never a command. bench/command_requests_test.jsonl is left to the benchmark
+(`luodi eval assistant --data`), so that no test failure sends anyone to read it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from luodi.data.skills import read_streams
+from luodi.paths import release_dir
+from luodi.text.grammar import CommandGrammar
+
+DEV = Path(__file__).parents[3] / "bench" / "command_requests_dev.jsonl"
+
+
+@pytest.fixture(scope="module")
+def grammar() -> CommandGrammar:
+    release = release_dir()
+    if not (release / "grammar.yaml").is_file():
+        pytest.skip("no release set")
+    intents = json.loads((release / "intent" / "luodi.json").read_text(encoding="utf-8"))["config"]["intents"]
+    lexicons = {  # what the assistant's gazetteer holds: the intent model's lexicons and the config's
+        f.stem: [w.strip() for w in f.read_text(encoding="utf-8").splitlines() if w.strip()]
+        for folder in (release / "intent" / "lexicons", release / "lexicons")
+        for f in sorted(folder.glob("*.txt"))
+    }
+    return CommandGrammar.load([release / "grammar.yaml"], intents=intents, lexicons=lexicons)
+
+
+def test_the_shipped_grammar_is_right_whenever_it_answers(grammar):
+    queries = [q for stream in read_streams(DEV) for q in stream.queries]
+    hits = [(q, grammar.match(q.text)) for q in queries]
+    wrong = [(q.text, q.intent, hit["intent"]) for q, hit in hits if hit and hit["intent"] != q.intent]
+    assert not wrong  # near misses (gold chat) included: a hit on one is wrong
+    commands = [q for q in queries if q.intent != "chat"]
+    answered = sum(1 for q, hit in hits if hit and q.intent != "chat")
+    assert answered >= 0.75 * len(commands), f"{answered} of {len(commands)} commands"
