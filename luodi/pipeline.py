@@ -207,26 +207,28 @@ class Assistant:
         _share_matcher(self.faq, self.replies)
         self.generator = self._reranked(self.generator)
         self.gazetteer = self.intent.gazetteer if self.intent is not None else components.get("gazetteer")
-        if self.gazetteer is not None:
-            for spec in self.config.lexicons:
-                unused = set(_add_lexicon(self.gazetteer, spec)) - set(self.lexicon_types())
-                if unused:  # accepted (the gazetteer holds any type) but nothing would ever read it
-                    _log.warning(
-                        "lexicon %s: type(s) %s are read by no model here (known: %s); ignored by intent "
-                        "and segmentation", spec.rpartition("/")[2], ", ".join(sorted(unused)),
-                        ", ".join(self.lexicon_types()) or "none",
-                    )  # fmt: skip
-        stages = [s.component for s in components_of_registry() if s.reported_missing]
-        self.missing = [n for n in stages if getattr(self, n) is None]
-        self.joint_breaker = _joint_breaker(self.breaker, self.intent, self.config)
+        added = (
+            [(spec, _add_lexicon(self.gazetteer, spec)) for spec in self.config.lexicons]
+            if self.gazetteer is not None
+            else []
+        )
         self.grammar = None
-        if self.config.grammar:
+        if self.config.grammar:  # after the lexicons: its {type}s without values read the gazetteer
             from luodi.text.grammar import CommandGrammar
 
             intents = getattr(getattr(self.intent, "config", None), "intents", None)
-            gazetteer = self.gazetteer  # its lexicons (the config's included) give {type}s their values
-            lexicons = {t: gazetteer.words(t) for t in gazetteer.types} if gazetteer is not None else {}
-            self.grammar = CommandGrammar.load(self.config.grammar, intents=intents, lexicons=lexicons)
+            self.grammar = CommandGrammar.load(self.config.grammar, intents=intents, lexicons=self.gazetteer)
+        for spec, types in added:
+            unused = set(types) - set(self.lexicon_types())
+            if unused:  # accepted (the gazetteer holds any type) but nothing would ever read it
+                _log.warning(
+                    "lexicon %s: type(s) %s are read by no model here (known: %s); ignored by intent, "
+                    "segmentation and the grammar", spec.rpartition("/")[2], ", ".join(sorted(unused)),
+                    ", ".join(self.lexicon_types()) or "none",
+                )  # fmt: skip
+        stages = [s.component for s in components_of_registry() if s.reported_missing]
+        self.missing = [n for n in stages if getattr(self, n) is None]
+        self.joint_breaker = _joint_breaker(self.breaker, self.intent, self.config)
 
     def _load(self, spec, threads: int):
         """``spec``'s component from the config; one built on the user's machine (the reply base, made from
@@ -254,11 +256,13 @@ class Assistant:
 
     def lexicon_types(self) -> list[str]:
         """Gazetteer types some stage reads: the intent model's label embeddings, the types the segmenter
-        keeps whole and the slot types ``lexicon_slots`` takes from the lexicon."""
+        keeps whole, the slot types ``lexicon_slots`` takes from the lexicon and the command grammar's
+        {type}s without values of their own."""
         return sorted(
             set(getattr(self.intent, "lexicon_types", None) or [])
             | set(self.config.segment_keep_types)
             | set(self.config.lexicon_slots.values())
+            | set(self.grammar.lexicon_types if getattr(self, "grammar", None) is not None else [])
         )
 
     @staticmethod

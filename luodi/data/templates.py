@@ -54,11 +54,17 @@ def template_pattern(template: str, values: dict[str, list[str]]) -> str:
             group = "(?:" + "|".join(map(re.escape, choices)) + ")"
             out.append(group if m["alt"] is not None else group + "?")
         else:
-            names = sorted(values[m["list"] or m["slot"]], key=len, reverse=True)
-            out.append(f"(?P<{m['slot']}__{seen}>" + "|".join(map(re.escape, names)) + ")")
+            names = sorted((v for v in values[m["list"] or m["slot"]] if v), key=len, reverse=True)
+            choices = "|".join(map(re.escape, names)) or "(?!)"  # no values: the template matches nothing
+            out.append(f"(?P<{m['slot']}__{seen}>{choices})")
             seen += 1
         at = m.end()
     return "".join(out) + re.escape(template[at:])
+
+
+def template_value_names(template: str) -> list[str]:
+    """The value lists a template's {slot}s draw from, in order ({type}: type, {type:list}: list)."""
+    return [m["list"] or m["slot"] for m in _PART.finditer(template) if m["slot"] is not None]
 
 
 def check_template(template: str, values: dict[str, list[str]], slot_types=None) -> None:

@@ -31,7 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from luodi.data.skills import FILLERS
-from luodi.data.templates import check_template, read_template_file, template_pattern
+from luodi.data.templates import check_template, read_template_file, template_pattern, template_value_names
+from luodi.text.gazetteer import Gazetteer
 
 _TRAILING = "。？！，、.?!,;；~～ "
 _FILLERS_LONGEST_FIRST = tuple(sorted(FILLERS, key=len, reverse=True))
@@ -41,35 +42,44 @@ _FILLERS_LONGEST_FIRST = tuple(sorted(FILLERS, key=len, reverse=True))
 class _Rule:
     intent: str
     template: str
+    values: dict[str, list[str]]  # the file's own value lists
     source: str
-    regex: re.Pattern
 
 
 class CommandGrammar:
-    """Templates compiled to whole-query regular expressions (``load``); ``match`` a query."""
+    """Templates compiled to whole-query regular expressions (``load``); ``match`` a query. A {type} whose
+    file lists no values reads the lexicons (a ``Gazetteer``) at match time: entries added later (a serve
+    config's lexicons, ``add_lexicon``) are matched from the next query on (the patterns are rebuilt when
+    the lexicons grow)."""
 
-    def __init__(self, rules: Sequence[_Rule]) -> None:
+    def __init__(self, rules: Sequence[_Rule], lexicons: Gazetteer | None = None) -> None:
         self.rules = list(rules)
+        self.lexicons = lexicons
+        self._patterns: list[re.Pattern] = []
+        self._built_for: int | None = None  # the lexicons' size the patterns were built with
 
     @classmethod
     def load(
         cls,
         paths: Iterable[str | Path],
         intents: Sequence[str] | None = None,
-        lexicons: Mapping[str, Sequence[str]] | None = None,
+        lexicons: Gazetteer | Mapping[str, Sequence[str]] | None = None,
     ) -> CommandGrammar:
         """The grammar of every file in ``paths`` (in order). ``intents``: the intents the grammar may
-        name (the intent model's), None for any. ``lexicons``: value lists by name for the {type}s a file's
-        own ``values`` do not list (the assistant's gazetteer: 打开{app} follows its app lexicon, 打电话给{contact}
-        a user's contacts). A file that is not there, malformed, or names another intent raises an error
-        naming the file and the template or intent."""
+        name (the intent model's), None for any. ``lexicons``: a gazetteer (or type -> entries) giving the
+        {type}s a file's own ``values`` do not list their values (the assistant's: 打开{app} follows its app
+        lexicon, 打电话给{contact} a user's contacts). A file that is not there, malformed, naming another
+        intent or a {type} with no values anywhere raises an error naming the file and the template or
+        intent."""
+        if lexicons is not None and not isinstance(lexicons, Gazetteer):
+            lexicons = Gazetteer(lexicons)
+        types = {t: [] for t in lexicons.types} if lexicons is not None else {}
         known = set(intents) if intents is not None else None
         rules: list[_Rule] = []
         for path in paths:
             if not Path(path).is_file():
                 raise FileNotFoundError(f"{path}: command grammar not found")
             spec, own = read_template_file(path)
-            values = {**(lexicons or {}), **own}
             for intent, templates in spec["intents"].items():
                 if known is not None and intent not in known:
                     raise ValueError(
@@ -78,22 +88,39 @@ class CommandGrammar:
                     )
                 for template in templates:
                     try:
-                        check_template(template, values)
-                        regex = re.compile(template_pattern(template, values), re.IGNORECASE)
-                    except ValueError as e:
+                        check_template(template, {**types, **own})
+                        re.compile(template_pattern(template, {**types, **own}), re.IGNORECASE)
+                    except (ValueError, re.error) as e:
                         raise ValueError(f"{path}: {e}") from None
-                    rules.append(_Rule(str(intent), template, str(path), regex))
-        return cls(rules)
+                    rules.append(_Rule(str(intent), template, own, str(path)))
+        return cls(rules, lexicons)
 
     def __len__(self) -> int:
         return len(self.rules)
+
+    @property
+    def lexicon_types(self) -> list[str]:
+        """The lexicon types the grammar reads (its {type}s without values of their own)."""
+        return sorted({n for r in self.rules for n in template_value_names(r.template) if n not in r.values})
+
+    def _current(self) -> list[re.Pattern]:
+        size = len(self.lexicons) if self.lexicons is not None else 0
+        if self._built_for != size:
+            lexicons = self.lexicons
+            entries = {t: lexicons.words(t) for t in self.lexicon_types} if lexicons is not None else {}
+            self._patterns = [
+                re.compile(template_pattern(r.template, {**entries, **r.values}), re.IGNORECASE)
+                for r in self.rules
+            ]
+            self._built_for = size
+        return self._patterns
 
     def match(self, text: str) -> dict[str, Any] | None:
         """The intent result of the first template that ``text`` is a sentence of (the intent model's
         shape, ``score`` 1.0, ``by`` "grammar", slots with offsets in ``text``), or None."""
         starts, end = _command_span(text)
-        for rule in self.rules:
-            m = next((m for at in starts if (m := rule.regex.fullmatch(text, at, end)) is not None), None)
+        for rule, pattern in zip(self.rules, self._current(), strict=True):
+            m = next((m for at in starts if (m := pattern.fullmatch(text, at, end)) is not None), None)
             if m is None:
                 continue
             slots = [

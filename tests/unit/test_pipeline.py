@@ -740,3 +740,23 @@ def test_a_grammar_naming_an_intent_the_model_does_not_give_is_refused(tmp_path)
         Assistant(config, breaker=SplitOnMarker(), segmenter=Words(), intent=model, faq=None)
     with pytest.raises(ValueError, match="grammar must be a list"):
         AssistantConfig.from_dict({"grammar": "grammar.yaml"})
+
+
+def test_a_lexicon_only_the_grammar_reads_is_not_warned_about(tmp_path, caplog):
+    import logging
+
+    (tmp_path / "contact.txt").write_text("张伟\n王芳\n", encoding="utf-8")
+    (tmp_path / "grammar.yaml").write_text(
+        'intents:\n  phone.call:\n    - "打电话给{contact}"\n', encoding="utf-8"
+    )
+    caplog.set_level(logging.WARNING, logger="luodi.pipeline")
+    config = AssistantConfig(threads=1, lexicons=[f"contact={tmp_path / 'contact.txt'}"],
+                             grammar=[str(tmp_path / "grammar.yaml")])  # fmt: skip
+    a = Assistant(config, breaker=SplitOnMarker(), segmenter=Words(), intent=KeywordIntent(), faq=None)
+    assert not caplog.records and "contact" in a.lexicon_types()
+    q = a("打电话给王芳")["queries"][0]
+    assert (q["intent"], q["slots"][0]["value"], q["answer"]["slots"]) == (
+        "phone.call",
+        "王芳",
+        {"contact": "王芳"},
+    )

@@ -99,5 +99,22 @@ def test_a_type_without_values_in_the_file_takes_the_lexicons_entries(tmp_path):
     assert grammar.match("启动王者荣耀")["slots"] == [
         {"type": "app", "value": "王者荣耀", "start": 2, "end": 6}
     ]
+    empty = CommandGrammar.load([path], lexicons={"app": [], "game": [""]})  # an empty lexicon: no match
+    assert empty.match("打开微信") is not None and empty.match("启动") is None
     with pytest.raises(ValueError, match="no values named 'game'"):
         CommandGrammar.load([path], lexicons={"app": ["抖音"]})
+
+
+def test_entries_added_to_the_lexicons_later_are_matched_from_the_next_query(tmp_path):
+    from luodi.text.gazetteer import Gazetteer
+
+    path = tmp_path / "calls.yaml"
+    path.write_text('intents:\n  phone.call:\n    - "打电话给{contact}"\n', encoding="utf-8")
+    contacts = Gazetteer({"contact": ["张伟"]})
+    grammar = CommandGrammar.load([path], lexicons=contacts)
+    assert grammar.lexicon_types == ["contact"]
+    assert grammar.match("打电话给王芳") is None
+    contacts.add("contact", ["王芳"])  # e.g. a serve config's lexicons, after the assistant loaded
+    assert grammar.match("打电话给王芳")["slots"][0]["value"] == "王芳"
+    with pytest.raises(ValueError, match="no values named 'contact'"):
+        CommandGrammar.load([path])  # no lexicons, no values: refused at load, not at the first query
