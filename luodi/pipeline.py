@@ -615,12 +615,21 @@ class _Ahead:
 def lexicon_slot(slots: list[dict], matches: list[dict], slot_type: str) -> list[dict]:
     """``slots`` with the longest gazetteer match of ``slot_type`` (the first of equal length) as a slot
     of that type: the slots it overlaps, of any type, give way to it (the intent model cut the name short
-    or read part of it as something else: 打开网易云音乐 app=易云音乐, 打开QQ音乐 song=QQ音乐). No match: the
-    slots as they are."""
+    or read part of it as something else: 打开网易云音乐 app=易云音乐, 打开QQ音乐 song=QQ音乐). No match, or a
+    match inside a longer slot of that type the model read (打开美团优选: app=美团优选 over the lexicon's 美团,
+    a name the lexicon lacks that starts with one it has): the slots as they are."""
     found = [m for m in matches if m["type"] == slot_type]
     if not found:
         return slots
     best = max(found, key=lambda m: m["end"] - m["start"])
+    if any(
+        s["type"] == slot_type
+        and s["start"] <= best["start"]
+        and best["end"] <= s["end"]
+        and s["end"] - s["start"] > best["end"] - best["start"]
+        for s in slots
+    ):
+        return slots
     kept = [s for s in slots if s["end"] <= best["start"] or s["start"] >= best["end"]]
     slot = {"type": slot_type, "value": best["value"], "start": best["start"], "end": best["end"]}
     return sorted([*kept, slot], key=lambda s: s["start"])

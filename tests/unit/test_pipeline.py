@@ -666,6 +666,12 @@ def test_lexicon_slot_keeps_the_slots_it_does_not_overlap():
         {"type": "app", "value": "QQ音乐", "start": 4, "end": 8},
     ]
     assert lexicon_slot(slots, matches, "singer") == slots
+    longer = [{"type": "app", "value": "美团优选", "start": 2, "end": 6}]  # a name the lexicon lacks ...
+    inside = [{"type": "app", "value": "美团", "start": 2, "end": 4}]  # ... that starts with one it has
+    assert lexicon_slot(longer, inside, "app") == longer
+    cut = [{"type": "app", "value": "美团", "start": 2, "end": 4}]
+    whole = [{"type": "app", "value": "美团优选", "start": 2, "end": 6}]
+    assert lexicon_slot(cut, whole, "app") == whole  # the model cut it short: the lexicon's name
 
 
 def test_understand_queries_keeps_the_callers_breaks():
