@@ -39,3 +39,27 @@ def test_the_shipped_grammar_is_right_whenever_it_answers(grammar):
     commands = [q for q in queries if q.intent != "chat"]
     answered = sum(1 for q, hit in hits if hit and q.intent != "chat")
     assert answered >= 0.75 * len(commands), f"{answered} of {len(commands)} commands"
+
+
+def test_apps_added_to_the_running_assistant_are_launched_by_the_grammar(tmp_path):
+    from luodi.pipeline import Assistant
+    from luodi.serve.predictors import apply_lexicons
+
+    if not (release_dir() / "grammar.yaml").is_file():
+        pytest.skip("no release set")
+    assistant = Assistant()
+    before = assistant("打开货拉拉")["queries"][0]
+    assert before.get("intent_by") is None  # not in the app lexicon: the intent model's guess
+
+    def predict(items):  # the served /v1/understand predictor's lexicon hooks (assistant_predictor)
+        return [assistant(t) for t in items]
+
+    predict.lexicon_types, predict.add_lexicon = assistant.lexicon_types(), assistant.gazetteer.add_file
+    (tmp_path / "app.txt").write_text("货拉拉\n", encoding="utf-8")
+    assert apply_lexicons({"understand": predict}, [f"app={tmp_path / 'app.txt'}"]) == []  # read: no warning
+    after = predict(["帮我打开货拉拉"])[0]["queries"][0]
+    assert (after["intent"], after["intent_by"], after["answer"]["slots"]) == (
+        "app.open",
+        "grammar",
+        {"app": "货拉拉"},
+    )
