@@ -262,7 +262,7 @@ class Assistant:
             set(getattr(self.intent, "lexicon_types", None) or [])
             | set(self.config.segment_keep_types)
             | set(self.config.lexicon_slots.values())
-            | set(self.grammar.lexicon_types if getattr(self, "grammar", None) is not None else [])
+            | set(self.grammar.lexicon_types if self.grammar is not None else [])
         )
 
     @staticmethod
@@ -350,17 +350,21 @@ class Assistant:
             doc.update(sentences=[], queries=[], timings={"total": 0.0})
             return doc
 
-        ahead = self._analyse_ahead(clean)
+        # a text that is one of the grammar's commands is one query, and needs no intent model run
+        command = self.grammar is not None and self.grammar.match(clean) is not None
+        ahead = self._analyse_ahead(clean, command)
         try:
-            return self._understood(doc, clean, ahead, timings, start_all)
+            return self._understood(doc, clean, ahead, timings, start_all, command)
         finally:
             if ahead is not None:
                 ahead.cancel()
 
-    def _understood(self, doc: dict, clean: str, ahead: _Ahead | None, timings: dict, start_all: float):
-        """``_understand`` once the text is known not to be empty."""
+    def _understood(
+        self, doc: dict, clean: str, ahead: _Ahead | None, timings: dict, start_all: float, command: bool
+    ):
+        """``_understand`` once the text is known not to be empty (``command``: it is one grammar command)."""
         with _timer(timings, "breaking"):
-            if self.breaker is not None and not (self.grammar is not None and self.grammar.match(clean)):
+            if self.breaker is not None and not command:
                 broken = (self.joint_breaker or self.breaker)(clean)
                 queries, sentences = broken.queries, broken.sentences
             else:
@@ -449,13 +453,13 @@ class Assistant:
         matching want the name as one word."""
         return sorted({m["value"] for m in matches if m["type"] in self.config.segment_keep_types}) or None
 
-    def _analyse_ahead(self, text: str) -> _Ahead | None:
-        """With ``analyse_ahead``: ``text``'s intent and coarse words as one query, queued on the worker."""
+    def _analyse_ahead(self, text: str, command: bool) -> _Ahead | None:
+        """With ``analyse_ahead``: ``text``'s intent and coarse words as one query, queued on the worker
+        (its intent not when ``command``: the grammar gives it)."""
         limit = getattr(self.intent, "max_chars", None)
         if not (self.config.analyse_ahead and self._worker is not None) or (limit and len(text) > limit):
             return None  # (a text longer than the intent model reads is cut into pieces: never one query)
-        known = self.grammar is not None and self.grammar.match(text) is not None  # no model needed
-        intent = self._worker.submit(self.intent, [text]) if self.intent is not None and not known else None
+        intent = self._worker.submit(self.intent, [text]) if self.intent is not None and not command else None
         coarse = None
         if self.segmenter is not None:
             matches = self.gazetteer.longest_matches(text) if self.gazetteer is not None else []

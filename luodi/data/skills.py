@@ -382,17 +382,21 @@ def iter_spoken_streams(split: str = "dev", root: Path | None = None, seed: int 
 _FILLERS_LONGEST_FIRST = tuple(sorted(FILLERS, key=len, reverse=True))
 
 
+def filler_ends(text: str, start: int = 0) -> list[int]:
+    """The positions in ``text`` after each spoken filler said in turn from ``start`` on (嗯那个打开蓝牙 ->
+    [1, 3]); empty when ``text`` does not start with one there."""
+    ends, at = [], start
+    while head := next((f for f in _FILLERS_LONGEST_FIRST if text.startswith(f, at)), None):
+        at += len(head)
+        ends.append(at)
+    return ends
+
+
 def is_filler(text: str) -> bool:
     """A query made only of fillers (然后, 嗯嗯, 那个还有): glue, never a query of its own."""
     rest = text.strip()
-    if not rest:
-        return False
-    while rest:
-        head = next((f for f in _FILLERS_LONGEST_FIRST if rest.startswith(f)), None)
-        if head is None:
-            return False
-        rest = rest[len(head) :]
-    return True
+    ends = filler_ends(rest)
+    return bool(ends) and ends[-1] == len(rest)
 
 
 def read_streams(path: str | Path) -> list[Stream]:

@@ -30,12 +30,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from luodi.data.skills import FILLERS
+from luodi.data.skills import filler_ends
 from luodi.data.templates import check_template, read_template_file, template_pattern, template_value_names
 from luodi.text.gazetteer import Gazetteer
 
 _TRAILING = "。？！，、.?!,;；~～ "
-_FILLERS_LONGEST_FIRST = tuple(sorted(FILLERS, key=len, reverse=True))
 
 
 @dataclass(frozen=True)
@@ -43,7 +42,6 @@ class _Rule:
     intent: str
     template: str
     values: dict[str, list[str]]  # the file's own value lists
-    source: str
 
 
 class CommandGrammar:
@@ -89,10 +87,9 @@ class CommandGrammar:
                 for template in templates:
                     try:
                         check_template(template, {**types, **own})
-                        re.compile(template_pattern(template, {**types, **own}), re.IGNORECASE)
-                    except (ValueError, re.error) as e:
+                    except ValueError as e:
                         raise ValueError(f"{path}: {e}") from None
-                    rules.append(_Rule(str(intent), template, own, str(path)))
+                    rules.append(_Rule(str(intent), template, own))
         return cls(rules, lexicons)
 
     def __len__(self) -> int:
@@ -141,10 +138,4 @@ def _command_span(text: str) -> tuple[list[int], int]:
     it ends (before trailing punctuation and spaces)."""
     end = len(text.rstrip(_TRAILING))
     at = len(text) - len(text.lstrip())
-    starts = [at]
-    while head := next((f for f in _FILLERS_LONGEST_FIRST if text.startswith(f, at)), None):
-        at += len(head)
-        if at >= end:
-            break
-        starts.append(at)
-    return starts, end
+    return [at, *(e for e in filler_ends(text, at) if e < end)], end

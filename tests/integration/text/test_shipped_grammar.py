@@ -12,6 +12,7 @@ import pytest
 
 from luodi.data.skills import read_streams
 from luodi.paths import release_dir
+from luodi.text.gazetteer import Gazetteer
 from luodi.text.grammar import CommandGrammar
 
 DEV = Path(__file__).parents[3] / "bench" / "command_requests_dev.jsonl"
@@ -23,11 +24,9 @@ def grammar() -> CommandGrammar:
     if not (release / "grammar.yaml").is_file():
         pytest.skip("no release set")
     intents = json.loads((release / "intent" / "luodi.json").read_text(encoding="utf-8"))["config"]["intents"]
-    lexicons = {  # what the assistant's gazetteer holds: the intent model's lexicons and the config's
-        f.stem: [w.strip() for w in f.read_text(encoding="utf-8").splitlines() if w.strip()]
-        for folder in (release / "intent" / "lexicons", release / "lexicons")
-        for f in sorted(folder.glob("*.txt"))
-    }
+    lexicons = Gazetteer.from_dir(release / "intent" / "lexicons")  # the assistant's gazetteer: the intent
+    for f in sorted((release / "lexicons").glob("*.txt")):  # model's lexicons and the config's
+        lexicons.add_file(f.stem, f)
     return CommandGrammar.load([release / "grammar.yaml"], intents=intents, lexicons=lexicons)
 
 
